@@ -1,0 +1,95 @@
+"""A read-only admin for the audit log: view, delete (files included) and export."""
+
+from __future__ import annotations
+
+import io
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.utils.html import format_html
+
+from classifier import services
+from classifier.exports import write_predictions_csv
+from classifier.models import Prediction
+
+
+@admin.register(Prediction)
+class PredictionAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "thumbnail",
+        "original_filename",
+        "class_name",
+        "confidence_percent",
+        "source",
+        "model_version",
+        "user",
+        "created_at",
+    ]
+    list_display_links = ["id", "thumbnail", "original_filename"]
+    list_filter = ["class_index", "source", "model_version", "created_at"]
+    search_fields = ["original_filename", "sha256"]
+    date_hierarchy = "created_at"
+    list_select_related = ["user"]
+    list_per_page = 50
+    actions = ["export_csv"]
+    fields = [
+        "preview",
+        "created_at",
+        "original_filename",
+        "image",
+        "sha256",
+        "width",
+        "height",
+        "class_index",
+        "class_name",
+        "confidence",
+        "probabilities",
+        "model_version",
+        "model_sha256",
+        "inference_ms",
+        "source",
+        "user",
+        "client_ip",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="Image")
+    def thumbnail(self, obj: Prediction) -> str:
+        return format_html(
+            '<img src="{}" alt="{}" width="64" height="64" style="object-fit:cover" loading="lazy">',
+            obj.image.url,
+            obj.original_filename,
+        )
+
+    @admin.display(description="Preview")
+    def preview(self, obj: Prediction) -> str:
+        return format_html(
+            '<img src="{}" alt="{}" style="max-width:512px;max-height:512px">', obj.image.url, obj.original_filename
+        )
+
+    @admin.display(description="Confidence", ordering="confidence")
+    def confidence_percent(self, obj: Prediction) -> str:
+        return f"{obj.confidence:.1%}"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Prediction | None = None) -> bool:
+        return False
+
+    def delete_model(self, request: HttpRequest, obj: Prediction) -> None:
+        services.prediction_delete(prediction=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Prediction]) -> None:
+        services.prediction_delete_many(queryset=queryset)
+
+    @admin.action(description="Export selected predictions as CSV", permissions=["view"])
+    def export_csv(self, request: HttpRequest, queryset: QuerySet[Prediction]) -> HttpResponse:
+        stream = io.StringIO()
+        count = write_predictions_csv(queryset.order_by("-created_at", "-id"), stream)
+        response = HttpResponse(stream.getvalue(), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="predictions.csv"'
+        self.message_user(request, f"Exported {count} predictions.", messages.SUCCESS)
+        return response

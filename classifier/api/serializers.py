@@ -1,0 +1,148 @@
+"""Serializers of the REST API; module-level with unique names for the OpenAPI schema."""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from classifier.galaxy10 import CLASS_NAMES
+from classifier.models import Prediction
+
+
+class PredictionCreateInputSerializer(serializers.Serializer):
+    image = serializers.ListField(
+        child=serializers.FileField(allow_empty_file=True),
+        allow_empty=False,
+        help_text="One or more image files (JPEG, PNG, GIF, WebP, TIFF, BMP), each in an `image` field.",
+    )
+
+
+class PredictionOutputSerializer(serializers.ModelSerializer):
+    filename = serializers.CharField(source="original_filename")
+    prediction = serializers.CharField(source="class_name")
+    probabilities = serializers.SerializerMethodField()
+    image_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Prediction
+        fields = [
+            "id",
+            "filename",
+            "prediction",
+            "class_index",
+            "confidence",
+            "probabilities",
+            "model_version",
+            "inference_ms",
+            "created_at",
+            "image_url",
+        ]
+
+    @extend_schema_field(
+        {
+            "type": "object",
+            "description": "Probability of each class, by class name.",
+            "properties": {name: {"type": "number"} for name in CLASS_NAMES},
+        }
+    )
+    def get_probabilities(self, obj: Prediction) -> dict[str, float]:
+        return obj.probabilities_by_name
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_image_url(self, obj: Prediction) -> str:
+        request = self.context.get("request")
+        url = obj.image.url
+        return request.build_absolute_uri(url) if request is not None else url
+
+
+class PredictionCreateOutputSerializer(serializers.Serializer):
+    predictions = PredictionOutputSerializer(many=True)
+
+
+class PredictionDetailOutputSerializer(PredictionOutputSerializer):
+    user = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+
+    class Meta(PredictionOutputSerializer.Meta):
+        fields = [
+            *PredictionOutputSerializer.Meta.fields,
+            "sha256",
+            "width",
+            "height",
+            "model_sha256",
+            "source",
+            "user",
+        ]
+
+
+class PredictionListOutputSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = PredictionDetailOutputSerializer(many=True)
+
+
+class PredictionBulkDeleteInputSerializer(serializers.Serializer):
+    class_index = serializers.ChoiceField(choices=list(range(len(CLASS_NAMES))), required=False)
+    source = serializers.ChoiceField(choices=Prediction.Source.choices, required=False)
+    created_after = serializers.DateField(required=False)
+    created_before = serializers.DateField(required=False)
+    filename = serializers.CharField(required=False, allow_blank=False)
+    all = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Must be true to delete every prediction when no filter is given.",
+    )
+
+    def validate(self, attrs: dict) -> dict:
+        filters = {key: value for key, value in attrs.items() if key != "all"}
+        if not filters and not attrs.get("all"):
+            raise serializers.ValidationError(
+                "give at least one filter, or all=true to delete every prediction"
+            )
+        return attrs
+
+
+class PredictionBulkDeleteOutputSerializer(serializers.Serializer):
+    deleted = serializers.IntegerField()
+
+
+class ErrorFileSerializer(serializers.Serializer):
+    filename = serializers.CharField()
+    error = serializers.CharField()
+
+
+class ErrorOutputSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    errors = ErrorFileSerializer(many=True, required=False)
+    reason = serializers.CharField(required=False)
+
+
+class ModelClassOutputSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+
+
+class ModelInfoOutputSerializer(serializers.Serializer):
+    model_version = serializers.CharField()
+    sha256 = serializers.CharField()
+    backend = serializers.CharField()
+    created_at = serializers.CharField(allow_null=True)
+    classes = ModelClassOutputSerializer(many=True)
+    preprocessing = serializers.DictField()
+    output = serializers.DictField()
+    metrics = serializers.DictField()
+    provenance = serializers.DictField()
+    training = serializers.DictField()
+
+
+class HealthCheckOutputSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    detail = serializers.CharField()
+
+
+class HealthOutputSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["ok", "unavailable"])
+    reason = serializers.CharField(required=False)
+    checks = serializers.DictField(child=HealthCheckOutputSerializer(), required=False)

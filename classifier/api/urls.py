@@ -1,0 +1,14 @@
+from django.urls import path, re_path
+
+from classifier.api import views
+
+app_name = "api"
+
+urlpatterns = [
+    path("predictions/", views.PredictionListCreateApi.as_view(), name="prediction-list"),
+    path("predictions/bulk-delete/", views.PredictionBulkDeleteApi.as_view(), name="prediction-bulk-delete"),
+    path("predictions/<int:pk>/", views.PredictionDetailApi.as_view(), name="prediction-detail"),
+    path("model/", views.ModelInfoApi.as_view(), name="model"),
+    re_path(r"^health/live/?$", views.HealthLiveApi.as_view(), name="health-live"),
+    re_path(r"^health/ready/?$", views.HealthReadyApi.as_view(), name="health-ready"),
+]

@@ -1,0 +1,322 @@
+"""The REST API: thin views over classifier.services and classifier.selectors."""
+
+from __future__ import annotations
+
+import io
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation, ValidationError
+from django.db import DatabaseError, connection
+from django.http import Http404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import exceptions as drf_exceptions
+from rest_framework import status
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.permissions import AllowAny, BasePermission, IsAdminUser, IsAuthenticated
+from rest_framework.renderers import BaseRenderer, BrowsableAPIRenderer, JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from classifier import selectors, services
+from classifier.api.serializers import (
+    ErrorOutputSerializer,
+    HealthOutputSerializer,
+    ModelInfoOutputSerializer,
+    PredictionBulkDeleteInputSerializer,
+    PredictionBulkDeleteOutputSerializer,
+    PredictionCreateInputSerializer,
+    PredictionCreateOutputSerializer,
+    PredictionDetailOutputSerializer,
+    PredictionListOutputSerializer,
+)
+from classifier.exceptions import ImageValidationError, ModelUnavailableError, StorageUnavailableError
+from classifier.exports import write_predictions_csv
+from classifier.galaxy10 import CLASS_NAMES
+from classifier.inference import get_classifier, model_status
+from classifier.models import Prediction
+
+logger = logging.getLogger(__name__)
+
+UPLOAD_FIELD = "image"
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's handler, plus the domain errors as clear JSON (never a traceback)."""
+    if isinstance(exc, ImageValidationError):
+        code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE if exc.too_large else status.HTTP_400_BAD_REQUEST
+        return Response({"detail": "the upload was refused, nothing was saved", "errors": exc.errors}, code)
+    if isinstance(exc, ModelUnavailableError):
+        return Response(
+            {"detail": "the model is unavailable", "reason": exc.reason}, status.HTTP_503_SERVICE_UNAVAILABLE
+        )
+    if isinstance(exc, StorageUnavailableError):
+        return Response(
+            {"detail": "storage is unavailable", "reason": exc.reason}, status.HTTP_503_SERVICE_UNAVAILABLE
+        )
+    if isinstance(exc, DatabaseError):
+        logger.exception("database error in the API")
+        return Response(
+            {"detail": "the database is unavailable", "reason": type(exc).__name__},
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
+    if isinstance(exc, RequestDataTooBig):
+        return Response({"detail": "the request is too large"}, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+    if isinstance(exc, SuspiciousOperation):
+        return Response({"detail": f"the request was refused: {exc}"}, status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, ValidationError):
+        exc = drf_exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
+    if isinstance(exc, Prediction.DoesNotExist):
+        exc = Http404()
+    if isinstance(exc, PermissionDenied):
+        exc = drf_exceptions.PermissionDenied(str(exc) or None)
+    return drf_exception_handler(exc, context)
+
+
+class CanPredict(BasePermission):
+    """Anyone may classify, unless ALLOW_ANONYMOUS_PREDICT is off."""
+
+    message = "log in to classify images"
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return settings.ALLOW_ANONYMOUS_PREDICT or bool(request.user and request.user.is_authenticated)
+
+
+class PredictionCsvRenderer(BaseRenderer):
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
+        stream = io.StringIO()
+        if isinstance(data, dict):
+            # Errors (401, 400) still arrive in the CSV format the client asked for.
+            stream.write("detail\n")
+            stream.write(f"{data.get('detail', data)}\n")
+        else:
+            write_predictions_csv(data, stream)
+        return stream.getvalue().encode(self.charset)
+
+
+FILTER_PARAMETERS = [
+    OpenApiParameter("class_index", int, enum=list(range(len(CLASS_NAMES))), description="Predicted class."),
+    OpenApiParameter("source", str, enum=Prediction.Source.values, description="Where the request came from."),
+    OpenApiParameter("created_after", OpenApiTypes.DATE, description="Created on or after this date."),
+    OpenApiParameter("created_before", OpenApiTypes.DATE, description="Created on or before this date."),
+    OpenApiParameter("filename", str, description="Original filename contains (case-insensitive)."),
+]
+ERROR_RESPONSES = {
+    400: ErrorOutputSerializer,
+    403: ErrorOutputSerializer,
+}
+
+
+class PredictionListCreateApi(APIView):
+    """POST classifies uploads (PredictionCreate); GET lists the audit log (PredictionList)."""
+
+    renderer_classes = [JSONRenderer, BrowsableAPIRenderer, PredictionCsvRenderer]
+
+    def get_permissions(self) -> list[BasePermission]:
+        if self.request.method == "POST":
+            return [CanPredict()]
+        return [IsAuthenticated()]
+
+    @extend_schema(
+        operation_id="predictions_create",
+        request={"multipart/form-data": PredictionCreateInputSerializer},
+        responses={
+            201: PredictionCreateOutputSerializer,
+            400: ErrorOutputSerializer,
+            403: ErrorOutputSerializer,
+            413: ErrorOutputSerializer,
+            503: ErrorOutputSerializer,
+        },
+        description="Classify one or more images. Every file is validated first; if any is refused, "
+        "nothing is saved and each file's error is listed.",
+    )
+    def post(self, request: Request) -> Response:
+        other_fields = sorted(set(request.FILES) - {UPLOAD_FIELD})
+        uploads = request.FILES.getlist(UPLOAD_FIELD)
+        if not uploads:
+            hint = f" (got file fields: {', '.join(other_fields)})" if other_fields else ""
+            return Response(
+                {
+                    "detail": f"send one or more images as multipart/form-data in the '{UPLOAD_FIELD}' field{hint}",
+                    "errors": [{"filename": "", "error": "no image was uploaded"}],
+                },
+                status.HTTP_400_BAD_REQUEST,
+            )
+        if other_fields:
+            return Response(
+                {
+                    "detail": f"unexpected file fields: {', '.join(other_fields)}; use '{UPLOAD_FIELD}'",
+                    "errors": [{"filename": name, "error": "unexpected field"} for name in other_fields],
+                },
+                status.HTTP_400_BAD_REQUEST,
+            )
+        predictions = services.prediction_create_batch(
+            uploads=uploads,
+            source=Prediction.Source.API,
+            user=request.user,
+            client_ip=services.request_client_ip(request),
+        )
+        output = PredictionCreateOutputSerializer({"predictions": predictions}, context={"request": request})
+        return Response(output.data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        operation_id="predictions_list",
+        parameters=[
+            *FILTER_PARAMETERS,
+            OpenApiParameter(
+                "ordering",
+                str,
+                enum=["created_at", "-created_at", "confidence", "-confidence"],
+                description="Sort order; newest first by default.",
+            ),
+            OpenApiParameter("page", int, description="Page number."),
+            OpenApiParameter(
+                "format", str, enum=["json", "csv", "api"], description="csv exports every matching row."
+            ),
+        ],
+        responses={
+            (200, "application/json"): PredictionListOutputSerializer,
+            (200, "text/csv"): OpenApiTypes.STR,
+            400: ErrorOutputSerializer,
+            403: ErrorOutputSerializer,
+        },
+    )
+    def get(self, request: Request) -> Response:
+        queryset = selectors.prediction_list(filters=request.query_params, user=request.user)
+        if request.accepted_renderer.format == "csv":
+            return Response(
+                queryset, headers={"Content-Disposition": 'attachment; filename="predictions.csv"'}
+            )
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(queryset, request, view=self)
+        output = PredictionDetailOutputSerializer(page, many=True, context={"request": request})
+        return paginator.get_paginated_response(output.data)
+
+
+class PredictionDetailApi(APIView):
+    """GET reads one record (PredictionDetail); DELETE removes it and its image (staff)."""
+
+    def get_permissions(self) -> list[BasePermission]:
+        if self.request.method == "DELETE":
+            return [IsAdminUser()]
+        return [IsAuthenticated()]
+
+    @extend_schema(
+        operation_id="predictions_retrieve",
+        responses={200: PredictionDetailOutputSerializer, 403: ErrorOutputSerializer, 404: ErrorOutputSerializer},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        prediction = selectors.prediction_get(pk=pk, user=request.user)
+        return Response(PredictionDetailOutputSerializer(prediction, context={"request": request}).data)
+
+    @extend_schema(
+        operation_id="predictions_destroy",
+        responses={204: None, 403: ErrorOutputSerializer, 404: ErrorOutputSerializer},
+    )
+    def delete(self, request: Request, pk: int) -> Response:
+        prediction = selectors.prediction_get(pk=pk, user=request.user)
+        services.prediction_delete(prediction=prediction)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PredictionBulkDeleteApi(APIView):
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(
+        operation_id="predictions_bulk_delete",
+        request=PredictionBulkDeleteInputSerializer,
+        responses={200: PredictionBulkDeleteOutputSerializer, 400: ErrorOutputSerializer, 403: ErrorOutputSerializer},
+        description="Delete every prediction matching the filters (staff only). "
+        "With no filter, `all: true` is required.",
+    )
+    def post(self, request: Request) -> Response:
+        serializer = PredictionBulkDeleteInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        filters = {
+            key: value.isoformat() if hasattr(value, "isoformat") else value
+            for key, value in serializer.validated_data.items()
+            if key != "all"
+        }
+        queryset = selectors.prediction_list(filters=filters, user=request.user)
+        deleted = services.prediction_delete_many(queryset=queryset)
+        return Response(PredictionBulkDeleteOutputSerializer({"deleted": deleted}).data)
+
+
+class ModelInfoApi(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(operation_id="model_retrieve", responses={200: ModelInfoOutputSerializer, 503: ErrorOutputSerializer})
+    def get(self, request: Request) -> Response:
+        classifier = get_classifier()
+        manifest = classifier.manifest
+        data = {
+            "model_version": classifier.model_version,
+            "sha256": classifier.model_sha256,
+            "backend": classifier.backend_name,
+            "created_at": manifest.get("created_at"),
+            "classes": manifest["classes"],
+            "preprocessing": manifest["preprocessing"],
+            "output": manifest.get("output", {}),
+            "metrics": manifest.get("metrics", {}),
+            "provenance": manifest.get("provenance", {}),
+            "training": manifest.get("training", {}),
+        }
+        return Response(ModelInfoOutputSerializer(data).data)
+
+
+class HealthLiveApi(APIView):
+    """Liveness: the process answers. Cheap, and never touches the model or the database."""
+
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+    throttle_classes: list = []
+
+    @extend_schema(operation_id="health_live", responses={200: HealthOutputSerializer})
+    def get(self, request: Request) -> Response:
+        return Response({"status": "ok"})
+
+
+def _database_status() -> tuple[bool, str]:
+    try:
+        connection.ensure_connection()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except DatabaseError as exc:
+        # Drop the broken connection so the next probe reconnects once the database is back.
+        connection.close_if_unusable_or_obsolete()
+        return False, f"database unavailable: {type(exc).__name__}"
+    return True, f"{connection.vendor} reachable"
+
+
+class HealthReadyApi(APIView):
+    """Readiness: 200 only when both the model and the database work, else 503 with the reason."""
+
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+    throttle_classes: list = []
+
+    @extend_schema(
+        operation_id="health_ready", responses={200: HealthOutputSerializer, 503: HealthOutputSerializer}
+    )
+    def get(self, request: Request) -> Response:
+        model_ok, model_detail = model_status()
+        database_ok, database_detail = _database_status()
+        checks = {
+            "model": {"ok": model_ok, "detail": model_detail},
+            "database": {"ok": database_ok, "detail": database_detail},
+        }
+        if model_ok and database_ok:
+            return Response({"status": "ok", "checks": checks})
+        reason = "; ".join(detail for ok, detail in ((model_ok, model_detail), (database_ok, database_detail)) if not ok)
+        return Response(
+            {"status": "unavailable", "reason": reason, "checks": checks}, status.HTTP_503_SERVICE_UNAVAILABLE
+        )

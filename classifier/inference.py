@@ -1,0 +1,351 @@
+"""The one TFLite inference module of the web app.
+
+The model (a .tflite file plus its JSON manifest) is loaded lazily, once per
+process, on first use: never at import, in wsgi.py or in AppConfig.ready, so the
+app starts and reports the reason even when the model is broken. Preprocessing
+comes from classifier.preprocessing with the parameters stored in the manifest,
+so serving resizes and normalises exactly as training did.
+
+A TFLite interpreter is not thread-safe: every set_tensor -> invoke -> get_tensor
+sequence runs under one lock, so concurrent requests in a threaded worker never
+see each other's tensors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from PIL import Image
+
+from classifier.galaxy10 import CLASS_NAMES, NUM_CLASSES
+from classifier.preprocessing import (
+    ImageDecodeError,
+    ImageSource,
+    PreprocessConfig,
+    preprocess,
+)
+
+from .exceptions import ModelUnavailableError
+
+logger = logging.getLogger(__name__)
+
+BACKEND_AI_EDGE_LITERT = "ai-edge-litert"
+BACKEND_TFLITE_RUNTIME = "tflite-runtime"
+BACKEND_CHOICES = ("auto", BACKEND_AI_EDGE_LITERT, BACKEND_TFLITE_RUNTIME)
+MAX_BATCH_SIZE = 32
+_EXIF_ORIENTATION = 0x0112
+# Formats accepted from uploads, with the extension the stored copy gets. Anything
+# else Pillow could open (EPS, PSD, ICO, ...) is refused: a smaller attack surface.
+ACCEPTED_FORMATS = {
+    "JPEG": "jpg",
+    "PNG": "png",
+    "GIF": "gif",
+    "WEBP": "webp",
+    "TIFF": "tif",
+    "BMP": "bmp",
+}
+_ORIENTATIONS_SWAPPING_AXES = {5, 6, 7, 8}
+
+
+@dataclass(frozen=True)
+class ClassificationResult:
+    class_index: int
+    class_name: str
+    confidence: float
+    probabilities: tuple[float, ...]
+    inference_ms: float
+    width: int
+    height: int
+
+    @property
+    def probabilities_by_name(self) -> dict[str, float]:
+        return dict(zip(CLASS_NAMES, self.probabilities, strict=True))
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    """A decoded, validated image: the model input and the upright size of the original."""
+
+    tensor: np.ndarray
+    width: int
+    height: int
+    image_format: str
+
+
+def _interpreter_class(preference: str) -> tuple[type, str]:
+    if preference not in BACKEND_CHOICES:
+        raise ModelUnavailableError(
+            f"TFLITE_BACKEND={preference!r} is not one of {', '.join(BACKEND_CHOICES)}"
+        )
+    if preference in ("auto", BACKEND_AI_EDGE_LITERT):
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError as exc:
+            if preference != "auto":
+                raise ModelUnavailableError(f"ai-edge-litert is not installed: {exc}") from exc
+        else:
+            return Interpreter, BACKEND_AI_EDGE_LITERT
+    try:
+        from tflite_runtime.interpreter import Interpreter
+    except ImportError as exc:
+        raise ModelUnavailableError(
+            "no TFLite backend is installed (pip install ai-edge-litert or tflite-runtime)"
+        ) from exc
+    return Interpreter, BACKEND_TFLITE_RUNTIME
+
+
+def _read_bytes(source: ImageSource) -> bytes:
+    if isinstance(source, bytes):
+        return source
+    if isinstance(source, str | Path) or hasattr(source, "__fspath__"):
+        return Path(source).read_bytes()
+    if hasattr(source, "seek"):
+        source.seek(0)
+    return source.read()
+
+
+def inspect_header(data: bytes, *, max_pixels: int) -> tuple[int, int, str]:
+    """Width and height after EXIF rotation and the format, read before any decoding.
+
+    Refuses images with more than ``max_pixels`` pixels, so a decompression bomb
+    (a tiny file with huge dimensions) is never decoded.
+    """
+    try:
+        with Image.open(io.BytesIO(data)) as header:
+            width, height = header.size
+            image_format = header.format or ""
+            orientation = header.getexif().get(_EXIF_ORIENTATION)
+    except Image.DecompressionBombError as exc:
+        raise ImageDecodeError(f"the image has too many pixels (limit {max_pixels:,})") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageDecodeError("not a recognised image format") from exc
+    if image_format not in ACCEPTED_FORMATS:
+        accepted = ", ".join(ACCEPTED_FORMATS)
+        raise ImageDecodeError(f"{image_format or 'this'} images are not accepted (accepted: {accepted})")
+    if width <= 0 or height <= 0:
+        raise ImageDecodeError("the image has no pixels")
+    if width * height > max_pixels:
+        raise ImageDecodeError(
+            f"the image is {width}x{height} pixels, more than the limit of {max_pixels:,} pixels"
+        )
+    if orientation in _ORIENTATIONS_SWAPPING_AXES:
+        width, height = height, width
+    return width, height, image_format
+
+
+def _file_sha256(path: Path) -> tuple[bytes, str]:
+    data = path.read_bytes()
+    return data, hashlib.sha256(data).hexdigest()
+
+
+def _load_manifest(manifest_path: Path) -> dict[str, Any]:
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ModelUnavailableError(f"model manifest {manifest_path} does not exist") from exc
+    except (OSError, ValueError) as exc:
+        raise ModelUnavailableError(f"model manifest {manifest_path} is unreadable: {exc}") from exc
+    if not isinstance(manifest, dict):
+        raise ModelUnavailableError(f"model manifest {manifest_path} is not a JSON object")
+    missing = {"model_version", "sha256", "classes", "preprocessing"} - manifest.keys()
+    if missing:
+        raise ModelUnavailableError(
+            f"model manifest {manifest_path} lacks {', '.join(sorted(missing))}"
+        )
+    try:
+        names = tuple(c["name"] for c in sorted(manifest["classes"], key=lambda c: c["index"]))
+    except (KeyError, TypeError) as exc:
+        raise ModelUnavailableError("model manifest classes are malformed") from exc
+    if names != CLASS_NAMES:
+        raise ModelUnavailableError(
+            "model manifest classes do not match the Galaxy10 DECaLS classes served by this app"
+        )
+    return manifest
+
+
+class GalaxyClassifier:
+    """A loaded, verified TFLite model and the preprocessing it was trained with."""
+
+    def __init__(
+        self,
+        *,
+        model_path: Path,
+        manifest_path: Path,
+        backend: str = "auto",
+        num_threads: int = 1,
+    ) -> None:
+        self.model_path = Path(model_path)
+        self.manifest = _load_manifest(Path(manifest_path))
+        self.model_version: str = str(self.manifest["model_version"])
+        try:
+            model_bytes, self.model_sha256 = _file_sha256(self.model_path)
+        except FileNotFoundError as exc:
+            raise ModelUnavailableError(f"model file {self.model_path} does not exist") from exc
+        except OSError as exc:
+            raise ModelUnavailableError(f"model file {self.model_path} is unreadable: {exc}") from exc
+        if self.model_sha256 != self.manifest["sha256"]:
+            raise ModelUnavailableError(
+                f"model file {self.model_path.name} has sha256 {self.model_sha256[:12]}…, "
+                f"but the manifest expects {str(self.manifest['sha256'])[:12]}…"
+            )
+        try:
+            self.config = PreprocessConfig.from_manifest(self.manifest["preprocessing"])
+        except (TypeError, ValueError) as exc:
+            raise ModelUnavailableError(f"model manifest preprocessing is invalid: {exc}") from exc
+        output = self.manifest.get("output", {})
+        self._output_kind = output.get("kind", "probabilities")
+        if self._output_kind not in ("probabilities", "logits"):
+            raise ModelUnavailableError(f"unsupported model output kind {self._output_kind!r}")
+        self._temperature = float(output.get("calibration_temperature") or 1.0)
+
+        interpreter_class, self.backend_name = _interpreter_class(backend)
+        try:
+            # The verified bytes are the ones loaded: no window for the file to change.
+            self._interpreter = interpreter_class(model_content=model_bytes, num_threads=num_threads)
+            self._interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise ModelUnavailableError(f"the TFLite model could not be loaded: {exc}") from exc
+        input_details = self._interpreter.get_input_details()[0]
+        output_details = self._interpreter.get_output_details()[0]
+        self._input_index = input_details["index"]
+        self._output_index = output_details["index"]
+        expected_input = [1, self.config.size, self.config.size, 3]
+        if list(input_details["shape"]) != expected_input or input_details["dtype"] != np.float32:
+            raise ModelUnavailableError(
+                f"model input is {list(input_details['shape'])} {input_details['dtype'].__name__}, "
+                f"expected {expected_input} float32"
+            )
+        if list(output_details["shape"]) != [1, NUM_CLASSES]:
+            raise ModelUnavailableError(
+                f"model output is {list(output_details['shape'])}, expected [1, {NUM_CLASSES}]"
+            )
+        self._batch_size = 1
+        self._lock = threading.Lock()
+        logger.info(
+            "loaded model %s (%s) with %s", self.model_version, self.model_path, self.backend_name
+        )
+
+    def prepare(self, source: ImageSource, *, max_pixels: int | None = None) -> PreparedImage:
+        """Decode and preprocess one image; raises ImageDecodeError for anything unusable."""
+        limit = settings.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
+        data = _read_bytes(source)
+        if not data:
+            raise ImageDecodeError("the file is empty")
+        width, height, image_format = inspect_header(data, max_pixels=limit)
+        try:
+            tensor = preprocess(data, self.config)
+        except Image.DecompressionBombError as exc:
+            raise ImageDecodeError(f"the image has too many pixels (limit {limit:,})") from exc
+        return PreparedImage(tensor=tensor, width=width, height=height, image_format=image_format)
+
+    def classify(self, source: ImageSource) -> ClassificationResult:
+        return self.classify_prepared([self.prepare(source)])[0]
+
+    def classify_batch(self, sources: Iterable[ImageSource]) -> list[ClassificationResult]:
+        return self.classify_prepared([self.prepare(source) for source in sources])
+
+    def classify_prepared(self, images: Sequence[PreparedImage]) -> list[ClassificationResult]:
+        results: list[ClassificationResult] = []
+        for start in range(0, len(images), MAX_BATCH_SIZE):
+            chunk = images[start : start + MAX_BATCH_SIZE]
+            batch = np.stack([image.tensor for image in chunk]).astype(np.float32, copy=False)
+            probabilities, elapsed_ms = self._run(batch)
+            per_image_ms = elapsed_ms / len(chunk)
+            results.extend(
+                self._result(row, image, per_image_ms)
+                for row, image in zip(probabilities, chunk, strict=True)
+            )
+        return results
+
+    def _run(self, batch: np.ndarray) -> tuple[np.ndarray, float]:
+        with self._lock:
+            started = time.perf_counter()
+            if batch.shape[0] != self._batch_size:
+                self._interpreter.resize_tensor_input(self._input_index, list(batch.shape))
+                self._interpreter.allocate_tensors()
+                self._batch_size = batch.shape[0]
+            self._interpreter.set_tensor(self._input_index, batch)
+            self._interpreter.invoke()
+            output = np.array(self._interpreter.get_tensor(self._output_index), dtype=np.float64)
+            elapsed_ms = (time.perf_counter() - started) * 1000.0
+        return output, elapsed_ms
+
+    def _result(self, row: np.ndarray, image: PreparedImage, inference_ms: float) -> ClassificationResult:
+        if self._output_kind == "logits":
+            scaled = row / self._temperature
+            row = np.exp(scaled - scaled.max())
+        # Renormalised in float64 so the stored probabilities sum to 1 exactly enough to audit.
+        row = np.clip(row, 0.0, None)
+        row = row / row.sum()
+        class_index = int(np.argmax(row))
+        return ClassificationResult(
+            class_index=class_index,
+            class_name=CLASS_NAMES[class_index],
+            confidence=float(row[class_index]),
+            probabilities=tuple(float(p) for p in row),
+            inference_ms=round(inference_ms, 3),
+            width=image.width,
+            height=image.height,
+        )
+
+
+_classifier: GalaxyClassifier | None = None
+_classifier_lock = threading.Lock()
+
+
+def get_classifier() -> GalaxyClassifier:
+    """The process-wide classifier, built on first use; raises ModelUnavailableError.
+
+    A failure is not cached, so a model that is fixed on disk is picked up
+    without a restart.
+    """
+    global _classifier  # noqa: PLW0603
+    classifier = _classifier
+    if classifier is not None:
+        return classifier
+    with _classifier_lock:
+        if _classifier is None:
+            _classifier = GalaxyClassifier(
+                model_path=Path(settings.MODEL_PATH),
+                manifest_path=Path(settings.MODEL_MANIFEST),
+                backend=settings.TFLITE_BACKEND,
+                num_threads=settings.TFLITE_NUM_THREADS,
+            )
+        return _classifier
+
+
+def reset_classifier() -> None:
+    global _classifier  # noqa: PLW0603
+    with _classifier_lock:
+        _classifier = None
+
+
+def model_status() -> tuple[bool, str]:
+    """For the readiness probe: whether the model can serve, and why not."""
+    try:
+        classifier = get_classifier()
+    except ModelUnavailableError as exc:
+        return False, exc.reason
+    return True, f"model {classifier.model_version} served with {classifier.backend_name}"
+
+
+_MODEL_SETTINGS = {"MODEL_PATH", "MODEL_MANIFEST", "TFLITE_BACKEND", "TFLITE_NUM_THREADS"}
+
+
+@receiver(setting_changed)
+def _reset_on_model_setting_change(*, setting: str, **kwargs: Any) -> None:
+    if setting in _MODEL_SETTINGS:
+        reset_classifier()

@@ -1,0 +1,252 @@
+"""Writes to the audit log. The one entry point for creating and deleting predictions.
+
+Every caller (pages, API, admin, commands) goes through these functions, so the
+validation, the single inference path and the file/row bookkeeping are the same
+everywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import logging
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.core.management.color import no_style
+from django.db import DatabaseError, connection, transaction
+from django.db.models import QuerySet
+
+from classifier.exceptions import FileError, ImageValidationError, StorageUnavailableError
+from classifier.inference import ACCEPTED_FORMATS, ClassificationResult, PreparedImage, get_classifier
+from classifier.models import Prediction, prediction_image_path
+from classifier.preprocessing import ImageDecodeError
+
+logger = logging.getLogger(__name__)
+
+MAX_FILENAME_LENGTH = 255
+FALLBACK_FILENAME = "upload"
+
+
+def sanitise_filename(name: str | None) -> str:
+    """The basename only, without control characters, at most 255 characters.
+
+    The result is safe to store and to show (templates still escape it); it is
+    never used as a path, since stored files are named by their content hash.
+    """
+    name = unicodedata.normalize("NFC", name or "")
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    # Category C covers control, format (bidi overrides), NUL and unassigned code points.
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip()
+    if name in ("", ".", ".."):
+        return FALLBACK_FILENAME
+    if len(name) > MAX_FILENAME_LENGTH:
+        stem, dot, extension = name.rpartition(".")
+        if dot and 0 < len(extension) <= 16:
+            name = stem[: MAX_FILENAME_LENGTH - len(extension) - 1] + "." + extension
+        else:
+            name = name[:MAX_FILENAME_LENGTH]
+    return name
+
+
+@dataclass(frozen=True)
+class _AcceptedUpload:
+    filename: str
+    data: bytes
+    sha256: str
+    prepared: PreparedImage
+
+
+def _read_upload(upload: File, *, max_bytes: int) -> bytes:
+    # Read one byte past the limit so an upload whose reported size lies is still caught.
+    if hasattr(upload, "seek"):
+        upload.seek(0)
+    data = upload.read(max_bytes + 1)
+    return data if isinstance(data, bytes) else bytes(data)
+
+
+def _validate(uploads: Sequence[File]) -> list[_AcceptedUpload]:
+    max_files = settings.MAX_FILES_PER_REQUEST
+    max_bytes = settings.MAX_UPLOAD_BYTES
+    if not uploads:
+        raise ImageValidationError([{"filename": "", "error": "no image was uploaded"}])
+    if len(uploads) > max_files:
+        raise ImageValidationError(
+            [{"filename": "", "error": f"{len(uploads)} files sent, at most {max_files} are allowed"}]
+        )
+    classifier = get_classifier()
+    accepted: list[_AcceptedUpload] = []
+    errors: list[FileError] = []
+    too_large = False
+    for upload in uploads:
+        filename = sanitise_filename(getattr(upload, "name", None))
+        declared_size = getattr(upload, "size", None) or 0
+        data = b"" if declared_size > max_bytes else _read_upload(upload, max_bytes=max_bytes)
+        if declared_size > max_bytes or len(data) > max_bytes:
+            too_large = True
+            errors.append(
+                {"filename": filename, "error": f"the file is larger than the limit of {max_bytes:,} bytes"}
+            )
+            continue
+        try:
+            prepared = classifier.prepare(data)
+        except ImageDecodeError as exc:
+            errors.append({"filename": filename, "error": str(exc)})
+            continue
+        accepted.append(
+            _AcceptedUpload(
+                filename=filename, data=data, sha256=hashlib.sha256(data).hexdigest(), prepared=prepared
+            )
+        )
+    if errors:
+        raise ImageValidationError(errors, too_large=too_large)
+    return accepted
+
+
+def prediction_create_batch(
+    *,
+    uploads: Sequence[File],
+    source: str,
+    user=None,  # noqa: ANN001 - any user model, or AnonymousUser
+    client_ip: str | None = None,
+) -> list[Prediction]:
+    """Validate every upload, classify them, and record them all or none.
+
+    Raises ImageValidationError (nothing saved) if any file is refused,
+    ModelUnavailableError if the model cannot serve, and StorageUnavailableError
+    if the database or the media storage fails (no row and no new file is left).
+    """
+    if source not in Prediction.Source.values:
+        msg = f"unknown prediction source {source!r}"
+        raise ValueError(msg)
+    accepted = _validate(uploads)
+    classifier = get_classifier()
+    results = classifier.classify_prepared([upload.prepared for upload in accepted])
+    owner = user if user is not None and getattr(user, "is_authenticated", False) else None
+    return _record(
+        accepted,
+        results,
+        source=source,
+        user=owner,
+        client_ip=client_ip or None,
+        model_version=classifier.model_version,
+        model_sha256=classifier.model_sha256,
+    )
+
+
+def _record(
+    accepted: Sequence[_AcceptedUpload],
+    results: Sequence[ClassificationResult],
+    *,
+    source: str,
+    user,  # noqa: ANN001
+    client_ip: str | None,
+    model_version: str,
+    model_sha256: str,
+) -> list[Prediction]:
+    written: list[str] = []
+    predictions: list[Prediction] = []
+    try:
+        with transaction.atomic():
+            for upload, result in zip(accepted, results, strict=True):
+                prediction = Prediction(
+                    original_filename=upload.filename,
+                    sha256=upload.sha256,
+                    width=result.width,
+                    height=result.height,
+                    class_index=result.class_index,
+                    class_name=result.class_name,
+                    confidence=result.confidence,
+                    probabilities=list(result.probabilities),
+                    model_version=model_version,
+                    model_sha256=model_sha256,
+                    inference_ms=result.inference_ms,
+                    source=source,
+                    user=user,
+                    client_ip=client_ip,
+                )
+                extension = ACCEPTED_FORMATS[upload.prepared.image_format]
+                name = prediction_image_path(prediction, f"image.{extension}")
+                # Identical content is stored once and shared by every row that refers to it.
+                if not default_storage.exists(name):
+                    name = default_storage.save(name, ContentFile(upload.data))
+                    written.append(name)
+                prediction.image.name = name
+                prediction.save()
+                predictions.append(prediction)
+    except (DatabaseError, OSError) as exc:
+        for name in written:
+            _delete_file_quietly(name)
+        kind = "database" if isinstance(exc, DatabaseError) else "media storage"
+        logger.exception("could not record %d prediction(s): %s failed", len(accepted), kind)
+        raise StorageUnavailableError(f"the {kind} is unavailable, nothing was saved") from exc
+    except BaseException:
+        for name in written:
+            _delete_file_quietly(name)
+        raise
+    return predictions
+
+
+def _delete_file_quietly(name: str) -> None:
+    try:
+        default_storage.delete(name)
+    except OSError:
+        logger.warning("could not delete stored image %s", name, exc_info=True)
+
+
+def _delete_orphaned_files(names: set[str]) -> None:
+    """Delete each file that no remaining prediction refers to (runs after commit)."""
+    still_used = set(Prediction.objects.filter(image__in=names).values_list("image", flat=True))
+    for name in names - still_used:
+        _delete_file_quietly(name)
+
+
+def prediction_delete(*, prediction: Prediction) -> None:
+    with transaction.atomic():
+        name = prediction.image.name
+        prediction.delete()
+        if name:
+            transaction.on_commit(lambda: _delete_orphaned_files({name}))
+
+
+def prediction_delete_many(*, queryset: QuerySet[Prediction]) -> int:
+    with transaction.atomic():
+        # The filter is re-evaluated on the ids so a sliced or annotated queryset deletes exactly its rows.
+        ids = list(queryset.values_list("pk", flat=True))
+        doomed = Prediction.objects.filter(pk__in=ids)
+        names = {name for name in doomed.values_list("image", flat=True) if name}
+        deleted, _ = doomed.delete()
+        if names:
+            transaction.on_commit(lambda: _delete_orphaned_files(names))
+    return deleted
+
+
+def predictions_reset() -> int:
+    """Delete every prediction and its image, and restart the id sequence at 1."""
+    with transaction.atomic():
+        deleted = prediction_delete_many(queryset=Prediction.objects.all())
+        table = Prediction._meta.db_table
+        with connection.cursor() as cursor:
+            sequences = connection.introspection.get_sequences(cursor, table, Prediction._meta.local_fields)
+            for statement in connection.ops.sequence_reset_by_name_sql(no_style(), sequences):
+                cursor.execute(statement)
+    return deleted
+
+
+def request_client_ip(request) -> str | None:  # noqa: ANN001
+    """The caller's address. X-Forwarded-For is trusted only behind a configured proxy,
+    and then only its last hop (the one the proxy itself appended)."""
+    candidate = request.META.get("REMOTE_ADDR", "")
+    if settings.BEHIND_PROXY:
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        if forwarded:
+            candidate = forwarded.split(",")[-1].strip()
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return None

@@ -1,0 +1,17 @@
+"""Top-level URLs: pages, the REST API with its schema, the admin and login."""
+
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from galaxysite.views import protected_media
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/", include("classifier.api.urls", namespace="api")),
+    re_path(r"^media/(?P<path>.+)$", protected_media, name="media"),
+    path("", include("classifier.urls", namespace="classifier")),
+]
