@@ -1,0 +1,100 @@
+"""Shared fixtures: an isolated media root, named users, API clients and test images."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from django.core.cache import cache
+from PIL import Image
+from rest_framework.test import APIClient
+
+GALAXY_DATA_DIR = Path(__file__).resolve().parent.parent / "shared" / "data" / "galaxy10_decals_dev"
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings, tmp_path: Path) -> Path:
+    """Every test writes its images to its own temporary MEDIA_ROOT."""
+    root = tmp_path / "media"
+    root.mkdir()
+    settings.MEDIA_ROOT = root
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    # Throttle counters live in the cache; one test's requests must not throttle the next.
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def user(django_user_model):
+    """A logged-in, non-staff user: may classify and read the audit log, may not delete."""
+    return django_user_model.objects.create_user(username="reader", password="reader-pass-123")
+
+
+@pytest.fixture
+def staff(django_user_model):
+    """A staff user: may also delete predictions, one by one or in bulk, and use the admin."""
+    return django_user_model.objects.create_user(
+        username="staff", password="staff-pass-123", is_staff=True, is_superuser=True
+    )
+
+
+@pytest.fixture
+def anonymous_client() -> APIClient:
+    """Nobody logged in: may classify (unless ALLOW_ANONYMOUS_PREDICT is off), may not read the log."""
+    return APIClient()
+
+
+@pytest.fixture
+def user_client(user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+@pytest.fixture
+def staff_client(staff) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(staff)
+    return client
+
+
+def make_image_bytes(
+    *,
+    fmt: str = "PNG",
+    size: tuple[int, int] = (96, 80),
+    mode: str = "RGB",
+    color: object = (30, 60, 200),
+    **save_kwargs: object,
+) -> bytes:
+    """A real image file made with Pillow, for plumbing tests that need no galaxy."""
+    image = Image.new(mode, size, color)
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **save_kwargs)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def image_bytes() -> Callable[..., bytes]:
+    return make_image_bytes
+
+
+@pytest.fixture
+def galaxy_images() -> list[Path]:
+    """Real Galaxy10 DECaLS images from the shared data folder (read-only, never copied)."""
+    if not GALAXY_DATA_DIR.is_dir():
+        pytest.skip(f"real galaxy images not available: {GALAXY_DATA_DIR} is absent")
+    images = sorted(GALAXY_DATA_DIR.glob("*.jpg"))
+    if not images:
+        pytest.skip(f"real galaxy images not available: no .jpg in {GALAXY_DATA_DIR}")
+    return images
+
+
+def media_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file())
