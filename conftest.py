@@ -98,3 +98,22 @@ def galaxy_images() -> list[Path]:
 
 def media_files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+@pytest.fixture
+def model_copy(settings, tmp_path: Path):
+    """A private copy of the served model and manifest that a test may break.
+
+    Returns (model_path, manifest_path); the settings already point at the copy.
+    """
+    import shutil
+
+    directory = tmp_path / "model"
+    directory.mkdir()
+    model_path = directory / "galaxy10.tflite"
+    manifest_path = directory / "galaxy10.json"
+    shutil.copyfile(settings.MODEL_PATH, model_path)
+    shutil.copyfile(settings.MODEL_MANIFEST, manifest_path)
+    settings.MODEL_PATH = model_path
+    settings.MODEL_MANIFEST = manifest_path
+    return model_path, manifest_path
