@@ -1,0 +1,50 @@
+"""Small presentation helpers for the classifier pages."""
+
+from __future__ import annotations
+
+from django import template
+from django.urls import NoReverseMatch, reverse
+from django.utils.translation import gettext as _
+
+register = template.Library()
+
+# drf-spectacular's Swagger UI is mounted by the project's URLconf; these are
+# the names it is registered under there, most specific first.
+_API_DOCS_URL_NAMES = ("api:swagger-ui", "api:docs", "swagger-ui", "api:api-root")
+
+
+@register.simple_tag
+def api_docs_url() -> str:
+    for name in _API_DOCS_URL_NAMES:
+        try:
+            return reverse(name)
+        except NoReverseMatch:
+            continue
+    return "/api/"
+
+
+@register.filter
+def percent(value: float | None, digits: int = 1) -> str:
+    """Format a probability in [0, 1] as a percentage, e.g. 0.4213 -> "42.1%"."""
+    if value is None:
+        return ""
+    return f"{float(value) * 100:.{int(digits)}f}%"
+
+
+@register.filter
+def bar_width(value: float | None) -> int:
+    """Whole-percent width of a probability bar, clamped to 0..100.
+
+    The bars are sized by CSS classes (.w-0 … .w-100) rather than inline
+    styles so that the pages keep working under a strict Content-Security-Policy.
+    """
+    if value is None:
+        return 0
+    return max(0, min(100, round(float(value) * 100)))
+
+
+@register.filter
+def milliseconds(value: float | None) -> str:
+    if value is None:
+        return ""
+    return _("%(ms).1f ms") % {"ms": float(value)}

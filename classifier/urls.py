@@ -1,0 +1,18 @@
+"""URLs of the server-rendered pages (namespace "classifier")."""
+
+from django.urls import path
+
+from classifier import views
+
+app_name = "classifier"
+
+urlpatterns = [
+    path("", views.PredictionUploadView.as_view(), name="upload"),
+    path("results/", views.PredictionResultsView.as_view(), name="results"),
+    path("predictions/<int:pk>/", views.PredictionDetailView.as_view(), name="prediction-detail"),
+    path("history/", views.HistoryView.as_view(), name="history"),
+    path("history.csv", views.HistoryCsvView.as_view(), name="history-csv"),
+    path("classes/", views.ClassesView.as_view(), name="classes"),
+    path("model/", views.ModelView.as_view(), name="model"),
+    path("model/assets/<str:name>", views.model_asset, name="model-asset"),
+]

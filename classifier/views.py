@@ -1,0 +1,419 @@
+"""Server-rendered pages: upload, results, history, detail, classes and the model card.
+
+The pages are thin: writes go through classifier.services and reads through
+classifier.selectors, exactly as the REST API does.
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.contrib.auth.views import redirect_to_login
+from django.core.paginator import Paginator
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    JsonResponse,
+)
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import urlencode
+from django.utils.translation import gettext as _
+from django.views import View
+from django.views.generic import TemplateView
+
+from classifier.exceptions import ImageValidationError, ModelUnavailableError, StorageUnavailableError
+from classifier.exports import write_predictions_csv
+from classifier.forms import PredictionUploadForm
+from classifier.galaxy10 import GALAXY10_CLASSES, GROUPS, NUM_CLASSES
+from classifier.inference import get_classifier
+from classifier.models import Prediction
+from classifier.selectors import OWN_PREDICTIONS_SESSION_KEY, prediction_filterset, prediction_visible_to
+from classifier.services import prediction_create_batch
+
+HISTORY_PAGE_SIZE = 24
+# An anonymous session remembers at most this many of its own uploads; older
+# ones fall out first, which keeps the session cookie/row small.
+MAX_REMEMBERED_PREDICTIONS = 500
+MAX_RESULT_IDS = 200
+MODEL_CARD_FILENAME = "MODEL_CARD.md"
+MODEL_ASSET_SUFFIXES = (".png", ".svg", ".jpg", ".jpeg", ".webp")
+
+
+def unsure_confidence_threshold() -> float:
+    """Below this top-1 confidence the pages highlight the two most likely classes."""
+    return float(getattr(settings, "UNSURE_CONFIDENCE_THRESHOLD", 0.5))
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    # Forwarded-for headers are set by the client unless a trusted proxy rewrites
+    # them, so only the socket address is recorded.
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def anonymous_predict_allowed() -> bool:
+    return bool(getattr(settings, "ALLOW_ANONYMOUS_PREDICT", True))
+
+
+def remember_own_predictions(request: HttpRequest, predictions: list[Prediction]) -> None:
+    remembered = list(request.session.get(OWN_PREDICTIONS_SESSION_KEY, []))
+    remembered.extend(p.pk for p in predictions)
+    request.session[OWN_PREDICTIONS_SESSION_KEY] = remembered[-MAX_REMEMBERED_PREDICTIONS:]
+
+
+def wants_json(request: HttpRequest) -> bool:
+    """The upload page's script asks for JSON so it can place errors beside each preview."""
+    return "application/json" in request.headers.get("Accept", "")
+
+
+def probability_rows(prediction: Prediction) -> list[dict[str, Any]]:
+    """One row per class for the bar chart, with the top-1 and (when unsure) top-2 marked."""
+    unsure = prediction.confidence < unsure_confidence_threshold()
+    ranked = [index for index, _name, _p in prediction.top2]
+    rows = []
+    for galaxy_class in GALAXY10_CLASSES:
+        probability = float(prediction.probabilities[galaxy_class.index])
+        rows.append(
+            {
+                "index": galaxy_class.index,
+                "name": galaxy_class.name,
+                "probability": probability,
+                "is_top": galaxy_class.index == ranked[0],
+                "is_second": unsure and len(ranked) > 1 and galaxy_class.index == ranked[1],
+            }
+        )
+    return rows
+
+
+def prediction_context(prediction: Prediction) -> dict[str, Any]:
+    unsure = prediction.confidence < unsure_confidence_threshold()
+    top2 = prediction.top2
+    return {
+        "prediction": prediction,
+        "galaxy_class": GALAXY10_CLASSES[prediction.class_index],
+        "probability_rows": probability_rows(prediction),
+        "unsure": unsure,
+        "runner_up": GALAXY10_CLASSES[top2[1][0]] if len(top2) > 1 else None,
+        "runner_up_probability": top2[1][2] if len(top2) > 1 else None,
+        "unsure_threshold": unsure_confidence_threshold(),
+    }
+
+
+class PredictionUploadView(View):
+    """Classify one or many images. Works as a plain multipart form without JavaScript."""
+
+    template_name = "classifier/upload.html"
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if not request.user.is_authenticated and not anonymous_predict_allowed():
+            return redirect_to_login(request.get_full_path())
+        return super().dispatch(request, *args, **kwargs)
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return self._render(request, PredictionUploadForm())
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        form = PredictionUploadForm(request.POST, request.FILES)
+        if not form.is_valid():
+            return self._refuse(request, form, file_errors=[], status=400)
+        try:
+            predictions = prediction_create_batch(
+                uploads=form.cleaned_data["images"],
+                source=Prediction.Source.WEB,
+                user=request.user,
+                client_ip=client_ip(request),
+            )
+        except ImageValidationError as exc:
+            return self._refuse(request, form, file_errors=exc.errors, status=413 if exc.too_large else 400)
+        except (ModelUnavailableError, StorageUnavailableError) as exc:
+            return service_unavailable(request, reason=exc.reason)
+
+        remember_own_predictions(request, predictions)
+        if len(predictions) == 1:
+            target = predictions[0].get_absolute_url()
+        else:
+            ids = ",".join(str(p.pk) for p in predictions)
+            target = f"{reverse('classifier:results')}?{urlencode({'ids': ids})}"
+        if wants_json(request):
+            return JsonResponse({"redirect": target, "ids": [p.pk for p in predictions]})
+        return redirect(target)
+
+    def _refuse(
+        self, request: HttpRequest, form: PredictionUploadForm, *, file_errors: list, status: int
+    ) -> HttpResponse:
+        # Errors about the request as a whole come without a filename.
+        request_errors = [e["error"] for e in file_errors if not e["filename"]]
+        request_errors += [str(message) for message in form.errors.get("images", [])]
+        per_file = [e for e in file_errors if e["filename"]]
+        if wants_json(request):
+            return JsonResponse({"errors": per_file, "request_errors": request_errors}, status=status)
+        return self._render(
+            request,
+            PredictionUploadForm(),
+            file_errors=per_file,
+            request_errors=request_errors,
+            status=status,
+        )
+
+    def _render(
+        self,
+        request: HttpRequest,
+        form: PredictionUploadForm,
+        *,
+        file_errors: list | None = None,
+        request_errors: list[str] | None = None,
+        status: int = 200,
+    ) -> HttpResponse:
+        context = {
+            "form": form,
+            "file_errors": file_errors or [],
+            "request_errors": request_errors or [],
+            "max_files": settings.MAX_FILES_PER_REQUEST,
+            "max_upload_bytes": settings.MAX_UPLOAD_BYTES,
+        }
+        return render(request, self.template_name, context, status=status)
+
+
+def service_unavailable(request: HttpRequest, *, reason: str) -> HttpResponse:
+    if wants_json(request):
+        return JsonResponse({"request_errors": [_("The classifier is unavailable: %s") % reason]}, status=503)
+    response = render(request, "classifier/unavailable.html", {"reason": reason}, status=503)
+    response["Retry-After"] = "30"
+    return response
+
+
+class PredictionResultsView(View):
+    """The grid of results of a batch upload: /results/?ids=1,2,3."""
+
+    template_name = "classifier/results.html"
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        requested = self._requested_ids(request.GET.get("ids", ""))
+        found = Prediction.objects.in_bulk(requested)
+        visible = [
+            found[pk]
+            for pk in requested
+            if pk in found
+            and prediction_visible_to(prediction=found[pk], user=request.user, session=request.session)
+        ]
+        if not visible and not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        cards = [prediction_context(prediction) for prediction in visible]
+        return render(
+            request,
+            self.template_name,
+            {"cards": cards, "missing": len(requested) - len(visible)},
+        )
+
+    @staticmethod
+    def _requested_ids(raw: str) -> list[int]:
+        ids: list[int] = []
+        for part in raw.split(",")[:MAX_RESULT_IDS]:
+            candidate = part.strip()
+            if candidate.isdigit() and int(candidate) not in ids:
+                ids.append(int(candidate))
+        return ids
+
+
+class PredictionDetailView(View):
+    template_name = "classifier/prediction_detail.html"
+
+    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        prediction = get_object_or_404(Prediction.objects.select_related("user"), pk=pk)
+        if not prediction_visible_to(prediction=prediction, user=request.user, session=request.session):
+            return redirect_to_login(request.get_full_path())
+        context = prediction_context(prediction)
+        if request.user.is_staff:
+            context["admin_change_url"] = reverse("admin:classifier_prediction_change", args=[prediction.pk])
+            context["admin_delete_url"] = reverse("admin:classifier_prediction_delete", args=[prediction.pk])
+        return render(request, self.template_name, context)
+
+
+class HistoryView(LoginRequiredMixin, View):
+    """The audit log, filtered, searched, sorted and paginated, with all state in the URL."""
+
+    template_name = "classifier/history.html"
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        filterset = prediction_filterset(filters=request.GET, user=request.user)
+        filters_valid = not filterset.is_bound or filterset.is_valid()
+        queryset = filterset.qs if filters_valid else Prediction.objects.none()
+        page = Paginator(queryset, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
+        csv_query = request.GET.copy()
+        csv_query.pop("page", None)
+        context = {
+            "filter_form": filterset.form,
+            "filters_valid": filters_valid,
+            "page_obj": page,
+            "predictions": page.object_list,
+            "ordering": request.GET.get("ordering", ""),
+            "csv_url": f"{reverse('classifier:history-csv')}?{csv_query.urlencode()}"
+            if csv_query
+            else reverse("classifier:history-csv"),
+            "is_filtered": any(
+                request.GET.get(name)
+                for name in ("class_index", "source", "created_after", "created_before", "filename")
+            ),
+            "unsure_threshold": unsure_confidence_threshold(),
+        }
+        status = 200 if filters_valid else 400
+        return render(request, self.template_name, context, status=status)
+
+
+class HistoryCsvView(LoginRequiredMixin, View):
+    """The history as CSV, with the same filters as the page."""
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        filterset = prediction_filterset(filters=request.GET, user=request.user)
+        if filterset.is_bound and not filterset.is_valid():
+            return HttpResponse(filterset.errors.as_json(), status=400, content_type="application/json")
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="galaxy-predictions.csv"'
+        write_predictions_csv(filterset.qs, response)
+        return response
+
+
+class ClassesView(TemplateView):
+    template_name = "classifier/classes.html"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        context["groups"] = [
+            {"name": group, "classes": [c for c in GALAXY10_CLASSES if c.group == group]} for group in GROUPS
+        ]
+        context["num_classes"] = NUM_CLASSES
+        return context
+
+
+def _model_dir() -> Path:
+    return Path(settings.MODEL_PATH).parent
+
+
+def _manifest_assets(manifest: Any) -> list[str]:
+    """File names of images (e.g. the confusion matrix) that the manifest refers to."""
+    found: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+        elif isinstance(value, str) and value.lower().endswith(MODEL_ASSET_SUFFIXES):
+            name = Path(value).name
+            if name not in found:
+                found.append(name)
+
+    walk(manifest)
+    return found
+
+
+def _is_matrix(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) == NUM_CLASSES
+        and all(isinstance(row, list) and len(row) == NUM_CLASSES for row in value)
+    )
+
+
+def _format_scalar(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 1000 else f"{value:,.1f}"
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def flatten_for_display(data: Any, prefix: str = "") -> tuple[list[tuple[str, str]], list[tuple[str, Any]]]:
+    """Nested manifest sections as (dotted key, text) rows, with 10x10 matrices set aside."""
+    rows: list[tuple[str, str]] = []
+    matrices: list[tuple[str, Any]] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            label = f"{prefix}.{key}" if prefix else str(key)
+            if _is_matrix(value):
+                matrices.append((label, value))
+            elif isinstance(value, dict):
+                sub_rows, sub_matrices = flatten_for_display(value, label)
+                rows += sub_rows
+                matrices += sub_matrices
+            elif isinstance(value, list):
+                if all(not isinstance(item, dict | list) for item in value):
+                    rows.append((label, ", ".join(_format_scalar(item) for item in value)))
+                else:
+                    rows.append((label, json.dumps(value)[:500]))
+            else:
+                rows.append((label, _format_scalar(value)))
+    elif data not in (None, "", [], {}):
+        rows.append((prefix or "value", _format_scalar(data)))
+    return rows, matrices
+
+
+class ModelView(View):
+    """The served model: its card, metrics, confusion matrix and training data summary."""
+
+    template_name = "classifier/model.html"
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        try:
+            classifier = get_classifier()
+        except ModelUnavailableError as exc:
+            return service_unavailable(request, reason=exc.reason)
+        manifest = classifier.manifest
+        card_path = _model_dir() / MODEL_CARD_FILENAME
+        model_card = card_path.read_text(encoding="utf-8") if card_path.is_file() else ""
+        metric_rows, metric_matrices = flatten_for_display(manifest.get("metrics", {}))
+        provenance_rows, _unused = flatten_for_display(manifest.get("provenance", {}))
+        training_rows, _unused = flatten_for_display(manifest.get("training", {}))
+        assets = [name for name in _manifest_assets(manifest) if (_model_dir() / name).is_file()]
+        context = {
+            "manifest": manifest,
+            "model_version": classifier.model_version,
+            "model_sha256": classifier.model_sha256,
+            "backend_name": classifier.backend_name,
+            "model_card": model_card,
+            "metric_rows": metric_rows,
+            "metric_matrices": [
+                {"label": label, "rows": list(zip(GALAXY10_CLASSES, matrix, strict=True))}
+                for label, matrix in metric_matrices
+            ],
+            "provenance_rows": provenance_rows,
+            "training_rows": training_rows,
+            "preprocessing": manifest.get("preprocessing", {}),
+            "assets": [
+                {"name": name, "url": reverse("classifier:model-asset", args=[name])} for name in assets
+            ],
+            "classes": GALAXY10_CLASSES,
+            "unsure_threshold": unsure_confidence_threshold(),
+        }
+        return render(request, self.template_name, context)
+
+
+def model_asset(request: HttpRequest, name: str) -> FileResponse:
+    """Serve an image the manifest lists (e.g. the confusion matrix) from the model folder.
+
+    Only names that the manifest itself refers to are served, so this cannot be
+    used to read any other file next to the model.
+    """
+    try:
+        manifest = get_classifier().manifest
+    except ModelUnavailableError as exc:
+        raise Http404(exc.reason) from exc
+    if name not in _manifest_assets(manifest):
+        raise Http404(name)
+    path = _model_dir() / name
+    if not path.is_file():
+        raise Http404(name)
+    content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    return FileResponse(path.open("rb"), content_type=content_type)
