@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import django_filters
 
-from classifier.galaxy10 import CLASS_NAMES
-from classifier.models import Prediction
+from classifier.models import CLASS_CHOICES, Prediction
 
 
 class PredictionFilter(django_filters.FilterSet):
     class_index = django_filters.ChoiceFilter(
-        label="Class", choices=[(i, name) for i, name in enumerate(CLASS_NAMES)]
+        label="Class", choices=CLASS_CHOICES
     )
     source = django_filters.ChoiceFilter(label="Source", choices=Prediction.Source.choices)
     created_after = django_filters.DateFilter(

@@ -10,6 +10,9 @@ from django.utils import timezone
 from classifier.galaxy10 import CLASS_NAMES, NUM_CLASSES
 
 
+CLASS_CHOICES = [(index, name) for index, name in enumerate(CLASS_NAMES)]
+
+
 def prediction_image_path(instance: Prediction, filename: str) -> str:
     """Images are stored by content hash, so identical uploads share one file."""
     extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else "bin"
@@ -31,7 +34,7 @@ class Prediction(models.Model):
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
     class_index = models.PositiveSmallIntegerField(
-        "class", choices=[(i, name) for i, name in enumerate(CLASS_NAMES)], db_index=True
+        "class", choices=CLASS_CHOICES, db_index=True
     )
     class_name = models.CharField(max_length=64)
     confidence = models.FloatField()

@@ -177,6 +177,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "GalaxyClassEnum": "classifier.models.CLASS_CHOICES",
+        "PredictionSourceEnum": "classifier.models.Prediction.Source",
+    },
 }
 
 # HTTPS hardening, on by default whenever DEBUG is off. `make run` serves plain

@@ -7,7 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from classifier.galaxy10 import CLASS_NAMES
-from classifier.models import Prediction
+from classifier.models import CLASS_CHOICES, Prediction
 
 
 class PredictionCreateInputSerializer(serializers.Serializer):
@@ -83,7 +83,7 @@ class PredictionListOutputSerializer(serializers.Serializer):
 
 
 class PredictionBulkDeleteInputSerializer(serializers.Serializer):
-    class_index = serializers.ChoiceField(choices=list(range(len(CLASS_NAMES))), required=False)
+    class_index = serializers.ChoiceField(choices=CLASS_CHOICES, required=False)
     source = serializers.ChoiceField(choices=Prediction.Source.choices, required=False)
     created_after = serializers.DateField(required=False)
     created_before = serializers.DateField(required=False)

@@ -291,8 +291,8 @@ def _database_status() -> tuple[bool, str]:
             cursor.execute("SELECT 1")
             cursor.fetchone()
     except DatabaseError as exc:
-        # Drop the broken connection so the next probe reconnects once the database is back.
-        connection.close_if_unusable_or_obsolete()
+        # Django's request_finished handler drops the broken connection, so the
+        # next probe reconnects by itself once the database is back.
         return False, f"database unavailable: {type(exc).__name__}"
     return True, f"{connection.vendor} reachable"
 
