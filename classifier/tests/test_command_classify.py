@@ -1,0 +1,94 @@
+"""manage.py classify PATH... [--format csv|json] [--output FILE] [--save] [--batch-size N]."""
+
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+from django.core.management import CommandError, call_command
+
+from classifier.galaxy10 import CLASS_NAMES
+from classifier.inference import get_classifier
+from classifier.models import Prediction
+from conftest import make_image_bytes
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    root = tmp_path / "images"
+    (root / "nested" / "deeper").mkdir(parents=True)
+    (root / "a.png").write_bytes(make_image_bytes(color=(200, 10, 10)))
+    (root / "nested" / "b.jpg").write_bytes(make_image_bytes(fmt="JPEG", color=(10, 200, 10)))
+    (root / "nested" / "deeper" / "c.png").write_bytes(make_image_bytes(color=(10, 10, 200)))
+    (root / "README.txt").write_text("not an image; ignored inside folders")
+    return root
+
+
+def run(*args):
+    stdout, stderr = io.StringIO(), io.StringIO()
+    call_command("classify", *map(str, args), stdout=stdout, stderr=stderr)
+    return stdout.getvalue(), stderr.getvalue()
+
+
+def test_csv_to_stdout_for_a_folder_recursively(image_folder):
+    out, _ = run(image_folder)
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert list(rows[0]) == ["path", "prediction", "class_index", "confidence", *CLASS_NAMES]
+    assert [r["path"] for r in rows] == [
+        str(image_folder / "a.png"),
+        str(image_folder / "nested" / "b.jpg"),
+        str(image_folder / "nested" / "deeper" / "c.png"),
+    ]
+    expected = get_classifier().classify(image_folder / "a.png")
+    assert rows[0]["prediction"] == expected.class_name
+    assert int(rows[0]["class_index"]) == expected.class_index
+    assert float(rows[0]["confidence"]) == pytest.approx(expected.confidence, abs=1e-6)
+    assert sum(float(rows[0][name]) for name in CLASS_NAMES) == pytest.approx(1.0, abs=1e-5)
+    assert Prediction.objects.count() == 0
+
+
+def test_json_to_output_file(image_folder, tmp_path):
+    target = tmp_path / "out.json"
+    run(image_folder / "a.png", "--format", "json", "--output", target, "--batch-size", "1")
+    [item] = json.loads(target.read_text())
+    assert set(item) == {"path", "prediction", "class_index", "confidence", "probabilities"}
+    assert list(item["probabilities"]) == list(CLASS_NAMES)
+    expected = get_classifier().classify(image_folder / "a.png")
+    np.testing.assert_allclose(list(item["probabilities"].values()), expected.probabilities, atol=1e-6)
+
+
+def test_save_records_with_source_cli(image_folder, media_root):
+    out, _ = run(image_folder, "--save", "--format", "json", "--batch-size", "2")
+    items = json.loads(out)
+    assert Prediction.objects.count() == 3
+    assert set(Prediction.objects.values_list("source", flat=True)) == {"cli"}
+    assert {i["id"] for i in items} == set(Prediction.objects.values_list("pk", flat=True))
+    assert sorted(Prediction.objects.values_list("original_filename", flat=True)) == ["a.png", "b.jpg", "c.png"]
+    assert len(list(media_root.rglob("*.*"))) == 3
+
+
+def test_unreadable_file_is_reported_skipped_and_fails(image_folder, tmp_path):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with pytest.raises(CommandError, match="1 input"):
+        call_command(
+            "classify", str(image_folder / "a.png"), str(broken), "--save", stdout=stdout, stderr=stderr
+        )
+    assert f"skipped {broken}" in stderr.getvalue()
+    rows = list(csv.DictReader(io.StringIO(stdout.getvalue())))
+    assert [r["path"] for r in rows] == [str(image_folder / "a.png")]
+    assert Prediction.objects.count() == 1
+
+
+def test_missing_path_fails(tmp_path):
+    with pytest.raises(CommandError):
+        run(tmp_path / "nope.png")
+
+
+def test_progress_goes_to_stderr(image_folder, capsys):
+    run(image_folder)
+    assert "3/3" in capsys.readouterr().err

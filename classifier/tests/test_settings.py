@@ -1,0 +1,55 @@
+"""Production settings: safe defaults, and `check --deploy` is clean."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PRODUCTION_ENV = {
+    "DJANGO_SECRET_KEY": "x" * 20 + "production-like-secret-key-with-enough-entropy-0123456789",
+    "DJANGO_ALLOWED_HOSTS": "galaxy.example.org",
+    "DJANGO_CSRF_TRUSTED_ORIGINS": "https://galaxy.example.org",
+}
+
+
+def manage(*args, env):
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    clean["DJANGO_SETTINGS_MODULE"] = "galaxysite.settings"
+    clean["DJANGO_ENV_FILE"] = str(ROOT / "no-such.env")
+    return subprocess.run(  # noqa: S603
+        [sys.executable, "manage.py", *args], cwd=ROOT, env={**clean, **env}, capture_output=True, text=True, check=False
+    )
+
+
+def test_check_deploy_is_clean_with_production_env():
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION_ENV)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_secret_key_is_required_when_debug_is_off():
+    result = manage("check", env={})
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY must be set" in result.stderr
+
+
+def test_debug_is_off_by_default():
+    result = manage("shell", "-c", "from django.conf import settings; print(settings.DEBUG)", env=PRODUCTION_ENV)
+    assert result.stdout.strip().splitlines()[-1] == "False", result.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "engine"),
+    [
+        ("postgres://u@db:5432/galaxy", "django.db.backends.postgresql"),
+        ("", "django.db.backends.sqlite3"),
+    ],
+)
+def test_database_from_url(url, engine):
+    env = {**PRODUCTION_ENV, "DATABASE_URL": url} if url else PRODUCTION_ENV
+    code = "from django.conf import settings; print(settings.DATABASES['default']['ENGINE'])"
+    result = manage("shell", "-c", code, env=env)
+    assert result.stdout.strip().splitlines()[-1] == engine, result.stderr
