@@ -1,0 +1,130 @@
+"""Batched augmentation on the CPU in PyTorch, suited to galaxies.
+
+Galaxies have no preferred orientation, so every view draws one of the 8
+flip/rot90 symmetries plus a small rotation. The photometric part bridges SDSS
+(shallow, black sky, blurrier) towards DECaLS (deeper, grey noisy sky, many
+faint neighbours): sky level, noise, injected faint point sources, colour and
+saturation changes, blur and resolution loss.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from classifier.preprocessing import PreprocessConfig
+
+
+def _gaussian_kernel(sigma: float, radius: int) -> torch.Tensor:
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    kernel = torch.exp(-(offsets**2) / (2 * sigma**2))
+    return kernel / kernel.sum()
+
+
+def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    radius = max(1, math.ceil(3 * sigma))
+    kernel = _gaussian_kernel(sigma, radius)
+    channels = images.shape[1]
+    horizontal = kernel.view(1, 1, 1, -1).repeat(channels, 1, 1, 1)
+    vertical = kernel.view(1, 1, -1, 1).repeat(channels, 1, 1, 1)
+    padded = F.pad(images, (radius, radius, 0, 0), mode="reflect")
+    images = F.conv2d(padded, horizontal, groups=channels)
+    padded = F.pad(images, (0, 0, radius, radius), mode="reflect")
+    return F.conv2d(padded, vertical, groups=channels)
+
+
+def _views(
+    pixels: torch.Tensor, zoom: torch.Tensor, size: int, angle: torch.Tensor, flip: torch.Tensor,
+    scale: torch.Tensor, shift: torch.Tensor,
+) -> torch.Tensor:
+    """Sample ``size``-pixel views from uint8 NHWC crops (float NCHW in [0, 1])."""
+    images = pixels.permute(0, 3, 1, 2).float() / 255.0
+    extent = zoom * scale
+    cos, sin = torch.cos(angle) * extent, torch.sin(angle) * extent
+    theta = torch.stack(
+        [
+            torch.stack([cos * flip, -sin, shift[:, 0]], dim=1),
+            torch.stack([sin * flip, cos, shift[:, 1]], dim=1),
+        ],
+        dim=1,
+    )
+    grid = F.affine_grid(theta, [len(images), 3, size, size], align_corners=False)
+    return F.grid_sample(
+        images, grid, mode="bilinear", padding_mode="reflection", align_corners=False
+    )
+
+
+def centre_views(pixels: torch.Tensor, zoom: torch.Tensor, size: int) -> torch.Tensor:
+    n = len(pixels)
+    return _views(
+        pixels, zoom, size, torch.zeros(n), torch.ones(n), torch.ones(n), torch.zeros(n, 2)
+    )
+
+
+def augmented_views(
+    pixels: torch.Tensor, zoom: torch.Tensor, size: int, params: dict[str, Any],
+    generator: torch.Generator,
+) -> torch.Tensor:
+    n = len(pixels)
+
+    def uniform(low: float, high: float, *shape: int) -> torch.Tensor:
+        return low + (high - low) * torch.rand(*(shape or (n,)), generator=generator)
+
+    def chosen(probability: float) -> torch.Tensor:
+        return torch.rand(n, generator=generator) < probability
+
+    small = math.radians(params["small_rotation_degrees"])
+    quarter = torch.randint(0, 4, (n,), generator=generator).float() * (math.pi / 2)
+    angle = quarter + uniform(-small, small)
+    flip = torch.where(chosen(0.5), -1.0, 1.0)
+    jitter = math.log(params["scale_jitter"])
+    scale = torch.exp(uniform(-jitter, jitter))
+    shift = uniform(-params["translate"], params["translate"], n, 2)
+    images = _views(pixels, zoom, size, angle, flip, scale, shift)
+
+    low_resolution = chosen(params["resolution_probability"])
+    if low_resolution.any():
+        factor = float(uniform(1.3, 2.2, 1))
+        small_side = max(8, round(size / factor))
+        degraded = F.interpolate(images[low_resolution], size=small_side, mode="area")
+        images[low_resolution] = F.interpolate(
+            degraded, size=size, mode="bilinear", align_corners=False
+        )
+    blurred = chosen(params["blur_probability"])
+    if blurred.any():
+        images[blurred] = gaussian_blur(images[blurred], float(uniform(0.4, 1.2, 1)))
+
+    gains = torch.exp(torch.randn(n, 3, 1, 1, generator=generator) * params["colour_jitter"])
+    brightness = torch.exp(uniform(-params["brightness"], params["brightness"])).view(n, 1, 1, 1)
+    images = images * gains * brightness
+    grey = images.mean(dim=1, keepdim=True)
+    saturation = uniform(*params["saturation"]).view(n, 1, 1, 1)
+    images = grey + saturation * (images - grey)
+
+    neighbours = chosen(params["neighbour_probability"])
+    if neighbours.any():
+        count = len(neighbours.nonzero())
+        sources = torch.zeros(count, 1, size, size)
+        per_image = params["max_neighbours"]
+        flat = sources.view(count, -1)
+        positions = torch.randint(0, size * size, (count, per_image), generator=generator)
+        amplitude = torch.exp(uniform(math.log(0.3), math.log(4.0), count, per_image))
+        present = torch.rand(count, per_image, generator=generator) < 0.6
+        flat.scatter_add_(1, positions, amplitude * present)
+        psf = gaussian_blur(sources, float(uniform(0.8, 1.6, 1)))
+        tint = uniform(0.7, 1.3, count, 3).view(count, 3, 1, 1)
+        images[neighbours] = images[neighbours] + psf * tint
+
+    sky = chosen(params["sky_probability"]).float() * uniform(0.0, params["sky_level"])
+    images = images + sky.view(n, 1, 1, 1)
+    sigma = uniform(0.0, params["noise_sigma"]).view(n, 1, 1, 1)
+    images = images + sigma * torch.randn(images.shape, generator=generator)
+    return images.clamp(0.0, 1.0)
+
+
+def normalise(images: torch.Tensor, config: PreprocessConfig) -> torch.Tensor:
+    """The serving normalisation, applied to [0, 1] images (NCHW)."""
+    return (images * 255.0 - config.mean) / config.std

@@ -1,0 +1,143 @@
+"""Export the trained PyTorch model to TFLite.
+
+The network is rebuilt op by op in TensorFlow from the PyTorch weights, with
+batch norm folded into the convolutions (the EfficientNet-Lite blocks already
+use TensorFlow's SAME padding, so both graphs compute the same function). The
+calibration temperature and the softmax are part of the graph. TFLite's
+converter then writes:
+
+* ``int8``: full-integer quantisation calibrated on training images, float32
+  input and output. It avoids the dynamic-range FULLY_CONNECTED v12 kernels,
+  so tflite-runtime 2.14 loads it as well as ai-edge-litert;
+* ``float16``: float16 weights, float32 compute, the accuracy reference.
+
+The input has a fixed batch of 1; callers may resize it for batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+
+def _folded(conv: torch.nn.Conv2d, bn: torch.nn.BatchNorm2d) -> tuple[np.ndarray, np.ndarray]:
+    """Convolution weights (TensorFlow layout) and bias with the batch norm folded in."""
+    scale = bn.weight.detach().numpy() / np.sqrt(bn.running_var.numpy() + bn.eps)
+    bias = bn.bias.detach().numpy() - bn.running_mean.numpy() * scale
+    weight = conv.weight.detach().numpy()
+    if conv.groups > 1:  # depthwise: (C, 1, kh, kw) -> (kh, kw, C, 1)
+        kernel = weight.transpose(2, 3, 0, 1) * scale[None, None, :, None]
+    else:  # (O, I, kh, kw) -> (kh, kw, I, O)
+        kernel = weight.transpose(2, 3, 1, 0) * scale[None, None, None, :]
+    return kernel.astype(np.float32), bias.astype(np.float32)
+
+
+def inference_function(model: torch.nn.Module, temperature: float) -> Callable:
+    """A TensorFlow function (NHWC image -> probabilities) equal to ``model`` in eval mode.
+
+    Built from constants rather than Keras layers: the converter then sees no
+    variables, and batch norm is folded exactly as TFLite would fold it.
+    """
+    import tensorflow as tf
+
+    model.eval()
+
+    def conv_bn(conv: torch.nn.Conv2d, bn: torch.nn.BatchNorm2d, activate: bool):
+        kernel, bias = (tf.constant(a) for a in _folded(conv, bn))
+        stride = conv.stride[0]
+        depthwise = conv.groups > 1
+
+        def apply(x):
+            if depthwise:
+                y = tf.nn.depthwise_conv2d(x, kernel, [1, stride, stride, 1], "SAME")
+            else:
+                y = tf.nn.conv2d(x, kernel, stride, "SAME")
+            y = tf.nn.bias_add(y, bias)
+            return tf.nn.relu6(y) if activate else y
+
+        return apply
+
+    stem = conv_bn(model._conv_stem, model._bn0, True)
+    blocks = []
+    for block in model._blocks:
+        args = block._block_args
+        stages = []
+        if args.expand_ratio != 1:
+            stages.append(conv_bn(block._expand_conv, block._bn0, True))
+        stages.append(conv_bn(block._depthwise_conv, block._bn1, True))
+        stages.append(conv_bn(block._project_conv, block._bn2, False))
+        stride = int(np.atleast_1d(args.stride)[0])
+        residual = args.id_skip and stride == 1 and args.input_filters == args.output_filters
+        blocks.append((stages, residual))
+    head = conv_bn(model._conv_head, model._bn1, True)
+    dense_w = tf.constant(model._fc.weight.detach().numpy().T / temperature)
+    dense_b = tf.constant(model._fc.bias.detach().numpy() / temperature)
+
+    def probabilities(image):
+        x = stem(image)
+        for stages, residual in blocks:
+            y = x
+            for stage in stages:
+                y = stage(y)
+            x = x + y if residual else y
+        x = tf.reduce_mean(head(x), axis=[1, 2])
+        return tf.nn.softmax(tf.matmul(x, dense_w) + dense_b, name="probabilities")
+
+    return probabilities
+
+
+def convert(
+    model: torch.nn.Module, image_size: int, temperature: float, quantization: str,
+    representative: Callable[[], Iterator[list[np.ndarray]]] | None = None,
+) -> bytes:
+    import tensorflow as tf
+
+    function = tf.function(
+        inference_function(model, temperature),
+        input_signature=[tf.TensorSpec([1, image_size, image_size, 3], tf.float32, "image")],
+    )
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()])
+    return _configure(converter, quantization, representative).convert()
+
+
+def _configure(converter, quantization: str, representative):
+    import tensorflow as tf
+
+    if quantization == "int8":
+        if representative is None:
+            raise ValueError("int8 quantisation needs a representative dataset")
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    elif quantization == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantization != "float32":
+        raise ValueError(f"unknown quantisation {quantization!r}")
+    return converter
+
+
+def export(
+    model: torch.nn.Module,
+    image_size: int,
+    temperature: float,
+    out: Path,
+    quantization: str,
+    representative_inputs: np.ndarray | None = None,
+) -> Path:
+    """Write ``out`` and return it. ``representative_inputs``: preprocessed NHWC float32."""
+    def representative() -> Iterator[list[np.ndarray]]:
+        for row in representative_inputs:
+            yield [row[None].astype(np.float32)]
+
+    data = convert(
+        model, image_size, temperature, quantization,
+        representative if representative_inputs is not None else None,
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(data)
+    return out
