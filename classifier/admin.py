@@ -66,7 +66,9 @@ class PredictionAdmin(admin.ModelAdmin):
     @admin.display(description="Preview")
     def preview(self, obj: Prediction) -> str:
         return format_html(
-            '<img src="{}" alt="{}" style="max-width:512px;max-height:512px">', obj.image.url, obj.original_filename
+            '<img src="{}" alt="{}" style="max-width:512px;max-height:512px">',
+            obj.image.url,
+            obj.original_filename,
         )
 
     @admin.display(description="Confidence", ordering="confidence")

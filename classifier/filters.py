@@ -8,9 +8,7 @@ from classifier.models import CLASS_CHOICES, Prediction
 
 
 class PredictionFilter(django_filters.FilterSet):
-    class_index = django_filters.ChoiceFilter(
-        label="Class", choices=CLASS_CHOICES
-    )
+    class_index = django_filters.ChoiceFilter(label="Class", choices=CLASS_CHOICES)
     source = django_filters.ChoiceFilter(label="Source", choices=Prediction.Source.choices)
     created_after = django_filters.DateFilter(
         label="From date", field_name="created_at", lookup_expr="date__gte"

@@ -162,9 +162,7 @@ def _load_manifest(manifest_path: Path) -> dict[str, Any]:
         raise ModelUnavailableError(f"model manifest {manifest_path} is not a JSON object")
     missing = {"model_version", "sha256", "classes", "preprocessing"} - manifest.keys()
     if missing:
-        raise ModelUnavailableError(
-            f"model manifest {manifest_path} lacks {', '.join(sorted(missing))}"
-        )
+        raise ModelUnavailableError(f"model manifest {manifest_path} lacks {', '.join(sorted(missing))}")
     try:
         names = tuple(c["name"] for c in sorted(manifest["classes"], key=lambda c: c["index"]))
     except (KeyError, TypeError) as exc:
@@ -234,9 +232,7 @@ class GalaxyClassifier:
             )
         self._batch_size = 1
         self._lock = threading.Lock()
-        logger.info(
-            "loaded model %s (%s) with %s", self.model_version, self.model_path, self.backend_name
-        )
+        logger.info("loaded model %s (%s) with %s", self.model_version, self.model_path, self.backend_name)
 
     def prepare(self, source: ImageSource, *, max_pixels: int | None = None) -> PreparedImage:
         """Decode and preprocess one image; raises ImageDecodeError for anything unusable."""

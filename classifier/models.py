@@ -9,7 +9,6 @@ from django.utils import timezone
 
 from classifier.galaxy10 import CLASS_NAMES, NUM_CLASSES
 
-
 CLASS_CHOICES = [(index, name) for index, name in enumerate(CLASS_NAMES)]
 
 
@@ -33,9 +32,7 @@ class Prediction(models.Model):
     sha256 = models.CharField("SHA-256", max_length=64, db_index=True)
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
-    class_index = models.PositiveSmallIntegerField(
-        "class", choices=CLASS_CHOICES, db_index=True
-    )
+    class_index = models.PositiveSmallIntegerField("class", choices=CLASS_CHOICES, db_index=True)
     class_name = models.CharField(max_length=64)
     confidence = models.FloatField()
     probabilities = models.JSONField(help_text="Probabilities of the 10 classes, in class-index order.")

@@ -11,7 +11,7 @@ from django.core.exceptions import PermissionDenied, RequestDataTooBig, Suspicio
 from django.db import DatabaseError, connection
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
 from rest_framework.pagination import PageNumberPagination
@@ -45,7 +45,7 @@ logger = logging.getLogger(__name__)
 UPLOAD_FIELD = "image"
 
 
-def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:  # noqa: PLR0911
     """DRF's handler, plus the domain errors as clear JSON (never a traceback)."""
     if isinstance(exc, ImageValidationError):
         code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE if exc.too_large else status.HTTP_400_BAD_REQUEST
@@ -59,7 +59,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             {"detail": "storage is unavailable", "reason": exc.reason}, status.HTTP_503_SERVICE_UNAVAILABLE
         )
     if isinstance(exc, DatabaseError):
-        logger.exception("database error in the API")
+        logger.error("database error in the API", exc_info=exc)
         return Response(
             {"detail": "the database is unavailable", "reason": type(exc).__name__},
             status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -91,7 +91,9 @@ class PredictionCsvRenderer(BaseRenderer):
     format = "csv"
     charset = "utf-8"
 
-    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
+    def render(
+        self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None
+    ) -> bytes:
         stream = io.StringIO()
         if isinstance(data, dict):
             # Errors (401, 400) still arrive in the CSV format the client asked for.
@@ -104,7 +106,9 @@ class PredictionCsvRenderer(BaseRenderer):
 
 FILTER_PARAMETERS = [
     OpenApiParameter("class_index", int, enum=list(range(len(CLASS_NAMES))), description="Predicted class."),
-    OpenApiParameter("source", str, enum=Prediction.Source.values, description="Where the request came from."),
+    OpenApiParameter(
+        "source", str, enum=Prediction.Source.values, description="Where the request came from."
+    ),
     OpenApiParameter("created_after", OpenApiTypes.DATE, description="Created on or after this date."),
     OpenApiParameter("created_before", OpenApiTypes.DATE, description="Created on or before this date."),
     OpenApiParameter("filename", str, description="Original filename contains (case-insensitive)."),
@@ -145,7 +149,8 @@ class PredictionListCreateApi(APIView):
             hint = f" (got file fields: {', '.join(other_fields)})" if other_fields else ""
             return Response(
                 {
-                    "detail": f"send one or more images as multipart/form-data in the '{UPLOAD_FIELD}' field{hint}",
+                    "detail": "send one or more images as multipart/form-data "
+                    f"in the '{UPLOAD_FIELD}' field{hint}",
                     "errors": [{"filename": "", "error": "no image was uploaded"}],
                 },
                 status.HTTP_400_BAD_REQUEST,
@@ -211,7 +216,11 @@ class PredictionDetailApi(APIView):
 
     @extend_schema(
         operation_id="predictions_retrieve",
-        responses={200: PredictionDetailOutputSerializer, 403: ErrorOutputSerializer, 404: ErrorOutputSerializer},
+        responses={
+            200: PredictionDetailOutputSerializer,
+            403: ErrorOutputSerializer,
+            404: ErrorOutputSerializer,
+        },
     )
     def get(self, request: Request, pk: int) -> Response:
         prediction = selectors.prediction_get(pk=pk, user=request.user)
@@ -233,7 +242,11 @@ class PredictionBulkDeleteApi(APIView):
     @extend_schema(
         operation_id="predictions_bulk_delete",
         request=PredictionBulkDeleteInputSerializer,
-        responses={200: PredictionBulkDeleteOutputSerializer, 400: ErrorOutputSerializer, 403: ErrorOutputSerializer},
+        responses={
+            200: PredictionBulkDeleteOutputSerializer,
+            400: ErrorOutputSerializer,
+            403: ErrorOutputSerializer,
+        },
         description="Delete every prediction matching the filters (staff only). "
         "With no filter, `all: true` is required.",
     )
@@ -253,7 +266,9 @@ class PredictionBulkDeleteApi(APIView):
 class ModelInfoApi(APIView):
     permission_classes = [AllowAny]
 
-    @extend_schema(operation_id="model_retrieve", responses={200: ModelInfoOutputSerializer, 503: ErrorOutputSerializer})
+    @extend_schema(
+        operation_id="model_retrieve", responses={200: ModelInfoOutputSerializer, 503: ErrorOutputSerializer}
+    )
     def get(self, request: Request) -> Response:
         classifier = get_classifier()
         manifest = classifier.manifest
@@ -316,7 +331,9 @@ class HealthReadyApi(APIView):
         }
         if model_ok and database_ok:
             return Response({"status": "ok", "checks": checks})
-        reason = "; ".join(detail for ok, detail in ((model_ok, model_detail), (database_ok, database_detail)) if not ok)
+        reason = "; ".join(
+            detail for ok, detail in ((model_ok, model_detail), (database_ok, database_detail)) if not ok
+        )
         return Response(
             {"status": "unavailable", "reason": reason, "checks": checks}, status.HTTP_503_SERVICE_UNAVAILABLE
         )

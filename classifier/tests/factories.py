@@ -52,7 +52,9 @@ class PredictionFactory(DjangoModelFactory):
     width = 32
     height = 32
     probabilities = factory.LazyAttribute(lambda o: _probabilities(o.seed))
-    class_index = factory.LazyAttribute(lambda o: max(range(len(o.probabilities)), key=o.probabilities.__getitem__))
+    class_index = factory.LazyAttribute(
+        lambda o: max(range(len(o.probabilities)), key=o.probabilities.__getitem__)
+    )
     class_name = factory.LazyAttribute(lambda o: CLASS_NAMES[o.class_index])
     confidence = factory.LazyAttribute(lambda o: max(o.probabilities))
     model_version = "test-model-1"

@@ -260,7 +260,10 @@ def test_database_failure_mid_batch_removes_written_files(monkeypatch, anonymous
         return original_save(self, *args, **kwargs)
 
     monkeypatch.setattr(Prediction, "save", failing_save)
-    files = [upload("a.png", make_image_bytes(color=(1, 1, 1))), upload("b.png", make_image_bytes(color=(2, 2, 2)))]
+    files = [
+        upload("a.png", make_image_bytes(color=(1, 1, 1))),
+        upload("b.png", make_image_bytes(color=(2, 2, 2))),
+    ]
     response = post(anonymous_client, files)
 
     assert response.status_code == 503

@@ -48,7 +48,7 @@ def test_pagination(settings, user_client):
     assert len(first["results"]) == 25
     second = user_client.get(first["next"]).json()
     assert len(second["results"]) == 5
-    assert not set(r["id"] for r in first["results"]) & set(r["id"] for r in second["results"])
+    assert not {r["id"] for r in first["results"]} & {r["id"] for r in second["results"]}
 
 
 def test_filter_by_class(user_client):
@@ -94,7 +94,9 @@ def test_invalid_filter_is_400(user_client, params):
 def test_ordering_by_confidence(user_client):
     PredictionFactory.create_batch(6)
     ascending = [r["confidence"] for r in user_client.get(URL, {"ordering": "confidence"}).json()["results"]]
-    descending = [r["confidence"] for r in user_client.get(URL, {"ordering": "-confidence"}).json()["results"]]
+    descending = [
+        r["confidence"] for r in user_client.get(URL, {"ordering": "-confidence"}).json()["results"]
+    ]
     assert ascending == sorted(ascending)
     assert descending == sorted(ascending, reverse=True)
 

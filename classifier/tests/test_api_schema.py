@@ -11,7 +11,12 @@ def test_schema_validates_without_warnings(tmp_path):
     out = tmp_path / "schema.yml"
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(out))
     text = out.read_text()
-    for path in ("/api/predictions/", "/api/predictions/{id}/", "/api/predictions/bulk-delete/", "/api/model/"):
+    for path in (
+        "/api/predictions/",
+        "/api/predictions/{id}/",
+        "/api/predictions/bulk-delete/",
+        "/api/model/",
+    ):
         assert path in text
 
 

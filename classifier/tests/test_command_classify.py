@@ -66,7 +66,11 @@ def test_save_records_with_source_cli(image_folder, media_root):
     assert Prediction.objects.count() == 3
     assert set(Prediction.objects.values_list("source", flat=True)) == {"cli"}
     assert {i["id"] for i in items} == set(Prediction.objects.values_list("pk", flat=True))
-    assert sorted(Prediction.objects.values_list("original_filename", flat=True)) == ["a.png", "b.jpg", "c.png"]
+    assert sorted(Prediction.objects.values_list("original_filename", flat=True)) == [
+        "a.png",
+        "b.jpg",
+        "c.png",
+    ]
     assert len(list(media_root.rglob("*.*"))) == 3
 
 

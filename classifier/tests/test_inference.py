@@ -74,7 +74,7 @@ def test_tflite_runtime_backend_is_selectable(settings):
 
 
 def test_override_settings_swaps_the_model(model_copy):
-    model_path, manifest_path = model_copy
+    model_path, _ = model_copy
     classifier = inference.get_classifier()
     assert classifier.model_path == model_path
     with override_settings(MODEL_PATH=model_path.parent / "absent.tflite"):
@@ -159,7 +159,9 @@ def test_batches_larger_than_the_chunk_size(monkeypatch):
     images = distinct_images(7)
     results = classifier.classify_batch(images)
     assert len(results) == 7
-    np.testing.assert_allclose(results[6].probabilities, classifier.classify(images[6]).probabilities, atol=1e-5)
+    np.testing.assert_allclose(
+        results[6].probabilities, classifier.classify(images[6]).probabilities, atol=1e-5
+    )
 
 
 def test_concurrent_classification_never_mixes_results():

@@ -28,7 +28,11 @@ def test_anonymous_sees_only_their_own_uploads(client):
 
 def test_path_traversal_is_refused(client, user):
     client.force_login(user)
-    for path in ("/media/../galaxysite/settings.py", "/media/%2e%2e/%2e%2e/etc/passwd", "/media/predictions/../../x"):
+    for path in (
+        "/media/../galaxysite/settings.py",
+        "/media/%2e%2e/%2e%2e/etc/passwd",
+        "/media/predictions/../../x",
+    ):
         response = client.get(path)
         assert response.status_code in {400, 404}, path
         assert b"SECRET_KEY" not in b"".join(getattr(response, "streaming_content", [response.content]))

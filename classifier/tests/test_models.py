@@ -10,7 +10,9 @@ pytestmark = pytest.mark.django_db
 
 def test_str_and_url():
     prediction = PredictionFactory(original_filename="m87.png")
-    assert str(prediction) == f"#{prediction.pk} m87.png: {prediction.class_name} ({prediction.confidence:.1%})"
+    assert (
+        str(prediction) == f"#{prediction.pk} m87.png: {prediction.class_name} ({prediction.confidence:.1%})"
+    )
     assert prediction.get_absolute_url().rstrip("/").endswith(str(prediction.pk))
 
 

@@ -57,11 +57,19 @@ def test_exif_rotation_is_applied():
         ("grayscale", lambda: saved(gradient().convert("L"), "PNG")),
         ("rgba", lambda: saved(gradient().convert("RGBA"), "PNG")),
         ("palette-transparent", lambda: saved(gradient().convert("P"), "PNG", transparency=0)),
-        ("16-bit", lambda: saved(Image.fromarray((np.arange(120 * 80).reshape(80, 120) * 6).astype(np.uint16)), "PNG")),
+        (
+            "16-bit",
+            lambda: saved(
+                Image.fromarray((np.arange(120 * 80).reshape(80, 120) * 6).astype(np.uint16)), "PNG"
+            ),
+        ),
         ("cmyk", lambda: saved(gradient().convert("CMYK"), "JPEG")),
         ("tiff", lambda: saved(gradient(), "TIFF")),
         ("webp", lambda: saved(gradient(), "WEBP")),
-        ("animated-gif", lambda: saved(gradient(), "GIF", save_all=True, append_images=[gradient().rotate(90)])),
+        (
+            "animated-gif",
+            lambda: saved(gradient(), "GIF", save_all=True, append_images=[gradient().rotate(90)]),
+        ),
     ],
 )
 def test_odd_images_are_accepted(label, make, media_root):
@@ -162,7 +170,9 @@ def test_delete_many_removes_only_unshared_files(media_root, django_capture_on_c
     shared_b = PredictionFactory(seed=1, image=shared_a.image.name)
     alone = PredictionFactory(seed=2)
     with django_capture_on_commit_callbacks(execute=True):
-        deleted = services.prediction_delete_many(queryset=Prediction.objects.filter(pk__in=[shared_a.pk, alone.pk]))
+        deleted = services.prediction_delete_many(
+            queryset=Prediction.objects.filter(pk__in=[shared_a.pk, alone.pk])
+        )
     assert deleted == 2
     assert media_files(media_root) == [media_root / shared_b.image.name]
 

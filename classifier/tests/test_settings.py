@@ -20,7 +20,12 @@ def manage(*args, env):
     clean["DJANGO_SETTINGS_MODULE"] = "galaxysite.settings"
     clean["DJANGO_ENV_FILE"] = str(ROOT / "no-such.env")
     return subprocess.run(  # noqa: S603
-        [sys.executable, "manage.py", *args], cwd=ROOT, env={**clean, **env}, capture_output=True, text=True, check=False
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 
@@ -37,7 +42,9 @@ def test_secret_key_is_required_when_debug_is_off():
 
 
 def test_debug_is_off_by_default():
-    result = manage("shell", "-c", "from django.conf import settings; print(settings.DEBUG)", env=PRODUCTION_ENV)
+    result = manage(
+        "shell", "-c", "from django.conf import settings; print(settings.DEBUG)", env=PRODUCTION_ENV
+    )
     assert result.stdout.strip().splitlines()[-1] == "False", result.stderr
 
 

@@ -87,7 +87,9 @@ class Command(BaseCommand):
             return [self._row(path, result) for (path, _), result in zip(prepared, results, strict=True)]
         handles = [path.open("rb") for path, _ in prepared]
         try:
-            uploads = [File(handle, name=path.name) for handle, (path, _) in zip(handles, prepared, strict=True)]
+            uploads = [
+                File(handle, name=path.name) for handle, (path, _) in zip(handles, prepared, strict=True)
+            ]
             try:
                 predictions = services.prediction_create_batch(uploads=uploads, source=Prediction.Source.CLI)
             except (ImageValidationError, ClassifierError) as exc:
@@ -104,7 +106,9 @@ class Command(BaseCommand):
             "prediction": result.class_name,
             "class_index": result.class_index,
             "confidence": round(result.confidence, 6),
-            "probabilities": {name: round(p, 6) for name, p in zip(CLASS_NAMES, result.probabilities, strict=True)},
+            "probabilities": {
+                name: round(p, 6) for name, p in zip(CLASS_NAMES, result.probabilities, strict=True)
+            },
         }
         if isinstance(result, Prediction):
             row["id"] = result.pk
@@ -121,8 +125,13 @@ class Command(BaseCommand):
                 writer.writerow(CSV_COLUMNS)
                 for row in rows:
                     writer.writerow(
-                        [row["path"], row["prediction"], row["class_index"], f"{row['confidence']:.6f}",
-                         *(f"{row['probabilities'][name]:.6f}" for name in CLASS_NAMES)]
+                        [
+                            row["path"],
+                            row["prediction"],
+                            row["class_index"],
+                            f"{row['confidence']:.6f}",
+                            *(f"{row['probabilities'][name]:.6f}" for name in CLASS_NAMES),
+                        ]
                     )
         finally:
             if output:
