@@ -16,7 +16,7 @@ PRODUCTION_ENV = {
 
 
 def manage(*args, env):
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_") and k != "DATABASE_URL"}
     clean["DJANGO_SETTINGS_MODULE"] = "galaxysite.settings"
     clean["DJANGO_ENV_FILE"] = str(ROOT / "no-such.env")
     return subprocess.run(  # noqa: S603
