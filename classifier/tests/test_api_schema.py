@@ -25,6 +25,9 @@ def test_schema_and_swagger_ui_are_served(anonymous_client):
     response = anonymous_client.get(reverse("swagger-ui"))
     assert response.status_code == 200
     assert b"swagger" in response.content.lower()
+    # Served from our own static files, never from a CDN: the app works offline.
+    assert b"cdn.jsdelivr" not in response.content
+    assert b"/static/drf_spectacular_sidecar/swagger-ui-dist/" in response.content
 
 
 def test_browsable_api_renders_for_a_user(user_client):
