@@ -27,6 +27,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views import View
 from django.views.generic import TemplateView
 
@@ -237,6 +238,24 @@ class PredictionDetailView(View):
         return render(request, self.template_name, context)
 
 
+EMPTY_CHOICE_LABELS = {
+    "class_index": gettext_lazy("Any class"),
+    "source": gettext_lazy("Any source"),
+    "ordering": gettext_lazy("Newest first"),
+}
+
+
+def label_empty_choices(form: Any) -> None:
+    """Say what an unset filter means instead of django-filter's "---------"."""
+    for name, label in EMPTY_CHOICE_LABELS.items():
+        field = form.fields.get(name)
+        # django-filter's choice fields add the empty choice themselves, from
+        # empty_label; the widget holds its own copy of the choices.
+        if field is not None and hasattr(field, "empty_label"):
+            field.empty_label = label
+            field.widget.choices = list(field.choices)
+
+
 class HistoryView(LoginRequiredMixin, View):
     """The audit log, filtered, searched, sorted and paginated, with all state in the URL."""
 
@@ -244,6 +263,7 @@ class HistoryView(LoginRequiredMixin, View):
 
     def get(self, request: HttpRequest) -> HttpResponse:
         filterset = prediction_filterset(filters=request.GET, user=request.user)
+        label_empty_choices(filterset.form)
         filters_valid = not filterset.is_bound or filterset.is_valid()
         queryset = filterset.qs if filters_valid else Prediction.objects.none()
         page = Paginator(queryset, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))

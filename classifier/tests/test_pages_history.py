@@ -54,6 +54,7 @@ def test_history_lists_predictions_newest_first_with_thumbnails(client, user):
     assert f'src="{newer.image.url}"' in html
     assert f'href="{older.get_absolute_url()}"' in html
     assert "2 predictions" in html
+    assert '<option value="" selected>Any class</option>' in html
 
 
 def test_filters_by_class_source_and_filename(client, user):
