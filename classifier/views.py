@@ -317,24 +317,37 @@ def _model_dir() -> Path:
     return Path(settings.MODEL_PATH).parent
 
 
-def _manifest_assets(manifest: Any) -> list[str]:
-    """File names of images (e.g. the confusion matrix) that the manifest refers to."""
-    found: list[str] = []
+def _manifest_assets(manifest: Any) -> list[tuple[str, str]]:
+    """(label, file name) of the figures the manifest refers to, e.g. the confusion matrix."""
+    found: dict[str, str] = {}
 
-    def walk(value: Any) -> None:
+    def walk(value: Any, key: str) -> None:
         if isinstance(value, dict):
-            for item in value.values():
-                walk(item)
+            for child_key, item in value.items():
+                walk(item, str(child_key))
         elif isinstance(value, list):
             for item in value:
-                walk(item)
+                walk(item, key)
         elif isinstance(value, str) and value.lower().endswith(MODEL_ASSET_SUFFIXES):
-            name = Path(value).name
-            if name not in found:
-                found.append(name)
+            found.setdefault(Path(value).name, key.replace("_", " ").capitalize())
 
-    walk(manifest)
-    return found
+    walk(manifest, "figure")
+    return [(label, name) for name, label in found.items()]
+
+
+# Evaluation sets in the manifest's metrics carry at least one of these keys.
+EVALUATION_SET_KEYS = {"n", "images", "top1", "accuracy"}
+MAX_LISTED_VALUES = 12
+# Joins nested manifest keys for display, e.g. "config \N{SINGLE RIGHT-POINTING ANGLE QUOTATION MARK} epochs".
+KEY_PATH_SEPARATOR = "\N{SINGLE RIGHT-POINTING ANGLE QUOTATION MARK}"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
 
 
 def _is_matrix(value: Any) -> bool:
@@ -345,9 +358,13 @@ def _is_matrix(value: Any) -> bool:
     )
 
 
+def _is_per_class(value: Any) -> bool:
+    return isinstance(value, list) and len(value) == NUM_CLASSES and all(_is_number(v) for v in value)
+
+
 def _format_scalar(value: Any) -> str:
     if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) < 1000 else f"{value:,.1f}"
+        return f"{value:.3f}" if abs(value) < 1000 else f"{value:,.1f}"
     if isinstance(value, bool) or value is None:
         return json.dumps(value)
     if isinstance(value, int):
@@ -355,29 +372,107 @@ def _format_scalar(value: Any) -> str:
     return str(value)
 
 
-def flatten_for_display(data: Any, prefix: str = "") -> tuple[list[tuple[str, str]], list[tuple[str, Any]]]:
-    """Nested manifest sections as (dotted key, text) rows, with 10x10 matrices set aside."""
+def _format_value(value: Any) -> str:
+    if _is_scalar(value):
+        return _format_scalar(value)
+    if isinstance(value, list) and len(value) <= MAX_LISTED_VALUES and all(_is_scalar(v) for v in value):
+        return ", ".join(_format_scalar(v) for v in value)
+    if isinstance(value, list):
+        return _("%(count)d entries") % {"count": len(value)}
+    return json.dumps(value)[:200]
+
+
+def _label(key: Any) -> str:
+    return str(key).replace("_", " ")
+
+
+def flatten_for_display(data: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """Nested manifest sections as (key path, text) rows; long lists are only counted."""
     rows: list[tuple[str, str]] = []
-    matrices: list[tuple[str, Any]] = []
     if isinstance(data, dict):
         for key, value in data.items():
-            label = f"{prefix}.{key}" if prefix else str(key)
-            if _is_matrix(value):
-                matrices.append((label, value))
-            elif isinstance(value, dict):
-                sub_rows, sub_matrices = flatten_for_display(value, label)
-                rows += sub_rows
-                matrices += sub_matrices
-            elif isinstance(value, list):
-                if all(not isinstance(item, dict | list) for item in value):
-                    rows.append((label, ", ".join(_format_scalar(item) for item in value)))
-                else:
-                    rows.append((label, json.dumps(value)[:500]))
+            label = f"{prefix} {KEY_PATH_SEPARATOR} {_label(key)}" if prefix else _label(key)
+            if isinstance(value, dict):
+                rows += flatten_for_display(value, label)
             else:
-                rows.append((label, _format_scalar(value)))
+                rows.append((label, _format_value(value)))
     elif data not in (None, "", [], {}):
-        rows.append((prefix or "value", _format_scalar(data)))
-    return rows, matrices
+        rows.append((prefix or _("value"), _format_value(data)))
+    return rows
+
+
+def record_tables(data: Any) -> tuple[list[dict[str, Any]], Any]:
+    """Lists of flat records (e.g. the training data sources) as tables; the rest is returned."""
+    if not isinstance(data, dict):
+        return [], data
+    tables = []
+    rest = {}
+    for key, value in data.items():
+        if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+            columns = [
+                c for c in dict.fromkeys(k for item in value for k in item) if _is_scalar(value[0].get(c))
+            ]
+            tables.append(
+                {
+                    "label": _label(key),
+                    "columns": [_label(c) for c in columns],
+                    "rows": [[_format_value(item.get(c)) for c in columns] for item in value],
+                }
+            )
+        else:
+            rest[key] = value
+    return tables, rest
+
+
+def metrics_for_display(metrics: Any) -> dict[str, Any]:
+    """The manifest's metrics as a summary table, a per-class table, matrices and other rows."""
+    if not isinstance(metrics, dict):
+        return {"columns": [], "rows": [], "per_class": None, "matrices": [], "other": []}
+    sets = {
+        name: values
+        for name, values in metrics.items()
+        if isinstance(values, dict) and EVALUATION_SET_KEYS & values.keys()
+    }
+    columns = list(dict.fromkeys(k for values in sets.values() for k, v in values.items() if _is_number(v)))
+    rows = [
+        (_label(name), [_format_scalar(values[c]) if c in values else "" for c in columns])
+        for name, values in sets.items()
+    ]
+    per_class_columns = [
+        (f"{_label(name)}: {_label(key)}", value)
+        for name, values in sets.items()
+        for key, value in values.items()
+        if _is_per_class(value)
+    ]
+    per_class = None
+    if per_class_columns:
+        per_class = {
+            "columns": [label for label, _values in per_class_columns],
+            "rows": [
+                (
+                    galaxy_class,
+                    [_format_scalar(float(values[galaxy_class.index])) for _l, values in per_class_columns],
+                )
+                for galaxy_class in GALAXY10_CLASSES
+            ],
+        }
+    matrices = [
+        {
+            "label": f"{_label(name)}: {_label(key)}",
+            "rows": list(zip(GALAXY10_CLASSES, value, strict=True)),
+        }
+        for name, values in sets.items()
+        for key, value in values.items()
+        if _is_matrix(value)
+    ]
+    other = flatten_for_display({k: v for k, v in metrics.items() if k not in sets})
+    return {
+        "columns": [_label(c) for c in columns],
+        "rows": rows,
+        "per_class": per_class,
+        "matrices": matrices,
+        "other": other,
+    }
 
 
 class ModelView(View):
@@ -393,26 +488,25 @@ class ModelView(View):
         manifest = classifier.manifest
         card_path = _model_dir() / MODEL_CARD_FILENAME
         model_card = card_path.read_text(encoding="utf-8") if card_path.is_file() else ""
-        metric_rows, metric_matrices = flatten_for_display(manifest.get("metrics", {}))
-        provenance_rows, _unused = flatten_for_display(manifest.get("provenance", {}))
-        training_rows, _unused = flatten_for_display(manifest.get("training", {}))
-        assets = [name for name in _manifest_assets(manifest) if (_model_dir() / name).is_file()]
+        provenance_tables, provenance_rest = record_tables(manifest.get("provenance", {}))
+        training = manifest.get("training", {})
+        assets = [
+            (label, name) for label, name in _manifest_assets(manifest) if (_model_dir() / name).is_file()
+        ]
         context = {
             "manifest": manifest,
             "model_version": classifier.model_version,
             "model_sha256": classifier.model_sha256,
             "backend_name": classifier.backend_name,
             "model_card": model_card,
-            "metric_rows": metric_rows,
-            "metric_matrices": [
-                {"label": label, "rows": list(zip(GALAXY10_CLASSES, matrix, strict=True))}
-                for label, matrix in metric_matrices
-            ],
-            "provenance_rows": provenance_rows,
-            "training_rows": training_rows,
+            "metrics": metrics_for_display(manifest.get("metrics", {})),
+            "provenance_tables": provenance_tables,
+            "provenance_rows": flatten_for_display(provenance_rest),
+            "training_rows": flatten_for_display(training),
             "preprocessing": manifest.get("preprocessing", {}),
             "assets": [
-                {"name": name, "url": reverse("classifier:model-asset", args=[name])} for name in assets
+                {"label": label, "name": name, "url": reverse("classifier:model-asset", args=[name])}
+                for label, name in assets
             ],
             "classes": GALAXY10_CLASSES,
             "unsure_threshold": unsure_confidence_threshold(),
@@ -430,7 +524,7 @@ def model_asset(request: HttpRequest, name: str) -> FileResponse:
         manifest = get_classifier().manifest
     except ModelUnavailableError as exc:
         raise Http404(exc.reason) from exc
-    if name not in _manifest_assets(manifest):
+    if name not in {asset_name for _label, asset_name in _manifest_assets(manifest)}:
         raise Http404(name)
     path = _model_dir() / name
     if not path.is_file():

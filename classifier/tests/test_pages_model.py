@@ -6,6 +6,7 @@ import pytest
 from django.urls import reverse
 
 from classifier.inference import get_classifier
+from classifier.views import KEY_PATH_SEPARATOR, _manifest_assets, metrics_for_display
 
 pytestmark = pytest.mark.django_db
 
@@ -47,3 +48,39 @@ def test_model_page_is_503_when_the_model_is_missing(client, settings, tmp_path)
 
     assert response.status_code == 503
     assert "absent.json" in response.content.decode()
+
+
+def test_metrics_are_tabulated_per_evaluation_set_and_per_class():
+    recall = [i / 10 for i in range(10)]
+    matrix = [[int(i == j) * 3 for j in range(10)] for i in range(10)]
+    metrics = {
+        "galaxy10_decals_dev": {
+            "n": 30,
+            "top1": 0.5667,
+            "per_class_recall": recall,
+            "confusion_matrix": matrix,
+        },
+        "test/gz2": {"images": 1200, "top1": 0.71, "ece": 0.031},
+        "export_check": {"max_abs_diff": 0.0031},
+    }
+
+    shown = metrics_for_display(metrics)
+
+    assert shown["columns"] == ["n", "top1", "images", "ece"]
+    assert shown["rows"] == [
+        ("galaxy10 decals dev", ["30", "0.567", "", ""]),
+        ("test/gz2", ["", "0.710", "1,200", "0.031"]),
+    ]
+    assert shown["per_class"]["columns"] == ["galaxy10 decals dev: per class recall"]
+    assert [cells for _class, cells in shown["per_class"]["rows"]][9] == ["0.900"]
+    assert shown["matrices"][0]["rows"][2][1] == matrix[2]
+    assert shown["other"] == [(f"export check {KEY_PATH_SEPARATOR} max abs diff", "0.003")]
+
+
+def test_figures_are_found_wherever_the_manifest_lists_them():
+    manifest = {"figures": {"confusion_matrix": "confusion_matrix.png"}, "notes": ["plots/reliability.svg"]}
+
+    assert _manifest_assets(manifest) == [
+        ("Confusion matrix", "confusion_matrix.png"),
+        ("Notes", "reliability.svg"),
+    ]
