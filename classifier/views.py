@@ -338,7 +338,7 @@ def _manifest_assets(manifest: Any) -> list[tuple[str, str]]:
 # Evaluation sets in the manifest's metrics carry at least one of these keys.
 EVALUATION_SET_KEYS = {"n", "images", "top1", "accuracy"}
 MAX_LISTED_VALUES = 12
-# Joins nested manifest keys for display, e.g. "config \N{SINGLE RIGHT-POINTING ANGLE QUOTATION MARK} epochs".
+# Joins nested manifest keys for display, as in a breadcrumb.
 KEY_PATH_SEPARATOR = "\N{SINGLE RIGHT-POINTING ANGLE QUOTATION MARK}"
 
 

@@ -5,6 +5,7 @@ Anyone may classify; the visitor then sees the results of their own uploads.
 
 from __future__ import annotations
 
+import base64
 import re
 
 import pytest
@@ -134,3 +135,47 @@ def test_phone_width_has_no_horizontal_scroll(live_server, browser):
             assert overflow <= 0, f"{path} scrolls sideways by {overflow}px at 390px"
     finally:
         context.close()
+
+
+def test_progress_is_shown_while_uploading_and_classifying(live_server, context, page, galaxy_images):
+    images = galaxy_images[:6]
+    # A slow uplink makes the upload take a few seconds, long enough to watch.
+    cdp = context.new_cdp_session(page)
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 200, "downloadThroughput": -1, "uploadThroughput": 40 * 1024},
+    )
+    page.goto(f"{live_server.url}/")
+    page.get_by_label("Galaxy images").set_input_files([str(p) for p in images])
+
+    page.get_by_role("button", name="Classify").click()
+
+    expect(page.locator("#upload-progress")).to_be_visible()
+    expect(page.locator("#upload-progress-text")).to_contain_text(re.compile("Uploading|Classifying"))
+    expect(page.get_by_role("button", name="Classify")).to_be_disabled()
+    page.wait_for_url(re.compile(r"/results/\?ids="), timeout=60_000)
+    expect(page.locator("#results-grid .grid-card")).to_have_count(len(images))
+
+
+def test_drag_and_drop_adds_files_to_the_list(live_server, page, galaxy_images):
+    image = galaxy_images[0]
+    page.goto(f"{live_server.url}/")
+    transfer = page.evaluate_handle(
+        """([name, b64]) => {
+            const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([bytes], name, { type: "image/jpeg" }));
+            return transfer;
+        }""",
+        [image.name, base64.b64encode(image.read_bytes()).decode()],
+    )
+
+    page.dispatch_event("#dropzone", "dragenter", {"dataTransfer": transfer})
+    expect(page.locator("#dropzone")).to_have_class(re.compile(r"\bis-dragover\b"))
+    page.dispatch_event("#dropzone", "drop", {"dataTransfer": transfer})
+
+    expect(page.locator("#dropzone")).not_to_have_class(re.compile(r"\bis-dragover\b"))
+    expect(page.locator("#file-list .file-item .file-name")).to_have_text([image.name])
+    page.get_by_role("button", name="Classify").click()
+    page.wait_for_url(re.compile(r"/predictions/\d+/$"))
+    assert Prediction.objects.get().original_filename == image.name
