@@ -37,8 +37,13 @@ def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def _views(
-    pixels: torch.Tensor, zoom: torch.Tensor, size: int, angle: torch.Tensor, flip: torch.Tensor,
-    scale: torch.Tensor, shift: torch.Tensor,
+    pixels: torch.Tensor,
+    zoom: torch.Tensor,
+    size: int,
+    angle: torch.Tensor,
+    flip: torch.Tensor,
+    scale: torch.Tensor,
+    shift: torch.Tensor,
 ) -> torch.Tensor:
     """Sample ``size``-pixel views from uint8 NHWC crops (float NCHW in [0, 1])."""
     images = pixels.permute(0, 3, 1, 2).float() / 255.0
@@ -52,20 +57,19 @@ def _views(
         dim=1,
     )
     grid = F.affine_grid(theta, [len(images), 3, size, size], align_corners=False)
-    return F.grid_sample(
-        images, grid, mode="bilinear", padding_mode="reflection", align_corners=False
-    )
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
 def centre_views(pixels: torch.Tensor, zoom: torch.Tensor, size: int) -> torch.Tensor:
     n = len(pixels)
-    return _views(
-        pixels, zoom, size, torch.zeros(n), torch.ones(n), torch.ones(n), torch.zeros(n, 2)
-    )
+    return _views(pixels, zoom, size, torch.zeros(n), torch.ones(n), torch.ones(n), torch.zeros(n, 2))
 
 
 def augmented_views(
-    pixels: torch.Tensor, zoom: torch.Tensor, size: int, params: dict[str, Any],
+    pixels: torch.Tensor,
+    zoom: torch.Tensor,
+    size: int,
+    params: dict[str, Any],
     generator: torch.Generator,
 ) -> torch.Tensor:
     n = len(pixels)
@@ -90,9 +94,7 @@ def augmented_views(
         factor = float(uniform(1.3, 2.2, 1))
         small_side = max(8, round(size / factor))
         degraded = F.interpolate(images[low_resolution], size=small_side, mode="area")
-        images[low_resolution] = F.interpolate(
-            degraded, size=size, mode="bilinear", align_corners=False
-        )
+        images[low_resolution] = F.interpolate(degraded, size=size, mode="bilinear", align_corners=False)
     blurred = chosen(params["blur_probability"])
     if blurred.any():
         images[blurred] = gaussian_blur(images[blurred], float(uniform(0.4, 1.2, 1)))

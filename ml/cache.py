@@ -45,9 +45,9 @@ def cache_pixels(
 ) -> np.ndarray:
     """uint8 array (N, side, side, 3) of the source's crops with ``margin`` context."""
     fraction = cached_fraction(source.crop_fraction, margin)
-    fingerprint = hashlib.sha256(
-        json.dumps([source.name, source.keys, side, fraction]).encode()
-    ).hexdigest()[:16]
+    fingerprint = hashlib.sha256(json.dumps([source.name, source.keys, side, fraction]).encode()).hexdigest()[
+        :16
+    ]
     path = cache_dir / f"{source.name.replace(':', '_')}-{side}-{fingerprint}.npy"
     if path.exists():
         return np.load(path)

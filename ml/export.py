@@ -18,10 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
+TensorFn = Callable[[Any], Any]
+Representative = Callable[[], Iterator[list[np.ndarray]]]
 
 
 def _folded(conv: torch.nn.Conv2d, bn: torch.nn.BatchNorm2d) -> tuple[np.ndarray, np.ndarray]:
@@ -46,12 +49,12 @@ def inference_function(model: torch.nn.Module, temperature: float) -> Callable:
 
     model.eval()
 
-    def conv_bn(conv: torch.nn.Conv2d, bn: torch.nn.BatchNorm2d, activate: bool):
+    def conv_bn(conv: torch.nn.Conv2d, bn: torch.nn.BatchNorm2d, activate: bool) -> TensorFn:
         kernel, bias = (tf.constant(a) for a in _folded(conv, bn))
         stride = conv.stride[0]
         depthwise = conv.groups > 1
 
-        def apply(x):
+        def apply(x: Any) -> Any:
             if depthwise:
                 y = tf.nn.depthwise_conv2d(x, kernel, [1, stride, stride, 1], "SAME")
             else:
@@ -77,7 +80,7 @@ def inference_function(model: torch.nn.Module, temperature: float) -> Callable:
     dense_w = tf.constant(model._fc.weight.detach().numpy().T / temperature)
     dense_b = tf.constant(model._fc.bias.detach().numpy() / temperature)
 
-    def probabilities(image):
+    def probabilities(image: Any) -> Any:
         x = stem(image)
         for stages, residual in blocks:
             y = x
@@ -91,20 +94,26 @@ def inference_function(model: torch.nn.Module, temperature: float) -> Callable:
 
 
 def convert(
-    model: torch.nn.Module, image_size: int, temperature: float, quantization: str,
+    model: torch.nn.Module,
+    image_size: int,
+    temperature: float,
+    quantization: str,
     representative: Callable[[], Iterator[list[np.ndarray]]] | None = None,
 ) -> bytes:
     import tensorflow as tf
 
-    function = tf.function(
+    holder = tf.Module()
+    holder.serve = tf.function(
         inference_function(model, temperature),
         input_signature=[tf.TensorSpec([1, image_size, image_size, 3], tf.float32, "image")],
     )
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()])
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [holder.serve.get_concrete_function()], holder
+    )
     return _configure(converter, quantization, representative).convert()
 
 
-def _configure(converter, quantization: str, representative):
+def _configure(converter: Any, quantization: str, representative: Representative | None) -> Any:
     import tensorflow as tf
 
     if quantization == "int8":
@@ -130,12 +139,16 @@ def export(
     representative_inputs: np.ndarray | None = None,
 ) -> Path:
     """Write ``out`` and return it. ``representative_inputs``: preprocessed NHWC float32."""
+
     def representative() -> Iterator[list[np.ndarray]]:
         for row in representative_inputs:
             yield [row[None].astype(np.float32)]
 
     data = convert(
-        model, image_size, temperature, quantization,
+        model,
+        image_size,
+        temperature,
+        quantization,
         representative if representative_inputs is not None else None,
     )
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -126,7 +126,9 @@ def galaxy10_from_tasks(tasks: dict[str, np.ndarray]) -> np.ndarray:
     return (target / target.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def _tasks_from_table(rows: dict[str, np.ndarray], columns: dict[str, tuple[str, ...]]):
+def _tasks_from_table(
+    rows: dict[str, np.ndarray], columns: dict[str, tuple[str, ...]]
+) -> dict[str, np.ndarray]:
     return {task: np.stack([rows[c] for c in names], axis=1) for task, names in columns.items()}
 
 
@@ -172,9 +174,7 @@ def gz1_constraints(class_name: str) -> list[GroupConstraint]:
     return [GroupConstraint(GZ1_GROUPS[class_name], 1.0)]
 
 
-def gz_decals_constraints(
-    featured: float, not_edge_on: float, no_spiral: float
-) -> list[GroupConstraint]:
+def gz_decals_constraints(featured: float, not_edge_on: float, no_spiral: float) -> list[GroupConstraint]:
     """Galaxy Zoo DECaLS fractions as soft group targets, multiplied down the tree.
 
     ``featured`` is the featured-or-disk fraction (against smooth); the edge-on

@@ -23,9 +23,7 @@ def build_model(image_size: int, *, pretrained: bool = True) -> EfficientNet:
             image_size=image_size,
         )
     else:
-        model = EfficientNet.from_name(
-            "efficientnet-lite0", num_classes=NUM_CLASSES, image_size=image_size
-        )
+        model = EfficientNet.from_name("efficientnet-lite0", num_classes=NUM_CLASSES, image_size=image_size)
     return model
 
 

@@ -175,9 +175,7 @@ def load_gz_decals_partial(root: Path, crop_fraction: float) -> SourceSet:
         for r in rows
     ]
     images = [str(root / "images" / r["file"]) for r in rows]
-    return group_source(
-        "gz_decals_partial", images, [r["file"] for r in rows], constraints, crop_fraction
-    )
+    return group_source("gz_decals_partial", images, [r["file"] for r in rows], constraints, crop_fraction)
 
 
 def load_galaxy10_dev(root: Path, crop_fraction: float) -> SourceSet:
@@ -201,7 +199,7 @@ def load_galaxy10_h5(path: Path, crop_fraction: float) -> SourceSet:
     with h5py.File(path, "r") as h5:
         answers = np.asarray(h5["ans"][:], dtype=np.int64)
         images = h5["images"]
-        digests = [hashlib.sha1(images[i].tobytes()).hexdigest() for i in range(len(answers))]
+        digests = [hashlib.sha256(images[i].tobytes()).hexdigest() for i in range(len(answers))]
     groups: dict[str, list[int]] = {}
     for index, digest in enumerate(digests):
         groups.setdefault(digest, []).append(index)

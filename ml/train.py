@@ -93,8 +93,7 @@ def provenance(source: src.SourceSet) -> dict[str, Any]:
         else:
             digest.update(Path(ref).read_bytes())
     labels = hashlib.sha256(
-        np.ascontiguousarray(source.soft).tobytes()
-        + np.ascontiguousarray(source.group_targets).tobytes()
+        np.ascontiguousarray(source.soft).tobytes() + np.ascontiguousarray(source.group_targets).tobytes()
     ).hexdigest()
     return {
         "name": source.name,
@@ -223,9 +222,7 @@ def git_commit() -> str:
         return "unknown"
 
 
-def prepare_splits(
-    sources: list[src.SourceSet], config: dict[str, Any]
-) -> dict[str, list[Split]]:
+def prepare_splits(sources: list[src.SourceSet], config: dict[str, Any]) -> dict[str, list[Split]]:
     side = round(config["image_size"] * config["cache_margin"])
     fractions = tuple(config["split"]["fractions"])
     splits: dict[str, list[Split]] = {"train": [], "val": [], "test": []}
@@ -279,13 +276,16 @@ def train(
         ],
         weight_decay=settings["weight_decay"],
     )
-    steps_per_epoch = math.ceil(len(epoch_plan(splits["train"], config, np.random.default_rng(0))) / settings["batch_size"])
+    steps_per_epoch = math.ceil(
+        len(epoch_plan(splits["train"], config, np.random.default_rng(0))) / settings["batch_size"]
+    )
     total_steps = steps_per_epoch * settings["epochs"]
     warmup = max(1, int(total_steps * settings["warmup_fraction"]))
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimiser,
-        lambda step: min(1.0, (step + 1) / warmup)
-        * 0.5 * (1 + math.cos(math.pi * min(1.0, step / total_steps))),
+        lambda step: (
+            min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, step / total_steps)))
+        ),
     )
 
     history: list[dict[str, Any]] = []
@@ -300,14 +300,20 @@ def train(
         for step, start in enumerate(bar, 1):
             batch = _batch_tensors(splits["train"], plan[start : start + settings["batch_size"]])
             views = augmented_views(batch["pixels"], batch["zoom"], pre.size, config["augment"], generator)
-            loss = loss_terms(model(normalise(views, pre)), batch, weights, settings["group_loss_weight"]).mean()
+            loss = loss_terms(
+                model(normalise(views, pre)), batch, weights, settings["group_loss_weight"]
+            ).mean()
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
             schedule.step()
             running += loss.item()
             bar.set_postfix(loss=f"{running / step:.3f}")
-        record: dict[str, Any] = {"epoch": epoch, "train_loss": running / max(1, step), "seconds": round(time.time() - started)}
+        record: dict[str, Any] = {
+            "epoch": epoch,
+            "train_loss": running / max(1, step),
+            "seconds": round(time.time() - started),
+        }
         for split in splits["val"]:
             record[f"val/{split.source.name}"] = split_metrics(split_logits(model, split, pre), split.source)
         if dev is not None:
@@ -316,8 +322,16 @@ def train(
         log.info(json.dumps(record))
         print(json.dumps(record), flush=True)
 
-    val_soft = [(split_logits(model, s, pre), torch.from_numpy(s.source.soft)) for s in splits["val"] if (s.source.soft_weight > 0).all() and len(s.source)]
-    temperature = fit_temperature(torch.cat([l for l, _ in val_soft]), torch.cat([t for _, t in val_soft])) if val_soft else 1.0
+    val_soft = [
+        (split_logits(model, s, pre), torch.from_numpy(s.source.soft))
+        for s in splits["val"]
+        if (s.source.soft_weight > 0).all() and len(s.source)
+    ]
+    temperature = (
+        fit_temperature(torch.cat([logits for logits, _ in val_soft]), torch.cat([t for _, t in val_soft]))
+        if val_soft
+        else 1.0
+    )
     log.info("calibration temperature %.3f", temperature)
     torch.save(model.state_dict(), out / "model.pt")
     run = {
@@ -336,7 +350,9 @@ def train(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     parser.add_argument("--data-root", type=Path, default=Path("../shared/data"))
     parser.add_argument("--galaxy10-h5", type=Path)

@@ -1,0 +1,183 @@
+"""Evaluate a .tflite file itself (not the float model) on held-out and DECaLS images.
+
+    python -m ml.evaluate ml/models/galaxy10.tflite --run ml/runs/shipped
+
+Every image goes through classifier.preprocessing, the serving code path, with
+its source's crop. Soft-target (vote) sources are scored against the argmax of
+their vote-derived target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from classifier.preprocessing import PreprocessConfig, centre_crop_resize, normalise
+from ml import sources as src
+from ml.cache import load_image
+from ml.metrics import classification_report, reliability
+from ml.train import collect_sources, serving_preprocess_config
+
+
+class TFLiteModel:
+    """A plain interpreter for evaluation (ai-edge-litert, else tflite-runtime)."""
+
+    def __init__(self, path: Path, num_threads: int = 2) -> None:
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError:
+            from tflite_runtime.interpreter import Interpreter
+        self.interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+        self.interpreter.allocate_tensors()
+        self.input = self.interpreter.get_input_details()[0]["index"]
+        self.output = self.interpreter.get_output_details()[0]["index"]
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        out = []
+        for image in images:
+            self.interpreter.set_tensor(self.input, image[None].astype(np.float32))
+            self.interpreter.invoke()
+            out.append(self.interpreter.get_tensor(self.output)[0])
+        return np.array(out)
+
+
+def source_inputs(source: src.SourceSet, pre: PreprocessConfig) -> np.ndarray:
+    """The serving preprocessing with the source's own crop."""
+    arrays = []
+    for ref in tqdm(source.images, desc=f"preprocess {source.name}", mininterval=5):
+        pixels = centre_crop_resize(
+            load_image(ref),
+            size=pre.size,
+            crop_fraction=source.crop_fraction,
+            resample=pre.resample,
+        )
+        arrays.append(normalise(pixels, pre))
+    return np.stack(arrays) if arrays else np.zeros((0, pre.size, pre.size, 3), np.float32)
+
+
+def source_report(probs: np.ndarray, source: src.SourceSet) -> dict[str, Any]:
+    report: dict[str, Any] = {"images": len(source)}
+    soft = source.soft_weight > 0
+    if soft.any():
+        target = source.soft[soft]
+        report.update(classification_report(probs[soft], target.argmax(axis=1)))
+        report["soft_cross_entropy"] = float(-(target * np.log(probs[soft] + 1e-9)).sum(1).mean())
+    grouped = source.group_weights.sum(axis=1) > 0
+    if grouped.any():
+        group_p = (probs[grouped, None, :] * source.group_masks[grouped]).sum(-1)
+        used = source.group_weights[grouped] > 0
+        report["group_abs_error"] = float(np.abs(group_p - source.group_targets[grouped])[used].mean())
+        certain = (source.group_targets[grouped] == 1.0) & used
+        if certain.any():
+            report["coarse_accuracy"] = float((group_p[certain] > 0.5).mean())
+    return report
+
+
+def held_out_sets(config: dict[str, Any], data_root: Path, galaxy10_h5: Path | None) -> list[src.SourceSet]:
+    """The test split of every training source, exactly as training split it."""
+    held_out = []
+    for source in collect_sources(config, data_root, galaxy10_h5):
+        _, _, test = src.stratified_split(source.strata, tuple(config["split"]["fractions"]), config["seed"])
+        held_out.append(source.subset(test))
+    return held_out
+
+
+def evaluate(
+    model: TFLiteModel, config: dict[str, Any], data_root: Path, galaxy10_h5: Path | None = None
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Metrics per evaluation set, and the DECaLS dev probabilities for the plots."""
+    pre = serving_preprocess_config(config)
+    results: dict[str, Any] = {}
+    arrays: dict[str, np.ndarray] = {}
+    dev_root = data_root / "galaxy10_decals_dev"
+    if dev_root.is_dir():
+        dev = src.load_galaxy10_dev(dev_root, pre.crop_fraction)
+        probs = model(source_inputs(dev, pre))
+        labels = dev.soft.argmax(axis=1)
+        results["galaxy10_decals_dev"] = {
+            **classification_report(probs, labels),
+            "reliability": reliability(probs, labels),
+        }
+        arrays["dev_probs"], arrays["dev_labels"] = probs, labels
+    for held_out in held_out_sets(config, data_root, galaxy10_h5):
+        results[f"test/{held_out.name}"] = source_report(model(source_inputs(held_out, pre)), held_out)
+    return results, arrays
+
+
+def plot_confusion(matrix: np.ndarray, names: list[str], title: str, path: Path) -> None:
+    import matplotlib as mpl
+
+    mpl.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 6.5))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    for i in range(len(names)):
+        for j in range(len(names)):
+            if matrix[i, j]:
+                colour = "white" if matrix[i, j] > matrix.max() / 2 else "black"
+                ax.text(j, i, int(matrix[i, j]), ha="center", va="center", color=colour, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_reliability(table: dict[str, list], title: str, path: Path) -> None:
+    import matplotlib as mpl
+
+    mpl.use("Agg")
+    import matplotlib.pyplot as plt
+
+    edges = np.array(table["edges"])
+    centres = (edges[:-1] + edges[1:]) / 2
+    counts = np.array(table["counts"])
+    shown = counts > 0
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
+    ax.bar(centres[shown], np.array(table["accuracy"])[shown], width=0.09, alpha=0.7, label="accuracy")
+    ax.plot(
+        np.array(table["confidence"])[shown],
+        np.array(table["accuracy"])[shown],
+        "o-",
+        color="C1",
+        label="per bin",
+    )
+    for x, y, n in zip(centres[shown], np.array(table["accuracy"])[shown], counts[shown], strict=True):
+        ax.text(x, y + 0.02, str(n), ha="center", fontsize=7)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.08)
+    ax.set_xlabel("confidence (top-1 probability)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(title)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("model", type=Path)
+    parser.add_argument("--run", type=Path, required=True, help="training run folder (run.json)")
+    parser.add_argument("--data-root", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--galaxy10-h5", type=Path)
+    args = parser.parse_args()
+    config = json.loads((args.run / "run.json").read_text())["config"]
+    results, _ = evaluate(TFLiteModel(args.model), config, args.data_root, args.galaxy10_h5)
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""Classification and calibration metrics (numpy only)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from classifier.galaxy10 import GROUP_OF_CLASS, NUM_CLASSES
+
+
+def top_k_accuracy(probs: np.ndarray, labels: np.ndarray, k: int) -> float:
+    top = np.argsort(-probs, axis=1)[:, :k]
+    return float((top == labels[:, None]).any(axis=1).mean())
+
+
+def group_accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
+    """Accuracy over the 4 coarse groups: disturbed/merging, smooth, face-on disk, edge-on."""
+    groups = np.zeros((NUM_CLASSES, 4))
+    groups[np.arange(NUM_CLASSES), GROUP_OF_CLASS] = 1.0
+    predicted = (probs @ groups).argmax(axis=1)
+    return float((predicted == np.asarray(GROUP_OF_CLASS)[labels]).mean())
+
+
+def confusion_matrix(labels: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    matrix = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
+    np.add.at(matrix, (labels, predicted), 1)
+    return matrix
+
+
+def per_class_recall(matrix: np.ndarray) -> list[float | None]:
+    totals = matrix.sum(axis=1)
+    return [float(matrix[i, i] / totals[i]) if totals[i] else None for i in range(len(matrix))]
+
+
+def macro_f1(matrix: np.ndarray) -> float:
+    """Mean F1 over the classes present in the labels."""
+    scores = []
+    for i in range(len(matrix)):
+        support = matrix[i].sum()
+        if not support:
+            continue
+        predicted = matrix[:, i].sum()
+        precision = matrix[i, i] / predicted if predicted else 0.0
+        recall = matrix[i, i] / support
+        scores.append(0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall))
+    return float(np.mean(scores)) if scores else 0.0
+
+
+def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = 10) -> dict[str, list]:
+    confidence = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == labels
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    counts = np.bincount(which, minlength=bins)
+    mean_confidence = np.bincount(which, confidence, bins) / np.maximum(counts, 1)
+    accuracy = np.bincount(which, correct.astype(float), bins) / np.maximum(counts, 1)
+    return {
+        "edges": edges.tolist(),
+        "counts": counts.tolist(),
+        "confidence": mean_confidence.tolist(),
+        "accuracy": accuracy.tolist(),
+    }
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 10) -> float:
+    table = reliability(probs, labels, bins)
+    counts = np.array(table["counts"], dtype=float)
+    gaps = np.abs(np.array(table["accuracy"]) - np.array(table["confidence"]))
+    return float((counts * gaps).sum() / max(1.0, counts.sum()))
+
+
+def classification_report(probs: np.ndarray, labels: np.ndarray) -> dict[str, object]:
+    labels = np.asarray(labels, dtype=np.int64)
+    matrix = confusion_matrix(labels, probs.argmax(axis=1))
+    return {
+        "n": len(labels),
+        "top1": top_k_accuracy(probs, labels, 1),
+        "top2": top_k_accuracy(probs, labels, 2),
+        "group4": group_accuracy(probs, labels),
+        "macro_f1": macro_f1(matrix),
+        "per_class_recall": per_class_recall(matrix),
+        "ece": expected_calibration_error(probs, labels),
+        "confusion_matrix": matrix.tolist(),
+    }

@@ -1,0 +1,217 @@
+"""Rebuild the shipped model end to end: train, export, evaluate, package.
+
+    python -m ml.pipeline                      # everything, from ../shared/data
+    python -m ml.pipeline --run ml/runs/shipped --skip-train
+    python -m ml.pipeline --galaxy10-h5 Galaxy10_DECals.h5
+
+Writes ml/models/galaxy10.tflite, its manifest galaxy10.json, the confusion
+matrix and reliability diagram, and MODEL_CARD.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from classifier.galaxy10 import CLASS_NAMES, GALAXY10_CLASSES
+from ml import sources as src
+from ml.config import DEFAULT_CONFIG, load_config
+from ml.evaluate import TFLiteModel, evaluate, plot_confusion, plot_reliability, source_inputs
+from ml.export import export
+from ml.model import build_model
+from ml.model_card import write_model_card
+from ml.train import collect_sources, serving_preprocess_config, train
+
+MODELS_DIR = Path(__file__).with_name("models")
+MODEL_NAME = "galaxy10"
+# int8 ships when it stays this close to float16 on every evaluation set.
+INT8_TOLERANCE = 0.02
+
+log = logging.getLogger("ml.pipeline")
+
+
+def representative_inputs(config: dict[str, Any], data_root: Path, count: int) -> np.ndarray:
+    """Training-split images (never evaluation ones) to calibrate int8 ranges."""
+    rng = np.random.default_rng(config["seed"])
+    pre = serving_preprocess_config(config)
+    picked = []
+    sources = collect_sources(config, data_root)
+    for source in sources:
+        train_idx, _, _ = src.stratified_split(
+            source.strata, tuple(config["split"]["fractions"]), config["seed"]
+        )
+        take = rng.choice(train_idx, size=min(len(train_idx), count // len(sources)), replace=False)
+        picked.append(source_inputs(source.subset(take), pre))
+    return np.concatenate(picked)
+
+
+def torch_agreement(
+    model: torch.nn.Module, tflite: TFLiteModel, images: np.ndarray, temperature: float
+) -> float:
+    with torch.no_grad():
+        logits = model(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous())
+        reference = torch.softmax(logits / temperature, dim=1).numpy()
+    return float(np.abs(tflite(images) - reference).max())
+
+
+def headline(results: dict[str, Any]) -> list[float]:
+    """top-1 and 4-group accuracy of every labelled set, for comparing exports."""
+    values = []
+    for metrics in results.values():
+        values += [metrics[k] for k in ("top1", "group4", "coarse_accuracy") if k in metrics]
+    return values
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
+    config = load_config(args.config)
+    if args.skip_train:
+        run = json.loads((args.run / "run.json").read_text())
+        config = run["config"]
+    else:
+        run = train(config, args.run, args.data_root, args.galaxy10_h5)
+    size, temperature = config["image_size"], run["temperature"]
+    model = build_model(size, pretrained=False)
+    model.load_state_dict(torch.load(args.run / "model.pt"))
+    model.eval()
+    pre = serving_preprocess_config(config)
+
+    calibration = representative_inputs(config, args.data_root, config["export"]["representative_samples"])
+    candidates: dict[str, dict[str, Any]] = {}
+    for quantization in ("int8", "float16"):
+        path = export(
+            model,
+            size,
+            temperature,
+            args.run / f"{MODEL_NAME}-{quantization}.tflite",
+            quantization,
+            calibration,
+        )
+        tflite = TFLiteModel(path)
+        results, arrays = evaluate(tflite, config, args.data_root, args.galaxy10_h5)
+        dev_root = args.data_root / "galaxy10_decals_dev"
+        check_images = (
+            source_inputs(src.load_galaxy10_dev(dev_root, pre.crop_fraction), pre)
+            if dev_root.is_dir()
+            else calibration[:32]
+        )
+        candidates[quantization] = {
+            "path": path,
+            "results": results,
+            "arrays": arrays,
+            "max_abs_diff_vs_torch": torch_agreement(model, tflite, check_images, temperature),
+            "bytes": path.stat().st_size,
+        }
+        log.info(
+            "%s: %s",
+            quantization,
+            json.dumps(
+                {k: v for k, v in candidates[quantization].items() if k in ("max_abs_diff_vs_torch", "bytes")}
+            ),
+        )
+
+    int8_ok = all(
+        a >= b - INT8_TOLERANCE
+        for a, b in zip(
+            headline(candidates["int8"]["results"]), headline(candidates["float16"]["results"]), strict=True
+        )
+    )
+    chosen = "int8" if int8_ok else "float16"
+    shipped = candidates[chosen]
+
+    MODELS_DIR.mkdir(exist_ok=True)
+    model_path = MODELS_DIR / f"{MODEL_NAME}.tflite"
+    shutil.copyfile(shipped["path"], model_path)
+    digest = sha256_file(model_path)
+    dev = shipped["results"].get("galaxy10_decals_dev")
+    if dev:
+        plot_confusion(
+            np.array(dev["confusion_matrix"]),
+            list(CLASS_NAMES),
+            f"Galaxy10 DECaLS dev images (n={dev['n']}), {chosen} TFLite",
+            MODELS_DIR / "confusion_matrix.png",
+        )
+        plot_reliability(
+            dev["reliability"],
+            f"Reliability, Galaxy10 DECaLS dev (n={dev['n']})",
+            MODELS_DIR / "reliability.png",
+        )
+
+    created = dt.datetime.now(dt.UTC)
+    manifest = {
+        "format_version": 1,
+        "model_file": model_path.name,
+        "model_version": f"{created:%Y.%m.%d}-effnetlite0-{size}px-{chosen}-{digest[:8]}",
+        "sha256": digest,
+        "created_at": created.isoformat(timespec="seconds"),
+        "architecture": "EfficientNet-Lite0 (ImageNet-pretrained), 10-class head",
+        "classes": [
+            {"index": c.index, "name": c.name, "description": c.description, "group": c.group}
+            for c in GALAXY10_CLASSES
+        ],
+        "preprocessing": pre.to_manifest(),
+        "input": {"shape": [1, size, size, 3], "dtype": "float32", "batch_resizable": True},
+        "output": {"kind": "probabilities", "calibration_temperature": temperature},
+        "quantization": chosen,
+        "metrics": {
+            **shipped["results"],
+            "export_check": {
+                "max_abs_diff_vs_torch_on_dev_images": shipped["max_abs_diff_vs_torch"],
+                "candidates": {
+                    q: {
+                        "bytes": c["bytes"],
+                        "max_abs_diff_vs_torch": c["max_abs_diff_vs_torch"],
+                        "dev_top1": c["results"].get("galaxy10_decals_dev", {}).get("top1"),
+                    }
+                    for q, c in candidates.items()
+                },
+            },
+        },
+        "figures": {"confusion_matrix": "confusion_matrix.png", "reliability": "reliability.png"},
+        "provenance": {
+            "sources": run["sources"],
+            "splits": run["splits"],
+            "git_commit": run["git_commit"],
+            "torch": run["torch"],
+        },
+        "training": {
+            "config": config,
+            "class_weights": run["class_weights"],
+            "train_seconds": run["train_seconds"],
+            "history": run["history"],
+        },
+    }
+    (MODELS_DIR / f"{MODEL_NAME}.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    write_model_card(manifest, MODELS_DIR / "MODEL_CARD.md")
+    return manifest
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    parser.add_argument("--data-root", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--galaxy10-h5", type=Path)
+    parser.add_argument("--run", type=Path, default=Path("ml/runs/shipped"))
+    parser.add_argument("--skip-train", action="store_true", help="package an existing run")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO)
+    manifest = run_pipeline(args)
+    print(json.dumps({"model_version": manifest["model_version"], "quantization": manifest["quantization"]}))
+
+
+if __name__ == "__main__":
+    main()
