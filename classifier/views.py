@@ -135,7 +135,7 @@ class PredictionUploadView(View):
         except ImageValidationError as exc:
             return self._refuse(request, form, file_errors=exc.errors, status=413 if exc.too_large else 400)
         except (ModelUnavailableError, StorageUnavailableError) as exc:
-            return service_unavailable(request, reason=exc.reason)
+            return service_unavailable(request, reason=exc.reason, after_upload=True)
 
         remember_own_predictions(request, predictions)
         if len(predictions) == 1:
@@ -183,10 +183,11 @@ class PredictionUploadView(View):
         return render(request, self.template_name, context, status=status)
 
 
-def service_unavailable(request: HttpRequest, *, reason: str) -> HttpResponse:
+def service_unavailable(request: HttpRequest, *, reason: str, after_upload: bool = False) -> HttpResponse:
     if wants_json(request):
         return JsonResponse({"request_errors": [_("The classifier is unavailable: %s") % reason]}, status=503)
-    response = render(request, "classifier/unavailable.html", {"reason": reason}, status=503)
+    context = {"reason": reason, "after_upload": after_upload}
+    response = render(request, "classifier/unavailable.html", context, status=503)
     response["Retry-After"] = "30"
     return response
 

@@ -191,6 +191,7 @@ def test_missing_model_gives_a_clear_503_and_writes_nothing(client, settings, tm
 
     assert response.status_code == 503
     assert "temporarily unavailable" in response.content.decode()
+    assert "Nothing was saved" in response.content.decode()
     assert Prediction.objects.count() == 0
 
 
