@@ -1,5 +1,6 @@
 # make run   - create .venv, install, migrate, collect static, serve with gunicorn on 127.0.0.1:$(PORT)
 # make test  - install the dev tools (and Chromium if missing), lint, validate the API schema, run pytest
+# make model - rebuild ml/models/ (train, export, evaluate, package) from ../shared/data
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -9,7 +10,7 @@ MANAGE := $(BIN)/python manage.py
 GUNICORN_WORKERS ?= 2
 GUNICORN_THREADS ?= 4
 
-.PHONY: run test lint migrate chromium clean
+.PHONY: run test lint migrate chromium clean model
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,9 +20,21 @@ $(VENV)/.runtime-installed: requirements.txt | $(BIN)/python
 	$(BIN)/pip install -r requirements.txt
 	touch $@
 
-$(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt requirements-train.txt | $(BIN)/python
 	$(BIN)/pip install -r requirements-dev.txt
 	touch $(VENV)/.runtime-installed $@
+
+# The fallback backend, tflite-runtime, needs numpy<2: it gets its own virtualenv,
+# which the tests use to prove the shipped model loads and agrees there too.
+TFLITE_VENV ?= .venv-tflite
+$(TFLITE_VENV)/.installed: requirements-tflite-runtime.txt
+	$(PYTHON) -m venv $(TFLITE_VENV)
+	$(TFLITE_VENV)/bin/pip install -r requirements-tflite-runtime.txt
+	touch $@
+
+DATA_ROOT ?= ../shared/data
+model: $(VENV)/.dev-installed
+	$(BIN)/python -m ml.pipeline --data-root $(DATA_ROOT) --run ml/runs/shipped
 
 # A local, production-like configuration: DEBUG off, a secret generated once
 # and kept in the git-ignored .env, and plain HTTP because gunicorn listens on
@@ -53,9 +66,9 @@ chromium:
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
 
-test: $(VENV)/.dev-installed chromium lint
+test: $(VENV)/.dev-installed $(TFLITE_VENV)/.installed chromium lint
 	DJANGO_SETTINGS_MODULE=galaxysite.test_settings $(MANAGE) spectacular --validate --fail-on-warn --file /dev/null
-	$(BIN)/pytest
+	TFLITE_RUNTIME_PYTHON=$(TFLITE_VENV)/bin/python $(BIN)/pytest
 
 clean:
 	rm -rf staticfiles .pytest_cache .ruff_cache
