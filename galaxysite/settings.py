@@ -142,6 +142,8 @@ TFLITE_BACKEND = env.str("TFLITE_BACKEND", default="auto")
 TFLITE_NUM_THREADS = env.int("TFLITE_NUM_THREADS", default=1)
 
 ALLOW_ANONYMOUS_PREDICT = env.bool("ALLOW_ANONYMOUS_PREDICT", default=True)
+# Top-1 confidence below which result pages highlight the top-2 classes as a close call.
+UNSURE_CONFIDENCE_THRESHOLD = env.float("UNSURE_CONFIDENCE_THRESHOLD", default=0.5)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
