@@ -65,14 +65,14 @@ def make_image(path, colour=(10, 20, 30)):
 
 
 def test_folder_source_reads_index_or_name_folders(tmp_path):
-    for folder in ("2", "Barred Spiral", "edge-on_with_bulge"):
-        (tmp_path / folder).mkdir()
-    (tmp_path / "edge-on_with_bulge").rename(tmp_path / "Edge-on with Bulge")
-    make_image(tmp_path / "2" / "a.png")
-    make_image(tmp_path / "Barred Spiral" / "b.jpg")
-    make_image(tmp_path / "Edge-on with Bulge" / "c.jpeg")
-    (tmp_path / "2" / "notes.txt").write_text("not an image")
-    source = sources.load_folder(tmp_path, 0.7)
+    root = tmp_path / "dataset"
+    for folder in ("2", "Barred Spiral", "Edge-on with Bulge"):
+        (root / folder).mkdir(parents=True)
+    make_image(root / "2" / "a.png")
+    make_image(root / "Barred Spiral" / "b.jpg")
+    make_image(root / "Edge-on with Bulge" / "c.jpeg")
+    (root / "2" / "notes.txt").write_text("not an image")
+    source = sources.load_folder(root, 0.7)
     assert len(source) == 3
     assert sorted(source.soft.argmax(axis=1).tolist()) == [2, 5, 9]
 
