@@ -153,6 +153,7 @@ def _record(
     predictions: list[Prediction] = []
     try:
         with transaction.atomic():
+            pending = []
             for upload, result in zip(accepted, results, strict=True):
                 prediction = Prediction(
                     original_filename=upload.filename,
@@ -171,25 +172,58 @@ def _record(
                     client_ip=client_ip,
                 )
                 extension = ACCEPTED_FORMATS[upload.prepared.image_format]
-                name = prediction_image_path(prediction, f"image.{extension}")
-                # Identical content is stored once and shared by every row that refers to it.
-                if not default_storage.exists(name):
-                    name = default_storage.save(name, ContentFile(upload.data))
-                    written.append(name)
-                prediction.image.name = name
-                prediction.save()
-                predictions.append(prediction)
+                prediction.image.name = prediction_image_path(prediction, f"image.{extension}")
+                pending.append((prediction, upload))
+            # Held until commit: a concurrent delete of the last row sharing one of these
+            # files cannot remove it between the existence check and this commit.
+            _lock_stored_images({prediction.image.name for prediction, _ in pending})
+            try:
+                for prediction, upload in pending:
+                    # Identical content is stored once and shared by every row that refers to it.
+                    if not default_storage.exists(prediction.image.name):
+                        # Noted before saving: a save that fails half-way leaves a partial file.
+                        written.append(prediction.image.name)
+                        name = default_storage.save(prediction.image.name, ContentFile(upload.data))
+                        written[-1] = prediction.image.name = name
+                    prediction.save()
+                    predictions.append(prediction)
+            except BaseException:
+                # Still under the lock, so no other writer can have started sharing these files.
+                for name in written:
+                    _delete_file_quietly(name)
+                written.clear()
+                raise
     except (DatabaseError, OSError) as exc:
-        for name in written:
-            _delete_file_quietly(name)
+        # Files left here were written by a transaction whose commit failed.
+        _discard_unreferenced(written)
         kind = "database" if isinstance(exc, DatabaseError) else "media storage"
         logger.exception("could not record %d prediction(s): %s failed", len(accepted), kind)
         raise StorageUnavailableError(f"the {kind} is unavailable, nothing was saved") from exc
     except BaseException:
-        for name in written:
-            _delete_file_quietly(name)
+        _discard_unreferenced(written)
         raise
     return predictions
+
+
+def _lock_stored_images(names: set[str]) -> None:
+    """Serialise, until the end of the current transaction, every writer and deleter of these files.
+
+    Stored files are shared by content hash, so "is this file still referenced?" and
+    "the file exists, I will refer to it" must not interleave across requests or
+    processes. PostgreSQL takes one advisory lock per file (in a fixed order, so two
+    batches cannot deadlock); SQLite has a single database write lock, taken by a
+    write statement that changes nothing.
+    """
+    if not names:
+        return
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            for name in sorted(names):
+                key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+        else:
+            table = connection.ops.quote_name(Prediction._meta.db_table)
+            cursor.execute(f"UPDATE {table} SET id = id WHERE id IS NULL")  # noqa: S608 - a model's table name
 
 
 def _delete_file_quietly(name: str) -> None:
@@ -200,10 +234,25 @@ def _delete_file_quietly(name: str) -> None:
 
 
 def _delete_orphaned_files(names: set[str]) -> None:
-    """Delete each file that no remaining prediction refers to (runs after commit)."""
-    still_used = set(Prediction.objects.filter(image__in=names).values_list("image", flat=True))
-    for name in names - still_used:
-        _delete_file_quietly(name)
+    """Delete each file that no committed prediction refers to (runs after the delete commits)."""
+    with transaction.atomic():
+        _lock_stored_images(names)
+        still_used = set(Prediction.objects.filter(image__in=names).values_list("image", flat=True))
+        for name in sorted(names - still_used):
+            _delete_file_quietly(name)
+
+
+def _discard_unreferenced(names: list[str]) -> None:
+    if not names:
+        return
+    try:
+        _delete_orphaned_files(set(names))
+    except DatabaseError:
+        # The database cannot be asked whether another request shares a file now.
+        # It failed this request's commit, so it is most likely down for the others
+        # too: removing the file is what keeps "no row, no file" true.
+        for name in names:
+            _delete_file_quietly(name)
 
 
 def prediction_delete(*, prediction: Prediction) -> None:
