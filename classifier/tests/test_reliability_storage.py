@@ -190,7 +190,9 @@ class TestWholeRequestCap:
 
     def test_api_gets_413_json_and_nothing_is_written(self, settings, anonymous_client, media_root):
         settings.MAX_REQUEST_BYTES = 10_000
-        files = [SimpleUploadedFile(f"g{i}.bmp", make_image_bytes(fmt="BMP", size=(40, 40))) for i in range(3)]
+        files = [
+            SimpleUploadedFile(f"g{i}.bmp", make_image_bytes(fmt="BMP", size=(40, 40))) for i in range(3)
+        ]
         response = anonymous_client.post(URL, {"image": files}, format="multipart")
 
         assert response.status_code == 413
