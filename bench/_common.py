@@ -1,0 +1,277 @@
+"""Helpers shared by the benchmark scripts (bench/*.py); standard library, numpy and Pillow only.
+
+Every figure the benchmarks report is compared with a baseline measured in the
+same run on the same machine, and every result block names that machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+DOCS = REPO / "docs" / "benchmarks.md"
+# The checkout the app under test runs from (manage.py, gunicorn): this one unless
+# BENCH_APP_DIR names another, e.g. a `git worktree` of a commit to compare with.
+APP_DIR = Path(os.environ.get("BENCH_APP_DIR", str(REPO)))
+# Scratch files (baseline model, images, JSON results); a fixed path so runs reuse them.
+WORK_DIR = Path(os.environ.get("BENCH_WORK_DIR", "/tmp/galaxy_bench"))  # noqa: S108
+SHIPPED_MODEL = REPO / "ml" / "models" / "galaxy10.tflite"
+# Same architecture, input size and int8 quantisation as the shipped model; used
+# only until ml/models/galaxy10.tflite is committed, never copied into the repo.
+STAND_IN_MODEL = Path("/tmp/exp_int8.tflite")  # noqa: S108
+DEV_IMAGES = REPO.parent / "shared" / "data" / "galaxy10_decals_dev"
+DEFAULT_TF_PYTHON = Path("/work/venv-train/bin/python")
+
+
+def say(message: str = "") -> None:
+    sys.stdout.write(message + "\n")
+    sys.stdout.flush()
+
+
+def machine() -> dict[str, str | int]:
+    cpu_model = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = os.getloadavg()
+    return {
+        "platform": platform.platform(),
+        "cpu": cpu_model,
+        "cores": os.cpu_count() or 1,
+        "python": platform.python_version(),
+        "load_1m_at_start": round(load[0], 2),
+    }
+
+
+def machine_line(info: dict[str, str | int]) -> str:
+    return (
+        f"Machine: {info['platform']}; CPU: {info['cpu']}; {info['cores']} cores; "
+        f"Python {info['python']}; 1-minute load average at start {info['load_1m_at_start']}"
+    )
+
+
+def other_busy_processes() -> list[str]:
+    """Processes that compete for the CPU (the training job), to note next to the figures."""
+    result = subprocess.run(
+        ["ps", "-eo", "pid,ni,pcpu,args", "--sort=-pcpu"],  # noqa: S607
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    busy = []
+    for line in result.stdout.splitlines()[1:6]:
+        parts = line.split(None, 3)
+        if len(parts) == 4 and float(parts[2]) >= 20.0 and "bench/" not in parts[3]:
+            busy.append(f"pid {parts[0]} ({parts[2]}% CPU): {parts[3][:80]}")
+    return busy
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q))
+
+
+def summary_ms(values: Sequence[float]) -> dict[str, float]:
+    return {
+        "n": len(values),
+        "mean": statistics.fmean(values),
+        "p50": percentile(values, 50),
+        "p95": percentile(values, 95),
+        "p99": percentile(values, 99),
+    }
+
+
+def peak_rss_mb(pid: int | str = "self") -> float:
+    """VmHWM: the peak resident set of a process, in MB (10^6 bytes)."""
+    return _status_kb(pid, "VmHWM") / 1000.0
+
+
+def rss_mb(pid: int | str = "self") -> float:
+    return _status_kb(pid, "VmRSS") / 1000.0
+
+
+def _status_kb(pid: int | str, field: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return float(line.split()[1])
+    return float("nan")
+
+
+def child_pids(pid: int) -> list[int]:
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        children.extend(int(c) for c in text)
+    return children
+
+
+def resolve_model(path: str | None) -> Path:
+    if path:
+        return Path(path)
+    return SHIPPED_MODEL if SHIPPED_MODEL.exists() else STAND_IN_MODEL
+
+
+def model_label(model: Path) -> str:
+    if model.resolve() == SHIPPED_MODEL.resolve():
+        return f"shipped model ({model.relative_to(REPO)})"
+    return f"stand-in for the shipped model ({model}: same architecture, input and int8 quantisation)"
+
+
+def manifest_for(model: Path) -> Path:
+    """The model's manifest; for the stand-in, one written to the work dir with its real sha256."""
+    beside = model.with_suffix(".json")
+    if beside.exists():
+        return beside
+    from ai_edge_litert.interpreter import Interpreter
+
+    from classifier.galaxy10 import GALAXY10_CLASSES
+
+    size = int(Interpreter(model_path=str(model)).get_input_details()[0]["shape"][1])
+    manifest = {
+        "format_version": 1,
+        "model_file": model.name,
+        "model_version": f"bench-{model.stem}",
+        "sha256": hashlib.sha256(model.read_bytes()).hexdigest(),
+        "classes": [
+            {"index": c.index, "name": c.name, "description": c.description} for c in GALAXY10_CLASSES
+        ],
+        "preprocessing": {
+            "size": size,
+            "crop_fraction": 0.7,
+            "resample": "bilinear",
+            "mean": 127.0,
+            "std": 128.0,
+        },
+        "output": {"kind": "probabilities", "calibration_temperature": 1.0},
+    }
+    WORK_DIR.mkdir(parents=True, exist_ok=True)
+    path = WORK_DIR / f"{model.stem}.manifest.json"
+    path.write_text(json.dumps(manifest, indent=2))
+    return path
+
+
+def galaxy_jpegs(count: int, folder: Path) -> list[Path]:
+    """``count`` distinct 256x256 JPEGs: the real dev galaxies, flipped, rotated and shifted
+    so every file has different content; generated noise galaxies when the data is absent."""
+    folder.mkdir(parents=True, exist_ok=True)
+    existing = sorted(folder.glob("*.jpg"))
+    if len(existing) >= count:
+        return existing[:count]
+    sources = sorted(DEV_IMAGES.glob("*.jpg")) if DEV_IMAGES.is_dir() else []
+    rng = np.random.default_rng(20261126)
+    paths = []
+    for index in range(count):
+        if sources:
+            with Image.open(sources[index % len(sources)]) as original:
+                image = original.convert("RGB").resize((256, 256))
+            variant = index // len(sources)
+            if variant % 2:
+                image = ImageOps.mirror(image)
+            image = image.rotate(90 * ((variant // 2) % 4))
+            shift = (variant // 8) % 7 - 3
+            image = image.transform(image.size, Image.Transform.AFFINE, (1, 0, shift, 0, 1, -shift))
+        else:
+            image = _generated_galaxy(rng)
+        path = folder / f"galaxy_{index:05d}.jpg"
+        image.save(path, format="JPEG", quality=90)
+        paths.append(path)
+    return paths
+
+
+def _generated_galaxy(rng: np.random.Generator) -> Image.Image:
+    y, x = np.mgrid[-1:1:256j, -1:1:256j]
+    angle = rng.uniform(0, np.pi)
+    ratio = rng.uniform(0.3, 1.0)
+    u = x * np.cos(angle) + y * np.sin(angle)
+    v = (-x * np.sin(angle) + y * np.cos(angle)) / ratio
+    light = np.exp(-((u**2 + v**2) ** 0.5) / rng.uniform(0.05, 0.2))
+    colour = np.stack([light * c for c in rng.uniform(0.6, 1.0, 3)], axis=-1)
+    noisy = colour * 230 + rng.normal(0, 6, colour.shape)
+    return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8), "RGB")
+
+
+def jpeg_bytes(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.02)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+def tf_python(requested: str | None) -> str:
+    if requested:
+        return requested
+    return str(DEFAULT_TF_PYTHON) if DEFAULT_TF_PYTHON.exists() else sys.executable
+
+
+def write_section(name: str, body: str) -> None:
+    """Replace (or append) the block between this benchmark's markers in docs/benchmarks.md."""
+    start, end = f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->"
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    block = f"{start}\n_Written by `bench/{name}.py` at {stamp}._\n\n{body.strip()}\n{end}"
+    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
+    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.DOTALL)
+    text = (
+        pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    )
+    DOCS.parent.mkdir(parents=True, exist_ok=True)
+    DOCS.write_text(text)
+
+
+def write_json(name: str, data: dict) -> Path:
+    WORK_DIR.mkdir(parents=True, exist_ok=True)
+    path = WORK_DIR / f"{name}.json"
+    path.write_text(json.dumps(data, indent=2, default=str))
+    return path
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def clean_dir(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
