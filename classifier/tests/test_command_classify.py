@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -96,3 +97,43 @@ def test_missing_path_fails(tmp_path):
 def test_progress_goes_to_stderr(image_folder, capsys):
     run(image_folder)
     assert "3/3" in capsys.readouterr().err
+
+
+def test_batches_keep_input_order_and_decode_off_the_main_thread(tmp_path, monkeypatch):
+    # Seven images and one broken file across four batches of two: rows come back in
+    # input order, the broken file is skipped, and every interpreter call is a batch.
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for index in range(7):
+        shade = 30 * index
+        (folder / f"img_{index}.png").write_bytes(make_image_bytes(color=(shade, 255 - shade, 90)))
+    (folder / "img_3b.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    classifier = get_classifier()
+    decode_threads, batch_sizes = set(), []
+    original_prepare, original_run = classifier.prepare, classifier._run
+
+    def recording_prepare(source, **kwargs):
+        decode_threads.add(threading.current_thread() is threading.main_thread())
+        return original_prepare(source, **kwargs)
+
+    def recording_run(batch):
+        batch_sizes.append(batch.shape[0])
+        return original_run(batch)
+
+    monkeypatch.setattr(classifier, "prepare", recording_prepare)
+    monkeypatch.setattr(classifier, "_run", recording_run)
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with pytest.raises(CommandError, match="1 input"):
+        call_command("classify", str(folder), "--batch-size", "2", stdout=stdout, stderr=stderr)
+
+    rows = list(csv.DictReader(io.StringIO(stdout.getvalue())))
+    expected_paths = [folder / f"img_{i}.png" for i in range(7)]
+    assert [r["path"] for r in rows] == [str(p) for p in expected_paths]
+    assert f"skipped {folder / 'img_3b.jpg'}" in stderr.getvalue()
+    assert decode_threads == {False}
+    assert batch_sizes == [2, 2, 1, 2]
+    for row, path in zip(rows, expected_paths, strict=True):
+        expected = original_prepare(path)
+        [result] = classifier.classify_prepared([expected])
+        assert row["prediction"] == result.class_name
+        assert float(row["confidence"]) == pytest.approx(result.confidence, abs=1e-6)

@@ -1,6 +1,7 @@
 import csv
 import json
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from django.core.files import File
@@ -60,26 +61,42 @@ class Command(BaseCommand):
             self.stderr.write(f"skipped {raw}: {reason}")
 
         rows: list[dict] = []
+        batches = [files[start : start + batch_size] for start in range(0, len(files), batch_size)]
         progress = tqdm(total=len(files), unit="image", file=sys.stderr, disable=not files)
-        try:
-            for start in range(0, len(files), batch_size):
-                batch = files[start : start + batch_size]
-                prepared: list[tuple[Path, PreparedImage]] = []
-                for path in batch:
-                    try:
-                        prepared.append((path, classifier.prepare(path)))
-                    except (ImageDecodeError, OSError) as exc:
-                        failures.append((str(path), str(exc)))
-                        self.stderr.write(f"skipped {path}: {exc}")
-                if prepared:
-                    rows.extend(self._classify(classifier, prepared, save=save))
-                progress.update(len(batch))
-        finally:
-            progress.close()
+        # Decoding the next batch overlaps classifying this one: Pillow and the TFLite
+        # interpreter both release the GIL, so the two stages use both cores.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="classify-decode") as decoder:
+            try:
+                upcoming = decoder.submit(self._prepare, classifier, batches[0]) if batches else None
+                for index, batch in enumerate(batches):
+                    prepared, skipped = upcoming.result()
+                    if index + 1 < len(batches):
+                        upcoming = decoder.submit(self._prepare, classifier, batches[index + 1])
+                    for path, reason in skipped:
+                        failures.append((path, reason))
+                        self.stderr.write(f"skipped {path}: {reason}")
+                    if prepared:
+                        rows.extend(self._classify(classifier, prepared, save=save))
+                    progress.update(len(batch))
+            finally:
+                progress.close()
 
         self._write(rows, output_format=output_format, output=output)
         if failures:
             raise CommandError(f"{len(failures)} input(s) could not be classified")
+
+    @staticmethod
+    def _prepare(
+        classifier, batch: list[Path]
+    ) -> tuple[list[tuple[Path, PreparedImage]], list[tuple[str, str]]]:
+        prepared: list[tuple[Path, PreparedImage]] = []
+        skipped: list[tuple[str, str]] = []
+        for path in batch:
+            try:
+                prepared.append((path, classifier.prepare(path)))
+            except (ImageDecodeError, OSError) as exc:
+                skipped.append((str(path), str(exc)))
+        return prepared, skipped
 
     def _classify(self, classifier, prepared, *, save):
         if not save:
