@@ -1,0 +1,108 @@
+"""Sample a real gunicorn worker with py-spy under load and say where its time goes.
+
+Starts the app (1 worker x 4 threads, PostgreSQL database galaxy_bench) with the
+given DATABASE_CONN_MAX_AGE, sends POST /api/predictions/ with one galaxy JPEG from 4
+keep-alive clients while py-spy samples the worker (non-idle threads only), then
+sorts every sample into the first matching stage below and prints the shares.
+
+    python bench/profile_worker.py [--conn-max-age 0] [--seconds 8] [--raw out.txt]
+
+py-spy needs ptrace rights over the worker (root, or kernel.yama.ptrace_scope=0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import _common as common
+import _server as server
+from end_to_end import run_load
+
+# First match wins, so the specific stages come before the general ones.
+STAGES = [
+    ("TFLite invoke", ("Interpreter.invoke",)),
+    ("decode + preprocess", ("preprocess (classifier/preprocessing.py",)),
+    ("header check", ("inspect_header",)),
+    ("PostgreSQL connect", ("Connection.connect (psycopg", "connect (django/db/backends/base/base.py")),
+    ("SQL (insert, commit, locks)", ("psycopg/",)),
+    ("media file write", ("FileSystemStorage",)),
+    ("sha256", ("hashlib", "_validate (classifier/services.py")),
+    ("response serialisation", ("serializers.py", "renderers.py")),
+    ("multipart parsing", ("multipartparser", "Request.FILES", "Request._load_data_and_files")),
+    ("Django/DRF request handling", ("django/", "rest_framework/")),
+    ("gunicorn", ("gunicorn/",)),
+]
+
+
+def summarise(raw: Path) -> list[tuple[str, int, float]]:
+    counts: Counter[str] = Counter()
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        stage = next((name for name, needles in STAGES if any(n in stack for n in needles)), "other")
+        counts[stage] += int(count)
+    total = sum(counts.values()) or 1
+    return [(stage, count, count / total) for stage, count in counts.most_common()]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--conn-max-age", type=int, default=0)
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--model", help="TFLite model (default: the shipped one)")
+    parser.add_argument("--raw", help="keep py-spy's collapsed stacks here")
+    args = parser.parse_args()
+
+    model = common.resolve_model(args.model)
+    paths = common.galaxy_jpegs(64, common.WORK_DIR / "images_256")
+    bodies = [server.multipart([(path.name, path.read_bytes())]) for path in paths]
+    raw = Path(args.raw) if args.raw else common.WORK_DIR / f"pyspy_worker_cma{args.conn_max_age}.txt"
+    with tempfile.TemporaryDirectory() as tmp, server.bench_database() as db_url:
+        env = server.app_env(
+            database_url=db_url,
+            model=model,
+            media=Path(tmp) / "media",
+            extra={"DATABASE_CONN_MAX_AGE": str(args.conn_max_age)},
+        )
+        server.manage(env, "migrate", "--noinput")
+        with server.Gunicorn(env, workers=1, threads=4) as app:
+            common.wait_for_port(app.port, 60)
+            run_load(app.port, bodies, 2, 10)
+            [pid] = app.worker_pids()
+            spy = subprocess.Popen(  # noqa: S603
+                [
+                    str(Path(sys.executable).with_name("py-spy")),
+                    "record",
+                    "--pid",
+                    str(pid),
+                    "--format",
+                    "raw",
+                    "--output",
+                    str(raw),
+                    "--duration",
+                    str(args.seconds),
+                    "--rate",
+                    "500",
+                    "--nonblocking",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            load = run_load(app.port, bodies, 4, 120 * args.seconds)
+            spy.wait()
+    rows = [[stage, count, f"{share:.0%}"] for stage, count, share in summarise(raw)]
+    common.say(
+        f"DATABASE_CONN_MAX_AGE={args.conn_max_age}: {load['requests_per_s']:.1f} req/s at concurrency 4 "
+        f"(1 worker), p50 {load['latency_ms']['p50']:.1f} ms; py-spy samples by stage:"
+    )
+    common.say(common.table(["stage", "samples", "share"], rows))
+
+
+if __name__ == "__main__":
+    main()
