@@ -11,7 +11,7 @@ from django.core.exceptions import PermissionDenied, RequestDataTooBig, Suspicio
 from django.db import DatabaseError, connection
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
 from rest_framework.pagination import PageNumberPagination
@@ -113,10 +113,11 @@ FILTER_PARAMETERS = [
     OpenApiParameter("created_before", OpenApiTypes.DATE, description="Created on or before this date."),
     OpenApiParameter("filename", str, description="Original filename contains (case-insensitive)."),
 ]
-ERROR_RESPONSES = {
-    400: ErrorOutputSerializer,
-    403: ErrorOutputSerializer,
-}
+# Invalid filters and bodies are reported per field, as DRF does: {"field": ["message", ...]}.
+FIELD_ERRORS_RESPONSE = OpenApiResponse(
+    response={"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
+    description="The errors of each invalid field.",
+)
 
 
 class PredictionListCreateApi(APIView):
@@ -135,8 +136,10 @@ class PredictionListCreateApi(APIView):
         responses={
             201: PredictionCreateOutputSerializer,
             400: ErrorOutputSerializer,
+            401: ErrorOutputSerializer,
             403: ErrorOutputSerializer,
             413: ErrorOutputSerializer,
+            429: ErrorOutputSerializer,
             503: ErrorOutputSerializer,
         },
         description="Classify one or more images. Every file is validated first; if any is refused, "
@@ -182,16 +185,18 @@ class PredictionListCreateApi(APIView):
                 enum=["created_at", "-created_at", "confidence", "-confidence"],
                 description="Sort order; newest first by default.",
             ),
-            OpenApiParameter("page", int, description="Page number."),
+            OpenApiParameter("page", int, description="Page number, from 1 (404 past the last page)."),
             OpenApiParameter(
-                "format", str, enum=["json", "csv", "api"], description="csv exports every matching row."
+                "format", str, enum=["json", "csv"], description="csv exports every matching row."
             ),
         ],
         responses={
             (200, "application/json"): PredictionListOutputSerializer,
             (200, "text/csv"): OpenApiTypes.STR,
-            400: ErrorOutputSerializer,
+            400: FIELD_ERRORS_RESPONSE,
+            401: ErrorOutputSerializer,
             403: ErrorOutputSerializer,
+            404: ErrorOutputSerializer,
         },
     )
     def get(self, request: Request) -> Response:
@@ -218,6 +223,7 @@ class PredictionDetailApi(APIView):
         operation_id="predictions_retrieve",
         responses={
             200: PredictionDetailOutputSerializer,
+            401: ErrorOutputSerializer,
             403: ErrorOutputSerializer,
             404: ErrorOutputSerializer,
         },
@@ -228,7 +234,12 @@ class PredictionDetailApi(APIView):
 
     @extend_schema(
         operation_id="predictions_destroy",
-        responses={204: None, 403: ErrorOutputSerializer, 404: ErrorOutputSerializer},
+        responses={
+            204: None,
+            401: ErrorOutputSerializer,
+            403: ErrorOutputSerializer,
+            404: ErrorOutputSerializer,
+        },
     )
     def delete(self, request: Request, pk: int) -> Response:
         prediction = selectors.prediction_get(pk=pk, user=request.user)
@@ -244,7 +255,8 @@ class PredictionBulkDeleteApi(APIView):
         request=PredictionBulkDeleteInputSerializer,
         responses={
             200: PredictionBulkDeleteOutputSerializer,
-            400: ErrorOutputSerializer,
+            400: FIELD_ERRORS_RESPONSE,
+            401: ErrorOutputSerializer,
             403: ErrorOutputSerializer,
         },
         description="Delete every prediction matching the filters (staff only). "
