@@ -1,0 +1,60 @@
+"""Database round trips of POST /api/predictions/ (see docs/benchmarks.md, "DB round trips").
+
+Every image costs one INSERT and, on PostgreSQL, one advisory lock on its stored file;
+nothing is read back: the response is built from the rows just written, and an anonymous
+caller's request touches no session or user table.
+"""
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from conftest import make_image_bytes
+
+pytestmark = pytest.mark.django_db
+
+URL = reverse("api:prediction-list")
+
+
+def _uploads(count: int) -> list[SimpleUploadedFile]:
+    return [
+        SimpleUploadedFile(
+            f"galaxy_{index}.png", make_image_bytes(color=(index * 15, 90, 200 - index * 10)), "image/png"
+        )
+        for index in range(count)
+    ]
+
+
+def _post_and_capture(client, count: int) -> list[str]:
+    client.post(URL, {"image": _uploads(1)}, format="multipart")  # loads the model outside the count
+    with CaptureQueriesContext(connection) as queries:
+        response = client.post(URL, {"image": _uploads(count)}, format="multipart")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert len(body["predictions"] if count > 1 else [body]) == count
+    return [query["sql"] for query in queries.captured_queries]
+
+
+@pytest.mark.parametrize("count", [1, 16])
+def test_each_image_costs_one_insert_and_nothing_is_read_back(anonymous_client, count):
+    statements = _post_and_capture(anonymous_client, count)
+    inserts = [sql for sql in statements if sql.startswith("INSERT")]
+    assert len(inserts) == count
+    assert all('"classifier_prediction"' in sql for sql in inserts)
+    reads = [sql for sql in statements if sql.startswith("SELECT") and "pg_advisory_xact_lock" not in sql]
+    assert reads == []
+    # The rest is transaction control (BEGIN/COMMIT or savepoints) and the file locks.
+    locks = (
+        len(statements) - count - len([s for s in statements if "SAVEPOINT" in s or s in ("BEGIN", "COMMIT")])
+    )
+    assert locks <= count
+
+
+def test_a_logged_in_caller_adds_no_queries_per_image(user_client):
+    statements = _post_and_capture(user_client, 16)
+    per_image = [sql for sql in statements if sql.startswith("INSERT")]
+    assert len(per_image) == 16
+    # Token/session authentication reads the user once per request, not per image.
+    assert len(statements) - len(per_image) <= 16 + 6
