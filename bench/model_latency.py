@@ -98,6 +98,41 @@ def measure(runtime: str, model: Path, threads: int, iterations: int, batch_iter
     }
 
 
+def serving_process(model: Path) -> dict:
+    """The web app as a gunicorn worker holds it: Django set up, every URLconf view imported,
+    the model loaded through classifier.inference and 8 real JPEGs classified."""
+    import os
+    import secrets
+
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "galaxysite.settings",
+            "DJANGO_ENV_FILE": str(common.WORK_DIR / "no.env"),
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+            "DJANGO_SECURE_HTTPS": "false",
+            "MODEL_PATH": str(model),
+            "MODEL_MANIFEST": str(common.manifest_for(model)),
+        }
+    )
+    from django.core.wsgi import get_wsgi_application
+    from django.urls import get_resolver
+
+    get_wsgi_application()
+    get_resolver().url_patterns  # noqa: B018 - importing every view, as the first request does
+    from classifier.inference import get_classifier
+
+    images = common.galaxy_jpegs(8, common.WORK_DIR / "images_256")
+    classifier = get_classifier()
+    for path in images:
+        classifier.classify(path)
+    classifier.classify_batch(images)
+    return {
+        "peak_rss_mb": common.peak_rss_mb(),
+        "rss_mb": common.rss_mb(),
+        "tensorflow_imported": "tensorflow" in sys.modules,
+    }
+
+
 def child(python: str, *args: str) -> dict:
     command = [python, __file__, "--child", *args]
     result = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
@@ -134,6 +169,9 @@ def main() -> None:
     if args.child == "build-poc":
         build_poc(Path(args.out))
         common.say("{}")
+        return
+    if args.child == "serving":
+        common.say(json.dumps(serving_process(Path(args.model))))
         return
     if args.child == "measure":
         result = measure(args.runtime, Path(args.model), args.threads, args.iterations, args.batch_iterations)
@@ -172,6 +210,8 @@ def main() -> None:
                 str(batch_iterations),
             )
 
+    common.say("measuring the peak RSS of a Django serving process with our model loaded")
+    serving = child(sys.executable, "serving", "--model", str(ours))
     rows = []
     for key, label, python, _, model in configurations:
         one, two = results[key][1], results[key][2]
@@ -207,6 +247,11 @@ def main() -> None:
             ">= 3",
         ],
         [
+            "peak RSS, PoC (a) process / our Django serving process",
+            one_thread["poc_a"]["peak_rss_mb"] / serving["peak_rss_mb"],
+            ">= 3",
+        ],
+        [
             "batch-8 throughput at 2 threads, ours / PoC (a)",
             two_threads["ours"]["batch8_images_per_s"] / two_threads["poc_a"]["batch8_images_per_s"],
             "",
@@ -237,12 +282,20 @@ def main() -> None:
                 rows,
             ),
             "",
+            (
+                f"Our Django serving process (settings, every view imported, model loaded, 16 images "
+                f"classified: what a gunicorn worker holds once it has served): "
+                f"peak RSS {serving['peak_rss_mb']:.0f} MB."
+            ),
+            "",
             common.table(
                 ["ratio (same run)", "value", "target"], [[r[0], f"{r[1]:.2f}x", r[2]] for r in ratios]
             ),
         ]
     )
-    common.write_json("model_latency", {"machine": info, "busy": busy, "results": results})
+    common.write_json(
+        "model_latency", {"machine": info, "busy": busy, "results": results, "serving": serving}
+    )
     common.write_section("model_latency", body)
     common.say(body)
 
