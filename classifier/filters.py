@@ -3,26 +3,27 @@
 from __future__ import annotations
 
 import django_filters
+from django.utils.translation import gettext_lazy as _
 
 from classifier.models import CLASS_CHOICES, Prediction
 
 
 class PredictionFilter(django_filters.FilterSet):
-    class_index = django_filters.ChoiceFilter(label="Class", choices=CLASS_CHOICES)
-    source = django_filters.ChoiceFilter(label="Source", choices=Prediction.Source.choices)
+    class_index = django_filters.ChoiceFilter(label=_("Class"), choices=CLASS_CHOICES)
+    source = django_filters.ChoiceFilter(label=_("Source"), choices=Prediction.Source.choices)
     created_after = django_filters.DateFilter(
-        label="From date", field_name="created_at", lookup_expr="date__gte"
+        label=_("From date"), field_name="created_at", lookup_expr="date__gte"
     )
     created_before = django_filters.DateFilter(
-        label="To date", field_name="created_at", lookup_expr="date__lte"
+        label=_("To date"), field_name="created_at", lookup_expr="date__lte"
     )
     filename = django_filters.CharFilter(
-        label="Filename contains", field_name="original_filename", lookup_expr="icontains"
+        label=_("Filename contains"), field_name="original_filename", lookup_expr="icontains"
     )
     ordering = django_filters.OrderingFilter(
         fields=(("created_at", "created_at"), ("confidence", "confidence")),
-        field_labels={"created_at": "Date", "confidence": "Confidence"},
-        label="Order by",
+        field_labels={"created_at": _("Date"), "confidence": _("Confidence")},
+        label=_("Order by"),
     )
 
     class Meta:

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from classifier.galaxy10 import CLASS_NAMES, NUM_CLASSES
 
@@ -20,25 +21,25 @@ def prediction_image_path(instance: Prediction, filename: str) -> str:
 
 class Prediction(models.Model):
     class Source(models.TextChoices):
-        WEB = "web", "Web page"
-        API = "api", "REST API"
-        CLI = "cli", "Command line"
+        WEB = "web", _("Web page")
+        API = "api", _("REST API")
+        CLI = "cli", _("Command line")
 
-    created_at = models.DateTimeField("created at", default=timezone.now, editable=False, db_index=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False, db_index=True)
     image = models.ImageField(
         upload_to=prediction_image_path, max_length=255, width_field=None, height_field=None
     )
     original_filename = models.CharField(max_length=255)
-    sha256 = models.CharField("SHA-256", max_length=64, db_index=True)
+    sha256 = models.CharField(_("SHA-256"), max_length=64, db_index=True)
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
-    class_index = models.PositiveSmallIntegerField("class", choices=CLASS_CHOICES, db_index=True)
+    class_index = models.PositiveSmallIntegerField(_("class"), choices=CLASS_CHOICES, db_index=True)
     class_name = models.CharField(max_length=64)
     confidence = models.FloatField()
-    probabilities = models.JSONField(help_text="Probabilities of the 10 classes, in class-index order.")
+    probabilities = models.JSONField(help_text=_("Probabilities of the 10 classes, in class-index order."))
     model_version = models.CharField(max_length=128, db_index=True)
-    model_sha256 = models.CharField("model SHA-256", max_length=64)
-    inference_ms = models.FloatField("inference time (ms)")
+    model_sha256 = models.CharField(_("model SHA-256"), max_length=64)
+    inference_ms = models.FloatField(_("inference time (ms)"))
     source = models.CharField(max_length=3, choices=Source.choices, db_index=True)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -47,12 +48,12 @@ class Prediction(models.Model):
         blank=True,
         related_name="galaxy_predictions",
     )
-    client_ip = models.GenericIPAddressField("client IP", null=True, blank=True)
+    client_ip = models.GenericIPAddressField(_("client IP"), null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        verbose_name = "prediction"
-        verbose_name_plural = "predictions"
+        verbose_name = _("prediction")
+        verbose_name_plural = _("predictions")
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(class_index__lt=NUM_CLASSES), name="prediction_class_index_in_range"

@@ -36,9 +36,11 @@ from classifier.exports import write_predictions_csv
 from classifier.forms import PredictionUploadForm
 from classifier.galaxy10 import GALAXY10_CLASSES, GROUPS, NUM_CLASSES
 from classifier.inference import get_classifier
-from classifier.models import Prediction
+from classifier.models import CLASS_CHOICES, Prediction
 from classifier.selectors import OWN_PREDICTIONS_SESSION_KEY, prediction_filterset, prediction_visible_to
 from classifier.services import prediction_create_batch
+from classifier.templatetags.galaxy10_i18n import galaxy_class_name
+from classifier.upload_messages import translate_upload_error
 
 HISTORY_PAGE_SIZE = 24
 # An anonymous session remembers at most this many of its own uploads; older
@@ -151,9 +153,13 @@ class PredictionUploadView(View):
         self, request: HttpRequest, form: PredictionUploadForm, *, file_errors: list, status: int
     ) -> HttpResponse:
         # Errors about the request as a whole come without a filename.
-        request_errors = [e["error"] for e in file_errors if not e["filename"]]
+        request_errors = [translate_upload_error(e["error"]) for e in file_errors if not e["filename"]]
         request_errors += [str(message) for message in form.errors.get("images", [])]
-        per_file = [e for e in file_errors if e["filename"]]
+        per_file = [
+            {"filename": e["filename"], "error": translate_upload_error(e["error"])}
+            for e in file_errors
+            if e["filename"]
+        ]
         if wants_json(request):
             return JsonResponse({"errors": per_file, "request_errors": request_errors}, status=status)
         return self._render(
@@ -246,6 +252,13 @@ EMPTY_CHOICE_LABELS = {
 }
 
 
+def translate_class_choices(form: Any) -> None:
+    """Show the class filter's choices in the reader's language; the submitted values stay indices."""
+    field = form.fields.get("class_index")
+    if field is not None:
+        field.choices = [(index, galaxy_class_name(name)) for index, name in CLASS_CHOICES]
+
+
 def label_empty_choices(form: Any) -> None:
     """Say what an unset filter means instead of django-filter's "---------"."""
     for name, label in EMPTY_CHOICE_LABELS.items():
@@ -264,6 +277,7 @@ class HistoryView(LoginRequiredMixin, View):
 
     def get(self, request: HttpRequest) -> HttpResponse:
         filterset = prediction_filterset(filters=request.GET, user=request.user)
+        translate_class_choices(filterset.form)
         label_empty_choices(filterset.form)
         filters_valid = not filterset.is_bound or filterset.is_valid()
         queryset = filterset.qs if filters_valid else Prediction.objects.none()

@@ -106,7 +106,8 @@
       list.appendChild(item);
     });
     clear.hidden = chosen.length === 0;
-    list.setAttribute("aria-label", format(messages.chosen, { count: chosen.length }));
+    var chosenLabel = chosen.length === 1 ? messages.chosenOne : messages.chosen;
+    list.setAttribute("aria-label", format(chosenLabel, { count: chosen.length }));
   }
 
   function addFiles(fileList) {
