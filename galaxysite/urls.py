@@ -1,4 +1,4 @@
-"""Top-level URLs: pages, the REST API with its schema, the admin and login."""
+"""Top-level URLs: pages, the REST API with its schema, the admin, login and the language switch."""
 
 from django.contrib import admin
 from django.urls import include, path, re_path
@@ -9,6 +9,7 @@ from galaxysite.views import protected_media
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("i18n/", include("django.conf.urls.i18n")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/", include("classifier.api.urls", namespace="api")),
