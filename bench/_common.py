@@ -249,7 +249,10 @@ def write_section(name: str, body: str) -> None:
     """Replace (or append) the block between this benchmark's markers in docs/benchmarks.md."""
     start, end = f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->"
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    block = f"{start}\n_Written by `bench/{name}.py` at {stamp}._\n\n{body.strip()}\n{end}"
+    command = " ".join([f"bench/{Path(sys.argv[0]).name}", *sys.argv[1:]])
+    if "BENCH_APP_DIR" in os.environ:
+        command = f"BENCH_APP_DIR={os.environ['BENCH_APP_DIR']} {command}"
+    block = f"{start}\n_Written by `{command}` at {stamp}._\n\n{body.strip()}\n{end}"
     text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
     pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.DOTALL)
     text = (
