@@ -139,3 +139,29 @@ def test_a_connection_killed_by_the_server_is_replaced_transparently(media_root)
     finally:
         connection.close()
         connection.settings_dict["CONN_MAX_AGE"] = saved_max_age
+
+
+@pytest.mark.parametrize("breakage", ["missing", "corrupt", "mismatched"])
+def test_a_broken_model_leaves_the_log_readable(breakage, model_copy, client, user, media_root):
+    from classifier.tests.factories import PredictionFactory
+
+    record = PredictionFactory()
+    model_path, manifest_path = model_copy
+    if breakage == "missing":
+        model_path.unlink()
+    elif breakage == "corrupt":
+        model_path.write_bytes(b"not a tflite model")
+    else:
+        manifest_path.write_text(manifest_path.read_text().replace('"sha256": "', '"sha256": "0'))
+
+    body = assert_clear_json_503(*ready())
+    assert body["checks"]["model"]["ok"] is False
+    assert body["checks"]["database"]["ok"] is True
+    assert assert_clear_json_503(*predict())["detail"] == "the model is unavailable"
+    assert Prediction.objects.count() == 1
+
+    client.force_login(user)
+    assert client.get(reverse("api:prediction-list")).json()["count"] == 1
+    assert client.get(reverse("api:prediction-detail", args=[record.pk])).status_code == 200
+    assert record.original_filename in client.get(reverse("classifier:history")).content.decode()
+    assert client.get(reverse("classifier:history-csv")).status_code == 200
