@@ -41,9 +41,10 @@ def _decode(job: tuple[ImageRef, int, float]) -> np.ndarray:
 
 
 def cache_pixels(
-    source: SourceSet, *, side: int, margin: float, cache_dir: Path = CACHE_DIR, workers: int = 2
+    source: SourceSet, *, side: int, margin: float, cache_dir: Path | None = None, workers: int = 2
 ) -> np.ndarray:
     """uint8 array (N, side, side, 3) of the source's crops with ``margin`` context."""
+    cache_dir = cache_dir or CACHE_DIR
     fraction = cached_fraction(source.crop_fraction, margin)
     fingerprint = hashlib.sha256(json.dumps([source.name, source.keys, side, fraction]).encode()).hexdigest()[
         :16

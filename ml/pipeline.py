@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import shutil
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +40,14 @@ INT8_TOLERANCE = 0.02
 log = logging.getLogger("ml.pipeline")
 
 
-def representative_inputs(config: dict[str, Any], data_root: Path, count: int) -> np.ndarray:
+def representative_inputs(
+    config: dict[str, Any], data_root: Path, count: int, galaxy10_h5: Path | None = None
+) -> np.ndarray:
     """Training-split images (never evaluation ones) to calibrate int8 ranges."""
     rng = np.random.default_rng(config["seed"])
     pre = serving_preprocess_config(config)
     picked = []
-    sources = collect_sources(config, data_root)
+    sources = collect_sources(config, data_root, galaxy10_h5)
     for source in sources:
         train_idx, _, _ = src.stratified_split(
             source.strata, tuple(config["split"]["fractions"]), config["seed"]
@@ -75,8 +78,15 @@ def sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def parse_override(text: str) -> tuple[str, Any]:
+    key, _, raw = text.partition("=")
+    if not key or not raw:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), tomllib.loads(f"value = {raw}")["value"]
+
+
 def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
-    config = load_config(args.config)
+    config = load_config(args.config, getattr(args, "overrides", None))
     if args.skip_train:
         run = json.loads((args.run / "run.json").read_text())
         config = run["config"]
@@ -88,7 +98,9 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
     model.eval()
     pre = serving_preprocess_config(config)
 
-    calibration = representative_inputs(config, args.data_root, config["export"]["representative_samples"])
+    calibration = representative_inputs(
+        config, args.data_root, config["export"]["representative_samples"], args.galaxy10_h5
+    )
     candidates: dict[str, dict[str, Any]] = {}
     for quantization in ("int8", "float16"):
         path = export(
@@ -131,8 +143,9 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
     chosen = "int8" if int8_ok else "float16"
     shipped = candidates[chosen]
 
-    MODELS_DIR.mkdir(exist_ok=True)
-    model_path = MODELS_DIR / f"{MODEL_NAME}.tflite"
+    models_dir: Path = args.models_dir
+    models_dir.mkdir(parents=True, exist_ok=True)
+    model_path = models_dir / f"{MODEL_NAME}.tflite"
     shutil.copyfile(shipped["path"], model_path)
     digest = sha256_file(model_path)
     dev = shipped["results"].get("galaxy10_decals_dev")
@@ -141,12 +154,12 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
             np.array(dev["confusion_matrix"]),
             list(CLASS_NAMES),
             f"Galaxy10 DECaLS dev images (n={dev['n']}), {chosen} TFLite",
-            MODELS_DIR / "confusion_matrix.png",
+            models_dir / "confusion_matrix.png",
         )
         plot_reliability(
             dev["reliability"],
             f"Reliability, Galaxy10 DECaLS dev (n={dev['n']})",
-            MODELS_DIR / "reliability.png",
+            models_dir / "reliability.png",
         )
 
     created = dt.datetime.now(dt.UTC)
@@ -179,7 +192,9 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
                 },
             },
         },
-        "figures": {"confusion_matrix": "confusion_matrix.png", "reliability": "reliability.png"},
+        "figures": {"confusion_matrix": "confusion_matrix.png", "reliability": "reliability.png"}
+        if dev
+        else {},
         "provenance": {
             "sources": run["sources"],
             "splits": run["splits"],
@@ -193,8 +208,8 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
             "history": run["history"],
         },
     }
-    (MODELS_DIR / f"{MODEL_NAME}.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    write_model_card(manifest, MODELS_DIR / "MODEL_CARD.md")
+    (models_dir / f"{MODEL_NAME}.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    write_model_card(manifest, models_dir / "MODEL_CARD.md")
     return manifest
 
 
@@ -206,8 +221,19 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, default=Path("../shared/data"))
     parser.add_argument("--galaxy10-h5", type=Path)
     parser.add_argument("--run", type=Path, default=Path("ml/runs/shipped"))
+    parser.add_argument("--models-dir", type=Path, default=MODELS_DIR, help="where to package the model")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        type=parse_override,
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config.toml value, e.g. --set train.epochs=2 (TOML syntax for the value)",
+    )
     parser.add_argument("--skip-train", action="store_true", help="package an existing run")
     args = parser.parse_args()
+    args.overrides = dict(args.overrides)
     logging.basicConfig(level=logging.INFO)
     manifest = run_pipeline(args)
     print(json.dumps({"model_version": manifest["model_version"], "quantization": manifest["quantization"]}))

@@ -320,6 +320,8 @@ def train(
             record["dev/galaxy10_decals"] = split_metrics(predict_logits(model, dev_x), dev)
         history.append(record)
         log.info(json.dumps(record))
+        # A checkpoint per epoch: a run stopped early still leaves its latest weights.
+        torch.save(model.state_dict(), out / "model.pt")
         print(json.dumps(record), flush=True)
 
     val_soft = [

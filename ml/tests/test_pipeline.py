@@ -1,0 +1,71 @@
+"""The whole pipeline end to end on a tiny generated Galaxy10-schema h5: train, export, evaluate, package."""
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+pytest.importorskip("torch")
+pytest.importorskip("tensorflow")
+
+from ml import cache
+from ml.config import DEFAULT_CONFIG
+from ml.pipeline import parse_override, run_pipeline
+from ml.tests.test_sources import write_h5
+
+
+def galaxy_like(label: int, rng: np.random.Generator) -> np.ndarray:
+    """A 64 px blob whose elongation and colour depend on the class."""
+    image = Image.new("RGB", (64, 64), (15, 15, 20))
+    draw = ImageDraw.Draw(image)
+    half_w = 4 + label * 2 + int(rng.integers(0, 3))
+    draw.ellipse((32 - half_w, 28, 32 + half_w, 36), fill=(120 + 12 * label, 140, 200 - 12 * label))
+    noise = rng.integers(0, 6, size=(64, 64, 3))
+    return np.clip(np.asarray(image, dtype=np.int16) + noise, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.slow
+def test_pipeline_packages_a_model_from_a_galaxy10_h5(tmp_path, monkeypatch):
+    monkeypatch.setattr(cache, "CACHE_DIR", tmp_path / "cache")
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(10), 8)
+    images = np.stack([galaxy_like(int(label), rng) for label in labels])
+    images[1] = images[0]  # a duplicate pair with equal labels: one is dropped
+    h5 = tmp_path / "Galaxy10_DECals.h5"
+    write_h5(h5, images, labels)
+
+    args = argparse.Namespace(
+        config=DEFAULT_CONFIG,
+        overrides={
+            "image_size": 64,
+            "train.epochs": 1,
+            "train.batch_size": 16,
+            "export.representative_samples": 16,
+        },
+        data_root=tmp_path / "no-shared-data",
+        galaxy10_h5=h5,
+        run=tmp_path / "run",
+        models_dir=tmp_path / "models",
+        skip_train=False,
+    )
+    manifest = run_pipeline(args)
+
+    written = json.loads((tmp_path / "models" / "galaxy10.json").read_text())
+    assert written["model_version"] == manifest["model_version"]
+    assert written["preprocessing"]["size"] == 64
+    assert written["provenance"]["sources"][0]["dropped_duplicates"] == 1
+    test_set = written["metrics"]["test/galaxy10_h5"]
+    assert test_set["n"] == 10
+    assert 0.0 <= test_set["top1"] <= 1.0
+    assert written["quantization"] in {"int8", "float16"}
+    assert (tmp_path / "models" / "galaxy10.tflite").stat().st_size > 1_000_000
+    assert "galaxy10_h5" in (tmp_path / "models" / "MODEL_CARD.md").read_text()
+
+
+def test_overrides_parse_toml_values():
+    assert parse_override("train.epochs=2") == ("train.epochs", 2)
+    assert parse_override("split.fractions=[0.7, 0.15, 0.15]") == ("split.fractions", [0.7, 0.15, 0.15])
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_override("epochs")
