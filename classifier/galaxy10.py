@@ -36,22 +36,19 @@ GALAXY10_CLASSES: tuple[GalaxyClass, ...] = (
     GalaxyClass(
         1,
         "Merging",
-        "Two or more galaxies caught in the act of colliding or merging, often "
-        "with tidal tails or bridges.",
+        "Two or more galaxies caught in the act of colliding or merging, often with tidal tails or bridges.",
         GROUP_DISTURBED,
     ),
     GalaxyClass(
         2,
         "Round Smooth",
-        "A smooth, featureless galaxy that looks completely round, typical of "
-        "elliptical galaxies.",
+        "A smooth, featureless galaxy that looks completely round, typical of elliptical galaxies.",
         GROUP_SMOOTH,
     ),
     GalaxyClass(
         3,
         "In-between Round Smooth",
-        "A smooth, featureless galaxy that is somewhat elongated, between round "
-        "and cigar-shaped.",
+        "A smooth, featureless galaxy that is somewhat elongated, between round and cigar-shaped.",
         GROUP_SMOOTH,
     ),
     GalaxyClass(
@@ -70,29 +67,25 @@ GALAXY10_CLASSES: tuple[GalaxyClass, ...] = (
     GalaxyClass(
         6,
         "Unbarred Tight Spiral",
-        "A face-on disk galaxy without a bar whose spiral arms are tightly wound "
-        "around the centre.",
+        "A face-on disk galaxy without a bar whose spiral arms are tightly wound around the centre.",
         GROUP_FACE_ON_DISK,
     ),
     GalaxyClass(
         7,
         "Unbarred Loose Spiral",
-        "A face-on disk galaxy without a bar whose spiral arms are loosely wound "
-        "and open.",
+        "A face-on disk galaxy without a bar whose spiral arms are loosely wound and open.",
         GROUP_FACE_ON_DISK,
     ),
     GalaxyClass(
         8,
         "Edge-on without Bulge",
-        "A disk galaxy seen edge-on as a thin line of light, with no central "
-        "bulge.",
+        "A disk galaxy seen edge-on as a thin line of light, with no central bulge.",
         GROUP_EDGE_ON,
     ),
     GalaxyClass(
         9,
         "Edge-on with Bulge",
-        "A disk galaxy seen edge-on with a rounded or boxy bulge of stars at its "
-        "centre.",
+        "A disk galaxy seen edge-on with a rounded or boxy bulge of stars at its centre.",
         GROUP_EDGE_ON,
     ),
 )
