@@ -166,6 +166,10 @@ def manifest_for(model: Path) -> Path:
             "std": 128.0,
         },
         "output": {"kind": "probabilities", "calibration_temperature": 1.0},
+        "metrics": {},
+        "provenance": {"note": "benchmark stand-in: timing only, accuracy unknown"},
+        "training": {},
+        "created_at": datetime.now(UTC).isoformat(),
     }
     WORK_DIR.mkdir(parents=True, exist_ok=True)
     path = WORK_DIR / f"{model.stem}.manifest.json"
