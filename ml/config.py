@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
 import tomllib
 from pathlib import Path
 from typing import Any
 
 DEFAULT_CONFIG = Path(__file__).with_name("config.toml")
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every pipeline entry point shares: configuration and data locations."""
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    parser.add_argument("--data-root", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--galaxy10-h5", type=Path, help="the real Galaxy10_DECals.h5, if you have it")
 
 
 def load_config(path: Path = DEFAULT_CONFIG, overrides: dict[str, Any] | None = None) -> dict:

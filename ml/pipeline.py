@@ -25,7 +25,7 @@ import torch
 
 from classifier.galaxy10 import CLASS_NAMES, GALAXY10_CLASSES
 from ml import sources as src
-from ml.config import DEFAULT_CONFIG, load_config
+from ml.config import add_data_arguments, load_config
 from ml.evaluate import TFLiteModel, evaluate, plot_confusion, plot_reliability, source_inputs
 from ml.export import export
 from ml.model import build_model
@@ -217,9 +217,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
-    parser.add_argument("--data-root", type=Path, default=Path("../shared/data"))
-    parser.add_argument("--galaxy10-h5", type=Path)
+    add_data_arguments(parser)
     parser.add_argument("--run", type=Path, default=Path("ml/runs/shipped"))
     parser.add_argument("--models-dir", type=Path, default=MODELS_DIR, help="where to package the model")
     parser.add_argument(

@@ -30,7 +30,7 @@ from classifier.preprocessing import PreprocessConfig, preprocess
 from ml import sources as src
 from ml.augment import augmented_views, centre_views, normalise
 from ml.cache import cache_pixels, cached_fraction
-from ml.config import DEFAULT_CONFIG, load_config
+from ml.config import add_data_arguments, load_config
 from ml.model import backbone_parameters, build_model, freeze_early_layers, head_parameters
 
 log = logging.getLogger("ml.train")
@@ -355,9 +355,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
-    parser.add_argument("--data-root", type=Path, default=Path("../shared/data"))
-    parser.add_argument("--galaxy10-h5", type=Path)
+    add_data_arguments(parser)
     parser.add_argument("--folder", type=Path, action="append", default=[])
     parser.add_argument("--csv", type=Path, action="append", default=[])
     parser.add_argument("--out", type=Path, default=Path("ml/runs/latest"))
