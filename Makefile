@@ -57,14 +57,17 @@ run: migrate
 		--workers $(GUNICORN_WORKERS) --threads $(GUNICORN_THREADS) \
 		--access-logfile -
 
+# Debian packages the tests need: Chromium for the browser tests, GNU gettext to
+# check that the shipped Spanish catalog covers every marked string.
 chromium:
-	@if [ ! -x /usr/bin/chromium ]; then \
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/xgettext ]; then \
 		if [ "$$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
-		$$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends chromium; \
+		$$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends chromium gettext; \
 	fi
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 test: $(VENV)/.dev-installed $(TFLITE_VENV)/.installed chromium lint
 	DJANGO_SETTINGS_MODULE=galaxysite.test_settings $(MANAGE) spectacular --validate --fail-on-warn --file /dev/null
