@@ -19,7 +19,7 @@ def manage(*args, env):
     clean = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_") and k != "DATABASE_URL"}
     clean["DJANGO_SETTINGS_MODULE"] = "galaxysite.settings"
     clean["DJANGO_ENV_FILE"] = str(ROOT / "no-such.env")
-    return subprocess.run(  # noqa: S603
+    return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
         env={**clean, **env},
