@@ -64,6 +64,25 @@ def raw_floor(model: Path, images: list[bytes], repeats: int) -> dict:
     }
 
 
+def commit_floor(database_url: str, rounds: int) -> dict:
+    """One durable INSERT + COMMIT of a row the size of a prediction, on the same PostgreSQL:
+    the least any request that records an audit row must wait for."""
+    import psycopg
+
+    timings = []
+    with psycopg.connect(database_url) as connection:
+        connection.execute("CREATE TABLE bench_commit_probe (id serial, payload text)")
+        connection.commit()
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            connection.execute("INSERT INTO bench_commit_probe (payload) VALUES (repeat('x', 400))")
+            connection.commit()
+            timings.append((time.perf_counter() - t0) * 1000)
+        connection.execute("DROP TABLE bench_commit_probe")
+        connection.commit()
+    return common.summary_ms(timings)
+
+
 def run_load(port: int, bodies: list[tuple[bytes, str]], concurrency: int, requests: int) -> dict:
     latencies: list[float] = []
     failures: list[str] = []
@@ -152,6 +171,7 @@ def main() -> None:  # noqa: PLR0915
     ):
         env = server.app_env(database_url=db_url, model=model, media=Path(media_root) / "media", extra=extra)
         server.manage(env, "migrate", "--noinput")
+        results["commit"] = commit_floor(db_url, 20 if args.quick else 200)
         with server.Gunicorn(env, workers=args.workers, threads=args.threads) as app:
             common.wait_for_port(app.port, 60)
             # Load the model in every worker before timing (a cold start is bench/cold_start.py).
@@ -198,7 +218,9 @@ def main() -> None:  # noqa: PLR0915
             (
                 f"Raw floor (no web stack, 1 thread, {floor['decode']['n']} calls): decode + preprocess p50 "
                 f"{floor['decode']['p50']:.2f} ms, inference p50 {floor['inference']['p50']:.2f} ms, "
-                f"together p50 {floor_p50:.2f} ms (mean {floor_mean:.2f} ms)."
+                f"together p50 {floor_p50:.2f} ms (mean {floor_mean:.2f} ms). "
+                f"One durable INSERT + COMMIT on the same PostgreSQL: p50 {results['commit']['p50']:.2f} ms, "
+                f"p95 {results['commit']['p95']:.2f} ms."
             ),
             "",
             common.table(["concurrency", "201s", "failed", "req/s", "p50 ms", "p95 ms", "p99 ms"], rows),
