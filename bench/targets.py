@@ -1,0 +1,118 @@
+"""The table of targets, from the JSON results the other benchmarks left in the work dir.
+
+Run it after model_latency.py, end_to_end.py (default and --conn-max-age 60 --section
+end_to_end_conn60), bulk_classify.py and cold_start.py; it rewrites the targets section of
+docs/benchmarks.md.
+
+    python bench/targets.py
+"""
+
+from __future__ import annotations
+
+import json
+
+import _common as common
+
+
+def load(name: str) -> dict:
+    path = common.WORK_DIR / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def verdict(met: bool) -> str:
+    return "met" if met else "**not met**"
+
+
+def main() -> None:
+    latency, e2e, e2e_60, bulk = (
+        load(n) for n in ("model_latency", "end_to_end", "end_to_end_conn60", "bulk_classify")
+    )
+    rows = []
+    if latency:
+        res = latency["results"]
+        ours = res["ours"]["1"]["single_ms"]["p50"]
+        for key, label in (("poc_a", "PoC (a), tf.lite.Interpreter"), ("poc_b", "PoC (b), ai-edge-litert")):
+            ratio = res[key]["1"]["single_ms"]["p50"] / ours
+            rows.append(
+                [
+                    f"single-image latency at 1 thread, {label} / ours",
+                    f"{res[key]['1']['single_ms']['p50']:.2f} ms / {ours:.2f} ms = {ratio:.1f}x",
+                    ">= 3x",
+                    verdict(ratio >= 3),
+                ]
+            )
+        poc_rss = res["poc_a"]["1"]["peak_rss_mb"]
+        serving = latency["serving"]["peak_rss_mb"]
+        rows.append(
+            [
+                "peak RSS, PoC (a) process / our Django serving process with the model loaded",
+                f"{poc_rss:.0f} MB / {serving:.0f} MB = {poc_rss / serving:.1f}x",
+                ">= 3x",
+                verdict(poc_rss / serving >= 3),
+            ]
+        )
+    for data, config in ((e2e, "CONN_MAX_AGE=0 (default)"), (e2e_60, "CONN_MAX_AGE=60")):
+        if not data:
+            continue
+        level = {entry["concurrency"]: entry for entry in data["levels"]}
+        floor = data["floor"]["decode_plus_inference"]
+        p50 = level[1]["latency_ms"]["p50"]
+        rows.append(
+            [
+                f"API overhead: end-to-end p50 at concurrency 1 / raw decode + inference p50, {config}",
+                f"{p50:.1f} ms / {floor['p50']:.2f} ms = {data['overhead_ratio']:.1f}x",
+                "<= 2x",
+                verdict(data["overhead_ratio"] <= 2),
+            ]
+        )
+        raw = 2 * 1000 / floor["mean"]
+        rows.append(
+            [
+                f"req/s at concurrency 8 / 2 workers of raw decode + inference, {config}",
+                f"{level[8]['requests_per_s']:.0f} / {raw:.0f} = {data['throughput_share']:.0%}",
+                ">= 80%",
+                verdict(data["throughput_share"] >= 0.8),
+            ]
+        )
+        worst = max(data["worker_peak_rss_mb"])
+        rows.append(
+            [
+                f"peak RSS per gunicorn worker with the model loaded, {config}",
+                f"{worst:.0f} MB (largest of {len(data['worker_peak_rss_mb'])})",
+                "<= 150 MB",
+                verdict(worst <= 150),
+            ]
+        )
+    if bulk.get("best_floor"):
+        run = bulk["runs"]["without --save"]
+        for key, label in (
+            ("images_per_s", "whole process"),
+            ("images_per_s_after_startup", "after start-up"),
+        ):
+            share = run[key] / bulk["best_floor"]
+            rows.append(
+                [
+                    f"`classify` 1,000 images (batches of 16, decode overlapped), {label} / raw interpreter",
+                    f"{run[key]:.0f} / {bulk['best_floor']:.0f} images/s = {share:.0%}",
+                    ">= 80%",
+                    verdict(share >= 0.8),
+                ]
+            )
+    machine = latency.get("machine") or e2e.get("machine") or common.machine()
+    busy = sorted(
+        {line.split(":", 1)[1].strip() for d in (latency, e2e, e2e_60, bulk) for line in d.get("busy", [])}
+    )
+    body = "\n".join(
+        [
+            common.machine_line(machine),
+            *(["CPU contention during the runs: " + "; ".join(busy)] if busy else []),
+            "",
+            common.table(["target", "measured (same run)", "target", "verdict"], rows),
+        ]
+    )
+    common.write_section("targets", body)
+    common.say(body)
+
+
+if __name__ == "__main__":
+    main()
