@@ -7,10 +7,13 @@ import threading
 
 import numpy as np
 import pytest
+from django.core import checks
 from django.core.management import CommandError, call_command
+from django.core.management.base import SystemCheckError
 
 from classifier.galaxy10 import CLASS_NAMES
 from classifier.inference import get_classifier
+from classifier.management.commands import classify
 from classifier.models import Prediction
 from conftest import make_image_bytes
 
@@ -137,3 +140,22 @@ def test_batches_keep_input_order_and_decode_off_the_main_thread(tmp_path, monke
         [result] = classifier.classify_prepared([expected])
         assert row["prediction"] == result.class_name
         assert float(row["confidence"]) == pytest.approx(result.confidence, abs=1e-6)
+
+
+def test_runs_without_the_web_stack_system_checks(image_folder):
+    # A failing check of the web stack (URLs, admin, security settings) must not stop a
+    # batch classification, which uses none of it; the model itself is still verified on load.
+    def failing_web_check(app_configs, **kwargs):
+        return [checks.Error("the web stack is misconfigured", id="bench.E001")]
+
+    checks.register(failing_web_check)
+    try:
+        with pytest.raises(SystemCheckError):
+            call_command("check")
+        # As `manage.py classify` runs it (call_command would skip the checks anyway).
+        stdout = io.StringIO()
+        classify.Command(stdout=stdout).run_from_argv(["manage.py", "classify", str(image_folder / "a.png")])
+        out = stdout.getvalue()
+    finally:
+        checks.registry.registry.registered_checks.discard(failing_web_check)
+    assert len(list(csv.DictReader(io.StringIO(out)))) == 1
