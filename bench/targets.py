@@ -98,6 +98,20 @@ def main() -> None:
                     verdict(share >= 0.8),
                 ]
             )
+    if bulk.get("best_floor"):
+        one_thread = bulk["floor"]["interpreter_1_threads_images_per_s"]
+        rate = bulk["runs"]["without --save"]["images_per_s_after_startup"]
+        rows.append(
+            [
+                (
+                    "(context) `classify` after start-up / interpreter alone at 1 thread, the ceiling of "
+                    "an inference thread that shares the machine with decoding"
+                ),
+                f"{rate:.0f} / {one_thread:.0f} images/s = {rate / one_thread:.0%}",
+                ">= 80%",
+                verdict(rate / one_thread >= 0.8),
+            ]
+        )
     machine = latency.get("machine") or e2e.get("machine") or common.machine()
     busy = sorted(
         {line.split(":", 1)[1].strip() for d in (latency, e2e, e2e_60, bulk) for line in d.get("busy", [])}
