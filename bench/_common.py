@@ -135,8 +135,9 @@ def resolve_model(path: str | None) -> Path:
 
 
 def model_label(model: Path) -> str:
+    digest = hashlib.sha256(model.read_bytes()).hexdigest()[:12]
     if model.resolve() == SHIPPED_MODEL.resolve():
-        return f"shipped model ({model.relative_to(REPO)})"
+        return f"shipped model ({model.relative_to(REPO)}, sha256 {digest}...)"
     return f"stand-in for the shipped model ({model}: same architecture, input and int8 quantisation)"
 
 

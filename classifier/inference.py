@@ -45,7 +45,11 @@ logger = logging.getLogger(__name__)
 BACKEND_AI_EDGE_LITERT = "ai-edge-litert"
 BACKEND_TFLITE_RUNTIME = "tflite-runtime"
 BACKEND_CHOICES = ("auto", BACKEND_AI_EDGE_LITERT, BACKEND_TFLITE_RUNTIME)
-MAX_BATCH_SIZE = 32
+# Images per interpreter call. Measured with the shipped model at 1 thread (docs/benchmarks.md):
+# batch 4 gives the best throughput (330 images/s against 285 at 16), while every extra image in
+# a call adds about 2 MB of activations to the worker's peak RSS and the resize costs grow with it
+# (4.7 ms at 4, 19 ms at 16), so larger calls only cost memory.
+MAX_BATCH_SIZE = 4
 _EXIF_ORIENTATION = 0x0112
 # Formats accepted from uploads, with the extension the stored copy gets. Anything
 # else Pillow could open (EPS, PSD, ICO, ...) is refused: a smaller attack surface.
