@@ -23,6 +23,18 @@ def _row(name: str, metrics: dict[str, Any]) -> str:
     )
 
 
+def _quantisation_choice(manifest: dict[str, Any], check: dict[str, Any]) -> list[str]:
+    losses = check.get("int8_losses_beyond_tolerance")
+    if losses is None:
+        return []
+    if not losses:
+        return [f"Shipped as {manifest['quantization']}: {check['selection_rule']}, and it did not."]
+    lost = ", ".join(f"{name} by {100 * points:.1f} points" for name, points in losses.items())
+    return [
+        f"Shipped as {manifest['quantization']}: {check['selection_rule']}; int8 lost {lost}.",
+    ]
+
+
 def write_model_card(manifest: dict[str, Any], path: Path) -> None:
     metrics = manifest["metrics"]
     training = manifest["training"]["config"]
@@ -126,6 +138,8 @@ def write_model_card(manifest: dict[str, Any], path: Path) -> None:
             f"| {q} | {c['bytes']} | {c['max_abs_diff_vs_torch']:.4f} | {_pct(c['dev_top1'])} |"
             for q, c in check.get("candidates", {}).items()
         ],
+        "",
+        *_quantisation_choice(manifest, check),
         "",
         "## Limits",
         "",
