@@ -20,6 +20,30 @@ def _row(name: str, metrics: dict[str, Any]) -> str:
         f"| {metrics['macro_f1']:.3f} | {metrics['ece']:.3f} |"
         if "macro_f1" in metrics
         else f"| {name} | {metrics.get('images', '')} | | | | {_pct(metrics.get('coarse_accuracy'))} | | |"
+        + (
+            f" group-probability error {metrics['group_abs_error']:.3f}"
+            if "group_abs_error" in metrics and "coarse_accuracy" not in metrics
+            else ""
+        )
+    )
+
+
+def _calibration_sentence(dev: dict[str, Any]) -> str:
+    table = dev["reliability"]
+    counts = table["counts"]
+    total = max(1, sum(counts))
+    confidence = sum(c * n for c, n in zip(table["confidence"], counts, strict=True)) / total
+    accuracy = sum(a * n for a, n in zip(table["accuracy"], counts, strict=True)) / total
+    if abs(confidence - accuracy) < 0.05:
+        verdict = "so on average the confidence means what it says"
+    elif confidence < accuracy:
+        verdict = "so there the model is under-confident"
+    else:
+        verdict = "so there the model is over-confident"
+    return (
+        f"Calibration on the DECaLS dev images: mean confidence {_pct(confidence)} against an accuracy "
+        f"of {_pct(accuracy)}, {verdict}. The temperature is fitted on validation galaxies with a clear "
+        "vote majority (see ml.train.calibrate); 30 images give a coarse reliability diagram."
     )
 
 
@@ -119,6 +143,8 @@ def write_model_card(manifest: dict[str, Any], path: Path) -> None:
             "| class | recall |",
             "|---|---|",
             *[f"| {n} | {_pct(r)} |" for n, r in zip(CLASS_NAMES, dev["per_class_recall"], strict=True)],
+            "",
+            _calibration_sentence(dev),
             "",
             "![confusion matrix](confusion_matrix.png) ![reliability diagram](reliability.png)",
         ]

@@ -30,7 +30,7 @@ from ml.evaluate import TFLiteModel, evaluate, plot_confusion, plot_reliability,
 from ml.export import export
 from ml.model import build_model
 from ml.model_card import write_model_card
-from ml.train import collect_sources, serving_preprocess_config, train
+from ml.train import calibrate, collect_sources, prepare_splits, serving_preprocess_config, train
 
 MODELS_DIR = Path(__file__).with_name("models")
 MODEL_NAME = "galaxy10"
@@ -91,13 +91,18 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
     config = load_config(args.config, getattr(args, "overrides", None))
     if args.skip_train:
         run = json.loads((args.run / "run.json").read_text())
-        config = run["config"]
+        # The calibration rule may be newer than the run: refit it from the weights.
+        config = {**run["config"], "calibration": config["calibration"]}
     else:
         run = train(config, args.run, args.data_root, args.galaxy10_h5)
-    size, temperature = config["image_size"], run["temperature"]
+    size = config["image_size"]
     model = build_model(size, pretrained=False)
     model.load_state_dict(torch.load(args.run / "model.pt"))
     model.eval()
+    if args.skip_train:
+        splits = prepare_splits(collect_sources(config, args.data_root, args.galaxy10_h5), config)
+        run["temperature"], run["calibration_samples"] = calibrate(model, splits["val"], config)
+    temperature = run["temperature"]
     pre = serving_preprocess_config(config)
 
     calibration = representative_inputs(
@@ -178,7 +183,11 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
         ],
         "preprocessing": pre.to_manifest(),
         "input": {"shape": [1, size, size, 3], "dtype": "float32", "batch_resizable": True},
-        "output": {"kind": "probabilities", "calibration_temperature": temperature},
+        "output": {
+            "kind": "probabilities",
+            "calibration_temperature": temperature,
+            "calibration_samples": run.get("calibration_samples"),
+        },
         "quantization": chosen,
         "metrics": {
             **shipped["results"],

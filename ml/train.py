@@ -203,14 +203,38 @@ def split_metrics(logits: torch.Tensor, source: src.SourceSet) -> dict[str, floa
     return metrics
 
 
-def fit_temperature(logits: torch.Tensor, soft: torch.Tensor) -> float:
-    """The temperature minimising validation cross-entropy against soft targets."""
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """The temperature minimising the negative log-likelihood of ``labels``."""
     best_t, best_loss = 1.0, math.inf
-    for t in np.arange(0.5, 4.0, 0.01):
-        loss = float(-(soft * F.log_softmax(logits / t, dim=1)).sum(1).mean())
+    for t in np.arange(0.05, 4.0, 0.01):
+        loss = float(F.cross_entropy(logits / t, labels))
         if loss < best_loss:
             best_t, best_loss = float(t), loss
     return round(best_t, 3)
+
+
+def calibrate(model: torch.nn.Module, val: list[Split], config: dict[str, Any]) -> tuple[float, int]:
+    """Temperature and sample count from the validation galaxies with a clear vote majority.
+
+    Galaxy10 itself keeps only galaxies whose votes clearly agree, and a served
+    confidence should be the chance that the top class is right. Fitting against
+    the soft vote distributions instead would teach the model to spread its
+    probability as the crowd did, which under-states its accuracy on clear galaxies.
+    """
+    pre = serving_preprocess_config(config)
+    minimum = config["calibration"]["min_vote_fraction"]
+    logits, labels = [], []
+    for split in val:
+        has_votes = split.source.soft_weight > 0
+        if not has_votes.any():
+            continue
+        clear = has_votes & (split.source.soft.max(axis=1) >= minimum)
+        logits.append(split_logits(model, split, pre)[torch.from_numpy(clear)])
+        labels.append(torch.from_numpy(split.source.soft[clear].argmax(axis=1)))
+    if not logits:
+        return 1.0, 0
+    all_labels = torch.cat(labels)
+    return fit_temperature(torch.cat(logits), all_labels), len(all_labels)
 
 
 def git_commit() -> str:
@@ -324,21 +348,13 @@ def train(
         torch.save(model.state_dict(), out / "model.pt")
         print(json.dumps(record), flush=True)
 
-    val_soft = [
-        (split_logits(model, s, pre), torch.from_numpy(s.source.soft))
-        for s in splits["val"]
-        if (s.source.soft_weight > 0).all() and len(s.source)
-    ]
-    temperature = (
-        fit_temperature(torch.cat([logits for logits, _ in val_soft]), torch.cat([t for _, t in val_soft]))
-        if val_soft
-        else 1.0
-    )
+    temperature, calibration_samples = calibrate(model, splits["val"], config)
     log.info("calibration temperature %.3f", temperature)
     torch.save(model.state_dict(), out / "model.pt")
     run = {
         "config": config,
         "temperature": temperature,
+        "calibration_samples": calibration_samples,
         "class_weights": weights.numpy().round(4).tolist(),
         "sources": [provenance(s) for s in sources],
         "splits": {name: {s.source.name: len(s.source) for s in parts} for name, parts in splits.items()},
