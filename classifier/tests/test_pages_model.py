@@ -29,6 +29,9 @@ def test_model_page_shows_the_served_model(client):
 def test_model_page_serves_the_images_its_manifest_lists(client):
     response = client.get(MODEL_URL)
 
+    names = [asset["url"].rsplit("/", 1)[-1] for asset in response.context["assets"]]
+    assert "confusion_matrix.png" in names
+    assert "reliability.png" in names
     for asset in response.context["assets"]:
         image = client.get(asset["url"])
         assert image.status_code == 200
