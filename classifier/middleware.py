@@ -1,11 +1,25 @@
-"""A cap on the whole request body, checked before any of it is read."""
+"""Request-wide guards: a cap on the body size, and a clear 503 page when the database is down."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.template.defaultfilters import filesizeformat
+from django.utils.translation import gettext as _
+
+from classifier.views import service_unavailable, wants_json
+
+logger = logging.getLogger(__name__)
+
+
+def is_api_request(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
 
 
 class RequestSizeLimitMiddleware:
@@ -16,6 +30,11 @@ class RequestSizeLimitMiddleware:
     afterwards. This runs first, on the Content-Length header, so an oversized request
     is refused before a byte of it is parsed or written. A body sent without
     Content-Length (chunked) is read by Django as empty, so it cannot bypass the cap.
+
+    It sits after the session, locale, CSRF and auth middleware, none of which reads
+    the body before the view (CSRF checks the form in process_view, which runs after
+    every middleware's __call__), so the 413 page is in the reader's language and
+    shows who is logged in.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -28,14 +47,54 @@ class RequestSizeLimitMiddleware:
         except ValueError:
             declared = 0
         if declared > limit:
-            message = f"the request is {declared:,} bytes, more than the limit of {limit:,} bytes"
-            if request.path.startswith("/api/"):
-                return JsonResponse(
-                    {"detail": "the request is too large, nothing was saved", "reason": message}, status=413
-                )
-            return HttpResponse(
-                f"Request too large: {message}. Nothing was saved.\n",
-                status=413,
-                content_type="text/plain; charset=utf-8",
-            )
+            return self.refuse(request, declared=declared, limit=limit)
         return self.get_response(request)
+
+    @staticmethod
+    def refuse(request: HttpRequest, *, declared: int, limit: int) -> HttpResponse:
+        if is_api_request(request):
+            message = f"the request is {declared:,} bytes, more than the limit of {limit:,} bytes"
+            return JsonResponse(
+                {"detail": "the request is too large, nothing was saved", "reason": message}, status=413
+            )
+        if wants_json(request):
+            message = _("The upload is too large (more than %(limit)s in all), so nothing was saved.") % {
+                "limit": filesizeformat(limit)
+            }
+            return JsonResponse({"errors": [], "request_errors": [message]}, status=413)
+        context = {
+            "declared": declared,
+            "limit": limit,
+            "max_upload_bytes": settings.MAX_UPLOAD_BYTES,
+            "max_files": settings.MAX_FILES_PER_REQUEST,
+        }
+        return render(request, "413.html", context, status=413)
+
+
+class DatabaseUnavailableMiddleware:
+    """A page view that cannot reach the database answers the "unavailable" page with 503.
+
+    The REST API turns database errors into JSON 503s in its own exception handler;
+    this does the same for every page, in one place, instead of a 500 with a traceback.
+    Only connection-level failures count: an IntegrityError or ProgrammingError is a
+    bug and stays a 500.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if is_api_request(request) or not isinstance(exception, OperationalError | InterfaceError):
+            return None
+        logger.warning("database unavailable for %s %s: %s", request.method, request.path, exception)
+        # The user could not be loaded; rendering the page must not try again.
+        request.user = AnonymousUser()
+        return service_unavailable(
+            request,
+            reason=_("the database is unavailable"),
+            after_upload=request.method == "POST",
+            database_down=True,
+        )

@@ -189,10 +189,12 @@ class PredictionUploadView(View):
         return render(request, self.template_name, context, status=status)
 
 
-def service_unavailable(request: HttpRequest, *, reason: str, after_upload: bool = False) -> HttpResponse:
+def service_unavailable(
+    request: HttpRequest, *, reason: str, after_upload: bool = False, database_down: bool = False
+) -> HttpResponse:
     if wants_json(request):
         return JsonResponse({"request_errors": [_("The classifier is unavailable: %s") % reason]}, status=503)
-    context = {"reason": reason, "after_upload": after_upload}
+    context = {"reason": reason, "after_upload": after_upload, "database_down": database_down}
     response = render(request, "classifier/unavailable.html", context, status=503)
     response["Retry-After"] = "30"
     return response

@@ -50,7 +50,6 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "classifier.middleware.RequestSizeLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     # After sessions (it reads the chosen language) and before CommonMiddleware.
@@ -60,6 +59,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, so its 413 page has the session, language and user; it still runs before
+    # anything reads the body (CSRF reads the form only in process_view).
+    "classifier.middleware.RequestSizeLimitMiddleware",
+    "classifier.middleware.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "galaxysite.urls"

@@ -209,12 +209,12 @@ class TestWholeRequestCap:
         )
         assert response.status_code == 413
 
-    def test_pages_get_a_plain_413(self, settings, client):
+    def test_pages_get_a_413_page(self, settings, client):
         settings.MAX_REQUEST_BYTES = 1_000
         files = [SimpleUploadedFile("g.bmp", make_image_bytes(fmt="BMP", size=(40, 40)))]
-        response = client.post(reverse("classifier:upload"), {"image": files})
+        response = client.post(reverse("classifier:upload"), {"images": files})
         assert response.status_code == 413
-        assert response["Content-Type"].startswith("text/plain")
+        assert response["Content-Type"].startswith("text/html")
         assert "Nothing was saved" in response.content.decode()
         assert Prediction.objects.count() == 0
 

@@ -17,6 +17,8 @@
   var submit = document.getElementById("upload-submit");
   var clear = document.getElementById("upload-clear");
   var messages = JSON.parse(document.getElementById("upload-messages").textContent);
+  // The server refuses larger files anyway; checking here saves sending them.
+  var maxUploadBytes = parseInt(form.dataset.maxUploadBytes, 10) || Infinity;
   var chosen = [];
   var busy = false;
 
@@ -76,6 +78,11 @@
     box.focus();
   }
 
+  function sizeError(file) {
+    if (file.size <= maxUploadBytes) return "";
+    return format(messages.fileTooLarge, { size: humanSize(file.size), limit: messages.uploadLimit });
+  }
+
   function render() {
     list.textContent = "";
     chosen.forEach(function (entry, index) {
@@ -117,7 +124,7 @@
         chosen.push({ file: file, url: URL.createObjectURL(file), error: "" });
       }
     });
-    chosen.forEach(function (entry) { entry.error = ""; });
+    chosen.forEach(function (entry) { entry.error = sizeError(entry.file); });
     clearServerErrors();
     syncInput();
     render();
@@ -212,6 +219,11 @@
     }
     setBusy(false);
     progress.hidden = true;
+    if (xhr.status === 413 && !data) {
+      // A proxy in front of the app may answer 413 with its own page instead of JSON.
+      showRequestErrors([messages.requestTooLarge]);
+      return;
+    }
     if (!data) {
       showRequestErrors([messages.failed]);
       return;
@@ -228,6 +240,13 @@
     if (busy) return;
     if (!chosen.length) {
       showRequestErrors([messages.chooseFirst]);
+      return;
+    }
+    var tooLarge = chosen.filter(function (entry) { return sizeError(entry.file); });
+    if (tooLarge.length) {
+      chosen.forEach(function (entry) { entry.error = sizeError(entry.file); });
+      render();
+      showRequestErrors([messages.removeTooLarge]);
       return;
     }
     var data = new FormData();
