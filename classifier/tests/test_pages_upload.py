@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.http.multipartparser import MultiPartParser
 from django.urls import reverse
 
 from classifier.models import Prediction
@@ -202,3 +203,86 @@ def test_anonymous_upload_can_be_switched_off(client, settings):
 
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("login"))
+
+
+@pytest.fixture
+def body_parsing_fails(monkeypatch):
+    """Proves a refused request was never parsed: reading its body is an error."""
+
+    def parse(self):
+        raise AssertionError("an oversized body was parsed")
+
+    monkeypatch.setattr(MultiPartParser, "parse", parse)
+
+
+def oversized_batch() -> list[SimpleUploadedFile]:
+    # 100x100 BMPs are 30 KB each, so three of them are well over a 20,000-byte cap.
+    return [
+        SimpleUploadedFile(
+            f"big{i}.bmp", make_image_bytes(fmt="BMP", size=(100, 100)), content_type="image/bmp"
+        )
+        for i in range(3)
+    ]
+
+
+def test_oversized_request_gets_the_413_page_and_writes_nothing(
+    client, settings, media_root, user, monkeypatch
+):
+    client.force_login(user)
+    client.post(UPLOAD_URL, {"images": png("earlier.png")})
+    files_before = media_files(media_root)
+    assert len(files_before) == 1
+    settings.MAX_REQUEST_BYTES = 20_000
+    monkeypatch.setattr(MultiPartParser, "parse", lambda self: pytest.fail("an oversized body was parsed"))
+
+    response = client.post(UPLOAD_URL, {"images": oversized_batch()})
+
+    assert response.status_code == 413
+    assert response["Content-Type"].startswith("text/html")
+    html = response.content.decode()
+    assert "<h1>The upload was too large</h1>" in html
+    assert "more than the limit of 19.5\N{NO-BREAK SPACE}KB for one upload" in html
+    assert "Nothing was saved." in html
+    assert f'<a class="button" href="{UPLOAD_URL}">Back to the upload page</a>' in html
+    # The page is rendered with the session, so the reader still sees who is logged in.
+    assert "Log out (reader)" in html
+    assert Prediction.objects.count() == 1
+    assert media_files(media_root) == files_before
+
+
+def test_oversized_request_answers_json_for_the_upload_script(
+    client, settings, media_root, body_parsing_fails
+):
+    settings.MAX_REQUEST_BYTES = 20_000
+
+    response = client.post(UPLOAD_URL, {"images": oversized_batch()}, HTTP_ACCEPT="application/json")
+
+    assert response.status_code == 413
+    assert response.json() == {
+        "errors": [],
+        "request_errors": [
+            "The upload is too large (more than 19.5\N{NO-BREAK SPACE}KB in all), so nothing was saved."
+        ],
+    }
+    assert Prediction.objects.count() == 0
+    assert media_files(media_root) == []
+
+
+def test_413_page_is_in_the_readers_language(client, settings, body_parsing_fails):
+    settings.MAX_REQUEST_BYTES = 20_000
+
+    response = client.post(UPLOAD_URL, {"images": oversized_batch()}, HTTP_ACCEPT_LANGUAGE="es")
+
+    assert response.status_code == 413
+    html = response.content.decode()
+    assert '<html lang="es">' in html
+    assert "<h1>La subida era demasiado grande</h1>" in html
+    assert "No se ha guardado nada." in html
+
+
+def test_upload_form_tells_the_script_the_per_file_limit(client, settings):
+    settings.MAX_UPLOAD_BYTES = 123_456
+
+    html = client.get(UPLOAD_URL).content.decode()
+
+    assert 'data-max-upload-bytes="123456"' in html
