@@ -14,5 +14,4 @@ urlpatterns = [
     path("history.csv", views.HistoryCsvView.as_view(), name="history-csv"),
     path("classes/", views.ClassesView.as_view(), name="classes"),
     path("model/", views.ModelView.as_view(), name="model"),
-    path("model/assets/<str:name>", views.model_asset, name="model-asset"),
 ]

@@ -7,23 +7,22 @@ classifier.selectors, exactly as the REST API does.
 from __future__ import annotations
 
 import json
-import mimetypes
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.contrib.auth.views import redirect_to_login
+from django.contrib.staticfiles import finders
 from django.core.paginator import Paginator
 from django.http import (
-    FileResponse,
-    Http404,
     HttpRequest,
     HttpResponse,
     HttpResponseBase,
     JsonResponse,
 )
 from django.shortcuts import get_object_or_404, redirect, render
+from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
@@ -48,7 +47,6 @@ HISTORY_PAGE_SIZE = 24
 MAX_REMEMBERED_PREDICTIONS = 500
 MAX_RESULT_IDS = 200
 MODEL_CARD_FILENAME = "MODEL_CARD.md"
-MODEL_ASSET_SUFFIXES = (".png", ".svg", ".jpg", ".jpeg", ".webp")
 
 
 def unsure_confidence_threshold() -> float:
@@ -334,22 +332,13 @@ def _model_dir() -> Path:
     return Path(settings.MODEL_PATH).parent
 
 
-def _manifest_assets(manifest: Any) -> list[tuple[str, str]]:
-    """(label, file name) of the figures the manifest refers to, e.g. the confusion matrix."""
-    found: dict[str, str] = {}
-
-    def walk(value: Any, key: str) -> None:
-        if isinstance(value, dict):
-            for child_key, item in value.items():
-                walk(item, str(child_key))
-        elif isinstance(value, list):
-            for item in value:
-                walk(item, key)
-        elif isinstance(value, str) and value.lower().endswith(MODEL_ASSET_SUFFIXES):
-            found.setdefault(Path(value).name, key.replace("_", " ").capitalize())
-
-    walk(manifest, "figure")
-    return [(label, name) for name, label in found.items()]
+def model_figures(manifest: dict[str, Any]) -> list[dict[str, str]]:
+    """The figures the manifest lists (paths under the static root) that are present."""
+    return [
+        {"label": key.replace("_", " ").capitalize(), "url": static(path)}
+        for key, path in manifest.get("figures", {}).items()
+        if finders.find(path)
+    ]
 
 
 # Evaluation sets in the manifest's metrics carry at least one of these keys.
@@ -507,9 +496,6 @@ class ModelView(View):
         model_card = card_path.read_text(encoding="utf-8") if card_path.is_file() else ""
         provenance_tables, provenance_rest = record_tables(manifest.get("provenance", {}))
         training = manifest.get("training", {})
-        assets = [
-            (label, name) for label, name in _manifest_assets(manifest) if (_model_dir() / name).is_file()
-        ]
         context = {
             "manifest": manifest,
             "model_version": classifier.model_version,
@@ -521,30 +507,8 @@ class ModelView(View):
             "provenance_rows": flatten_for_display(provenance_rest),
             "training_rows": flatten_for_display(training),
             "preprocessing": manifest.get("preprocessing", {}),
-            "assets": [
-                {"label": label, "name": name, "url": reverse("classifier:model-asset", args=[name])}
-                for label, name in assets
-            ],
+            "assets": model_figures(manifest),
             "classes": GALAXY10_CLASSES,
             "unsure_threshold": unsure_confidence_threshold(),
         }
         return render(request, self.template_name, context)
-
-
-def model_asset(request: HttpRequest, name: str) -> FileResponse:
-    """Serve an image the manifest lists (e.g. the confusion matrix) from the model folder.
-
-    Only names that the manifest itself refers to are served, so this cannot be
-    used to read any other file next to the model.
-    """
-    try:
-        manifest = get_classifier().manifest
-    except ModelUnavailableError as exc:
-        raise Http404(exc.reason) from exc
-    if name not in {asset_name for _label, asset_name in _manifest_assets(manifest)}:
-        raise Http404(name)
-    path = _model_dir() / name
-    if not path.is_file():
-        raise Http404(name)
-    content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-    return FileResponse(path.open("rb"), content_type=content_type)

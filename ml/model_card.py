@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,11 @@ def _quantisation_choice(manifest: dict[str, Any], check: dict[str, Any]) -> lis
     ]
 
 
-def write_model_card(manifest: dict[str, Any], path: Path) -> None:
+def write_model_card(manifest: dict[str, Any], path: Path, static_dir: Path) -> None:
+    """Write the card to ``path``; ``static_dir`` is where the manifest's figure paths start."""
+    figures = {
+        key: os.path.relpath(static_dir / name, path.parent) for key, name in manifest["figures"].items()
+    }
     metrics = manifest["metrics"]
     training = manifest["training"]["config"]
     dev = metrics.get("galaxy10_decals_dev", {})
@@ -146,7 +151,8 @@ def write_model_card(manifest: dict[str, Any], path: Path) -> None:
             "",
             _calibration_sentence(dev),
             "",
-            "![confusion matrix](confusion_matrix.png) ![reliability diagram](reliability.png)",
+            f"![confusion matrix]({figures['confusion_matrix']})",
+            f"![reliability diagram]({figures['reliability']})",
         ]
     check = metrics.get("export_check", {})
     lines += [

@@ -33,6 +33,9 @@ from ml.model_card import write_model_card
 from ml.train import calibrate, collect_sources, prepare_splits, serving_preprocess_config, train
 
 MODELS_DIR = Path(__file__).with_name("models")
+# The figures are web assets: the model page shows them, so they live under the static root.
+STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
+FIGURES = {"confusion_matrix": "model/confusion_matrix.png", "reliability": "model/reliability.png"}
 MODEL_NAME = "galaxy10"
 # int8 ships when it stays this close to float16 on every evaluation set.
 INT8_TOLERANCE = 0.02
@@ -161,12 +164,12 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
             np.array(dev["confusion_matrix"]),
             list(CLASS_NAMES),
             f"Galaxy10 DECaLS dev images (n={dev['n']}), {chosen} TFLite",
-            models_dir / "confusion_matrix.png",
+            args.static_dir / FIGURES["confusion_matrix"],
         )
         plot_reliability(
             dev["reliability"],
             f"Reliability, Galaxy10 DECaLS dev (n={dev['n']})",
-            models_dir / "reliability.png",
+            args.static_dir / FIGURES["reliability"],
         )
 
     created = dt.datetime.now(dt.UTC)
@@ -206,9 +209,7 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
                 "int8_losses_beyond_tolerance": int8_losses,
             },
         },
-        "figures": {"confusion_matrix": "confusion_matrix.png", "reliability": "reliability.png"}
-        if dev
-        else {},
+        "figures": FIGURES if dev else {},
         "provenance": {
             "sources": run["sources"],
             "splits": run["splits"],
@@ -223,7 +224,7 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
         },
     }
     (models_dir / f"{MODEL_NAME}.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    write_model_card(manifest, models_dir / "MODEL_CARD.md")
+    write_model_card(manifest, models_dir / "MODEL_CARD.md", args.static_dir)
     return manifest
 
 
@@ -234,6 +235,9 @@ def main() -> None:
     add_data_arguments(parser)
     parser.add_argument("--run", type=Path, default=Path("ml/runs/shipped"))
     parser.add_argument("--models-dir", type=Path, default=MODELS_DIR, help="where to package the model")
+    parser.add_argument(
+        "--static-dir", type=Path, default=STATIC_DIR, help="static root that receives the figures"
+    )
     parser.add_argument(
         "--set",
         dest="overrides",

@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from classifier.inference import get_classifier
-from classifier.views import KEY_PATH_SEPARATOR, _manifest_assets, metrics_for_display
+from classifier.views import KEY_PATH_SEPARATOR, metrics_for_display, model_figures
 
 pytestmark = pytest.mark.django_db
 
@@ -38,9 +38,9 @@ def test_model_page_serves_the_images_its_manifest_lists(client):
         assert image["Content-Type"].startswith("image/")
 
 
-def test_model_asset_refuses_files_not_listed_in_the_manifest(client):
-    assert client.get(reverse("classifier:model-asset", args=["galaxy10.tflite"])).status_code == 404
-    assert client.get(reverse("classifier:model-asset", args=["galaxy10.json"])).status_code == 404
+def test_the_model_folder_itself_is_not_served(client):
+    assert client.get("/static/galaxy10.tflite").status_code == 404
+    assert client.get("/static/galaxy10.json").status_code == 404
 
 
 def test_model_page_is_503_when_the_model_is_missing(client, settings, tmp_path):
@@ -80,10 +80,11 @@ def test_metrics_are_tabulated_per_evaluation_set_and_per_class():
     assert shown["other"] == [(f"export check {KEY_PATH_SEPARATOR} max abs diff", "0.003")]
 
 
-def test_figures_are_found_wherever_the_manifest_lists_them():
-    manifest = {"figures": {"confusion_matrix": "confusion_matrix.png"}, "notes": ["plots/reliability.svg"]}
+def test_figures_are_the_manifests_that_exist_under_the_static_root():
+    manifest = {
+        "figures": {"confusion_matrix": "model/confusion_matrix.png", "reliability": "model/absent.png"}
+    }
 
-    assert _manifest_assets(manifest) == [
-        ("Confusion matrix", "confusion_matrix.png"),
-        ("Notes", "reliability.svg"),
+    assert model_figures(manifest) == [
+        {"label": "Confusion matrix", "url": "/static/model/confusion_matrix.png"},
     ]

@@ -48,6 +48,7 @@ def test_pipeline_packages_a_model_from_a_galaxy10_h5(tmp_path, monkeypatch):
         galaxy10_h5=h5,
         run=tmp_path / "run",
         models_dir=tmp_path / "models",
+        static_dir=tmp_path / "static",
         skip_train=False,
     )
     manifest = run_pipeline(args)
