@@ -4,8 +4,8 @@
     python -m ml.pipeline --run ml/runs/shipped --skip-train
     python -m ml.pipeline --galaxy10-h5 Galaxy10_DECals.h5
 
-Writes ml/models/galaxy10.tflite, its manifest galaxy10.json, the confusion
-matrix and reliability diagram, and MODEL_CARD.md.
+Writes ml/models/galaxy10.tflite, its manifest galaxy10.json and MODEL_CARD.md,
+and the confusion matrix and reliability diagram to static/model/ (the model page shows them).
 """
 
 from __future__ import annotations
