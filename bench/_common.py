@@ -18,7 +18,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -126,6 +126,74 @@ def child_pids(pid: int) -> list[int]:
         text = (task / "children").read_text().split()
         children.extend(int(c) for c in text)
     return children
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int | str = "self") -> float:
+    """User + system CPU time a process (all its threads) has used so far, in seconds."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # Fields 14 and 15 of proc(5), counted after the ") " that ends the command name.
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def pids_named(command: str) -> list[int]:
+    """Every process whose command name (comm) is ``command``, e.g. all PostgreSQL backends."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == command:
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent not idle (all cores), from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    return (sum(values[:8]) - idle) / _CLOCK_TICKS
+
+
+class CpuAccount:
+    """Where the machine's CPU went during a measured stretch, per group of processes.
+
+    Groups are given as functions returning pids, re-read at the end so processes that
+    appeared mid-way (a new PostgreSQL backend) are counted; a process that exited
+    mid-way is not, which the "other" share absorbs.
+    """
+
+    def __init__(self, groups: dict[str, Callable[[], list[int]]]) -> None:
+        self.groups = groups
+        self.start: dict[int, float] = {}
+        self.busy_start = 0.0
+        self.wall_start = 0.0
+
+    def __enter__(self) -> CpuAccount:
+        self.start = {pid: cpu_seconds(pid) for pids in self.groups.values() for pid in pids()}
+        self.busy_start = machine_busy_seconds()
+        self.wall_start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.perf_counter() - self.wall_start
+        self.busy = machine_busy_seconds() - self.busy_start
+        self.used = {
+            name: sum(cpu_seconds(pid) - self.start.get(pid, 0.0) for pid in pids())
+            for name, pids in self.groups.items()
+        }
+
+    def per_item_ms(self, items: int) -> dict[str, float]:
+        shares = {name: seconds * 1000 / items for name, seconds in self.used.items()}
+        shares["other"] = max(self.busy - sum(self.used.values()), 0.0) * 1000 / items
+        shares["idle"] = max(self.wall * (os.cpu_count() or 1) - self.busy, 0.0) * 1000 / items
+        return shares
 
 
 def resolve_model(path: str | None) -> Path:

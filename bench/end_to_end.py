@@ -21,10 +21,12 @@ server; the figures include that cost.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import _common as common
@@ -83,23 +85,35 @@ def commit_floor(database_url: str, rounds: int) -> dict:
     return common.summary_ms(timings)
 
 
-def run_load(port: int, bodies: list[tuple[bytes, str]], concurrency: int, requests: int) -> dict:
+def run_load(
+    port: int,
+    bodies: list[tuple[bytes, str]],
+    concurrency: int,
+    requests: int,
+    *,
+    client: str = "raw",
+    cpu_groups: dict[str, Callable[[], list[int]]] | None = None,
+) -> dict:
     latencies: list[float] = []
     failures: list[str] = []
     lock = threading.Lock()
     counter = iter(range(requests))
+    encoded = [server.RawClient.encode(body, content_type) for body, content_type in bodies]
 
     def worker(seed: int) -> None:
-        client = server.Client(port)
+        connection = server.RawClient(port) if client == "raw" else server.Client(port)
         rng = random.Random(seed)  # noqa: S311
         while True:
             with lock:
                 if next(counter, None) is None:
                     break
-            body, content_type = bodies[rng.randrange(len(bodies))]
+            pick = rng.randrange(len(bodies))
             t0 = time.perf_counter()
             try:
-                status, payload = client.post(body, content_type)
+                if isinstance(connection, server.RawClient):
+                    status, payload = connection.send(encoded[pick])
+                else:
+                    status, payload = connection.post(*bodies[pick])
             except OSError as exc:
                 status, payload = 0, str(exc).encode()
             elapsed = (time.perf_counter() - t0) * 1000
@@ -108,15 +122,15 @@ def run_load(port: int, bodies: list[tuple[bytes, str]], concurrency: int, reque
                     latencies.append(elapsed)
                 else:
                     failures.append(f"{status}: {payload[:200]!r}")
-        client.close()
+        connection.close()
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(concurrency)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    wall = time.perf_counter() - started
+    with common.CpuAccount(cpu_groups or {}) as account:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    wall = account.wall
     return {
         "concurrency": concurrency,
         "ok": len(latencies),
@@ -125,6 +139,7 @@ def run_load(port: int, bodies: list[tuple[bytes, str]], concurrency: int, reque
         "wall_s": wall,
         "requests_per_s": len(latencies) / wall,
         "latency_ms": common.summary_ms(latencies) if latencies else {},
+        "cpu_ms_per_request": account.per_item_ms(max(len(latencies), 1)),
     }
 
 
@@ -139,6 +154,12 @@ def main() -> None:  # noqa: PLR0915
     parser.add_argument("--requests", type=int, help="requests per concurrency level")
     parser.add_argument(
         "--conn-max-age", type=int, help="DATABASE_CONN_MAX_AGE for the app (default: its own)"
+    )
+    parser.add_argument(
+        "--client",
+        choices=("raw", "http.client"),
+        default="raw",
+        help="load generator connection: pre-encoded requests on a raw socket (default), or http.client",
     )
     parser.add_argument("--label", default="", help="a note on what this run varies, shown in the doc")
     parser.add_argument("--section", default="end_to_end", help="doc section name (to keep several runs)")
@@ -176,12 +197,21 @@ def main() -> None:  # noqa: PLR0915
             common.wait_for_port(app.port, 60)
             # Load the model in every worker before timing (a cold start is bench/cold_start.py).
             run_load(app.port, single_bodies, concurrency=args.workers * 2, requests=args.workers * 8)
+            groups = {
+                "gunicorn workers": app.worker_pids,
+                "PostgreSQL": lambda: common.pids_named("postgres"),
+                "load generator": lambda: [os.getpid()],
+            }
             for concurrency in (1, 4, 8):
                 common.say(f"concurrency {concurrency}: {requests} requests")
-                results["levels"].append(run_load(app.port, single_bodies, concurrency, requests))
+                results["levels"].append(
+                    run_load(
+                        app.port, single_bodies, concurrency, requests, client=args.client, cpu_groups=groups
+                    )
+                )
             batch_requests = 4 if args.quick else 20
             common.say(f"batch of {BATCH_FILES}: {batch_requests} requests at concurrency 1")
-            results["batch"] = run_load(app.port, batch_bodies, 1, batch_requests)
+            results["batch"] = run_load(app.port, batch_bodies, 1, batch_requests, client=args.client)
             workers = app.worker_pids()
             results["worker_rss_mb"] = [common.rss_mb(pid) for pid in workers]
             results["worker_peak_rss_mb"] = [common.peak_rss_mb(pid) for pid in workers]
@@ -203,6 +233,11 @@ def main() -> None:  # noqa: PLR0915
         ]
         for entry in results["levels"]
     ]
+    cpu_names = list(results["levels"][0]["cpu_ms_per_request"])
+    cpu_rows = [
+        [entry["concurrency"], *(f"{entry['cpu_ms_per_request'][name]:.2f}" for name in cpu_names)]
+        for entry in results["levels"]
+    ]
     batch = results["batch"]
     failures = [sample for entry in [*results["levels"], batch] for sample in entry["failure_samples"]]
     body = "\n".join(
@@ -210,8 +245,9 @@ def main() -> None:  # noqa: PLR0915
             common.machine_line(info),
             f"Model: {common.model_label(model)}. gunicorn {args.workers} workers x {args.threads} threads, "
             f"PostgreSQL on loopback, DATABASE_CONN_MAX_AGE="
-            f"{args.conn_max_age if args.conn_max_age is not None else 'app default (0)'}. "
-            f"Mode: {'QUICK (smoke test only)' if args.quick else 'full'}; {requests} requests per level."
+            f"{args.conn_max_age if args.conn_max_age is not None else 'app default'}. "
+            f"Mode: {'QUICK (smoke test only)' if args.quick else 'full'}; {requests} requests per level; "
+            f"load generator: {args.client} keep-alive connections, one thread each."
             + (f" Run: {args.label}." if args.label else ""),
             *(["CPU contention at start: " + "; ".join(busy)] if busy else []),
             "",
@@ -224,6 +260,13 @@ def main() -> None:  # noqa: PLR0915
             ),
             "",
             common.table(["concurrency", "201s", "failed", "req/s", "p50 ms", "p95 ms", "p99 ms"], rows),
+            "",
+            (
+                f"Where the {info['cores']} cores went, in CPU ms per answered request (from /proc; "
+                "'other' is the rest of the machine, 'idle' the unused core time):"
+            ),
+            "",
+            common.table(["concurrency", *cpu_names], cpu_rows),
             "",
             (
                 f"Batch of {BATCH_FILES} images per request (concurrency 1, {batch['ok']} requests): "
