@@ -18,26 +18,20 @@ class PredictionCreateInputSerializer(serializers.Serializer):
     )
 
 
-class PredictionOutputSerializer(serializers.ModelSerializer):
+class PredictionOutputSerializer(serializers.Serializer):
+    # Declared rather than a ModelSerializer: DRF rebuilds a ModelSerializer's fields from the
+    # model on every request, which was a tenth of the CPU of a one-image POST
+    # (docs/benchmarks.md). The read-only fields keep the schema of the model fields.
+    id = serializers.IntegerField(read_only=True)
     filename = serializers.CharField(source="original_filename")
     prediction = serializers.CharField(source="class_name")
+    class_index = serializers.ChoiceField(choices=CLASS_CHOICES, label="Class")
+    confidence = serializers.FloatField()
     probabilities = serializers.SerializerMethodField()
+    model_version = serializers.CharField(max_length=128)
+    inference_ms = serializers.FloatField(label="Inference time (ms)")
+    created_at = serializers.DateTimeField(read_only=True)
     image_url = serializers.SerializerMethodField()
-
-    class Meta:
-        model = Prediction
-        fields = [
-            "id",
-            "filename",
-            "prediction",
-            "class_index",
-            "confidence",
-            "probabilities",
-            "model_version",
-            "inference_ms",
-            "created_at",
-            "image_url",
-        ]
 
     @extend_schema_field(
         {
@@ -61,18 +55,12 @@ class PredictionCreateOutputSerializer(serializers.Serializer):
 
 
 class PredictionDetailOutputSerializer(PredictionOutputSerializer):
-    user = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
-
-    class Meta(PredictionOutputSerializer.Meta):
-        fields = [
-            *PredictionOutputSerializer.Meta.fields,
-            "sha256",
-            "width",
-            "height",
-            "model_sha256",
-            "source",
-            "user",
-        ]
+    sha256 = serializers.CharField(max_length=64, label="SHA-256")
+    width = serializers.IntegerField(min_value=0)
+    height = serializers.IntegerField(min_value=0)
+    model_sha256 = serializers.CharField(max_length=64, label="Model SHA-256")
+    source = serializers.ChoiceField(choices=Prediction.Source.choices)
+    user = serializers.CharField(source="user.username", read_only=True, allow_null=True)
 
 
 class PredictionListOutputSerializer(serializers.Serializer):
