@@ -7,8 +7,10 @@ comes from classifier.preprocessing with the parameters stored in the manifest,
 so serving resizes and normalises exactly as training did.
 
 A TFLite interpreter is not thread-safe: every set_tensor -> invoke -> get_tensor
-sequence runs under one lock, so concurrent requests in a threaded worker never
-see each other's tensors.
+sequence runs on an interpreter checked out of the classifier's idle queue, which
+acts as the lock around invoke(), so concurrent requests in a threaded worker never
+see each other's tensors. A web worker holds one interpreter (its requests take
+turns); `manage.py classify` asks for one per core and runs them side by side.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import hashlib
 import io
 import json
 import logging
+import queue
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -87,6 +90,14 @@ class PreparedImage:
     width: int
     height: int
     image_format: str
+
+
+@dataclass
+class _Interpreter:
+    """One TFLite interpreter and the batch size its tensors are allocated for."""
+
+    interpreter: Any
+    batch_size: int = 1
 
 
 def _interpreter_class(preference: str) -> tuple[type, str]:
@@ -213,17 +224,28 @@ class GalaxyClassifier:
             raise ModelUnavailableError(f"unsupported model output kind {self._output_kind!r}")
         self._temperature = float(output.get("calibration_temperature") or 1.0)
 
-        interpreter_class, self.backend_name = _interpreter_class(backend)
+        self._interpreter_class, self.backend_name = _interpreter_class(backend)
+        self._model_bytes = model_bytes
+        self._num_threads = num_threads
+        # Interpreters not in use. Taking one out is the lock around its invoke(): a call
+        # waits here until one is free, and no two threads ever hold the same one.
+        self._idle: queue.SimpleQueue[_Interpreter] = queue.SimpleQueue()
+        self._pool_lock = threading.Lock()
+        self.interpreter_count = 0
+        self._add_interpreter()
+        logger.info("loaded model %s (%s) with %s", self.model_version, self.model_path, self.backend_name)
+
+    def _add_interpreter(self) -> None:
         try:
             # The verified bytes are the ones loaded: no window for the file to change.
-            self._interpreter = interpreter_class(model_content=model_bytes, num_threads=num_threads)
-            self._interpreter.allocate_tensors()
+            interpreter = self._interpreter_class(
+                model_content=self._model_bytes, num_threads=self._num_threads
+            )
+            interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelUnavailableError(f"the TFLite model could not be loaded: {exc}") from exc
-        input_details = self._interpreter.get_input_details()[0]
-        output_details = self._interpreter.get_output_details()[0]
-        self._input_index = input_details["index"]
-        self._output_index = output_details["index"]
+        input_details = interpreter.get_input_details()[0]
+        output_details = interpreter.get_output_details()[0]
         expected_input = [1, self.config.size, self.config.size, 3]
         if list(input_details["shape"]) != expected_input or input_details["dtype"] != np.float32:
             raise ModelUnavailableError(
@@ -234,9 +256,20 @@ class GalaxyClassifier:
             raise ModelUnavailableError(
                 f"model output is {list(output_details['shape'])}, expected [1, {NUM_CLASSES}]"
             )
-        self._batch_size = 1
-        self._lock = threading.Lock()
-        logger.info("loaded model %s (%s) with %s", self.model_version, self.model_path, self.backend_name)
+        self._input_index = input_details["index"]
+        self._output_index = output_details["index"]
+        self._idle.put(_Interpreter(interpreter))
+        self.interpreter_count += 1
+
+    def use_interpreters(self, count: int) -> None:
+        """Hold at least ``count`` interpreters, so that many calls can run at once.
+
+        Each one holds its own copy of the weights and activations (about 25 MB for
+        the shipped model), so web workers keep one; batch jobs ask for one per core.
+        """
+        with self._pool_lock:
+            while self.interpreter_count < count:
+                self._add_interpreter()
 
     def prepare(self, source: ImageSource, *, max_pixels: int | None = None) -> PreparedImage:
         """Decode and preprocess one image; raises ImageDecodeError for anything unusable."""
@@ -271,16 +304,20 @@ class GalaxyClassifier:
         return results
 
     def _run(self, batch: np.ndarray) -> tuple[np.ndarray, float]:
-        with self._lock:
+        slot = self._idle.get()
+        try:
             started = time.perf_counter()
-            if batch.shape[0] != self._batch_size:
-                self._interpreter.resize_tensor_input(self._input_index, list(batch.shape))
-                self._interpreter.allocate_tensors()
-                self._batch_size = batch.shape[0]
-            self._interpreter.set_tensor(self._input_index, batch)
-            self._interpreter.invoke()
-            output = np.array(self._interpreter.get_tensor(self._output_index), dtype=np.float64)
+            interpreter = slot.interpreter
+            if batch.shape[0] != slot.batch_size:
+                interpreter.resize_tensor_input(self._input_index, list(batch.shape))
+                interpreter.allocate_tensors()
+                slot.batch_size = batch.shape[0]
+            interpreter.set_tensor(self._input_index, batch)
+            interpreter.invoke()
+            output = np.array(interpreter.get_tensor(self._output_index), dtype=np.float64)
             elapsed_ms = (time.perf_counter() - started) * 1000.0
+        finally:
+            self._idle.put(slot)
         return output, elapsed_ms
 
     def _result(self, row: np.ndarray, image: PreparedImage, inference_ms: float) -> ClassificationResult:

@@ -55,7 +55,9 @@ def sanitise_filename(name: str | None) -> str:
 
 
 @dataclass(frozen=True)
-class _AcceptedUpload:
+class AcceptedUpload:
+    """An upload that passed validation: its safe name, bytes, content hash and decoded image."""
+
     filename: str
     data: bytes
     sha256: str
@@ -70,7 +72,9 @@ def _read_upload(upload: File, *, max_bytes: int) -> bytes:
     return data if isinstance(data, bytes) else bytes(data)
 
 
-def _validate(uploads: Sequence[File]) -> list[_AcceptedUpload]:
+def validate_uploads(uploads: Sequence[File]) -> list[AcceptedUpload]:
+    """Read, size-check, decode and hash every upload; raises ImageValidationError listing
+    each refused file (with too_large set when a file was over the size limit)."""
     max_files = settings.MAX_FILES_PER_REQUEST
     max_bytes = settings.MAX_UPLOAD_BYTES
     if not uploads:
@@ -80,7 +84,7 @@ def _validate(uploads: Sequence[File]) -> list[_AcceptedUpload]:
             [{"filename": "", "error": f"{len(uploads)} files sent, at most {max_files} are allowed"}]
         )
     classifier = get_classifier()
-    accepted: list[_AcceptedUpload] = []
+    accepted: list[AcceptedUpload] = []
     errors: list[FileError] = []
     too_large = False
     for upload in uploads:
@@ -99,7 +103,7 @@ def _validate(uploads: Sequence[File]) -> list[_AcceptedUpload]:
             errors.append({"filename": filename, "error": str(exc)})
             continue
         accepted.append(
-            _AcceptedUpload(
+            AcceptedUpload(
                 filename=filename, data=data, sha256=hashlib.sha256(data).hexdigest(), prepared=prepared
             )
         )
@@ -121,12 +125,33 @@ def prediction_create_batch(
     ModelUnavailableError if the model cannot serve, and StorageUnavailableError
     if the database or the media storage fails (no row and no new file is left).
     """
-    if source not in Prediction.Source.values:
-        msg = f"unknown prediction source {source!r}"
-        raise ValueError(msg)
-    accepted = _validate(uploads)
+    _check_source(source)
+    return prediction_create_validated(
+        accepted=validate_uploads(uploads), source=source, user=user, client_ip=client_ip
+    )
+
+
+def prediction_create_validated(
+    *,
+    accepted: Sequence[AcceptedUpload],
+    results: Sequence[ClassificationResult] | None = None,
+    source: str,
+    user=None,  # noqa: ANN001 - any user model, or AnonymousUser
+    client_ip: str | None = None,
+) -> list[Prediction]:
+    """Record uploads that validate_uploads accepted, all or none, classifying them first
+    unless ``results`` (from the same process's classifier) are given.
+
+    For batch jobs that decode and classify on other threads and record on this one,
+    without decoding any file twice.
+    """
+    _check_source(source)
     classifier = get_classifier()
-    results = classifier.classify_prepared([upload.prepared for upload in accepted])
+    if results is None:
+        results = classifier.classify_prepared([upload.prepared for upload in accepted])
+    elif len(results) != len(accepted):
+        msg = f"{len(results)} results for {len(accepted)} uploads"
+        raise ValueError(msg)
     owner = user if user is not None and getattr(user, "is_authenticated", False) else None
     return _record(
         accepted,
@@ -139,8 +164,14 @@ def prediction_create_batch(
     )
 
 
+def _check_source(source: str) -> None:
+    if source not in Prediction.Source.values:
+        msg = f"unknown prediction source {source!r}"
+        raise ValueError(msg)
+
+
 def _record(
-    accepted: Sequence[_AcceptedUpload],
+    accepted: Sequence[AcceptedUpload],
     results: Sequence[ClassificationResult],
     *,
     source: str,
@@ -185,8 +216,8 @@ def _record(
                         written.append(prediction.image.name)
                         name = default_storage.save(prediction.image.name, ContentFile(upload.data))
                         written[-1] = prediction.image.name = name
-                    prediction.save()
-                    predictions.append(prediction)
+                # One INSERT for the whole batch; the ids come back with it (RETURNING).
+                predictions = Prediction.objects.bulk_create([prediction for prediction, _ in pending])
             except BaseException:
                 # Still under the lock, so no other writer can have started sharing these files.
                 for name in written:
@@ -210,17 +241,24 @@ def _lock_stored_images(names: set[str]) -> None:
 
     Stored files are shared by content hash, so "is this file still referenced?" and
     "the file exists, I will refer to it" must not interleave across requests or
-    processes. PostgreSQL takes one advisory lock per file (in a fixed order, so two
-    batches cannot deadlock); SQLite has a single database write lock, taken by a
+    processes. PostgreSQL takes one advisory lock per file, in one statement and in a
+    fixed order, so two batches cannot deadlock; SQLite has a single database write lock, taken by a
     write statement that changes nothing.
     """
     if not names:
         return
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            for name in sorted(names):
-                key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+            keys = sorted(
+                int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+                for name in names
+            )
+            # One round trip for a whole batch; the sorted subquery fixes the order the locks are taken in.
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(key) "
+                "FROM (SELECT unnest(%s::bigint[]) AS key ORDER BY key) AS keys",
+                [keys],
+            )
         else:
             table = connection.ops.quote_name(Prediction._meta.db_table)
             cursor.execute(f"UPDATE {table} SET id = id WHERE id IS NULL")  # noqa: S608 - a model's table name

@@ -7,6 +7,7 @@ import json
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import DatabaseError
+from django.db.models import QuerySet
 from django.urls import reverse
 from PIL import Image
 from rest_framework.authtoken.models import Token
@@ -250,22 +251,21 @@ def test_unwritable_media_is_503_and_no_row(settings, anonymous_client, tmp_path
 
 
 def test_database_failure_mid_batch_removes_written_files(monkeypatch, anonymous_client, media_root):
-    original_save = Prediction.save
-    calls = {"n": 0}
+    # The INSERT fails after both files were written: both files must go again.
+    files_at_insert = []
 
-    def failing_save(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise DatabaseError("simulated failure")
-        return original_save(self, *args, **kwargs)
+    def failing_bulk_create(self, objs, *args, **kwargs):
+        files_at_insert.append(len(media_files(media_root)))
+        raise DatabaseError("simulated failure")
 
-    monkeypatch.setattr(Prediction, "save", failing_save)
+    monkeypatch.setattr(QuerySet, "bulk_create", failing_bulk_create)
     files = [
         upload("a.png", make_image_bytes(color=(1, 1, 1))),
         upload("b.png", make_image_bytes(color=(2, 2, 2))),
     ]
     response = post(anonymous_client, files)
 
+    assert files_at_insert == [2]
     assert response.status_code == 503
     assert json.loads(response.content)["detail"] == "storage is unavailable"
     assert_nothing_saved(media_root)

@@ -1,4 +1,5 @@
-"""manage.py classify PATH... [--format csv|json] [--output FILE] [--save] [--batch-size N]."""
+"""manage.py classify PATH... [--format csv|json] [--output FILE] [--save] [--batch-size N]
+[--interpreters N]."""
 
 import csv
 import io
@@ -104,7 +105,8 @@ def test_progress_goes_to_stderr(image_folder, capsys):
 
 def test_batches_keep_input_order_and_decode_off_the_main_thread(tmp_path, monkeypatch):
     # Seven images and one broken file across four batches of two: rows come back in
-    # input order, the broken file is skipped, and every interpreter call is a batch.
+    # input order, the broken file is skipped, and every interpreter call is a batch
+    # (batches may reach the interpreters in any order, since they run side by side).
     folder = tmp_path / "many"
     folder.mkdir()
     for index in range(7):
@@ -134,7 +136,7 @@ def test_batches_keep_input_order_and_decode_off_the_main_thread(tmp_path, monke
     assert [r["path"] for r in rows] == [str(p) for p in expected_paths]
     assert f"skipped {folder / 'img_3b.jpg'}" in stderr.getvalue()
     assert decode_threads == {False}
-    assert batch_sizes == [2, 2, 1, 2]
+    assert sorted(batch_sizes) == [1, 2, 2, 2]
     for row, path in zip(rows, expected_paths, strict=True):
         expected = original_prepare(path)
         [result] = classifier.classify_prepared([expected])
@@ -159,3 +161,68 @@ def test_runs_without_the_web_stack_system_checks(image_folder):
     finally:
         checks.registry.registry.registered_checks.discard(failing_web_check)
     assert len(list(csv.DictReader(io.StringIO(out)))) == 1
+
+
+def _many_images(folder, count):
+    folder.mkdir()
+    for index in range(count):
+        shade = 20 * index
+        (folder / f"img_{index:02d}.png").write_bytes(make_image_bytes(color=(shade, 90, 255 - shade)))
+    return [folder / f"img_{index:02d}.png" for index in range(count)]
+
+
+def test_interpreters_run_side_by_side(tmp_path, monkeypatch):
+    # Two interpreters: the first two batches must be inside invoke() at the same time.
+    # With one interpreter the second call could not start while the first waits here,
+    # so the barrier would time out and the command would fail.
+    paths = _many_images(tmp_path / "many", 6)
+    classifier = get_classifier()
+    interpreter_class = classifier._interpreter_class
+    original_invoke = interpreter_class.invoke
+    both_inside = threading.Barrier(2, timeout=20)
+    calls = []
+
+    def meeting_invoke(self):
+        calls.append(threading.current_thread().name)
+        if len(calls) <= 2:
+            both_inside.wait()
+        return original_invoke(self)
+
+    monkeypatch.setattr(interpreter_class, "invoke", meeting_invoke)
+    out, _ = run(tmp_path / "many", "--batch-size", "2", "--interpreters", "2")
+    monkeypatch.undo()
+
+    assert len(set(calls[:2])) == 2
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [r["path"] for r in rows] == [str(p) for p in paths]
+    for row, path in zip(rows, paths, strict=True):
+        assert row["prediction"] == classifier.classify(path).class_name
+
+
+def test_save_decodes_each_file_once(tmp_path, media_root, monkeypatch):
+    paths = _many_images(tmp_path / "many", 5)
+    classifier = get_classifier()
+    original_prepare = classifier.prepare
+    decoded = []
+
+    def counting_prepare(source, **kwargs):
+        decoded.append(source)
+        return original_prepare(source, **kwargs)
+
+    monkeypatch.setattr(classifier, "prepare", counting_prepare)
+    out, _ = run(tmp_path / "many", "--save", "--format", "json", "--batch-size", "2")
+
+    assert len(decoded) == len(paths)
+    items = json.loads(out)
+    assert [item["path"] for item in items] == [str(p) for p in paths]
+    saved = {p.pk: p for p in Prediction.objects.all()}
+    assert len(saved) == len(paths)
+    for item in items:
+        assert saved[item["id"]].class_name == item["prediction"]
+        assert saved[item["id"]].source == "cli"
+
+
+@pytest.mark.parametrize("option", ["--interpreters", "--batch-size"])
+def test_counts_below_one_are_refused(image_folder, option):
+    with pytest.raises(CommandError, match=f"{option} must be at least 1"):
+        run(image_folder, option, "0")

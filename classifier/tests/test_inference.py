@@ -181,6 +181,21 @@ def test_concurrent_classification_never_mixes_results():
                 np.testing.assert_allclose(got[index], expected[index], atol=1e-6)
 
 
+def test_several_interpreters_give_the_same_results_concurrently():
+    classifier = inference.get_classifier()
+    images = distinct_images(8)
+    expected = [classifier.classify(image).probabilities for image in images]
+    classifier.use_interpreters(3)
+    assert classifier.interpreter_count >= 3
+    classifier.use_interpreters(2)
+    assert classifier.interpreter_count >= 3
+    with ThreadPoolExecutor(8) as pool:
+        for _ in range(3):
+            got = list(pool.map(lambda image: classifier.classify(image).probabilities, images))
+            for index in range(8):
+                np.testing.assert_allclose(got[index], expected[index], atol=1e-6)
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [

@@ -11,6 +11,7 @@ import pytest
 from django.core.files.storage import FileSystemStorage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import DatabaseError, connection
+from django.db.models import QuerySet
 from django.http.multipartparser import MultiPartParser
 from django.urls import reverse
 
@@ -51,15 +52,16 @@ def test_deleting_the_last_record_while_an_identical_upload_commits(monkeypatch,
     [first] = create(content, "first.png")
     stored = media_root / first.image.name
     row_saved, release_upload = threading.Event(), threading.Event()
-    original_save = Prediction.save
+    original_bulk_create = QuerySet.bulk_create
 
-    def pausing_save(self, *args, **kwargs):
-        original_save(self, *args, **kwargs)
+    def pausing_bulk_create(self, *args, **kwargs):
+        created = original_bulk_create(self, *args, **kwargs)
         if threading.current_thread().name == "upload":
             row_saved.set()
             release_upload.wait(10)
+        return created
 
-    monkeypatch.setattr(Prediction, "save", pausing_save)
+    monkeypatch.setattr(QuerySet, "bulk_create", pausing_bulk_create)
     results = {}
     upload = in_thread(lambda: create(content, "again.png"), results, "upload")
     assert row_saved.wait(10)

@@ -1,7 +1,10 @@
 import csv
 import json
+import os
 import sys
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.core.files import File
@@ -36,6 +39,22 @@ def collect_files(paths: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
     return files, missing
 
 
+def default_interpreters() -> int:
+    # The cores this process may run on (a container's CPU set, not the host's), and no
+    # more than 8: every interpreter holds its own weights and activations (about 25 MB).
+    return max(1, min(len(os.sched_getaffinity(0)), 8))
+
+
+@dataclass
+class ClassifiedBatch:
+    """One batch, decoded and classified on a worker thread; recorded (with --save) on the main one."""
+
+    paths: list[Path] = field(default_factory=list)
+    accepted: list[services.AcceptedUpload] = field(default_factory=list)
+    results: list[ClassificationResult] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
 class Command(BaseCommand):
     help = (
         "Classify image files or folders (recursively). Writes CSV or JSON to stdout or --output; "
@@ -51,13 +70,23 @@ class Command(BaseCommand):
         parser.add_argument("--format", choices=["csv", "json"], default="csv", dest="output_format")
         parser.add_argument("--output", metavar="FILE", help="Write here instead of stdout.")
         parser.add_argument("--save", action="store_true", help="Record the predictions in the audit log.")
-        parser.add_argument("--batch-size", type=int, default=16, metavar="N", help="Images per model call.")
+        parser.add_argument("--batch-size", type=int, default=8, metavar="N", help="Images per batch.")
+        parser.add_argument(
+            "--interpreters",
+            type=int,
+            default=default_interpreters(),
+            metavar="N",
+            help="Model interpreters run side by side (default: one per available core, at most 8).",
+        )
 
-    def handle(self, *args, paths, output_format, output, save, batch_size, **options):
+    def handle(self, *args, paths, output_format, output, save, batch_size, interpreters, **options):
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1")
+        if interpreters < 1:
+            raise CommandError("--interpreters must be at least 1")
         try:
             classifier = get_classifier()
+            classifier.use_interpreters(interpreters)
         except ClassifierError as exc:
             raise CommandError(f"the model is unavailable: {exc}") from exc
         files, failures = collect_files(paths)
@@ -66,23 +95,28 @@ class Command(BaseCommand):
 
         rows: list[dict] = []
         batches = [files[start : start + batch_size] for start in range(0, len(files), batch_size)]
+        classify_batch = self._prepare_for_saving if save else self._prepare
         progress = tqdm(total=len(files), unit="image", file=sys.stderr, disable=not files)
-        # Decoding the next batch overlaps classifying this one: Pillow and the TFLite
-        # interpreter both release the GIL, so the two stages use both cores.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="classify-decode") as decoder:
+        # Each worker thread decodes a batch, then classifies it on a free interpreter: Pillow
+        # and TFLite release the GIL, so while one thread decodes the others run the model, and
+        # every core stays busy. One thread more than interpreters keeps them all fed. Results
+        # are taken (and, with --save, recorded on this thread's database connection) in input
+        # order, and only a few batches ahead are in flight, so memory stays bounded.
+        workers = interpreters + 1
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="classify") as pool:
+            pending: deque[Future[ClassifiedBatch]] = deque()
+            upcoming = iter(batches)
             try:
-                upcoming = decoder.submit(self._prepare, classifier, batches[0]) if batches else None
-                for index, batch in enumerate(batches):
-                    prepared, skipped = upcoming.result()
-                    if index + 1 < len(batches):
-                        upcoming = decoder.submit(self._prepare, classifier, batches[index + 1])
-                    for path, reason in skipped:
-                        failures.append((path, reason))
-                        self.stderr.write(f"skipped {path}: {reason}")
-                    if prepared:
-                        rows.extend(self._classify(classifier, prepared, save=save))
-                    progress.update(len(batch))
+                for batch in upcoming:
+                    pending.append(pool.submit(classify_batch, classifier, batch))
+                    if len(pending) < 2 * workers:
+                        continue
+                    rows.extend(self._finish(pending.popleft().result(), failures, progress, save=save))
+                while pending:
+                    rows.extend(self._finish(pending.popleft().result(), failures, progress, save=save))
             finally:
+                for future in pending:
+                    future.cancel()
                 progress.close()
 
         self._write(rows, output_format=output_format, output=output)
@@ -90,35 +124,55 @@ class Command(BaseCommand):
             raise CommandError(f"{len(failures)} input(s) could not be classified")
 
     @staticmethod
-    def _prepare(
-        classifier, batch: list[Path]
-    ) -> tuple[list[tuple[Path, PreparedImage]], list[tuple[str, str]]]:
-        prepared: list[tuple[Path, PreparedImage]] = []
-        skipped: list[tuple[str, str]] = []
+    def _prepare(classifier, batch: list[Path]) -> ClassifiedBatch:
+        done = ClassifiedBatch()
+        prepared: list[PreparedImage] = []
         for path in batch:
             try:
-                prepared.append((path, classifier.prepare(path)))
+                prepared.append(classifier.prepare(path))
             except (ImageDecodeError, OSError) as exc:
-                skipped.append((str(path), str(exc)))
-        return prepared, skipped
+                done.skipped.append((str(path), str(exc)))
+                continue
+            done.paths.append(path)
+        if prepared:
+            done.results = classifier.classify_prepared(prepared)
+        return done
 
-    def _classify(self, classifier, prepared, *, save):
-        if not save:
-            results = classifier.classify_prepared([image for _, image in prepared])
-            return [self._row(path, result) for (path, _), result in zip(prepared, results, strict=True)]
-        handles = [path.open("rb") for path, _ in prepared]
-        try:
-            uploads = [
-                File(handle, name=path.name) for handle, (path, _) in zip(handles, prepared, strict=True)
-            ]
+    @staticmethod
+    def _prepare_for_saving(classifier, batch: list[Path]) -> ClassifiedBatch:
+        # The same checks as an upload (size limit, format, decoding), one file at a time so
+        # that one bad file is skipped rather than failing its whole batch.
+        done = ClassifiedBatch()
+        for path in batch:
             try:
-                predictions = services.prediction_create_batch(uploads=uploads, source=Prediction.Source.CLI)
-            except (ImageValidationError, ClassifierError) as exc:
-                raise CommandError(f"could not save: {exc}") from exc
-        finally:
-            for handle in handles:
-                handle.close()
-        return [self._row(path, p) for (path, _), p in zip(prepared, predictions, strict=True)]
+                with path.open("rb") as handle:
+                    [accepted] = services.validate_uploads([File(handle, name=path.name)])
+            except ImageValidationError as exc:
+                done.skipped.append((str(path), "; ".join(error["error"] for error in exc.errors)))
+                continue
+            except OSError as exc:
+                done.skipped.append((str(path), str(exc)))
+                continue
+            done.paths.append(path)
+            done.accepted.append(accepted)
+        if done.accepted:
+            done.results = classifier.classify_prepared([upload.prepared for upload in done.accepted])
+        return done
+
+    def _finish(self, done: ClassifiedBatch, failures: list, progress, *, save: bool) -> list[dict]:
+        for path, reason in done.skipped:
+            failures.append((path, reason))
+            self.stderr.write(f"skipped {path}: {reason}")
+        progress.update(len(done.paths) + len(done.skipped))
+        if not save or not done.paths:
+            return [self._row(path, result) for path, result in zip(done.paths, done.results, strict=True)]
+        try:
+            predictions = services.prediction_create_validated(
+                accepted=done.accepted, results=done.results, source=Prediction.Source.CLI
+            )
+        except ClassifierError as exc:
+            raise CommandError(f"could not save: {exc}") from exc
+        return [self._row(path, p) for path, p in zip(done.paths, predictions, strict=True)]
 
     @staticmethod
     def _row(path: Path, result: ClassificationResult | Prediction) -> dict:
