@@ -52,7 +52,7 @@ migrate: $(VENV)/.runtime-installed .env
 run: migrate
 	$(MANAGE) collectstatic --noinput
 	@echo "Serving on http://127.0.0.1:$(PORT)/"
-	$(BIN)/gunicorn galaxysite.wsgi:application \
+	$(BIN)/gunicorn galaxysite.wsgi:application --config python:galaxysite.gunicorn \
 		--bind 127.0.0.1:$(PORT) \
 		--workers $(GUNICORN_WORKERS) --threads $(GUNICORN_THREADS) \
 		--access-logfile -

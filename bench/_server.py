@@ -101,6 +101,8 @@ class Gunicorn:
             [
                 str(gunicorn),
                 "galaxysite.wsgi:application",
+                "--config",
+                "python:galaxysite.gunicorn",
                 "--bind",
                 f"127.0.0.1:{self.port}",
                 "--workers",
