@@ -1,8 +1,10 @@
 # syntax=docker/dockerfile:1
 FROM python:3.11-slim
 
+# MALLOC_ARENA_MAX=2: one malloc arena per gunicorn thread fragments a worker's memory.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    MALLOC_ARENA_MAX=2 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 

@@ -49,10 +49,12 @@ model: $(VENV)/.dev-installed
 migrate: $(VENV)/.runtime-installed .env
 	$(MANAGE) migrate --noinput
 
+# MALLOC_ARENA_MAX=2: glibc otherwise gives each of a worker's threads its own malloc arena,
+# which fragments and keeps a gunicorn worker's memory several MB higher (docs/benchmarks.md).
 run: migrate
 	$(MANAGE) collectstatic --noinput
 	@echo "Serving on http://127.0.0.1:$(PORT)/"
-	$(BIN)/gunicorn galaxysite.wsgi:application --config python:galaxysite.gunicorn \
+	MALLOC_ARENA_MAX=2 $(BIN)/gunicorn galaxysite.wsgi:application --config python:galaxysite.gunicorn \
 		--bind 127.0.0.1:$(PORT) \
 		--workers $(GUNICORN_WORKERS) --threads $(GUNICORN_THREADS) \
 		--access-logfile -

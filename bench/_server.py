@@ -66,6 +66,8 @@ def app_env(
             "DATABASE_URL": database_url,
             "MODEL_PATH": str(model),
             "MODEL_MANIFEST": str(common.manifest_for(model)),
+            # As `make run` and the Docker image set it (see the Makefile).
+            "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2"),
             # The benchmark measures the stack, not the abuse limit.
             "API_ANON_THROTTLE_RATE": "100000000/minute",
         }

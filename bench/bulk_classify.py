@@ -36,7 +36,7 @@ import numpy as np
 
 INPUT_SHAPE = (128, 128, 3)
 # The most images per interpreter call in classifier.inference (MAX_BATCH_SIZE).
-MAX_BATCH = 4
+MAX_BATCH = 2
 
 
 def _interpreters(model: Path, count: int, threads: int, batch: int) -> list[tuple]:

@@ -49,10 +49,10 @@ BACKEND_AI_EDGE_LITERT = "ai-edge-litert"
 BACKEND_TFLITE_RUNTIME = "tflite-runtime"
 BACKEND_CHOICES = ("auto", BACKEND_AI_EDGE_LITERT, BACKEND_TFLITE_RUNTIME)
 # Images per interpreter call. Measured with the shipped model at 1 thread (docs/benchmarks.md):
-# batch 4 gives the best throughput (330 images/s against 285 at 16), while every extra image in
-# a call adds about 2 MB of activations to the worker's peak RSS and the resize costs grow with it
-# (4.7 ms at 4, 19 ms at 16), so larger calls only cost memory.
-MAX_BATCH_SIZE = 4
+# 16 images take 58 ms in calls of 1, 52 ms in calls of 2 and 49 ms in calls of 4, while every
+# image in a call adds about 2 MB to a web worker's peak RSS (126 MB before a 16-image request;
+# 132, 134 and 139 MB after). 2 keeps most of the speed within the 150 MB a worker may use.
+MAX_BATCH_SIZE = 2
 _EXIF_ORIENTATION = 0x0112
 # Formats accepted from uploads, with the extension the stored copy gets. Anything
 # else Pillow could open (EPS, PSD, ICO, ...) is refused: a smaller attack surface.
