@@ -103,8 +103,12 @@ class Gunicorn:
             [
                 str(gunicorn),
                 "galaxysite.wsgi:application",
-                "--config",
-                "python:galaxysite.gunicorn",
+                # The app's own gunicorn settings, when the checkout under test has them.
+                *(
+                    ["--config", "python:galaxysite.gunicorn"]
+                    if (common.APP_DIR / "galaxysite" / "gunicorn.py").exists()
+                    else []
+                ),
                 "--bind",
                 f"127.0.0.1:{self.port}",
                 "--workers",

@@ -3,7 +3,8 @@
 Each round starts a fresh gunicorn (2 workers x 4 threads, PostgreSQL database galaxy_bench
 created and migrated beforehand, not timed), then POSTs one real galaxy JPEG as soon as the
 port accepts connections and keeps retrying until a 201 arrives. The first prediction
-includes loading and verifying the model, which the app does lazily on first use.
+waits for a worker to load and verify the model: at worker start with the app's gunicorn
+settings (galaxysite/gunicorn.py), on first use in checkouts without them.
 Reference in the same run: a bare Python process that imports ai-edge-litert, loads the
 model and answers one call (no web stack).
 
@@ -71,6 +72,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="one round: a smoke test, not a measurement")
     parser.add_argument("--model", help="TFLite model (default: the shipped one)")
     parser.add_argument("--rounds", type=int, help="gunicorn starts to time (default 5)")
+    parser.add_argument("--label", default="", help="a note on what this run varies, shown in the doc")
+    parser.add_argument("--section", default="cold_start", help="doc section name (to keep several runs)")
     args = parser.parse_args()
 
     info = common.machine()
@@ -98,6 +101,7 @@ def main() -> None:
             (
                 f"Model: {common.model_label(model)}. {rounds} round(s). "
                 f"Mode: {'QUICK (smoke test only)' if args.quick else 'full'}."
+                + (f" Run: {args.label}." if args.label else "")
             ),
             *(["CPU contention at start: " + "; ".join(busy)] if busy else []),
             "",
@@ -108,7 +112,7 @@ def main() -> None:
                         "gunicorn start -> port accepts connections",
                         stats([r["listening_s"] for r in results]),
                     ],
-                    ["gunicorn start -> first 201 (includes lazy model load)", stats(first)],
+                    ["gunicorn start -> first 201 (includes the model load)", stats(first)],
                     ["bare Python: import ai-edge-litert, load model, one call", stats(bare)],
                 ],
             ),
@@ -116,13 +120,13 @@ def main() -> None:
             (
                 "The request right after the first 201 took "
                 f"{common.percentile([r['next_request_ms'] for r in results], 50):.1f} ms "
-                "(median; it may reach "
-                "the other worker, which then loads the model itself)."
+                "(median; it may reach the other worker, which has loaded the model at its "
+                "start with the app's gunicorn settings, or loads it now without them)."
             ),
         ]
     )
-    common.write_json("cold_start", {"machine": info, "busy": busy, "rounds": results, "bare_s": bare})
-    common.write_section("cold_start", body_text)
+    common.write_json(args.section, {"machine": info, "busy": busy, "rounds": results, "bare_s": bare})
+    common.write_section(args.section, body_text)
     common.say(body_text)
 
 

@@ -1,11 +1,11 @@
 """Sample a real gunicorn worker with py-spy under load and say where its time goes.
 
-Starts the app (1 worker x 4 threads, PostgreSQL database galaxy_bench) with the
-given DATABASE_CONN_MAX_AGE, sends POST /api/predictions/ with one galaxy JPEG from 4
-keep-alive clients while py-spy samples the worker (non-idle threads only), then
+Starts the app (1 worker x 4 threads, PostgreSQL database galaxy_bench; the app's
+DATABASE_CONN_MAX_AGE unless --conn-max-age is given), sends POST /api/predictions/
+with one galaxy JPEG from 4 keep-alive clients while py-spy samples the worker (non-idle threads only), then
 sorts every sample into the first matching stage below and prints the shares.
 
-    python bench/profile_worker.py [--conn-max-age 0] [--seconds 8] [--raw out.txt]
+    python bench/profile_worker.py [--conn-max-age N] [--seconds 8] [--raw out.txt] [--section NAME]
 
 py-spy needs ptrace rights over the worker (root, or kernel.yama.ptrace_scope=0).
 """
@@ -53,7 +53,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--conn-max-age", type=int, default=0)
+    parser.add_argument("--conn-max-age", type=int, help="DATABASE_CONN_MAX_AGE (default: the app's)")
+    parser.add_argument("--label", default="", help="a note on what this run varies, shown in the doc")
+    parser.add_argument("--section", default="profile_worker", help="doc section name (to keep several runs)")
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--model", help="TFLite model (default: the shipped one)")
     parser.add_argument("--raw", help="keep py-spy's collapsed stacks here")
@@ -62,13 +64,15 @@ def main() -> None:
     model = common.resolve_model(args.model)
     paths = common.galaxy_jpegs(64, common.WORK_DIR / "images_256")
     bodies = [server.multipart([(path.name, path.read_bytes())]) for path in paths]
-    raw = Path(args.raw) if args.raw else common.WORK_DIR / f"pyspy_worker_cma{args.conn_max_age}.txt"
+    raw = Path(args.raw) if args.raw else common.WORK_DIR / f"pyspy_worker_{args.section}.txt"
+    info = common.machine()
+    extra = {} if args.conn_max_age is None else {"DATABASE_CONN_MAX_AGE": str(args.conn_max_age)}
     with tempfile.TemporaryDirectory() as tmp, server.bench_database() as db_url:
         env = server.app_env(
             database_url=db_url,
             model=model,
             media=Path(tmp) / "media",
-            extra={"DATABASE_CONN_MAX_AGE": str(args.conn_max_age)},
+            extra=extra,
         )
         server.manage(env, "migrate", "--noinput")
         with server.Gunicorn(env, workers=1, threads=4) as app:
@@ -94,14 +98,26 @@ def main() -> None:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-            load = run_load(app.port, bodies, 4, 120 * args.seconds)
+            load = run_load(app.port, bodies, 4, 120 * args.seconds, cpu_groups={"worker": app.worker_pids})
             spy.wait()
     rows = [[stage, count, f"{share:.0%}"] for stage, count, share in summarise(raw)]
-    common.say(
-        f"DATABASE_CONN_MAX_AGE={args.conn_max_age}: {load['requests_per_s']:.1f} req/s at concurrency 4 "
-        f"(1 worker), p50 {load['latency_ms']['p50']:.1f} ms; py-spy samples by stage:"
+    body = "\n".join(
+        [
+            common.machine_line(info),
+            (
+                f"1 gunicorn worker x 4 threads, 4 keep-alive clients, py-spy {args.seconds} s at 500 Hz "
+                f"(non-idle threads). DATABASE_CONN_MAX_AGE="
+                f"{args.conn_max_age if args.conn_max_age is not None else 'app default'}: "
+                f"{load['requests_per_s']:.1f} req/s, p50 {load['latency_ms']['p50']:.1f} ms; "
+                f"the worker used {load['cpu_ms_per_request']['worker']:.2f} ms of CPU per request."
+                + (f" Run: {args.label}." if args.label else "")
+            ),
+            "",
+            common.table(["stage", "samples", "share"], rows),
+        ]
     )
-    common.say(common.table(["stage", "samples", "share"], rows))
+    common.write_section(args.section, body)
+    common.say(body)
 
 
 if __name__ == "__main__":
