@@ -264,7 +264,7 @@ class GalaxyClassifier:
     def use_interpreters(self, count: int) -> None:
         """Hold at least ``count`` interpreters, so that many calls can run at once.
 
-        Each one holds its own copy of the weights and activations (about 25 MB for
+        Each one holds its own copy of the weights and activations (about 20 MB for
         the shipped model), so web workers keep one; batch jobs ask for one per core.
         """
         with self._pool_lock:

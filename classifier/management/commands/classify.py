@@ -41,7 +41,7 @@ def collect_files(paths: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
 
 def default_interpreters() -> int:
     # The cores this process may run on (a container's CPU set, not the host's), and no
-    # more than 8: every interpreter holds its own weights and activations (about 25 MB).
+    # more than 8: every interpreter holds its own weights and activations (about 20 MB).
     return max(1, min(len(os.sched_getaffinity(0)), 8))
 
 
