@@ -95,7 +95,7 @@ class Command(BaseCommand):
 
         rows: list[dict] = []
         batches = [files[start : start + batch_size] for start in range(0, len(files), batch_size)]
-        classify_batch = self._prepare_for_saving if save else self._prepare
+        classify_batch = self._classify_for_saving if save else self._classify
         progress = tqdm(total=len(files), unit="image", file=sys.stderr, disable=not files)
         # Each worker thread decodes a batch, then classifies it on a free interpreter: Pillow
         # and TFLite release the GIL, so while one thread decodes the others run the model, and
@@ -105,9 +105,8 @@ class Command(BaseCommand):
         workers = interpreters + 1
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="classify") as pool:
             pending: deque[Future[ClassifiedBatch]] = deque()
-            upcoming = iter(batches)
             try:
-                for batch in upcoming:
+                for batch in batches:
                     pending.append(pool.submit(classify_batch, classifier, batch))
                     if len(pending) < 2 * workers:
                         continue
@@ -124,7 +123,7 @@ class Command(BaseCommand):
             raise CommandError(f"{len(failures)} input(s) could not be classified")
 
     @staticmethod
-    def _prepare(classifier, batch: list[Path]) -> ClassifiedBatch:
+    def _classify(classifier, batch: list[Path]) -> ClassifiedBatch:
         done = ClassifiedBatch()
         prepared: list[PreparedImage] = []
         for path in batch:
@@ -139,7 +138,7 @@ class Command(BaseCommand):
         return done
 
     @staticmethod
-    def _prepare_for_saving(classifier, batch: list[Path]) -> ClassifiedBatch:
+    def _classify_for_saving(classifier, batch: list[Path]) -> ClassifiedBatch:
         # The same checks as an upload (size limit, format, decoding), one file at a time so
         # that one bad file is skipped rather than failing its whole batch.
         done = ClassifiedBatch()
