@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TypedDict
 
 
 class FileError(TypedDict):
     filename: str
     error: str
+
+
+@dataclass(frozen=True)
+class FileRefusal:
+    """Why one upload (or, without a filename, the whole request) was refused.
+
+    ``template`` is the English explanation with %(name)s fields and ``params`` fills
+    them: the API and the command line report ``message``, and the upload page shows the
+    template translated into the reader's language (classifier/upload_messages.py).
+    """
+
+    filename: str
+    template: str
+    params: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def message(self) -> str:
+        return self.template % self.params if self.params else self.template
 
 
 class ClassifierError(Exception):
@@ -21,10 +40,11 @@ class ImageValidationError(ClassifierError):
     API reports as 413 rather than 400.
     """
 
-    def __init__(self, errors: list[FileError], *, too_large: bool = False) -> None:
-        self.errors = errors
+    def __init__(self, refusals: list[FileRefusal], *, too_large: bool = False) -> None:
+        self.refusals = refusals
+        self.errors: list[FileError] = [{"filename": r.filename, "error": r.message} for r in refusals]
         self.too_large = too_large
-        super().__init__("; ".join(f"{e['filename']}: {e['error']}" for e in errors) or "invalid upload")
+        super().__init__("; ".join(f"{e['filename']}: {e['error']}" for e in self.errors) or "invalid upload")
 
 
 class ModelUnavailableError(ClassifierError):

@@ -31,6 +31,7 @@ import numpy as np
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
+from django.utils.translation import gettext_noop
 from PIL import Image
 
 from classifier.galaxy10 import CLASS_NAMES, NUM_CLASSES
@@ -144,17 +145,30 @@ def inspect_header(data: bytes, *, max_pixels: int) -> tuple[int, int, str]:
             image_format = header.format or ""
             orientation = header.getexif().get(_EXIF_ORIENTATION)
     except Image.DecompressionBombError as exc:
-        raise ImageDecodeError(f"the image has too many pixels (limit {max_pixels:,})") from exc
+        raise ImageDecodeError(
+            gettext_noop("the image has too many pixels (limit %(limit)s)"), limit=f"{max_pixels:,}"
+        ) from exc
     except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageDecodeError("not a recognised image format") from exc
+        raise ImageDecodeError(gettext_noop("not a recognised image format")) from exc
     if image_format not in ACCEPTED_FORMATS:
         accepted = ", ".join(ACCEPTED_FORMATS)
-        raise ImageDecodeError(f"{image_format or 'this'} images are not accepted (accepted: {accepted})")
+        if not image_format:
+            raise ImageDecodeError(
+                gettext_noop("this images are not accepted (accepted: %(accepted)s)"), accepted=accepted
+            )
+        raise ImageDecodeError(
+            gettext_noop("%(format)s images are not accepted (accepted: %(accepted)s)"),
+            format=image_format,
+            accepted=accepted,
+        )
     if width <= 0 or height <= 0:
-        raise ImageDecodeError("the image has no pixels")
+        raise ImageDecodeError(gettext_noop("the image has no pixels"))
     if width * height > max_pixels:
         raise ImageDecodeError(
-            f"the image is {width}x{height} pixels, more than the limit of {max_pixels:,} pixels"
+            gettext_noop("the image is %(width)sx%(height)s pixels, more than the limit of %(limit)s pixels"),
+            width=width,
+            height=height,
+            limit=f"{max_pixels:,}",
         )
     if orientation in _ORIENTATIONS_SWAPPING_AXES:
         width, height = height, width
@@ -276,12 +290,14 @@ class GalaxyClassifier:
         limit = settings.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
         data = _read_bytes(source)
         if not data:
-            raise ImageDecodeError("the file is empty")
+            raise ImageDecodeError(gettext_noop("the file is empty"))
         width, height, image_format = inspect_header(data, max_pixels=limit)
         try:
             tensor = preprocess(data, self.config)
         except Image.DecompressionBombError as exc:
-            raise ImageDecodeError(f"the image has too many pixels (limit {limit:,})") from exc
+            raise ImageDecodeError(
+                gettext_noop("the image has too many pixels (limit %(limit)s)"), limit=f"{limit:,}"
+            ) from exc
         return PreparedImage(tensor=tensor, width=width, height=height, image_format=image_format)
 
     def classify(self, source: ImageSource) -> ClassificationResult:

@@ -27,7 +27,17 @@ _RESAMPLE = {
 
 
 class ImageDecodeError(ValueError):
-    """The bytes are not an image that Pillow can fully decode."""
+    """The bytes are not an image that can be used; str() is the English explanation.
+
+    ``template`` is that explanation with %(name)s fields and ``params`` fills them, so a
+    page can show it in the reader's language (classifier/upload_messages.py) while the
+    API and the command line report the English text.
+    """
+
+    def __init__(self, template: str, **params: object) -> None:
+        self.template = template
+        self.params = params
+        super().__init__(template % params if params else template)
 
 
 @dataclass(frozen=True)
@@ -104,7 +114,7 @@ def load_rgb(source: ImageSource, *, draft_size: int | None = None) -> Image.Ima
         image = ImageOps.exif_transpose(image)
         return _to_rgb(image)
     except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageDecodeError(f"the image could not be decoded: {exc}") from exc
+        raise ImageDecodeError("the image could not be decoded: %(detail)s", detail=str(exc)) from exc
 
 
 def centre_crop_resize(

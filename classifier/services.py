@@ -21,8 +21,9 @@ from django.core.files.storage import default_storage
 from django.core.management.color import no_style
 from django.db import DatabaseError, connection, transaction
 from django.db.models import QuerySet
+from django.utils.translation import gettext_noop
 
-from classifier.exceptions import FileError, ImageValidationError, StorageUnavailableError
+from classifier.exceptions import FileRefusal, ImageValidationError, StorageUnavailableError
 from classifier.inference import ACCEPTED_FORMATS, ClassificationResult, PreparedImage, get_classifier
 from classifier.models import Prediction, prediction_image_path
 from classifier.preprocessing import ImageDecodeError
@@ -78,14 +79,20 @@ def validate_uploads(uploads: Sequence[File]) -> list[AcceptedUpload]:
     max_files = settings.MAX_FILES_PER_REQUEST
     max_bytes = settings.MAX_UPLOAD_BYTES
     if not uploads:
-        raise ImageValidationError([{"filename": "", "error": "no image was uploaded"}])
+        raise ImageValidationError([FileRefusal("", gettext_noop("no image was uploaded"))])
     if len(uploads) > max_files:
         raise ImageValidationError(
-            [{"filename": "", "error": f"{len(uploads)} files sent, at most {max_files} are allowed"}]
+            [
+                FileRefusal(
+                    "",
+                    gettext_noop("%(sent)s files sent, at most %(allowed)s are allowed"),
+                    {"sent": len(uploads), "allowed": max_files},
+                )
+            ]
         )
     classifier = get_classifier()
     accepted: list[AcceptedUpload] = []
-    errors: list[FileError] = []
+    refusals: list[FileRefusal] = []
     too_large = False
     for upload in uploads:
         filename = sanitise_filename(getattr(upload, "name", None))
@@ -93,22 +100,26 @@ def validate_uploads(uploads: Sequence[File]) -> list[AcceptedUpload]:
         data = b"" if declared_size > max_bytes else _read_upload(upload, max_bytes=max_bytes)
         if declared_size > max_bytes or len(data) > max_bytes:
             too_large = True
-            errors.append(
-                {"filename": filename, "error": f"the file is larger than the limit of {max_bytes:,} bytes"}
+            refusals.append(
+                FileRefusal(
+                    filename,
+                    gettext_noop("the file is larger than the limit of %(limit)s bytes"),
+                    {"limit": f"{max_bytes:,}"},
+                )
             )
             continue
         try:
             prepared = classifier.prepare(data)
         except ImageDecodeError as exc:
-            errors.append({"filename": filename, "error": str(exc)})
+            refusals.append(FileRefusal(filename, exc.template, exc.params))
             continue
         accepted.append(
             AcceptedUpload(
                 filename=filename, data=data, sha256=hashlib.sha256(data).hexdigest(), prepared=prepared
             )
         )
-    if errors:
-        raise ImageValidationError(errors, too_large=too_large)
+    if refusals:
+        raise ImageValidationError(refusals, too_large=too_large)
     return accepted
 
 

@@ -30,7 +30,12 @@ from django.utils.translation import gettext_lazy
 from django.views import View
 from django.views.generic import TemplateView
 
-from classifier.exceptions import ImageValidationError, ModelUnavailableError, StorageUnavailableError
+from classifier.exceptions import (
+    FileRefusal,
+    ImageValidationError,
+    ModelUnavailableError,
+    StorageUnavailableError,
+)
 from classifier.exports import write_predictions_csv
 from classifier.forms import PredictionUploadForm
 from classifier.galaxy10 import GALAXY10_CLASSES, GROUPS, NUM_CLASSES
@@ -39,7 +44,7 @@ from classifier.models import CLASS_CHOICES, Prediction
 from classifier.selectors import OWN_PREDICTIONS_SESSION_KEY, prediction_filterset, prediction_visible_to
 from classifier.services import prediction_create_batch
 from classifier.templatetags.galaxy10_i18n import galaxy_class_name
-from classifier.upload_messages import translate_upload_error
+from classifier.upload_messages import translate_refusal
 
 HISTORY_PAGE_SIZE = 24
 # An anonymous session remembers at most this many of its own uploads; older
@@ -124,7 +129,7 @@ class PredictionUploadView(View):
     def post(self, request: HttpRequest) -> HttpResponse:
         form = PredictionUploadForm(request.POST, request.FILES)
         if not form.is_valid():
-            return self._refuse(request, form, file_errors=[], status=400)
+            return self._refuse(request, form, refusals=[], status=400)
         try:
             predictions = prediction_create_batch(
                 uploads=form.cleaned_data["images"],
@@ -133,7 +138,7 @@ class PredictionUploadView(View):
                 client_ip=client_ip(request),
             )
         except ImageValidationError as exc:
-            return self._refuse(request, form, file_errors=exc.errors, status=413 if exc.too_large else 400)
+            return self._refuse(request, form, refusals=exc.refusals, status=413 if exc.too_large else 400)
         except (ModelUnavailableError, StorageUnavailableError) as exc:
             return service_unavailable(request, reason=exc.reason, after_upload=True)
 
@@ -148,16 +153,12 @@ class PredictionUploadView(View):
         return redirect(target)
 
     def _refuse(
-        self, request: HttpRequest, form: PredictionUploadForm, *, file_errors: list, status: int
+        self, request: HttpRequest, form: PredictionUploadForm, *, refusals: list[FileRefusal], status: int
     ) -> HttpResponse:
-        # Errors about the request as a whole come without a filename.
-        request_errors = [translate_upload_error(e["error"]) for e in file_errors if not e["filename"]]
+        # Refusals of the request as a whole come without a filename.
+        request_errors = [translate_refusal(r) for r in refusals if not r.filename]
         request_errors += [str(message) for message in form.errors.get("images", [])]
-        per_file = [
-            {"filename": e["filename"], "error": translate_upload_error(e["error"])}
-            for e in file_errors
-            if e["filename"]
-        ]
+        per_file = [{"filename": r.filename, "error": translate_refusal(r)} for r in refusals if r.filename]
         if wants_json(request):
             return JsonResponse({"errors": per_file, "request_errors": request_errors}, status=status)
         return self._render(

@@ -521,3 +521,42 @@ def test_too_many_pixels_is_explained_in_spanish(spanish_client, settings):
     assert response.status_code == 400
     expected = "la imagen mide 100\N{MULTIPLICATION SIGN}20 píxeles, más que el límite de 1,000 píxeles"
     assert expected in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("content", "spanish"),
+    [
+        (b"plain text", "no es un formato de imagen reconocido"),
+        (_noisy_jpeg()[:2600], "no se ha podido decodificar la imagen: "),
+    ],
+    ids=["not-an-image", "truncated"],
+)
+def test_refusals_from_the_shared_preprocessing_are_in_the_catalog(content, spanish):
+    # classifier.preprocessing cannot mark its messages (it is shared with training and does
+    # not import Django), so upload_messages marks them; this fails if one is not there.
+    from classifier.exceptions import FileRefusal
+    from classifier.preprocessing import ImageDecodeError, PreprocessConfig, preprocess
+    from classifier.upload_messages import PREPROCESSING_TEMPLATES, translate_refusal
+
+    with pytest.raises(ImageDecodeError) as caught:
+        preprocess(content, PreprocessConfig())
+    assert caught.value.template in PREPROCESSING_TEMPLATES
+    refusal = FileRefusal("x.jpg", caught.value.template, caught.value.params)
+    assert refusal.message == str(caught.value)
+    with translation.override("es"):
+        assert translate_refusal(refusal).startswith(spanish)
+
+
+def test_an_image_of_no_known_format_is_refused_in_spanish_too():
+    from classifier.exceptions import FileRefusal
+    from classifier.inference import ACCEPTED_FORMATS
+    from classifier.upload_messages import translate_refusal
+
+    refusal = FileRefusal(
+        "x",
+        "this images are not accepted (accepted: %(accepted)s)",
+        {"accepted": ", ".join(ACCEPTED_FORMATS)},
+    )
+    assert refusal.message.startswith("this images are not accepted (accepted: JPEG")
+    with translation.override("es"):
+        assert translate_refusal(refusal) != refusal.message
