@@ -6,6 +6,7 @@ same run on the same machine, and every result block names that machine.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import io
 import json
@@ -41,6 +42,24 @@ SHIPPED_MODEL = REPO / "ml" / "models" / "galaxy10.tflite"
 STAND_IN_MODEL = Path("/tmp/exp_int8.tflite")  # noqa: S108
 DEV_IMAGES = REPO.parent / "shared" / "data" / "galaxy10_decals_dev"
 DEFAULT_TF_PYTHON = Path("/work/venv-train/bin/python")
+
+
+def arg_parser(doc: str | None, *, section: str, quick: str | None = None) -> argparse.ArgumentParser:
+    """The options every benchmark shares: --model, --label, --section and, when the script
+    has a smoke mode, --quick (``quick`` says what it does)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    if quick:
+        parser.add_argument("--quick", action="store_true", help=f"{quick}: a smoke test, not a measurement")
+    parser.add_argument("--model", help="TFLite model (default: the shipped one)")
+    parser.add_argument("--label", default="", help="a note on what this run varies, shown in the doc")
+    parser.add_argument("--section", default=section, help="doc section name (to keep several runs)")
+    return parser
+
+
+def run_notes(args: argparse.Namespace) -> str:
+    """The mode and the run's label, for the first lines of a result block."""
+    mode = "QUICK (smoke test only)" if getattr(args, "quick", False) else "full"
+    return f"Mode: {mode}." + (f" Run: {args.label}." if args.label else "")
 
 
 def say(message: str = "") -> None:

@@ -20,7 +20,6 @@ use its rate after start-up (an empty folder's run, the fastest of three, subtra
 
 from __future__ import annotations
 
-import argparse
 import os
 import queue
 import subprocess
@@ -151,14 +150,8 @@ def run_classify(env: dict[str, str], folder: Path, *extra: str) -> tuple[float,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true", help="100 images: a smoke test, not a measurement")
-    parser.add_argument("--model", help="TFLite model (default: the shipped one)")
+    parser = common.arg_parser(__doc__, section="bulk_classify", quick="100 images")
     parser.add_argument("--images", type=int, help="number of images (default 1000)")
-    parser.add_argument("--label", default="", help="a note on what this run varies, shown in the doc")
-    parser.add_argument("--section", default="bulk_classify", help="doc section name (to keep several runs)")
     args = parser.parse_args()
 
     info = common.machine()
@@ -211,9 +204,7 @@ def main() -> None:
     body = "\n".join(
         [
             common.machine_line(info),
-            f"Model: {common.model_label(model)}. {count} images 256x256 JPEG. "
-            f"Mode: {'QUICK (smoke test only)' if args.quick else 'full'}."
-            + (f" Run: {args.label}." if args.label else ""),
+            f"Model: {common.model_label(model)}. {count} images 256x256 JPEG. {common.run_notes(args)}",
             *(["CPU contention at start: " + "; ".join(busy)] if busy else []),
             "",
             common.table(["floor (same run, same files)", "images/s"], floor_rows),

@@ -13,7 +13,6 @@ model and answers one call (no web stack).
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 import tempfile
@@ -66,14 +65,8 @@ def one_round(env: dict[str, str], body: bytes, content_type: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true", help="one round: a smoke test, not a measurement")
-    parser.add_argument("--model", help="TFLite model (default: the shipped one)")
+    parser = common.arg_parser(__doc__, section="cold_start", quick="one round")
     parser.add_argument("--rounds", type=int, help="gunicorn starts to time (default 5)")
-    parser.add_argument("--label", default="", help="a note on what this run varies, shown in the doc")
-    parser.add_argument("--section", default="cold_start", help="doc section name (to keep several runs)")
     args = parser.parse_args()
 
     info = common.machine()
@@ -98,11 +91,7 @@ def main() -> None:
     body_text = "\n".join(
         [
             common.machine_line(info),
-            (
-                f"Model: {common.model_label(model)}. {rounds} round(s). "
-                f"Mode: {'QUICK (smoke test only)' if args.quick else 'full'}."
-                + (f" Run: {args.label}." if args.label else "")
-            ),
+            (f"Model: {common.model_label(model)}. {rounds} round(s). {common.run_notes(args)}"),
             *(["CPU contention at start: " + "; ".join(busy)] if busy else []),
             "",
             common.table(

@@ -20,7 +20,6 @@ server; the figures include that cost.
 
 from __future__ import annotations
 
-import argparse
 import os
 import random
 import tempfile
@@ -144,11 +143,7 @@ def run_load(
 
 
 def main() -> None:  # noqa: PLR0915
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true", help="few requests: a smoke test, not a measurement")
-    parser.add_argument("--model", help="TFLite model to serve (default: the shipped one)")
+    parser = common.arg_parser(__doc__, section="end_to_end", quick="few requests")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--requests", type=int, help="requests per concurrency level")
@@ -161,8 +156,6 @@ def main() -> None:  # noqa: PLR0915
         default="raw",
         help="load generator connection: pre-encoded requests on a raw socket (default), or http.client",
     )
-    parser.add_argument("--label", default="", help="a note on what this run varies, shown in the doc")
-    parser.add_argument("--section", default="end_to_end", help="doc section name (to keep several runs)")
     args = parser.parse_args()
 
     info = common.machine()
@@ -243,12 +236,13 @@ def main() -> None:  # noqa: PLR0915
     body = "\n".join(
         [
             common.machine_line(info),
-            f"Model: {common.model_label(model)}. gunicorn {args.workers} workers x {args.threads} threads, "
-            f"PostgreSQL on loopback, DATABASE_CONN_MAX_AGE="
-            f"{args.conn_max_age if args.conn_max_age is not None else 'app default'}. "
-            f"Mode: {'QUICK (smoke test only)' if args.quick else 'full'}; {requests} requests per level; "
-            f"load generator: {args.client} keep-alive connections, one thread each."
-            + (f" Run: {args.label}." if args.label else ""),
+            (
+                f"Model: {common.model_label(model)}. gunicorn {args.workers} workers x {args.threads} "
+                f"threads, PostgreSQL on loopback, DATABASE_CONN_MAX_AGE="
+                f"{args.conn_max_age if args.conn_max_age is not None else 'app default'}. "
+                f"{requests} requests per level; load generator: {args.client} keep-alive connections, "
+                f"one thread each. {common.run_notes(args)}"
+            ),
             *(["CPU contention at start: " + "; ".join(busy)] if busy else []),
             "",
             (

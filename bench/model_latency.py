@@ -151,13 +151,7 @@ def poc_model(tf_python: str) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--quick", action="store_true", help="few iterations: a smoke test, not a measurement"
-    )
-    parser.add_argument("--model", help="our TFLite model (default: the shipped one)")
+    parser = common.arg_parser(__doc__, section="model_latency", quick="few iterations")
     parser.add_argument("--tf-python", help="Python with TensorFlow for the baseline (see above)")
     parser.add_argument("--iterations", type=int, help="timed single-image calls per configuration")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -262,9 +256,8 @@ def main() -> None:
             common.machine_line(info),
             (
                 f"Our model: {common.model_label(ours)}. "
-                f"Mode: {'QUICK (smoke test only)' if args.quick else 'full'}; "
                 f"{iterations} timed single-image calls after 5 warm-up calls, "
-                f"{batch_iterations} batch-8 calls."
+                f"{batch_iterations} batch-8 calls. {common.run_notes(args)}"
             ),
             *(["CPU contention at start: " + "; ".join(busy)] if busy else []),
             "",
@@ -293,10 +286,8 @@ def main() -> None:
             ),
         ]
     )
-    common.write_json(
-        "model_latency", {"machine": info, "busy": busy, "results": results, "serving": serving}
-    )
-    common.write_section("model_latency", body)
+    common.write_json(args.section, {"machine": info, "busy": busy, "results": results, "serving": serving})
+    common.write_section(args.section, body)
     common.say(body)
 
 

@@ -12,7 +12,6 @@ py-spy needs ptrace rights over the worker (root, or kernel.yama.ptrace_scope=0)
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 import tempfile
@@ -50,14 +49,9 @@ def summarise(raw: Path) -> list[tuple[str, int, float]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = common.arg_parser(__doc__, section="profile_worker")
     parser.add_argument("--conn-max-age", type=int, help="DATABASE_CONN_MAX_AGE (default: the app's)")
-    parser.add_argument("--label", default="", help="a note on what this run varies, shown in the doc")
-    parser.add_argument("--section", default="profile_worker", help="doc section name (to keep several runs)")
     parser.add_argument("--seconds", type=int, default=8)
-    parser.add_argument("--model", help="TFLite model (default: the shipped one)")
     parser.add_argument("--raw", help="keep py-spy's collapsed stacks here")
     args = parser.parse_args()
 
@@ -109,8 +103,8 @@ def main() -> None:
                 f"(non-idle threads). DATABASE_CONN_MAX_AGE="
                 f"{args.conn_max_age if args.conn_max_age is not None else 'app default'}: "
                 f"{load['requests_per_s']:.1f} req/s, p50 {load['latency_ms']['p50']:.1f} ms; "
-                f"the worker used {load['cpu_ms_per_request']['worker']:.2f} ms of CPU per request."
-                + (f" Run: {args.label}." if args.label else "")
+                f"the worker used {load['cpu_ms_per_request']['worker']:.2f} ms of CPU per request. "
+                f"{common.run_notes(args)}"
             ),
             "",
             common.table(["stage", "samples", "share"], rows),
