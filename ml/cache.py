@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from classifier.preprocessing import centre_crop_resize, load_rgb
+from classifier.preprocessing import PreprocessConfig, centre_crop_resize, load_rgb, normalise
 from ml.sources import H5Image, ImageRef, SourceSet
 
 CACHE_DIR = Path(__file__).with_name("cache")
@@ -33,6 +33,20 @@ def load_image(ref: ImageRef) -> Image.Image:
         with h5py.File(ref.path, "r") as h5:
             return Image.fromarray(np.asarray(h5["images"][ref.index], dtype=np.uint8))
     return load_rgb(ref)
+
+
+def source_inputs(source: SourceSet, pre: PreprocessConfig) -> np.ndarray:
+    """Model inputs (N, size, size, 3) through the serving preprocessing, with the source's own crop."""
+    arrays = []
+    for ref in tqdm(source.images, desc=f"preprocess {source.name}", mininterval=5):
+        pixels = centre_crop_resize(
+            load_image(ref),
+            size=pre.size,
+            crop_fraction=source.crop_fraction,
+            resample=pre.resample,
+        )
+        arrays.append(normalise(pixels, pre))
+    return np.stack(arrays) if arrays else np.zeros((0, pre.size, pre.size, 3), np.float32)
 
 
 def _decode(job: tuple[ImageRef, int, float]) -> np.ndarray:

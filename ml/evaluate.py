@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
-from classifier.preprocessing import PreprocessConfig, centre_crop_resize, normalise
 from ml import sources as src
-from ml.cache import load_image
-from ml.metrics import classification_report, reliability
+from ml.cache import source_inputs
+from ml.metrics import classification_report, group_vote_metrics, reliability
 from ml.train import collect_sources, serving_preprocess_config
+
+DEV_SET = "galaxy10_decals_dev"
 
 
 class TFLiteModel:
@@ -46,20 +47,6 @@ class TFLiteModel:
         return np.array(out)
 
 
-def source_inputs(source: src.SourceSet, pre: PreprocessConfig) -> np.ndarray:
-    """The serving preprocessing with the source's own crop."""
-    arrays = []
-    for ref in tqdm(source.images, desc=f"preprocess {source.name}", mininterval=5):
-        pixels = centre_crop_resize(
-            load_image(ref),
-            size=pre.size,
-            crop_fraction=source.crop_fraction,
-            resample=pre.resample,
-        )
-        arrays.append(normalise(pixels, pre))
-    return np.stack(arrays) if arrays else np.zeros((0, pre.size, pre.size, 3), np.float32)
-
-
 def source_report(probs: np.ndarray, source: src.SourceSet) -> dict[str, Any]:
     report: dict[str, Any] = {"images": len(source)}
     soft = source.soft_weight > 0
@@ -67,46 +54,51 @@ def source_report(probs: np.ndarray, source: src.SourceSet) -> dict[str, Any]:
         target = source.soft[soft]
         report.update(classification_report(probs[soft], target.argmax(axis=1)))
         report["soft_cross_entropy"] = float(-(target * np.log(probs[soft] + 1e-9)).sum(1).mean())
-    grouped = source.group_weights.sum(axis=1) > 0
-    if grouped.any():
-        group_p = (probs[grouped, None, :] * source.group_masks[grouped]).sum(-1)
-        used = source.group_weights[grouped] > 0
-        report["group_abs_error"] = float(np.abs(group_p - source.group_targets[grouped])[used].mean())
-        certain = (source.group_targets[grouped] == 1.0) & used
-        if certain.any():
-            report["coarse_accuracy"] = float((group_p[certain] > 0.5).mean())
+    report.update(group_vote_metrics(probs, source.group_masks, source.group_targets, source.group_weights))
     return report
 
 
-def held_out_sets(config: dict[str, Any], data_root: Path, galaxy10_h5: Path | None) -> list[src.SourceSet]:
-    """The test split of every training source, exactly as training split it."""
-    held_out = []
-    for source in collect_sources(config, data_root, galaxy10_h5):
-        _, _, test = src.stratified_split(source.strata, tuple(config["split"]["fractions"]), config["seed"])
-        held_out.append(source.subset(test))
-    return held_out
+@dataclass(frozen=True)
+class EvaluationSet:
+    """A labelled set and its model inputs, decoded once for every model evaluated on it."""
+
+    name: str
+    source: src.SourceSet
+    inputs: np.ndarray
 
 
-def evaluate(
-    model: TFLiteModel, config: dict[str, Any], data_root: Path, galaxy10_h5: Path | None = None
-) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Metrics per evaluation set, and the DECaLS dev probabilities for the plots."""
+def evaluation_sets(
+    config: dict[str, Any], data_root: Path, sources: list[src.SourceSet]
+) -> list[EvaluationSet]:
+    """The Galaxy10 DECaLS dev images (when present) and the test split of every training
+    source, exactly as training split it, each through the serving preprocessing."""
     pre = serving_preprocess_config(config)
-    results: dict[str, Any] = {}
-    arrays: dict[str, np.ndarray] = {}
+    sets = []
     dev_root = data_root / "galaxy10_decals_dev"
     if dev_root.is_dir():
         dev = src.load_galaxy10_dev(dev_root, pre.crop_fraction)
-        probs = model(source_inputs(dev, pre))
-        labels = dev.soft.argmax(axis=1)
-        results["galaxy10_decals_dev"] = {
-            **classification_report(probs, labels),
-            "reliability": reliability(probs, labels),
-        }
-        arrays["dev_probs"], arrays["dev_labels"] = probs, labels
-    for held_out in held_out_sets(config, data_root, galaxy10_h5):
-        results[f"test/{held_out.name}"] = source_report(model(source_inputs(held_out, pre)), held_out)
-    return results, arrays
+        sets.append(EvaluationSet(DEV_SET, dev, source_inputs(dev, pre)))
+    for source in sources:
+        _, _, test = src.stratified_split(source.strata, tuple(config["split"]["fractions"]), config["seed"])
+        held_out = source.subset(test)
+        sets.append(EvaluationSet(f"test/{held_out.name}", held_out, source_inputs(held_out, pre)))
+    return sets
+
+
+def evaluate(model: TFLiteModel, sets: list[EvaluationSet]) -> dict[str, Any]:
+    """Metrics of the model on each evaluation set."""
+    results: dict[str, Any] = {}
+    for evaluation in sets:
+        probs = model(evaluation.inputs)
+        if evaluation.name == DEV_SET:
+            labels = evaluation.source.soft.argmax(axis=1)
+            results[DEV_SET] = {
+                **classification_report(probs, labels),
+                "reliability": reliability(probs, labels),
+            }
+        else:
+            results[evaluation.name] = source_report(probs, evaluation.source)
+    return results
 
 
 def plot_confusion(matrix: np.ndarray, names: list[str], title: str, path: Path) -> None:
@@ -175,7 +167,8 @@ def main() -> None:
     parser.add_argument("--galaxy10-h5", type=Path)
     args = parser.parse_args()
     config = json.loads((args.run / "run.json").read_text())["config"]
-    results, _ = evaluate(TFLiteModel(args.model), config, args.data_root, args.galaxy10_h5)
+    sets = evaluation_sets(config, args.data_root, collect_sources(config, args.data_root, args.galaxy10_h5))
+    results = evaluate(TFLiteModel(args.model), sets)
     print(json.dumps(results, indent=2))
 
 

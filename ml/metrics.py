@@ -6,6 +6,10 @@ import numpy as np
 
 from classifier.galaxy10 import GROUP_OF_CLASS, NUM_CLASSES
 
+# (class, group) -> 1 where the class belongs to the group: class probabilities @ it = group probabilities.
+GROUP_MATRIX = np.zeros((NUM_CLASSES, 4))
+GROUP_MATRIX[np.arange(NUM_CLASSES), GROUP_OF_CLASS] = 1.0
+
 
 def top_k_accuracy(probs: np.ndarray, labels: np.ndarray, k: int) -> float:
     top = np.argsort(-probs, axis=1)[:, :k]
@@ -14,9 +18,7 @@ def top_k_accuracy(probs: np.ndarray, labels: np.ndarray, k: int) -> float:
 
 def group_accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
     """Accuracy over the 4 coarse groups: disturbed/merging, smooth, face-on disk, edge-on."""
-    groups = np.zeros((NUM_CLASSES, 4))
-    groups[np.arange(NUM_CLASSES), GROUP_OF_CLASS] = 1.0
-    predicted = (probs @ groups).argmax(axis=1)
+    predicted = (probs @ GROUP_MATRIX).argmax(axis=1)
     return float((predicted == np.asarray(GROUP_OF_CLASS)[labels]).mean())
 
 
@@ -81,3 +83,25 @@ def classification_report(probs: np.ndarray, labels: np.ndarray) -> dict[str, ob
         "ece": expected_calibration_error(probs, labels),
         "confusion_matrix": matrix.tolist(),
     }
+
+
+def group_vote_metrics(
+    probs: np.ndarray, masks: np.ndarray, targets: np.ndarray, weights: np.ndarray
+) -> dict[str, float]:
+    """Agreement with partial (group) vote fractions, for images that have them.
+
+    ``masks`` (N, G, classes) picks each constraint's classes, ``targets`` (N, G) is its vote
+    fraction and ``weights`` (N, G) > 0 marks the constraints an image has. group_abs_error is
+    the mean |predicted - voted| fraction; coarse_accuracy, over unanimous constraints, how
+    often the prediction puts more than half its probability there.
+    """
+    has_group = weights.sum(axis=1) > 0
+    if not has_group.any():
+        return {}
+    group_p = (probs[has_group, None, :] * masks[has_group]).sum(-1)
+    used = weights[has_group] > 0
+    metrics = {"group_abs_error": float(np.abs(group_p - targets[has_group])[used].mean())}
+    certain = (targets[has_group] == 1.0) & used
+    if certain.any():
+        metrics["coarse_accuracy"] = float((group_p[certain] > 0.5).mean())
+    return metrics

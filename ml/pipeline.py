@@ -25,8 +25,9 @@ import torch
 
 from classifier.galaxy10 import CLASS_NAMES, GALAXY10_CLASSES
 from ml import sources as src
+from ml.cache import source_inputs
 from ml.config import add_data_arguments, load_config
-from ml.evaluate import TFLiteModel, evaluate, plot_confusion, plot_reliability, source_inputs
+from ml.evaluate import DEV_SET, TFLiteModel, evaluate, evaluation_sets, plot_confusion, plot_reliability
 from ml.export import export
 from ml.model import build_model
 from ml.model_card import write_model_card
@@ -43,14 +44,11 @@ INT8_TOLERANCE = 0.02
 log = logging.getLogger("ml.pipeline")
 
 
-def representative_inputs(
-    config: dict[str, Any], data_root: Path, count: int, galaxy10_h5: Path | None = None
-) -> np.ndarray:
+def representative_inputs(config: dict[str, Any], sources: list[src.SourceSet], count: int) -> np.ndarray:
     """Training-split images (never evaluation ones) to calibrate int8 ranges."""
     rng = np.random.default_rng(config["seed"])
     pre = serving_preprocess_config(config)
     picked = []
-    sources = collect_sources(config, data_root, galaxy10_h5)
     for source in sources:
         train_idx, _, _ = src.stratified_split(
             source.strata, tuple(config["split"]["fractions"]), config["seed"]
@@ -102,15 +100,18 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
     model = build_model(size, pretrained=False)
     model.load_state_dict(torch.load(args.run / "model.pt"))
     model.eval()
+    sources = collect_sources(config, args.data_root, args.galaxy10_h5)
     if args.skip_train:
-        splits = prepare_splits(collect_sources(config, args.data_root, args.galaxy10_h5), config)
+        splits = prepare_splits(sources, config)
         run["temperature"], run["calibration_samples"] = calibrate(model, splits["val"], config)
     temperature = run["temperature"]
     pre = serving_preprocess_config(config)
 
-    calibration = representative_inputs(
-        config, args.data_root, config["export"]["representative_samples"], args.galaxy10_h5
-    )
+    calibration = representative_inputs(config, sources, config["export"]["representative_samples"])
+    # Decoded once, then scored for every export candidate.
+    sets = evaluation_sets(config, args.data_root, sources)
+    dev_inputs = next((s.inputs for s in sets if s.name == DEV_SET), None)
+    check_images = dev_inputs if dev_inputs is not None else calibration[:32]
     candidates: dict[str, dict[str, Any]] = {}
     for quantization in ("int8", "float16"):
         path = export(
@@ -122,17 +123,9 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
             calibration,
         )
         tflite = TFLiteModel(path)
-        results, arrays = evaluate(tflite, config, args.data_root, args.galaxy10_h5)
-        dev_root = args.data_root / "galaxy10_decals_dev"
-        check_images = (
-            source_inputs(src.load_galaxy10_dev(dev_root, pre.crop_fraction), pre)
-            if dev_root.is_dir()
-            else calibration[:32]
-        )
         candidates[quantization] = {
             "path": path,
-            "results": results,
-            "arrays": arrays,
+            "results": evaluate(tflite, sets),
             "max_abs_diff_vs_torch": torch_agreement(model, tflite, check_images, temperature),
             "bytes": path.stat().st_size,
         }
@@ -158,7 +151,7 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
     model_path = models_dir / f"{MODEL_NAME}.tflite"
     shutil.copyfile(shipped["path"], model_path)
     digest = sha256_file(model_path)
-    dev = shipped["results"].get("galaxy10_decals_dev")
+    dev = shipped["results"].get(DEV_SET)
     if dev:
         plot_confusion(
             np.array(dev["confusion_matrix"]),

@@ -159,9 +159,7 @@ def load_gz1(root: Path, crop_fraction: float) -> SourceSet:
     rows = [r for r in _read_csv(root / "labels.csv") if r["gz1_class_name"] in labels.GZ1_GROUPS]
     constraints = [labels.gz1_constraints(r["gz1_class_name"]) for r in rows]
     images = [str(root / "images" / r["file"]) for r in rows]
-    source = group_source("gz1", images, [r["file"] for r in rows], constraints, crop_fraction)
-    source.notes["coarse_class"] = [r["gz1_class_name"] for r in rows]
-    return source
+    return group_source("gz1", images, [r["file"] for r in rows], constraints, crop_fraction)
 
 
 def load_gz_decals_partial(root: Path, crop_fraction: float) -> SourceSet:

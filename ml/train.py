@@ -25,21 +25,19 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from classifier.galaxy10 import GROUP_OF_CLASS, NUM_CLASSES
-from classifier.preprocessing import PreprocessConfig, preprocess
+from classifier.galaxy10 import NUM_CLASSES
+from classifier.preprocessing import PreprocessConfig
 from ml import sources as src
 from ml.augment import augmented_views, centre_views, normalise
-from ml.cache import cache_pixels, cached_fraction
+from ml.cache import cache_pixels, cached_fraction, source_inputs
 from ml.config import add_data_arguments, load_config
+from ml.metrics import GROUP_MATRIX, group_vote_metrics
 from ml.model import backbone_parameters, build_model, freeze_early_layers, head_parameters
 
 log = logging.getLogger("ml.train")
 
 # Galaxy10 DECaLS class sizes: the prior the class weights steer towards.
 GALAXY10_COUNTS = np.array([1081, 1853, 2645, 2027, 334, 2043, 1829, 2628, 1423, 1873], float)
-GROUP_MATRIX = torch.tensor(
-    [[1.0 if GROUP_OF_CLASS[c] == g else 0.0 for g in range(4)] for c in range(NUM_CLASSES)]
-)
 
 
 @dataclass
@@ -174,8 +172,7 @@ def split_logits(model: torch.nn.Module, split: Split, pre: PreprocessConfig) ->
 
 def dev_inputs(dev: src.SourceSet, pre: PreprocessConfig) -> torch.Tensor:
     """Galaxy10 DECaLS images through the serving preprocessing, exactly."""
-    arrays = np.stack([preprocess(path, pre) for path in dev.images])
-    return torch.from_numpy(arrays).permute(0, 3, 1, 2).contiguous()
+    return torch.from_numpy(source_inputs(dev, pre)).permute(0, 3, 1, 2).contiguous()
 
 
 def split_metrics(logits: torch.Tensor, source: src.SourceSet) -> dict[str, float]:
@@ -189,17 +186,8 @@ def split_metrics(logits: torch.Tensor, source: src.SourceSet) -> dict[str, floa
         p = probs[has_soft]
         metrics["top1"] = float((p.argmax(1) == target.argmax(1)).mean())
         metrics["cross_entropy"] = float(-(target * np.log(p + 1e-9)).sum(1).mean())
-        groups = GROUP_MATRIX.numpy()
-        metrics["group4"] = float(((p @ groups).argmax(1) == (target @ groups).argmax(1)).mean())
-    has_group = source.group_weights.sum(axis=1) > 0
-    if has_group.any():
-        group_p = (probs[has_group, None, :] * source.group_masks[has_group]).sum(-1)
-        used = source.group_weights[has_group] > 0
-        error = np.abs(group_p - source.group_targets[has_group])[used]
-        metrics["group_abs_error"] = float(error.mean())
-        certain = (source.group_targets[has_group] == 1.0) & used
-        if certain.any():
-            metrics["coarse_accuracy"] = float((group_p[certain] > 0.5).mean())
+        metrics["group4"] = float(((p @ GROUP_MATRIX).argmax(1) == (target @ GROUP_MATRIX).argmax(1)).mean())
+    metrics.update(group_vote_metrics(probs, source.group_masks, source.group_targets, source.group_weights))
     return metrics
 
 
