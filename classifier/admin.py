@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import io
-
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html
 
 from classifier import services
-from classifier.exports import write_predictions_csv
+from classifier.exports import predictions_csv_response
 from classifier.models import Prediction
 
 
@@ -89,9 +87,6 @@ class PredictionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Export selected predictions as CSV", permissions=["view"])
     def export_csv(self, request: HttpRequest, queryset: QuerySet[Prediction]) -> HttpResponse:
-        stream = io.StringIO()
-        count = write_predictions_csv(queryset.order_by("-created_at", "-id"), stream)
-        response = HttpResponse(stream.getvalue(), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = 'attachment; filename="predictions.csv"'
+        response, count = predictions_csv_response(queryset.order_by("-created_at", "-id"), "predictions.csv")
         self.message_user(request, f"Exported {count} predictions.", messages.SUCCESS)
         return response

@@ -11,6 +11,11 @@ class FileError(TypedDict):
     error: str
 
 
+def fill_template(template: str, params: dict[str, object]) -> str:
+    """A %(name)s message template with its values (a template without values is used as is)."""
+    return template % params if params else template
+
+
 @dataclass(frozen=True)
 class FileRefusal:
     """Why one upload (or, without a filename, the whole request) was refused.
@@ -26,7 +31,7 @@ class FileRefusal:
 
     @property
     def message(self) -> str:
-        return self.template % self.params if self.params else self.template
+        return fill_template(self.template, self.params)
 
 
 class ClassifierError(Exception):

@@ -6,6 +6,8 @@ import csv
 from collections.abc import Iterable
 from typing import TextIO
 
+from django.http import HttpResponse
+
 from classifier.galaxy10 import CLASS_NAMES
 from classifier.models import Prediction
 
@@ -61,3 +63,10 @@ def write_predictions_csv(queryset: Iterable[Prediction], stream: TextIO) -> int
         writer.writerow(prediction_csv_row(prediction))
         count += 1
     return count
+
+
+def predictions_csv_response(queryset: Iterable[Prediction], filename: str) -> tuple[HttpResponse, int]:
+    """A CSV download of the predictions, written straight into the response; and the row count."""
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response, write_predictions_csv(queryset, response)

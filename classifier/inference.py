@@ -78,10 +78,6 @@ class ClassificationResult:
     width: int
     height: int
 
-    @property
-    def probabilities_by_name(self) -> dict[str, float]:
-        return dict(zip(CLASS_NAMES, self.probabilities, strict=True))
-
 
 @dataclass(frozen=True)
 class PreparedImage:

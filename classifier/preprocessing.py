@@ -1,7 +1,8 @@
 """Image preprocessing shared by training (ml/) and serving (classifier.inference).
 
-This module depends on numpy and Pillow only, so the web app imports it without
-the training stack. The parameters travel in the model manifest
+This module depends on numpy, Pillow and the plain-Python classifier.exceptions
+only, so training imports it without Django and the web app without the training
+stack. The parameters travel in the model manifest
 (``PreprocessConfig.to_manifest``), so serving always crops, resizes and
 normalises exactly as the model was trained.
 """
@@ -15,6 +16,8 @@ from typing import IO, Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from classifier.exceptions import fill_template
 
 ImageSource = bytes | str | os.PathLike[str] | IO[bytes]
 
@@ -37,7 +40,7 @@ class ImageDecodeError(ValueError):
     def __init__(self, template: str, **params: object) -> None:
         self.template = template
         self.params = params
-        super().__init__(template % params if params else template)
+        super().__init__(fill_template(template, params))
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from django.utils.translation import gettext, gettext_noop
 
-from classifier.exceptions import FileRefusal
+from classifier.exceptions import FileRefusal, fill_template
 
 PREPROCESSING_TEMPLATES = (
     gettext_noop("not a recognised image format"),
@@ -22,5 +22,4 @@ PREPROCESSING_TEMPLATES = (
 
 def translate_refusal(refusal: FileRefusal) -> str:
     """The refusal in the active language (English when the catalog lacks it)."""
-    translated = gettext(refusal.template)
-    return translated % refusal.params if refusal.params else translated
+    return fill_template(gettext(refusal.template), refusal.params)

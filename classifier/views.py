@@ -36,13 +36,14 @@ from classifier.exceptions import (
     ModelUnavailableError,
     StorageUnavailableError,
 )
-from classifier.exports import write_predictions_csv
+from classifier.exports import predictions_csv_response
+from classifier.filters import PredictionFilter
 from classifier.forms import PredictionUploadForm
 from classifier.galaxy10 import GALAXY10_CLASSES, GROUPS, NUM_CLASSES
 from classifier.inference import get_classifier
 from classifier.models import CLASS_CHOICES, Prediction
 from classifier.selectors import OWN_PREDICTIONS_SESSION_KEY, prediction_filterset, prediction_visible_to
-from classifier.services import prediction_create_batch
+from classifier.services import prediction_create_batch, request_client_ip
 from classifier.templatetags.galaxy10_i18n import galaxy_class_name
 from classifier.upload_messages import translate_refusal
 
@@ -52,21 +53,6 @@ HISTORY_PAGE_SIZE = 24
 MAX_REMEMBERED_PREDICTIONS = 500
 MAX_RESULT_IDS = 200
 MODEL_CARD_FILENAME = "MODEL_CARD.md"
-
-
-def unsure_confidence_threshold() -> float:
-    """Below this top-1 confidence the pages highlight the two most likely classes."""
-    return float(getattr(settings, "UNSURE_CONFIDENCE_THRESHOLD", 0.5))
-
-
-def client_ip(request: HttpRequest) -> str | None:
-    # Forwarded-for headers are set by the client unless a trusted proxy rewrites
-    # them, so only the socket address is recorded.
-    return request.META.get("REMOTE_ADDR") or None
-
-
-def anonymous_predict_allowed() -> bool:
-    return bool(getattr(settings, "ALLOW_ANONYMOUS_PREDICT", True))
 
 
 def remember_own_predictions(request: HttpRequest, predictions: list[Prediction]) -> None:
@@ -80,10 +66,9 @@ def wants_json(request: HttpRequest) -> bool:
     return "application/json" in request.headers.get("Accept", "")
 
 
-def probability_rows(prediction: Prediction) -> list[dict[str, Any]]:
+def probability_rows(prediction: Prediction, *, top2: list, unsure: bool) -> list[dict[str, Any]]:
     """One row per class for the bar chart, with the top-1 and (when unsure) top-2 marked."""
-    unsure = prediction.confidence < unsure_confidence_threshold()
-    ranked = [index for index, _name, _p in prediction.top2]
+    ranked = [index for index, _name, _p in top2]
     rows = []
     for galaxy_class in GALAXY10_CLASSES:
         probability = float(prediction.probabilities[galaxy_class.index])
@@ -100,16 +85,17 @@ def probability_rows(prediction: Prediction) -> list[dict[str, Any]]:
 
 
 def prediction_context(prediction: Prediction) -> dict[str, Any]:
-    unsure = prediction.confidence < unsure_confidence_threshold()
+    # Below this top-1 confidence the pages highlight the two most likely classes.
+    unsure = prediction.confidence < settings.UNSURE_CONFIDENCE_THRESHOLD
     top2 = prediction.top2
     return {
         "prediction": prediction,
         "galaxy_class": GALAXY10_CLASSES[prediction.class_index],
-        "probability_rows": probability_rows(prediction),
+        "probability_rows": probability_rows(prediction, top2=top2, unsure=unsure),
         "unsure": unsure,
         "runner_up": GALAXY10_CLASSES[top2[1][0]] if len(top2) > 1 else None,
         "runner_up_probability": top2[1][2] if len(top2) > 1 else None,
-        "unsure_threshold": unsure_confidence_threshold(),
+        "unsure_threshold": settings.UNSURE_CONFIDENCE_THRESHOLD,
     }
 
 
@@ -119,7 +105,7 @@ class PredictionUploadView(View):
     template_name = "classifier/upload.html"
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        if not request.user.is_authenticated and not anonymous_predict_allowed():
+        if not request.user.is_authenticated and not settings.ALLOW_ANONYMOUS_PREDICT:
             return redirect_to_login(request.get_full_path())
         return super().dispatch(request, *args, **kwargs)
 
@@ -135,7 +121,7 @@ class PredictionUploadView(View):
                 uploads=form.cleaned_data["images"],
                 source=Prediction.Source.WEB,
                 user=request.user,
-                client_ip=client_ip(request),
+                client_ip=request_client_ip(request),
             )
         except ImageValidationError as exc:
             return self._refuse(request, form, refusals=exc.refusals, status=413 if exc.too_large else 400)
@@ -294,11 +280,8 @@ class HistoryView(LoginRequiredMixin, View):
             "csv_url": f"{reverse('classifier:history-csv')}?{csv_query.urlencode()}"
             if csv_query
             else reverse("classifier:history-csv"),
-            "is_filtered": any(
-                request.GET.get(name)
-                for name in ("class_index", "source", "created_after", "created_before", "filename")
-            ),
-            "unsure_threshold": unsure_confidence_threshold(),
+            "is_filtered": any(request.GET.get(name) for name in PredictionFilter.Meta.fields),
+            "unsure_threshold": settings.UNSURE_CONFIDENCE_THRESHOLD,
         }
         status = 200 if filters_valid else 400
         return render(request, self.template_name, context, status=status)
@@ -311,9 +294,7 @@ class HistoryCsvView(LoginRequiredMixin, View):
         filterset = prediction_filterset(filters=request.GET, user=request.user)
         if filterset.is_bound and not filterset.is_valid():
             return HttpResponse(filterset.errors.as_json(), status=400, content_type="application/json")
-        response = HttpResponse(content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = 'attachment; filename="galaxy-predictions.csv"'
-        write_predictions_csv(filterset.qs, response)
+        response, _count = predictions_csv_response(filterset.qs, "galaxy-predictions.csv")
         return response
 
 
@@ -510,6 +491,6 @@ class ModelView(View):
             "preprocessing": manifest.get("preprocessing", {}),
             "assets": model_figures(manifest),
             "classes": GALAXY10_CLASSES,
-            "unsure_threshold": unsure_confidence_threshold(),
+            "unsure_threshold": settings.UNSURE_CONFIDENCE_THRESHOLD,
         }
         return render(request, self.template_name, context)

@@ -3,24 +3,9 @@
 from __future__ import annotations
 
 from django import template
-from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext as _
 
 register = template.Library()
-
-# drf-spectacular's Swagger UI is mounted by the project's URLconf; these are
-# the names it is registered under there, most specific first.
-_API_DOCS_URL_NAMES = ("api:swagger-ui", "api:docs", "swagger-ui", "api:api-root")
-
-
-@register.simple_tag
-def api_docs_url() -> str:
-    for name in _API_DOCS_URL_NAMES:
-        try:
-            return reverse(name)
-        except NoReverseMatch:
-            continue
-    return "/api/"
 
 
 @register.filter
