@@ -28,14 +28,6 @@ def _probabilities(seed: int) -> list[float]:
     return [w / total for w in weights]
 
 
-class UserFactory(DjangoModelFactory):
-    class Meta:
-        model = "auth.User"
-        django_get_or_create = ["username"]
-
-    username = factory.Sequence(lambda n: f"user{n}")
-
-
 class PredictionFactory(DjangoModelFactory):
     """A stored prediction whose image, hash and probabilities are consistent."""
 

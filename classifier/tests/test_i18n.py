@@ -559,4 +559,6 @@ def test_an_image_of_no_known_format_is_refused_in_spanish_too():
     )
     assert refusal.message.startswith("this images are not accepted (accepted: JPEG")
     with translation.override("es"):
-        assert translate_refusal(refusal) != refusal.message
+        assert translate_refusal(refusal) == (
+            "no se aceptan imágenes de este formato (se aceptan: JPEG, PNG, GIF, WEBP, TIFF, BMP)"
+        )

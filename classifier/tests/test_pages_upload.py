@@ -175,15 +175,6 @@ def test_filename_with_markup_is_shown_escaped(client):
     assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;.jpg" in html
 
 
-def test_csrf_is_enforced(client):
-    csrf_client = client.__class__(enforce_csrf_checks=True)
-
-    response = csrf_client.post(UPLOAD_URL, {"images": png("a.png")})
-
-    assert response.status_code == 403
-    assert Prediction.objects.count() == 0
-
-
 def test_missing_model_gives_a_clear_503_and_writes_nothing(client, settings, tmp_path):
     settings.MODEL_PATH = tmp_path / "absent.tflite"
     settings.MODEL_MANIFEST = tmp_path / "absent.json"

@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 from classifier.models import Prediction
 from conftest import make_image_bytes, media_files
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
