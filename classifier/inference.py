@@ -22,7 +22,8 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,9 @@ from classifier.preprocessing import (
     ImageDecodeError,
     ImageSource,
     PreprocessConfig,
-    preprocess,
+    decoded_bytes,
+    open_image,
+    preprocess_image,
 )
 
 from .exceptions import ModelUnavailableError
@@ -199,6 +202,38 @@ def _load_manifest(manifest_path: Path) -> dict[str, Any]:
     return manifest
 
 
+class _DecodeBudget:
+    """The decoded-image memory that this process's threads may hold at once.
+
+    A threaded worker decodes several uploads side by side; each reserves its decoded
+    size (preprocessing.decoded_bytes) and waits while the others' reservations would
+    exceed the capacity, so the memory a worker spends on decoding stays bounded however
+    many large images arrive together. Decoding is quick and bounded by the pixel and
+    decode limits, so a wait is short.
+    """
+
+    def __init__(self) -> None:
+        self._used = 0
+        self._changed = threading.Condition()
+
+    @contextmanager
+    def reserve(self, nbytes: int, *, capacity: int) -> Iterator[None]:
+        with self._changed:
+            # With nothing reserved any single image may go, so no reservation waits forever.
+            while self._used and self._used + nbytes > capacity:
+                self._changed.wait()
+            self._used += nbytes
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._used -= nbytes
+                self._changed.notify_all()
+
+
+_DECODE_BUDGET = _DecodeBudget()
+
+
 class GalaxyClassifier:
     """A loaded, verified TFLite model and the preprocessing it was trained with."""
 
@@ -282,14 +317,32 @@ class GalaxyClassifier:
                 self._add_interpreter()
 
     def prepare(self, source: ImageSource, *, max_pixels: int | None = None) -> PreparedImage:
-        """Decode and preprocess one image; raises ImageDecodeError for anything unusable."""
+        """Decode and preprocess one image; raises ImageDecodeError for anything unusable,
+        including an image whose decoding would need more than MAX_DECODE_BYTES."""
         limit = settings.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
         data = _read_bytes(source)
         if not data:
             raise ImageDecodeError(gettext_noop("the file is empty"))
         width, height, image_format = inspect_header(data, max_pixels=limit)
         try:
-            tensor = preprocess(data, self.config)
+            image = open_image(data, self.config)
+            cost = decoded_bytes(image)
+            max_bytes = settings.MAX_DECODE_BYTES
+            if cost > max_bytes:
+                raise ImageDecodeError(
+                    gettext_noop(
+                        "the image is %(width)sx%(height)s pixels in %(mode)s mode and would need "
+                        "%(needed)s MB of memory to decode, more than the limit of %(limit)s MB: "
+                        "send a smaller image, or a JPEG"
+                    ),
+                    width=width,
+                    height=height,
+                    mode=image.mode,
+                    needed=f"{cost / 1e6:,.0f}",
+                    limit=f"{max_bytes / 1e6:,.0f}",
+                )
+            with _DECODE_BUDGET.reserve(cost, capacity=max(settings.DECODE_MEMORY_BUDGET, max_bytes)):
+                tensor = preprocess_image(image, self.config)
         except Image.DecompressionBombError as exc:
             raise ImageDecodeError(
                 gettext_noop("the image has too many pixels (limit %(limit)s)"), limit=f"{limit:,}"

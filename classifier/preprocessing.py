@@ -79,16 +79,19 @@ def _open(source: ImageSource) -> Image.Image:
         raise ImageDecodeError("not a recognised image format") from exc
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
+_HIGH_BIT_DEPTH = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+
+
+def _to_rgb(image: Image.Image, *, source_mode: str | None = None, peak: float | None = None) -> Image.Image:
+    """RGB from any mode. ``source_mode`` and ``peak`` describe the decoded image this one
+    was reduced from, when it was (a 16-bit image is reduced as 32-bit "I")."""
     mode = image.mode
     if mode == "RGB":
         return image
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+    if (source_mode or mode) in _HIGH_BIT_DEPTH:
         # High-bit-depth scans: rescale to 8 bits instead of letting Pillow clip.
+        peak = _high_bit_depth_peak(image) if peak is None else peak
         values = np.asarray(image, dtype=np.float64)
-        peak = 65535.0 if mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
-        if mode == "F" and values.max(initial=0) <= 1.0:
-            peak = 1.0
         eight_bit = np.clip(values / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return Image.fromarray(eight_bit, "L").convert("RGB")
     if mode == "P" and "transparency" in image.info:
@@ -121,11 +124,18 @@ def load_rgb(source: ImageSource, *, draft_size: int | None = None) -> Image.Ima
 
 
 def centre_crop_resize(
-    image: Image.Image, *, size: int, crop_fraction: float, resample: str = "bilinear"
+    image: Image.Image,
+    *,
+    size: int,
+    crop_fraction: float,
+    resample: str = "bilinear",
+    side: float | None = None,
 ) -> np.ndarray:
-    """Square centre crop of ``crop_fraction`` of the short side, resized to ``size``."""
+    """Square centre crop of ``crop_fraction`` of the short side (or of ``side`` pixels),
+    resized to ``size``."""
     width, height = image.size
-    side = min(width, height) * crop_fraction
+    if side is None:
+        side = min(width, height) * crop_fraction
     left = (width - side) / 2
     top = (height - side) / 2
     resized = image.resize(
@@ -147,10 +157,123 @@ def draft_size_for(config: PreprocessConfig) -> int:
     return int(2 * config.size / config.crop_fraction)
 
 
-def preprocess(source: ImageSource, config: PreprocessConfig) -> np.ndarray:
-    """The model input for one image: float32 array of shape (size, size, 3)."""
-    image = load_rgb(source, draft_size=draft_size_for(config))
+# Bytes per pixel of the buffer Pillow decodes each mode into; every other mode takes 4.
+_PIXEL_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
+# Decoders that hold a second full-size buffer while decoding: Pillow's WebP plugin
+# decodes into libwebp's RGBA frame and copies it (measured in classifier/tests/test_decode_memory.py).
+_DECODER_COPIES = {"WEBP": 4}
+# Modes that are reduced in another mode, converted a band of rows at a time: palette
+# indices and 1-bit values cannot be averaged, Image.reduce() has no 16-bit kernel, and
+# for RGBA and LA it premultiplies alpha by converting a full-size copy first.
+_WORKING_MODE = {
+    "1": ("L",),
+    "P": ("RGBA", "RGBa"),
+    "PA": ("RGBA", "RGBa"),
+    "RGBA": ("RGBa",),
+    "LA": ("La",),
+    "I;16": ("I",),
+    "I;16L": ("I",),
+    "I;16B": ("I",),
+    "I;16N": ("I",),
+}
+# The reduced premultiplied image goes back to straight alpha for _to_rgb.
+_STRAIGHT_ALPHA = {"RGBa": "RGBA", "La": "LA"}
+_BAND_BYTES = 1024 * 1024
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_EXIF_ORIENTATION = 0x0112
+
+
+def open_image(source: ImageSource, config: PreprocessConfig) -> Image.Image:
+    """Open without decoding. A JPEG is set to decode at the smallest DCT scale that
+    still has twice the pixels the crop needs, so its decoded size is known before
+    decoding (``decoded_bytes``)."""
+    image = _open(source)
+    if image.format == "JPEG":
+        side = draft_size_for(config)
+        image.draft("RGB", (side, side))
+    return image
+
+
+def decoded_bytes(image: Image.Image) -> int:
+    """The memory decoding ``image`` (from open_image) takes at its peak, in bytes."""
+    copies = _DECODER_COPIES.get(image.format or "", 1)
+    return image.width * image.height * _PIXEL_BYTES.get(image.mode, 4) * copies
+
+
+def preprocess_image(image: Image.Image, config: PreprocessConfig) -> np.ndarray:
+    """Decode an image from open_image into the model input, holding one full-size buffer.
+
+    The centre crop (plus a margin for the resize filter) is taken and, for large images,
+    box-reduced by an integer factor straight from the decoded buffer; conversions to RGB
+    and the EXIF rotation then work on that small image. So a large palette, 16-bit or
+    transparent image costs its decoded size and no full-size copies (the memory limits
+    in docs/uploads.md rest on this).
+    """
+    try:
+        orientation = image.getexif().get(_EXIF_ORIENTATION)
+        image.load()
+        side = min(image.size) * config.crop_fraction
+        factor = max(1, int(side // (2 * config.size)))
+        peak = _high_bit_depth_peak(image)
+        source_mode = image.mode
+        # A centred box keeps the crop centred under any EXIF rotation or flip.
+        margin = 4 * factor + 2
+        x0 = max(0, int((image.width - side) / 2) - margin)
+        y0 = max(0, int((image.height - side) / 2) - margin)
+        box = (x0, y0, image.width - x0, image.height - y0)
+        small = _reduce(image, box, factor)
+        image.close()
+        side_small = side * small.width / (box[2] - box[0])
+        small = _to_rgb(small, source_mode=source_mode, peak=peak)
+        if orientation in _TRANSPOSE:
+            small = small.transpose(_TRANSPOSE[orientation])
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageDecodeError("the image could not be decoded: %(detail)s", detail=str(exc)) from exc
     pixels = centre_crop_resize(
-        image, size=config.size, crop_fraction=config.crop_fraction, resample=config.resample
+        small, size=config.size, crop_fraction=config.crop_fraction, resample=config.resample, side=side_small
     )
     return normalise(pixels, config)
+
+
+def _reduce(image: Image.Image, box: tuple[int, int, int, int], factor: int) -> Image.Image:
+    if factor == 1:
+        # The crop of an image this small is small too: converted afterwards as it is.
+        return image.crop(box)
+    steps = _WORKING_MODE.get(image.mode)
+    if steps is None:
+        return image.reduce(factor, box=box)
+    if image.mode == "P" and "transparency" not in image.info:
+        steps = ("RGB",)
+    x0, y0, x1, y1 = box
+    rows = max(factor, _BAND_BYTES // (4 * (x1 - x0)) // factor * factor)
+    out = Image.new(steps[-1], (-(-(x1 - x0) // factor), -(-(y1 - y0) // factor)))
+    for top in range(y0, y1, rows):
+        band = image.crop((x0, top, x1, min(top + rows, y1)))
+        for mode in steps:
+            band = band.convert(mode)
+        out.paste(band.reduce(factor), (0, (top - y0) // factor))
+    return out.convert(_STRAIGHT_ALPHA[out.mode]) if out.mode in _STRAIGHT_ALPHA else out
+
+
+def _high_bit_depth_peak(image: Image.Image) -> float:
+    """The value that maps to white for 16-bit, 32-bit and float images, from the full
+    decoded image (before averaging lowers the maximum)."""
+    if image.mode not in _HIGH_BIT_DEPTH:
+        return 255.0
+    high = image.getextrema()[1]
+    if image.mode == "F" and high <= 1.0:
+        return 1.0
+    return 65535.0 if image.mode.startswith("I;16") or high > 255 else 255.0
+
+
+def preprocess(source: ImageSource, config: PreprocessConfig) -> np.ndarray:
+    """The model input for one image: float32 array of shape (size, size, 3)."""
+    return preprocess_image(open_image(source, config), config)
