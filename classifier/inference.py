@@ -41,6 +41,7 @@ from classifier.preprocessing import (
     ImageSource,
     PreprocessConfig,
     decoded_bytes,
+    exif_orientation,
     open_image,
     preprocess_image,
 )
@@ -57,7 +58,6 @@ BACKEND_CHOICES = ("auto", BACKEND_AI_EDGE_LITERT, BACKEND_TFLITE_RUNTIME)
 # image in a call adds about 2 MB to a web worker's peak RSS (126 MB before a 16-image request;
 # 132, 134 and 139 MB after). 2 keeps most of the speed within the 150 MB a worker may use.
 MAX_BATCH_SIZE = 2
-_EXIF_ORIENTATION = 0x0112
 # Formats accepted from uploads, with the extension the stored copy gets. Anything
 # else Pillow could open (EPS, PSD, ICO, ...) is refused: a smaller attack surface.
 ACCEPTED_FORMATS = {
@@ -142,7 +142,7 @@ def inspect_header(data: bytes, *, max_pixels: int) -> tuple[int, int, str]:
         with Image.open(io.BytesIO(data)) as header:
             width, height = header.size
             image_format = header.format or ""
-            orientation = header.getexif().get(_EXIF_ORIENTATION)
+            orientation = exif_orientation(header)
     except Image.DecompressionBombError as exc:
         raise ImageDecodeError(
             gettext_noop("the image has too many pixels (limit %(limit)s)"), limit=f"{max_pixels:,}"

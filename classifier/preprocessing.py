@@ -202,6 +202,22 @@ def open_image(source: ImageSource, config: PreprocessConfig) -> Image.Image:
     return image
 
 
+def exif_orientation(image: Image.Image) -> int | None:
+    """The EXIF orientation tag, read without decoding the pixels.
+
+    Pillow's PNG getexif() decodes the whole image to look for an eXIf chunk after the
+    pixel data, so for PNG only a chunk before the pixels (the usual place) is read.
+    """
+    if image.format == "PNG":
+        raw = image.info.get("exif")
+        if not raw:
+            return None
+        exif = Image.Exif()
+        exif.load(raw)
+        return exif.get(_EXIF_ORIENTATION)
+    return image.getexif().get(_EXIF_ORIENTATION)
+
+
 def decoded_bytes(image: Image.Image) -> int:
     """The memory decoding ``image`` (from open_image) takes at its peak, in bytes."""
     copies = _DECODER_COPIES.get(image.format or "", 1)
@@ -218,7 +234,7 @@ def preprocess_image(image: Image.Image, config: PreprocessConfig) -> np.ndarray
     in docs/uploads.md rest on this).
     """
     try:
-        orientation = image.getexif().get(_EXIF_ORIENTATION)
+        orientation = exif_orientation(image)
         image.load()
         side = min(image.size) * config.crop_fraction
         factor = max(1, int(side // (2 * config.size)))

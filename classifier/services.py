@@ -22,6 +22,7 @@ from django.core.management.color import no_style
 from django.db import DatabaseError, connection, transaction
 from django.db.models import QuerySet
 from django.utils.translation import gettext_noop
+from rest_framework.throttling import BaseThrottle
 
 from classifier.exceptions import FileRefusal, ImageValidationError, StorageUnavailableError
 from classifier.inference import ACCEPTED_FORMATS, ClassificationResult, PreparedImage, get_classifier
@@ -57,12 +58,19 @@ def sanitise_filename(name: str | None) -> str:
 
 @dataclass(frozen=True)
 class AcceptedUpload:
-    """An upload that passed validation: its safe name, bytes, content hash and decoded image."""
+    """An upload that passed validation: its safe name, content hash, decoded image, and the
+    file it came from (still open), read again only when it is stored."""
 
     filename: str
-    data: bytes
     sha256: str
     prepared: PreparedImage
+    file: File
+
+    @property
+    def data(self) -> bytes:
+        # Re-read rather than kept: a batch of large files would otherwise sit in a worker's
+        # memory together until the whole batch is recorded (docs/uploads.md).
+        return _read_upload(self.file, max_bytes=settings.MAX_UPLOAD_BYTES)
 
 
 def _read_upload(upload: File, *, max_bytes: int) -> bytes:
@@ -115,9 +123,10 @@ def validate_uploads(uploads: Sequence[File]) -> list[AcceptedUpload]:
             continue
         accepted.append(
             AcceptedUpload(
-                filename=filename, data=data, sha256=hashlib.sha256(data).hexdigest(), prepared=prepared
+                filename=filename, sha256=hashlib.sha256(data).hexdigest(), prepared=prepared, file=upload
             )
         )
+        del data
     if refusals:
         raise ImageValidationError(refusals, too_large=too_large)
     return accepted
@@ -337,14 +346,10 @@ def predictions_reset() -> int:
 
 
 def request_client_ip(request) -> str | None:  # noqa: ANN001
-    """The caller's address. X-Forwarded-For is trusted only behind a configured proxy,
-    and then only its last hop (the one the proxy itself appended)."""
-    candidate = request.META.get("REMOTE_ADDR", "")
-    if settings.BEHIND_PROXY:
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        if forwarded:
-            candidate = forwarded.split(",")[-1].strip()
+    """The caller's address, by the one rule the rate limits and the login lockout use too:
+    the connecting address, or behind TRUSTED_PROXY_HOPS proxies the X-Forwarded-For entry
+    that the outermost trusted proxy appended (DRF's NUM_PROXIES rule)."""
     try:
-        return str(ipaddress.ip_address(candidate))
+        return str(ipaddress.ip_address(BaseThrottle().get_ident(request)))
     except ValueError:
         return None

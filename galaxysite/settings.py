@@ -7,6 +7,7 @@ enforced unless the environment says otherwise.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -45,6 +46,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "classifier",
 ]
 
@@ -63,6 +65,8 @@ MIDDLEWARE = [
     # anything reads the body (CSRF reads the form only in process_view).
     "classifier.middleware.RequestSizeLimitMiddleware",
     "classifier.middleware.DatabaseUnavailableMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "galaxysite.urls"
@@ -99,7 +103,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+# The rate limits and the login lockout count in this cache, so it must be one that every
+# worker process shares: the database (no extra server; `manage.py createcachetable` makes
+# the table) by default, or Redis with CACHE_URL=redis://host:6379/N.
+CACHES = {"default": env.cache("CACHE_URL", default="dbcache://django_cache")}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -107,6 +114,23 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+AUTHENTICATION_BACKENDS = [
+    # django-axes first: it refuses a locked-out login before the password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Login throttling (django-axes, its records in the database): after AXES_FAILURE_LIMIT
+# failures from one address, or for one username from anywhere, logins from it/for it are
+# refused until AXES_COOLOFF_MINUTES pass. Unknown usernames count and answer exactly as
+# known ones do, so a lockout reveals nothing about which accounts exist (SECURITY.md).
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/lockout.html"
+AXES_CLIENT_IP_CALLABLE = "classifier.services.request_client_ip"
+AXES_VERBOSE = False
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
@@ -140,11 +164,12 @@ MAX_IMAGE_PIXELS = env.int("MAX_IMAGE_PIXELS", default=40_000_000)
 # Memory that decoding one image may take (its decoded buffer: pixels x bytes per pixel of
 # its mode, after a JPEG's reduced-scale decode), and that one process's concurrent decodes
 # may hold together. Together they keep a worker within its memory target (docs/uploads.md).
-MAX_DECODE_BYTES = env.int("MAX_DECODE_BYTES", default=24_000_000)
+MAX_DECODE_BYTES = env.int("MAX_DECODE_BYTES", default=16_000_000)
 DECODE_MEMORY_BUDGET = env.int("DECODE_MEMORY_BUDGET", default=MAX_DECODE_BYTES)
 # Django's own cap on a whole request body; a full batch of maximum-size files must fit.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)
-FILE_UPLOAD_MAX_MEMORY_SIZE = env.int("FILE_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)
+# Larger uploaded files are spooled to a temporary file rather than held in a worker's memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = env.int("FILE_UPLOAD_MAX_MEMORY_SIZE", default=262_144)
 DATA_UPLOAD_MAX_NUMBER_FILES = MAX_FILES_PER_REQUEST + 1
 # The whole request body: a full batch of maximum-size files plus room for the
 # multipart framing and the form fields. Larger requests get 413 before being read.
@@ -160,6 +185,9 @@ TFLITE_BACKEND = env.str("TFLITE_BACKEND", default="auto")
 TFLITE_NUM_THREADS = env.int("TFLITE_NUM_THREADS", default=1)
 
 ALLOW_ANONYMOUS_PREDICT = env.bool("ALLOW_ANONYMOUS_PREDICT", default=True)
+# How long an anonymous visitor's session may read back what it uploaded (SECURITY.md,
+# "Anonymous uploads"). The session key also changes with every upload and at login.
+ANONYMOUS_OWNERSHIP_SECONDS = env.int("ANONYMOUS_OWNERSHIP_SECONDS", default=24 * 3600)
 # Top-1 confidence below which result pages highlight the top-2 classes as a close call.
 UNSURE_CONFIDENCE_THRESHOLD = env.float("UNSURE_CONFIDENCE_THRESHOLD", default=0.5)
 
@@ -177,7 +205,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": [
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.JSONParser",
+        "classifier.api.parsers.JSONParser",
     ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": env.int("API_PAGE_SIZE", default=25),
@@ -185,6 +213,9 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "anon": env.str("API_ANON_THROTTLE_RATE", default="60/minute"),
     },
+    # Set below from TRUSTED_PROXY_HOPS: the connecting address, or exactly that many entries
+    # from the end of X-Forwarded-For behind a proxy, so a client cannot choose its identity.
+    "NUM_PROXIES": 0,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "classifier.api.views.exception_handler",
 }
@@ -215,6 +246,10 @@ SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31_536_000 i
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=SECURE_HTTPS)
 SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=SECURE_HTTPS)
 BEHIND_PROXY = env.bool("DJANGO_BEHIND_PROXY", default=False)
+# Proxies between the client and the app, each appending one X-Forwarded-For entry; the
+# forwarded headers are ignored entirely when no proxy is configured.
+TRUSTED_PROXY_HOPS = env.int("DJANGO_TRUSTED_PROXY_HOPS", default=1) if BEHIND_PROXY else 0
+REST_FRAMEWORK["NUM_PROXIES"] = TRUSTED_PROXY_HOPS
 if BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # Health probes come over plain HTTP from inside the container/orchestrator.

@@ -1,4 +1,5 @@
 import csv
+import io
 import json
 import os
 import sys
@@ -144,8 +145,9 @@ class Command(BaseCommand):
         done = ClassifiedBatch()
         for path in batch:
             try:
-                with path.open("rb") as handle:
-                    [accepted] = services.validate_uploads([File(handle, name=path.name)])
+                # In memory: the file is read again when the batch is recorded.
+                upload = File(io.BytesIO(path.read_bytes()), name=path.name)
+                [accepted] = services.validate_uploads([upload])
             except ImageValidationError as exc:
                 done.skipped.append((str(path), "; ".join(error["error"] for error in exc.errors)))
                 continue

@@ -1,0 +1,137 @@
+"""A real gunicorn serving the project, for tests that need its workers, sockets and processes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Server:
+    port: int
+    log: Path
+    process: subprocess.Popen
+    env: dict[str, str]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def worker_pids(self) -> list[int]:
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
+        return [int(pid) for pid in children]
+
+    def wait_for_log(self, needle: str, timeout: float = 60, count: int = 1) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.log.read_text()
+            if text.count(needle) >= count:
+                return text
+            time.sleep(0.05)
+        raise AssertionError(
+            f"{needle!r} not logged {count} time(s) within {timeout} s:\n{self.log.read_text()}"
+        )
+
+    def manage(self, *args: str) -> None:
+        subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, check=True, capture_output=True
+        )
+
+
+def server_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO_", "DATABASE_", "MODEL_", "CACHE_", "API_", "GUNICORN_", "FORWARDED_"))
+    }
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "galaxysite.settings",
+            "DJANGO_ENV_FILE": str(tmp_path / "no.env"),
+            "DJANGO_SECRET_KEY": "gunicorn-test-" + "k" * 40,
+            "DJANGO_DEBUG": "false",
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+            "DJANGO_SECURE_HTTPS": "false",
+            "DJANGO_LOG_LEVEL": "INFO",
+            "DJANGO_MEDIA_ROOT": str(tmp_path / "media"),
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+            "MALLOC_ARENA_MAX": "2",
+            **overrides,
+        }
+    )
+    return env
+
+
+@contextmanager
+def running_gunicorn(
+    tmp_path: Path, *, workers: int = 1, threads: int = 4, migrate: bool = False, **env_overrides: str
+) -> Iterator[Server]:
+    """gunicorn with the project's settings module (galaxysite/gunicorn.py), as `make run` starts it."""
+    port = free_port()
+    env = server_env(tmp_path, **env_overrides)
+    log = tmp_path / f"gunicorn-{port}.log"
+    server = Server(port=port, log=log, process=None, env=env)  # type: ignore[arg-type]
+    if migrate:
+        server.manage("migrate", "--noinput")
+        server.manage("createcachetable")
+    server.process = subprocess.Popen(
+        [
+            str(BIN / "gunicorn"),
+            "galaxysite.wsgi:application",
+            "--config",
+            "python:galaxysite.gunicorn",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--threads",
+            str(threads),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        yield server
+    finally:
+        server.process.terminate()
+        server.process.wait(timeout=30)
+
+
+def wait_until_live(server: Server, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{server.url}/api/health/live/", timeout=5) as response:  # noqa: S310
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.1)
+    raise AssertionError(f"gunicorn did not answer within {timeout} s:\n{server.log.read_text()}")
+
+
+def peak_rss_kb(pid: int) -> int:
+    """The process's peak resident memory (VmHWM), in kB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmHWM for process {pid}")
