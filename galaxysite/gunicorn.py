@@ -10,15 +10,35 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+from pathlib import Path
 from typing import Any
 
 # glibc's mallopt() parameters (malloc.h).
 _M_MMAP_THRESHOLD = -3
 _M_ARENA_MAX = -8
 
-worker_class = "gthread"
+# gunicorn's gthread worker, but a thread is spent on a connection only once its request
+# head has arrived (galaxysite/gunicorn_worker.py).
+worker_class = "galaxysite.gunicorn_worker.HeadBufferingThreadWorker"
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+
+
+def _behind_proxy() -> bool:
+    # The same switch as the Django settings' DJANGO_BEHIND_PROXY (read before Django starts).
+    import environ
+
+    env = environ.Env()
+    env_file = Path(os.environ.get("DJANGO_ENV_FILE", Path(__file__).resolve().parent.parent / ".env"))
+    if env_file.is_file():
+        env.read_env(env_file)
+    return env.bool("DJANGO_BEHIND_PROXY", default=False)
+
+
+# gunicorn believes X-Forwarded-Proto and friends from 127.0.0.1 by default, so any local
+# client could claim https. Only behind a configured proxy, and only from the proxy's
+# addresses (FORWARDED_ALLOW_IPS, loopback unless set), are they trusted.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1") if _behind_proxy() else ""
 
 
 def limit_malloc() -> None:
