@@ -7,6 +7,7 @@ classifier.selectors, exactly as the REST API does.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views import View
 from django.views.generic import TemplateView
+from rest_framework.throttling import AnonRateThrottle
 
 from classifier.exceptions import (
     FileRefusal,
@@ -42,7 +44,13 @@ from classifier.forms import PredictionUploadForm
 from classifier.galaxy10 import GALAXY10_CLASSES, GROUPS, NUM_CLASSES
 from classifier.inference import get_classifier
 from classifier.models import CLASS_CHOICES, Prediction
-from classifier.selectors import OWN_PREDICTIONS_SESSION_KEY, prediction_filterset, prediction_visible_to
+from classifier.selectors import (
+    OWN_PREDICTIONS_SESSION_KEY,
+    anonymous_owned_ids,
+    parse_id,
+    prediction_filterset,
+    prediction_visible_to,
+)
 from classifier.services import prediction_create_batch, request_client_ip
 from classifier.templatetags.galaxy10_i18n import galaxy_class_name
 from classifier.upload_messages import translate_refusal
@@ -56,9 +64,14 @@ MODEL_CARD_FILENAME = "MODEL_CARD.md"
 
 
 def remember_own_predictions(request: HttpRequest, predictions: list[Prediction]) -> None:
+    if request.user.is_authenticated:
+        return  # a logged-in user reads the whole log anyway
     remembered = list(request.session.get(OWN_PREDICTIONS_SESSION_KEY, []))
     remembered.extend(p.pk for p in predictions)
     request.session[OWN_PREDICTIONS_SESSION_KEY] = remembered[-MAX_REMEMBERED_PREDICTIONS:]
+    # A new session key whenever the session gains uploads: a session id planted in the
+    # visitor's browser beforehand no longer reaches them (SECURITY.md, "Anonymous uploads").
+    request.session.cycle_key()
 
 
 def wants_json(request: HttpRequest) -> bool:
@@ -113,6 +126,11 @@ class PredictionUploadView(View):
         return self._render(request, PredictionUploadForm())
 
     def post(self, request: HttpRequest) -> HttpResponse:
+        # The API's anonymous rate limit, counted in the same cache under the same key, so
+        # the page and the API together allow one rate per client.
+        throttle = AnonRateThrottle()
+        if not throttle.allow_request(request, self):
+            return self._throttled(request, retry_after=throttle.wait())
         form = PredictionUploadForm(request.POST, request.FILES)
         if not form.is_valid():
             return self._refuse(request, form, refusals=[], status=400)
@@ -137,6 +155,18 @@ class PredictionUploadView(View):
         if wants_json(request):
             return JsonResponse({"redirect": target, "ids": [p.pk for p in predictions]})
         return redirect(target)
+
+    def _throttled(self, request: HttpRequest, *, retry_after: float | None) -> HttpResponse:
+        seconds = max(1, math.ceil(retry_after or 1))
+        message = _("Too many uploads from your address. Try again in %(seconds)s seconds.") % {
+            "seconds": seconds
+        }
+        if wants_json(request):
+            response = JsonResponse({"errors": [], "request_errors": [message]}, status=429)
+        else:
+            response = self._render(request, PredictionUploadForm(), request_errors=[message], status=429)
+        response["Retry-After"] = str(seconds)
+        return response
 
     def _refuse(
         self, request: HttpRequest, form: PredictionUploadForm, *, refusals: list[FileRefusal], status: int
@@ -212,9 +242,9 @@ class PredictionResultsView(View):
     def _requested_ids(raw: str) -> list[int]:
         ids: list[int] = []
         for part in raw.split(",")[:MAX_RESULT_IDS]:
-            candidate = part.strip()
-            if candidate.isdigit() and int(candidate) not in ids:
-                ids.append(int(candidate))
+            pk = parse_id(part.strip())
+            if pk is not None and pk not in ids:
+                ids.append(pk)
         return ids
 
 
@@ -222,6 +252,10 @@ class PredictionDetailView(View):
     template_name = "classifier/prediction_detail.html"
 
     def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        # Anonymous visitors get the login redirect for any id they did not upload, whether
+        # it exists or not, so that ids cannot be probed.
+        if not request.user.is_authenticated and pk not in anonymous_owned_ids(request.session):
+            return redirect_to_login(request.get_full_path())
         prediction = get_object_or_404(Prediction.objects.select_related("user"), pk=pk)
         if not prediction_visible_to(prediction=prediction, user=request.user, session=request.session):
             return redirect_to_login(request.get_full_path())

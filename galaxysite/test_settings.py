@@ -31,3 +31,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     DATABASES["default"]["TEST"] = {  # noqa: F405
         "NAME": str(Path(tempfile.gettempdir()) / f"galaxy-test-{os.getpid()}.sqlite3"),
     }
+
+# In-process tests share one process, so a local-memory cache behaves as the shared one does
+# and needs no database access from tests that have none. The shared caches themselves (the
+# database's and Redis) are tested through real gunicorn workers (test_rate_limits.py).
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

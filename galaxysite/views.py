@@ -7,8 +7,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.http import require_safe
 from django.views.static import serve
 
-from classifier.models import Prediction
-from classifier.selectors import OWN_PREDICTIONS_SESSION_KEY
+from classifier.selectors import anonymous_owned
 
 
 @require_safe
@@ -18,10 +17,8 @@ def protected_media(request: HttpRequest, path: str) -> HttpResponse:
     Images are not public: the audit log needs a login to read. 404 rather than
     403 so that the existence of an image is not revealed.
     """
-    if not request.user.is_authenticated:
-        own = request.session.get(OWN_PREDICTIONS_SESSION_KEY, [])
-        if not Prediction.objects.filter(pk__in=own, image=path).exists():
-            raise Http404
+    if not request.user.is_authenticated and not anonymous_owned(request.session).filter(image=path).exists():
+        raise Http404
     response = serve(request, path, document_root=settings.MEDIA_ROOT)
     response["Cache-Control"] = "private, max-age=3600"
     return response

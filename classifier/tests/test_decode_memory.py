@@ -15,13 +15,12 @@ import os
 import subprocess
 import sys
 import threading
-import urllib.request
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from classifier.tests.gunicorn_server import ROOT, peak_rss_kb, running_gunicorn, wait_until_live
+from classifier.tests.gunicorn_server import ROOT, peak_rss_kb, post_image, running_gunicorn, wait_until_live
 
 pytestmark = pytest.mark.slow
 
@@ -222,28 +221,6 @@ def test_concurrent_decodes_share_one_memory_budget(tmp_path):
     assert result["peak_growth"] <= MAX_DECODE_BYTES + 2 * SLACK_BYTES, result
 
 
-def _post(url: str, name: str, data: bytes, results: list) -> None:
-    boundary = "----memorytest"
-    body = (
-        (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{name}"\r\n'
-            "Content-Type: application/octet-stream\r\n\r\n"
-        ).encode()
-        + data
-        + f"\r\n--{boundary}--\r\n".encode()
-    )
-    request = urllib.request.Request(  # noqa: S310 - a local test server
-        f"{url}/api/predictions/",
-        data=body,
-        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310
-            results.append(response.status)
-    except urllib.error.HTTPError as exc:
-        results.append(exc.code)
-
-
 def test_a_gunicorn_worker_stays_within_150_mb_under_concurrent_bombs_and_large_images(tmp_path):
     files = {name: make() for name, make in BOMBS.items()}
     for fmt, mode, per_pixel, options in (CASES[9], CASES[10], CASES[13], CASES[17], CASES[1]):
@@ -260,10 +237,11 @@ def test_a_gunicorn_worker_stays_within_150_mb_under_concurrent_bombs_and_large_
         wait_until_live(server)
         [worker] = server.worker_pids()
         results: list[int] = []
+        endpoint = f"{server.url}/api/predictions/"
         # Three rounds of every file at once, as the attack sent them.
         for _ in range(3):
             threads = [
-                threading.Thread(target=_post, args=(server.url, name, data, results))
+                threading.Thread(target=lambda n=name, d=data: results.append(post_image(endpoint, n, d)))
                 for name, data in files.items()
             ]
             for thread in threads:
