@@ -17,6 +17,8 @@ from classifier.models import Prediction
 # The pages remember which predictions an anonymous visitor uploaded in this
 # session key, so that they can see their own results (and images) without login.
 OWN_PREDICTIONS_SESSION_KEY = "classifier_own_predictions"
+# The largest id a BigAutoField holds; a larger one cannot exist, so it is not looked up.
+MAX_ID = 2**63 - 1
 
 
 def _check_reader(user: Any) -> None:
@@ -44,14 +46,12 @@ def prediction_list(*, filters: Mapping[str, Any] | None = None, user: Any = Non
     return filterset.qs
 
 
-def prediction_get(*, pk: int, user: Any = None) -> Prediction:
+def prediction_get(*, pk: int | str, user: Any = None) -> Prediction:
     """One prediction; raises Prediction.DoesNotExist."""
     _check_reader(user)
+    if not -MAX_ID <= int(pk) <= MAX_ID:
+        raise Prediction.DoesNotExist  # the database could not even compare it
     return Prediction.objects.select_related("user").get(pk=pk)
-
-
-# The largest id a BigAutoField holds; a larger one cannot exist, so it is not looked up.
-MAX_ID = 2**63 - 1
 
 
 def parse_id(text: str) -> int | None:

@@ -1,15 +1,34 @@
 """URLs of the server-rendered pages (namespace "classifier")."""
 
-from django.urls import path
+from django.urls import path, register_converter
 
 from classifier import views
+from classifier.selectors import MAX_ID
+
+
+class PredictionIdConverter:
+    """A positive id in ASCII digits, within the database's id range (otherwise a 404)."""
+
+    regex = "[0-9]{1,19}"
+
+    def to_python(self, value: str) -> int:
+        number = int(value)
+        if not 0 < number <= MAX_ID:
+            raise ValueError(value)
+        return number
+
+    def to_url(self, value: int) -> str:
+        return str(value)
+
+
+register_converter(PredictionIdConverter, "prediction_id")
 
 app_name = "classifier"
 
 urlpatterns = [
     path("", views.PredictionUploadView.as_view(), name="upload"),
     path("results/", views.PredictionResultsView.as_view(), name="results"),
-    path("predictions/<int:pk>/", views.PredictionDetailView.as_view(), name="prediction-detail"),
+    path("predictions/<prediction_id:pk>/", views.PredictionDetailView.as_view(), name="prediction-detail"),
     path("history/", views.HistoryView.as_view(), name="history"),
     path("history.csv", views.HistoryCsvView.as_view(), name="history-csv"),
     path("classes/", views.ClassesView.as_view(), name="classes"),

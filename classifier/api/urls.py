@@ -8,7 +8,9 @@ urlpatterns = [
     path("predictions/", views.PredictionListCreateApi.as_view(), name="prediction-list"),
     path("predictions/bulk-delete/", views.PredictionBulkDeleteApi.as_view(), name="prediction-bulk-delete"),
     # Any integer, negative too, reaches the view: an id that does not exist is a JSON 404.
-    re_path(r"^predictions/(?P<pk>-?\d+)/$", views.PredictionDetailApi.as_view(), name="prediction-detail"),
+    re_path(
+        r"^predictions/(?P<pk>-?[0-9]+)/$", views.PredictionDetailApi.as_view(), name="prediction-detail"
+    ),
     path("model/", views.ModelInfoApi.as_view(), name="model"),
     re_path(r"^health/live/?$", views.HealthLiveApi.as_view(), name="health-live"),
     re_path(r"^health/ready/?$", views.HealthReadyApi.as_view(), name="health-ready"),
