@@ -179,6 +179,8 @@ _WORKING_MODE = {
 # The reduced premultiplied image goes back to straight alpha for _to_rgb.
 _STRAIGHT_ALPHA = {"RGBa": "RGBA", "La": "LA"}
 _BAND_BYTES = 1024 * 1024
+# Up to this many pixels the full-size conversions cost little (8 MB for a 16-bit image).
+_EXACT_PATH_PIXELS = 1024 * 1024
 _TRANSPOSE = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
     3: Image.Transpose.ROTATE_180,
@@ -227,30 +229,35 @@ def decoded_bytes(image: Image.Image) -> int:
 def preprocess_image(image: Image.Image, config: PreprocessConfig) -> np.ndarray:
     """Decode an image from open_image into the model input, holding one full-size buffer.
 
-    The centre crop (plus a margin for the resize filter) is taken and, for large images,
-    box-reduced by an integer factor straight from the decoded buffer; conversions to RGB
-    and the EXIF rotation then work on that small image. So a large palette, 16-bit or
-    transparent image costs its decoded size and no full-size copies (the memory limits
-    in docs/uploads.md rest on this).
+    An image of up to a megapixel that needs no reduction takes the training pipeline's exact
+    path (load_rgb, then centre_crop_resize), so serving and training give identical tensors.
+    Otherwise the centre crop (plus a margin for the resize filter) is taken and box-reduced
+    by an integer factor straight from the decoded buffer, and conversion to RGB and the EXIF
+    rotation work on that small image: a large palette, 16-bit or transparent image costs
+    its decoded size and no full-size copies (the limits in docs/uploads.md rest on this).
     """
     try:
         orientation = exif_orientation(image)
         image.load()
         side = min(image.size) * config.crop_fraction
         factor = max(1, int(side // (2 * config.size)))
-        peak = _high_bit_depth_peak(image)
-        source_mode = image.mode
-        # A centred box keeps the crop centred under any EXIF rotation or flip.
-        margin = 4 * factor + 2
-        x0 = max(0, int((image.width - side) / 2) - margin)
-        y0 = max(0, int((image.height - side) / 2) - margin)
-        box = (x0, y0, image.width - x0, image.height - y0)
-        small = _reduce(image, box, factor)
-        image.close()
-        side_small = side * small.width / (box[2] - box[0])
-        small = _to_rgb(small, source_mode=source_mode, peak=peak)
-        if orientation in _TRANSPOSE:
-            small = small.transpose(_TRANSPOSE[orientation])
+        if factor == 1 and image.width * image.height <= _EXACT_PATH_PIXELS:
+            upright = ImageOps.exif_transpose(image)
+            small, side_small = _to_rgb(upright), None
+        else:
+            peak = _high_bit_depth_peak(image)
+            source_mode = image.mode
+            # A centred box keeps the crop centred under any EXIF rotation or flip.
+            margin = 4 * factor + 2
+            x0 = max(0, int((image.width - side) / 2) - margin)
+            y0 = max(0, int((image.height - side) / 2) - margin)
+            box = (x0, y0, image.width - x0, image.height - y0)
+            small = _reduce(image, box, factor)
+            image.close()
+            side_small = side * small.width / (box[2] - box[0])
+            small = _to_rgb(small, source_mode=source_mode, peak=peak)
+            if orientation in _TRANSPOSE:
+                small = small.transpose(_TRANSPOSE[orientation])
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageDecodeError("the image could not be decoded: %(detail)s", detail=str(exc)) from exc
     pixels = centre_crop_resize(
