@@ -8,7 +8,8 @@ orientation-only EXIF block), so the stored picture still displays upright.
 
 No maintained library strips these six formats losslessly, hence this module. A
 container it cannot walk (truncated, or a variant it does not know) is re-encoded
-with Pillow instead: losslessly, except a JPEG, which keeps its quantisation tables.
+with Pillow instead: its first frame, losslessly, except a JPEG, which keeps its
+quantisation tables.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import struct
 import zlib
 from collections.abc import Callable, Iterator
 
-from PIL import ExifTags, Image, ImageSequence
+from PIL import ExifTags, Image
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def strip_metadata(data: bytes, image_format: str) -> bytes:
         return data
     try:
         return rewrite(data)
-    except (_ContainerError, struct.error, IndexError):
+    except (ValueError, struct.error, IndexError):  # _ContainerError is a ValueError
         logger.info("re-encoding a %s upload to strip its metadata: unusual container", image_format)
         return _reencode(data, image_format)
 
@@ -107,7 +108,8 @@ def _jpeg_segments(data: bytes) -> Iterator[tuple[int, bytes]]:
     pos = 2
     for _ in range(_MAX_PARTS):
         if data[pos] != 0xFF:
-            raise _ContainerError(f"no marker at {pos}")
+            # Like libjpeg, skip stray bytes before a marker (they are not part of the picture).
+            pos = data.index(b"\xff", pos)
         while data[pos + 1] == 0xFF:
             pos += 1
         marker = data[pos + 1]
@@ -358,10 +360,12 @@ def _strip_tiff(data: bytes) -> bytes:
         raise _ContainerError("not a classic TIFF file")
     pages: list[dict[int, _TiffEntry]] = []
     seen: set[int] = set()
+    entries_left = _MAX_PARTS  # IFDs may overlap: bound the entries read, not only the IFDs
     (offset,) = struct.unpack_from(f"{order}I", data, 4)
     while offset:
-        if offset in seen or len(pages) >= _MAX_PARTS:
-            raise _ContainerError("IFD loop")
+        entries_left -= struct.unpack_from(f"{order}H", data, offset)[0] + 1
+        if offset in seen or entries_left < 0:
+            raise _ContainerError("IFD loop, or too many entries")
         seen.add(offset)
         entries, offset = _read_tiff_ifd(data, order, offset)
         if _TIFF_COMPRESSION in entries and _tiff_numbers(order, entries[_TIFF_COMPRESSION]) == [
@@ -426,20 +430,20 @@ def _reencode(data: bytes, image_format: str) -> bytes:
     """Pillow's re-encoding in the same format, from fresh images that carry none of the
     source's tags (Pillow copies a TIFF's XMP and IPTC unless the image is a copy)."""
     with Image.open(io.BytesIO(data)) as source:
-        if image_format == "JPEG":
-            frames = [source]
-        else:
-            frames = [frame.copy() for frame in ImageSequence.Iterator(source)]
-        for frame in frames:
-            # Pillow writes some of a source's info back (a JPEG's or GIF's comment, XMP).
-            frame.info = {key: value for key, value in frame.info.items() if key in _REENCODED_INFO}
+        # The first frame only, the one the classifier saw: decoding every frame of a
+        # hostile animation could take far more memory than validating the upload did.
+        icc_profile = source.info.get("icc_profile")
+        # A JPEG is saved from itself, so that its quantisation tables can be kept.
+        image = source if image_format == "JPEG" else source.copy()
         # Read after decoding: Pillow turns some TIFFs upright as it loads them, and then
         # drops their orientation tag, which must not be applied a second time.
         tags = source.tag_v2 if image_format == "TIFF" else source.getexif()
         orientation = _turning(tags.get(ORIENTATION_TAG))
+        # Pillow writes some of a source's info back (a JPEG's or GIF's comment, XMP).
+        image.info = {key: value for key, value in image.info.items() if key in _REENCODED_INFO}
         params: dict[str, object] = {}
-        if source.info.get("icc_profile"):
-            params["icc_profile"] = source.info["icc_profile"]
+        if icc_profile:
+            params["icc_profile"] = icc_profile
         if orientation and image_format != "GIF":
             params["exif"] = _orientation_exif(orientation)
         if image_format == "JPEG":
@@ -449,8 +453,7 @@ def _reencode(data: bytes, image_format: str) -> bytes:
         if image_format == "TIFF":
             params["compression"] = "tiff_adobe_deflate"
         buffer = io.BytesIO()
-        first, *rest = frames
-        first.save(buffer, format=image_format, save_all=bool(rest), append_images=rest, **params)
+        image.save(buffer, format=image_format, **params)
     return buffer.getvalue()
 
 

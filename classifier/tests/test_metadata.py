@@ -8,8 +8,11 @@ import io
 import struct
 
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 from PIL import ExifTags, Image, ImageOps, ImageSequence, PngImagePlugin, features
 
+from classifier import metadata
 from classifier.metadata import strip_metadata
 
 OWNER = "Jane Stargazer"
@@ -305,3 +308,97 @@ def test_gif_without_trailer_is_re_encoded_losslessly():
     assert OWNER.encode() not in stored
     assert metadata_left(stored) == {}
     assert frames(stored) == frames(original)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "GIF", "TIFF"])
+def test_the_re_encoding_fallback_drops_metadata_and_keeps_orientation_and_colour(fmt):
+    icc = b"\0\0\0\x10fake ICC bytes!!"
+    if fmt == "GIF":
+        original = gif_with_xmp(save(picture("P"), "GIF", comment=COMMENT))
+    elif fmt == "TIFF":
+        original = save(picture(), "TIFF", compression="tiff_lzw", tiffinfo=tiff_metadata(6), icc_profile=icc)
+    else:
+        original = save(
+            picture(), fmt, exif=camera_exif(6), xmp=XMP, icc_profile=icc, comment=COMMENT.encode()
+        )
+    stored = metadata._reencode(original, fmt)
+    for leak in LEAKS:
+        assert leak not in stored, leak
+    assert metadata_left(stored) == {}
+    with Image.open(io.BytesIO(stored)) as image:
+        assert image.format == fmt
+        if fmt != "GIF":
+            assert image.info.get("icc_profile") == icc
+    if fmt == "JPEG":
+        # quality="keep": the same quantisation tables, so the pixels barely move.
+        before, after = (ImageOps.exif_transpose(Image.open(io.BytesIO(data))) for data in (original, stored))
+        assert after.size == before.size
+        assert max(abs(a - b) for a, b in zip(before.tobytes(), after.tobytes(), strict=True)) <= 16
+        assert orientation(stored) == 6
+    elif fmt != "GIF":
+        assert frames(stored) == frames(original)
+        # Pillow decodes a TIFF upright already, so its copy needs no orientation.
+        assert orientation(stored) == (None if fmt == "TIFF" else 6)
+
+
+def damaged_originals() -> dict[str, bytes]:
+    """One metadata-laden file per format, for the property test below."""
+    png_info = PngImagePlugin.PngInfo()
+    png_info.add_text("Author", OWNER)
+    return {
+        "JPEG": with_jpeg_segment(
+            save(picture(), "JPEG", exif=camera_exif(6), comment=COMMENT.encode(), xmp=XMP, progressive=True),
+            0xED,
+            b"Photoshop 3.0\0" + PHOTOSHOP,
+        ),
+        "PNG": save(picture(), "PNG", pnginfo=png_info, exif=camera_exif(6)),
+        "WEBP": save(picture(), "WEBP", exif=camera_exif(6), xmp=XMP, lossless=True),
+        "GIF": gif_with_xmp(save(picture("P"), "GIF", comment=COMMENT)),
+        "TIFF": save(picture(), "TIFF", compression="tiff_lzw", tiffinfo=tiff_metadata(6)),
+    }
+
+
+DAMAGED = damaged_originals()
+
+
+def decodes_like_validation(data: bytes) -> tuple[str, tuple[int, int], bytes] | None:
+    """The upright first frame's colours, as the upload's validation decodes it; None if it cannot."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            # In colours: a re-encoded GIF may number its palette differently.
+            upright = ImageOps.exif_transpose(image).convert("RGBA")
+            return upright.mode, upright.size, upright.tobytes()
+    except (
+        OSError,
+        SyntaxError,
+        ValueError,
+        struct.error,
+        IndexError,
+        KeyError,
+        TypeError,
+        Image.DecompressionBombError,
+    ):
+        return None
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.data())
+def test_damaged_files_that_still_decode_are_stripped_and_look_the_same(data):
+    fmt = data.draw(st.sampled_from(sorted(DAMAGED)))
+    content = bytearray(DAMAGED[fmt])
+    for _ in range(data.draw(st.integers(1, 6))):
+        content[data.draw(st.integers(0, len(content) - 1))] = data.draw(st.integers(0, 255))
+    if data.draw(st.booleans()):
+        del content[data.draw(st.integers(1, len(content) - 1)) :]
+    before = decodes_like_validation(bytes(content))
+    assume(before is not None)  # validation refuses the rest before anything is stored
+
+    stored = strip_metadata(bytes(content), fmt)
+
+    after = decodes_like_validation(stored)
+    assert after is not None
+    if fmt == "JPEG":
+        assert after[:2] == before[:2]  # a re-encoded JPEG keeps its size, not every pixel
+    else:
+        assert after == before
