@@ -232,14 +232,14 @@ LOGGING = {
 
 # --- Content-Security-Policy (issue 14 item 10) ---
 # Every page loads its scripts, styles, fonts and images from this origin only, and
-# runs no inline script or style; the upload previews are blob: URLs and some
-# third-party stylesheets (admin, Swagger UI) use data: images. SECURITY.md explains it.
+# runs no inline script or style; the upload previews are blob: URLs. Only the API docs
+# page adds data: images, for Swagger UI (galaxysite/urls.py). SECURITY.md explains it.
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'self'"],
         "script-src": ["'self'"],
         "style-src": ["'self'"],
-        "img-src": ["'self'", "data:", "blob:"],
+        "img-src": ["'self'", "blob:"],
         "object-src": ["'none'"],
         "base-uri": ["'none'"],
         "frame-ancestors": ["'none'"],

@@ -23,7 +23,7 @@ EXPECTED_POLICY = {
     "default-src": "'self'",
     "script-src": "'self'",
     "style-src": "'self'",
-    "img-src": "'self' data: blob:",
+    "img-src": "'self' blob:",
     "object-src": "'none'",
     "base-uri": "'none'",
     "frame-ancestors": "'none'",
@@ -137,6 +137,11 @@ def test_anonymous_pages_have_no_inline_code(client, name):
     response = client.get(reverse(name), HTTP_ACCEPT="text/html")
     assert response.status_code == 200
     assert inline_code(response.content.decode()) == []
+
+
+def test_only_the_api_docs_allow_data_images(client):
+    assert policy(client.get(reverse("swagger-ui")))["img-src"] == "'self' blob: data:"
+    assert policy(client.get(reverse("swagger-ui") + "?script="))["img-src"] == "'self' blob: data:"
 
 
 def test_swagger_ui_start_up_script_is_a_javascript_file(client):
