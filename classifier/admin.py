@@ -53,10 +53,14 @@ class PredictionAdmin(admin.ModelAdmin):
     ]
     readonly_fields = fields
 
+    class Media:
+        # A stylesheet, not style attributes: the Content-Security-Policy allows no inline style.
+        css = {"all": ["css/admin.css"]}
+
     @admin.display(description="Image")
     def thumbnail(self, obj: Prediction) -> str:
         return format_html(
-            '<img src="{}" alt="{}" width="64" height="64" style="object-fit:cover" loading="lazy">',
+            '<img src="{}" alt="{}" width="64" height="64" class="prediction-thumbnail" loading="lazy">',
             obj.image.url,
             obj.original_filename,
         )
@@ -64,7 +68,7 @@ class PredictionAdmin(admin.ModelAdmin):
     @admin.display(description="Preview")
     def preview(self, obj: Prediction) -> str:
         return format_html(
-            '<img src="{}" alt="{}" style="max-width:512px;max-height:512px">',
+            '<img src="{}" alt="{}" class="prediction-preview">',
             obj.image.url,
             obj.original_filename,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterable
 from typing import TextIO
 
@@ -27,19 +28,23 @@ CSV_COLUMNS = (
     "source",
 )
 
-_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# A formula character at the start of a cell, or at the start of what a spreadsheet
+# splitting on another separator (";" or a tab for ",") would take as a cell: after
+# that separator and any spaces or quotes. The quote is put right before it.
+_FORMULA_START = re.compile(r"""(?:^|(?<=[,;|\t\r\n]))([ "']*)(?=[=+\-@\t\r])""")
 
 
-def spreadsheet_safe(text: str) -> str:
-    """Keep user-supplied text from being run as a formula when the CSV is opened."""
-    return "'" + text if text.startswith(_FORMULA_PREFIXES) else text
+def spreadsheet_safe(value: object) -> str:
+    """Keep text from being run as a formula when the CSV is opened in a spreadsheet,
+    whichever separator the spreadsheet splits on."""
+    return _FORMULA_START.sub(r"\1'", str(value))
 
 
 def prediction_csv_row(prediction: Prediction) -> list[object]:
     return [
         prediction.pk,
         prediction.created_at.isoformat(),
-        spreadsheet_safe(prediction.original_filename),
+        prediction.original_filename,
         prediction.sha256,
         prediction.width,
         prediction.height,
@@ -55,12 +60,14 @@ def prediction_csv_row(prediction: Prediction) -> list[object]:
 
 def write_predictions_csv(queryset: Iterable[Prediction], stream: TextIO) -> int:
     """Write a header and one row per prediction; returns the number of rows."""
-    writer = csv.writer(stream)
+    # Every cell quoted, so a separator inside a value never starts a new cell for a
+    # spreadsheet that honours quotes; spreadsheet_safe covers those that split anyway.
+    writer = csv.writer(stream, quoting=csv.QUOTE_ALL)
     writer.writerow(CSV_COLUMNS)
     rows = queryset.iterator(chunk_size=500) if hasattr(queryset, "iterator") else queryset
     count = 0
     for prediction in rows:
-        writer.writerow(prediction_csv_row(prediction))
+        writer.writerow([spreadsheet_safe(cell) for cell in prediction_csv_row(prediction)])
         count += 1
     return count
 

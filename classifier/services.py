@@ -26,6 +26,7 @@ from rest_framework.throttling import BaseThrottle
 
 from classifier.exceptions import FileRefusal, ImageValidationError, StorageUnavailableError
 from classifier.inference import ACCEPTED_FORMATS, ClassificationResult, PreparedImage, get_classifier
+from classifier.metadata import strip_metadata
 from classifier.models import Prediction, prediction_image_path
 from classifier.preprocessing import ImageDecodeError
 
@@ -232,9 +233,10 @@ def _record(
                 for prediction, upload in pending:
                     # Identical content is stored once and shared by every row that refers to it.
                     if not default_storage.exists(prediction.image.name):
+                        stored = strip_metadata(upload.data, upload.prepared.image_format)
                         # Noted before saving: a save that fails half-way leaves a partial file.
                         written.append(prediction.image.name)
-                        name = default_storage.save(prediction.image.name, ContentFile(upload.data))
+                        name = default_storage.save(prediction.image.name, ContentFile(stored))
                         written[-1] = prediction.image.name = name
                 # One INSERT for the whole batch; the ids come back with it (RETURNING).
                 predictions = Prediction.objects.bulk_create([prediction for prediction, _ in pending])

@@ -1,8 +1,9 @@
 """Top-level URLs: pages, the REST API with its schema, the admin, login and the language switch."""
 
+from csp.decorators import csp_update
 from django.contrib import admin
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from galaxysite.views import protected_media
 
@@ -11,7 +12,13 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    # The split view serves Swagger UI's start-up script as a file: the CSP allows no inline
+    # script. Swagger UI draws some icons as data: images, allowed on this page only.
+    path(
+        "api/docs/",
+        csp_update({"img-src": ["data:"]})(SpectacularSwaggerSplitView.as_view(url_name="schema")),
+        name="swagger-ui",
+    ),
     path("api/", include("classifier.api.urls", namespace="api")),
     re_path(r"^media/(?P<path>.+)$", protected_media, name="media"),
     path("", include("classifier.urls", namespace="classifier")),

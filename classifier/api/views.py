@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -45,6 +47,26 @@ logger = logging.getLogger(__name__)
 UPLOAD_FIELD = "image"
 
 
+def errors_as_json(
+    handler: Callable[[Exception, dict[str, Any]], Response | None],
+) -> Callable[[Exception, dict[str, Any]], Response | None]:
+    """Error bodies are always JSON: one rendered as the CSV a client asked for would put
+    internal text, unguarded, into a spreadsheet (and read as data)."""
+
+    @functools.wraps(handler)
+    def handle(exc: Exception, context: dict[str, Any]) -> Response | None:
+        response = handler(exc, context)
+        request = context.get("request")
+        if response is not None and request is not None:
+            renderer = getattr(request, "accepted_renderer", None)
+            if renderer is not None and not isinstance(renderer, JSONRenderer | BrowsableAPIRenderer):
+                request.accepted_renderer, request.accepted_media_type = JSONRenderer(), "application/json"
+        return response
+
+    return handle
+
+
+@errors_as_json
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:  # noqa: PLR0911
     """DRF's handler, plus the domain errors as clear JSON (never a traceback)."""
     if isinstance(exc, ImageValidationError):
@@ -94,13 +116,9 @@ class PredictionCsvRenderer(BaseRenderer):
     def render(
         self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None
     ) -> bytes:
+        # Only the list's GET offers this renderer, and its errors are rendered as JSON.
         stream = io.StringIO()
-        if isinstance(data, dict):
-            # Errors (401, 400) still arrive in the CSV format the client asked for.
-            stream.write("detail\n")
-            stream.write(f"{data.get('detail', data)}\n")
-        else:
-            write_predictions_csv(data, stream)
+        write_predictions_csv(data, stream)
         return stream.getvalue().encode(self.charset)
 
 
@@ -129,6 +147,13 @@ class PredictionListCreateApi(APIView):
         if self.request.method == "POST":
             return [CanPredict()]
         return [IsAuthenticated()]
+
+    def get_renderers(self) -> list[BaseRenderer]:
+        renderers = super().get_renderers()
+        if self.request.method in ("GET", "HEAD"):
+            return renderers
+        # CSV is the list's export format; a POST's result is never a list of records.
+        return [renderer for renderer in renderers if not isinstance(renderer, PredictionCsvRenderer)]
 
     @extend_schema(
         operation_id="predictions_create",

@@ -78,7 +78,8 @@ def test_detail_is_read_only_with_a_large_preview(admin_client):
     prediction = PredictionFactory(original_filename="orig.png")
     response = admin_client.get(change_url(prediction.pk))
     assert response.status_code == 200
-    assert b"max-width:512px" in response.content
+    assert b'class="prediction-preview"' in response.content
+    assert b"css/admin.css" in response.content
     assert b'name="original_filename"' not in response.content  # no editable inputs
     response = admin_client.post(change_url(prediction.pk), {"original_filename": "edited.png"})
     assert response.status_code == 403

@@ -226,3 +226,16 @@ def test_save_decodes_each_file_once(tmp_path, media_root, monkeypatch):
 def test_counts_below_one_are_refused(image_folder, option):
     with pytest.raises(CommandError, match=f"{option} must be at least 1"):
         run(image_folder, option, "0")
+
+
+def test_csv_guards_file_names_against_spreadsheet_formulas(tmp_path):
+    # A folder of downloaded files: their names are chosen by whoever made them.
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    (folder / "a;=1+1;b.png").write_bytes(make_image_bytes())
+    out, _ = run(folder)
+    for delimiter in (",", ";"):
+        cells = [cell for row in csv.reader(io.StringIO(out), delimiter=delimiter) for cell in row]
+        assert not [cell for cell in cells if cell.startswith(("=", "+", "-", "@"))]
+    [row] = list(csv.DictReader(io.StringIO(out)))
+    assert row["path"] == str(folder / "a;'=1+1;b.png")

@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from classifier import services
 from classifier.exceptions import ClassifierError, ImageValidationError
+from classifier.exports import spreadsheet_safe
 from classifier.galaxy10 import CLASS_NAMES
 from classifier.inference import ClassificationResult, PreparedImage, get_classifier
 from classifier.models import Prediction
@@ -197,12 +198,13 @@ class Command(BaseCommand):
                 json.dump(rows, stream, indent=2)
                 stream.write("\n")
             else:
-                writer = csv.writer(stream, lineterminator="\n")
+                # File names may come from anyone: quoted and formula-guarded like every export.
+                writer = csv.writer(stream, lineterminator="\n", quoting=csv.QUOTE_ALL)
                 writer.writerow(CSV_COLUMNS)
                 for row in rows:
                     writer.writerow(
                         [
-                            row["path"],
+                            spreadsheet_safe(row["path"]),
                             row["prediction"],
                             row["class_index"],
                             f"{row['confidence']:.6f}",

@@ -1,0 +1,153 @@
+"""CSV exports (API, history page, admin) cannot smuggle a formula into a spreadsheet
+(issue 14, item 9), and a CSV request's errors come back as JSON.
+
+- reader: a logged-in user who exports the audit log;
+- staff: exports from the admin;
+- anonymous: may not export, and is told so in JSON.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from classifier.exports import spreadsheet_safe, write_predictions_csv
+from classifier.models import Prediction
+from classifier.tests.factories import PredictionFactory
+from conftest import make_image_bytes
+
+pytestmark = pytest.mark.django_db
+
+API_URL = reverse("api:prediction-list")
+HISTORY_CSV_URL = reverse("classifier:history-csv")
+ADMIN_CHANGELIST = reverse("admin:classifier_prediction_changelist")
+
+FORMULA_CHARACTERS = ("=", "+", "-", "@", "\t", "\r")
+# Each splits into a formula cell for a spreadsheet that breaks lines on one of the
+# separators below, whether or not it honours the quotes.
+HOSTILE_NAMES = [
+    "a;=1+1;b.png",
+    "=1+1.png",
+    "+1+1.png",
+    "-1+1.png",
+    "@SUM(A1).png",
+    "x,=1+1,y.png",
+    'a;"=1+1";b.png',
+    "a; =1+1.png",
+    "a;' =1+1.png",
+    "a|=1+1.png",
+    'quote"=HYPERLINK("http://evil.example").png',
+]
+SEPARATORS = (",", ";", "\t", "|")
+
+
+def cells(body: str, delimiter: str) -> list[str]:
+    return [cell for row in csv.reader(io.StringIO(body), delimiter=delimiter) for cell in row]
+
+
+def assert_no_formula_cell(body: str) -> None:
+    for delimiter in SEPARATORS:
+        starting = [cell for cell in cells(body, delimiter) if cell.startswith(FORMULA_CHARACTERS)]
+        assert starting == [], f"split on {delimiter!r}"
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_no_cell_starts_a_formula_whatever_the_separator(name):
+    stream = io.StringIO()
+    write_predictions_csv([PredictionFactory(original_filename=name)], stream)
+    assert_no_formula_cell(stream.getvalue())
+
+
+@pytest.mark.parametrize(
+    ("text", "safe"),
+    [
+        ("galaxy-1.png", "galaxy-1.png"),  # a hyphen inside a word starts no cell
+        ("m51 +deep.png", "m51 +deep.png"),
+        ("=1+1", "'=1+1"),
+        ("a;=1+1;b.png", "a;'=1+1;b.png"),
+        ('a;"=1";b', 'a;"\'=1";b'),
+        ("2026-11-27T10:00:00+00:00", "2026-11-27T10:00:00+00:00"),
+        ("0.250000", "0.250000"),
+    ],
+)
+def test_only_a_cell_start_is_guarded(text, safe):
+    assert spreadsheet_safe(text) == safe
+
+
+def test_every_field_is_quoted():
+    stream = io.StringIO()
+    write_predictions_csv([PredictionFactory(original_filename="plain.png")], stream)
+    for line in stream.getvalue().splitlines():
+        assert line.startswith('"')
+        assert line.endswith('"')
+        assert '","' in line
+
+
+def test_uploaded_hostile_name_is_exported_safely_by_the_api(user_client, client, user, admin_client):
+    upload = SimpleUploadedFile("a;=1+1;b.png", make_image_bytes(), "image/png")
+    response = user_client.post(API_URL, {"image": [upload]}, format="multipart")
+    assert response.status_code == 201, response.content
+    assert Prediction.objects.get().original_filename == "a;=1+1;b.png"
+
+    client.force_login(user)
+    admin_export = admin_client.post(
+        ADMIN_CHANGELIST,
+        {"action": "export_csv", "_selected_action": [Prediction.objects.get().pk]},
+    )
+    for response in (
+        user_client.get(API_URL, {"format": "csv"}),
+        client.get(HISTORY_CSV_URL),
+        admin_export,
+    ):
+        assert response.status_code == 200
+        assert response["Content-Type"].startswith("text/csv")
+        body = response.content.decode()
+        assert_no_formula_cell(body)
+        [row] = list(csv.DictReader(io.StringIO(body)))
+        # The name is still readable; only the cell-starting character is escaped.
+        assert row["original_filename"] == "a;'=1+1;b.png"
+
+
+def test_invalid_filter_with_csv_format_is_answered_in_json(user_client):
+    PredictionFactory()
+    response = user_client.get(API_URL + "?format=csv&source=x,=1%2B1,y")
+
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    body = response.content.decode()
+    assert "ErrorDetail" not in body
+    assert "source" in response.json()
+    assert "Content-Disposition" not in response
+
+
+def test_anonymous_csv_request_is_refused_in_json(anonymous_client):
+    response = anonymous_client.get(API_URL, {"format": "csv"})
+    assert response.status_code == 401
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["detail"]
+
+
+def test_csv_accept_header_errors_are_json_too(user_client):
+    response = user_client.get(API_URL, {"source": "=1+1"}, HTTP_ACCEPT="text/csv")
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+
+
+def test_post_never_answers_csv(user_client):
+    upload = SimpleUploadedFile("=1+1.png", make_image_bytes(), "image/png")
+    response = user_client.post(API_URL + "?format=csv", {"image": [upload]}, format="multipart")
+    assert not response["Content-Type"].startswith("text/csv")
+    assert response["Content-Type"] == "application/json"
+    assert Prediction.objects.count() == 0
+
+
+def test_history_csv_errors_are_json(client, user):
+    client.force_login(user)
+    response = client.get(HISTORY_CSV_URL, {"source": "x,=1+1,y"})
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    assert "source" in response.json()
