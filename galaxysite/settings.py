@@ -226,3 +226,12 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
 }
+
+# --- Operations (issue 12): error pages ---------------------------------------------------------
+CSRF_FAILURE_VIEW = "classifier.error_views.csrf_failure"
+# Unknown ?format= values are a documented JSON 406 on every operation (classifier/api/negotiation.py).
+REST_FRAMEWORK["DEFAULT_CONTENT_NEGOTIATION_CLASS"] = "classifier.api.negotiation.ApiContentNegotiation"
+SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [
+    "drf_spectacular.hooks.postprocess_schema_enums",
+    "classifier.api.negotiation.add_not_acceptable_responses",
+]

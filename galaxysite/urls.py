@@ -16,3 +16,9 @@ urlpatterns = [
     re_path(r"^media/(?P<path>.+)$", protected_media, name="media"),
     path("", include("classifier.urls", namespace="classifier")),
 ]
+
+# Styled pages in the reader's language, and JSON under /api/ (classifier/error_views.py).
+handler400 = "classifier.error_views.bad_request"
+handler403 = "classifier.error_views.permission_denied"
+handler404 = "classifier.error_views.page_not_found"
+handler500 = "classifier.error_views.server_error"
