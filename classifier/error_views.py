@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.template import TemplateDoesNotExist, loader
+from django.template import loader
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import requires_csrf_token
 
@@ -26,8 +26,9 @@ def _is_api(request: HttpRequest) -> bool:
 def _page(request: HttpRequest, template: str, status: int) -> HttpResponse:
     try:
         body = loader.render_to_string(template, {"status": status}, request=request)
-    except TemplateDoesNotExist:
-        body = f"<h1>{status}</h1>"
+    except Exception:  # an error page must never turn into a 500 itself
+        logger.exception("the %s page could not be rendered", status)
+        return HttpResponse(str(status), status=status, content_type="text/plain; charset=utf-8")
     return HttpResponse(body, status=status)
 
 

@@ -42,6 +42,7 @@ from classifier.preprocessing import (
     preprocess,
 )
 
+from . import observability
 from .exceptions import ModelUnavailableError
 
 logger = logging.getLogger(__name__)
@@ -244,6 +245,9 @@ class GalaxyClassifier:
         self.interpreter_count = 0
         self._add_interpreter()
         logger.info("loaded model %s (%s) with %s", self.model_version, self.model_path, self.backend_name)
+        observability.record_model_loaded(
+            model_version=self.model_version, model_sha256=self.model_sha256, backend=self.backend_name
+        )
 
     def _add_interpreter(self) -> None:
         try:
@@ -309,6 +313,7 @@ class GalaxyClassifier:
             batch = np.stack([image.tensor for image in chunk]).astype(np.float32, copy=False)
             probabilities, elapsed_ms = self._run(batch)
             per_image_ms = elapsed_ms / len(chunk)
+            observability.record_inference(per_image_ms / 1000.0, len(chunk))
             results.extend(
                 self._result(row, image, per_image_ms)
                 for row, image in zip(probabilities, chunk, strict=True)

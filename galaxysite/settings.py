@@ -7,6 +7,7 @@ enforced unless the environment says otherwise.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import environ
@@ -235,3 +236,44 @@ SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [
     "drf_spectacular.hooks.postprocess_schema_enums",
     "classifier.api.negotiation.add_not_acceptable_responses",
 ]
+
+# --- Operations (issue 12): metrics, request ids and logs (docs/operations.md) -------------------
+INSTALLED_APPS += ["django_prometheus", "dbbackup"]
+# The request id first, so every later line of a request carries it; the Prometheus pair
+# around everything else, so the latency covers the whole stack.
+MIDDLEWARE = [
+    "classifier.observability.RequestIdMiddleware",
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    *MIDDLEWARE,
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+# The same backends wrapped by django-prometheus: queries, errors and failed connections counted.
+DATABASES["default"]["ENGINE"] = {
+    "django.db.backends.postgresql": "django_prometheus.db.backends.postgresql",
+    "django.db.backends.sqlite3": "django_prometheus.db.backends.sqlite3",
+}.get(DATABASES["default"]["ENGINE"], DATABASES["default"]["ENGINE"])
+# /metrics answers loopback callers (unless behind a proxy) and bearers of this token; 404 otherwise.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOW_LOOPBACK = env.bool("METRICS_ALLOW_LOOPBACK", default=True)
+# Prometheus scrapes over plain HTTP from inside the network, like the health probes.
+SECURE_REDIRECT_EXEMPT = [*SECURE_REDIRECT_EXEMPT, r"^metrics$"]
+
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be 'plain' or 'json', not {LOG_FORMAT!r}.")
+# One "request" event per request, with its id; on by default with JSON logs, where it
+# replaces gunicorn's access line (galaxysite/gunicorn.py).
+LOG_REQUESTS = env.bool("LOG_REQUESTS", default=LOG_FORMAT == "json")
+LOGGING["filters"] = {"request_id": {"()": "classifier.observability.RequestIdFilter"}}
+LOGGING["formatters"] = {
+    "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    "json": {
+        "()": "pythonjsonlogger.json.JsonFormatter",
+        "fmt": "%(asctime)s %(levelname)s %(name)s %(request_id)s %(message)s",
+        "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+    },
+}
+LOGGING["handlers"]["console"].update({"formatter": LOG_FORMAT, "filters": ["request_id"]})
+if LOG_FORMAT == "json":
+    # Python warnings become log records (JSON lines) instead of bare text on stderr.
+    logging.captureWarnings(True)
