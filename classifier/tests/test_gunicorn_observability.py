@@ -59,7 +59,7 @@ def gunicorn(tmp_path):
         command = [sys.executable, "manage.py", "migrate", "--noinput"]
         migrate = subprocess.run(
             command, cwd=ROOT, env=migrate_env, capture_output=True, text=True, check=False
-        )  # noqa: E501
+        )
         assert migrate.returncode == 0, migrate.stderr
         log = tmp_path / f"gunicorn-{port}.log"
         process = subprocess.Popen(
