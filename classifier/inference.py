@@ -245,9 +245,6 @@ class GalaxyClassifier:
         self.interpreter_count = 0
         self._add_interpreter()
         logger.info("loaded model %s (%s) with %s", self.model_version, self.model_path, self.backend_name)
-        observability.record_model_loaded(
-            model_version=self.model_version, model_sha256=self.model_sha256, backend=self.backend_name
-        )
 
     def _add_interpreter(self) -> None:
         try:
@@ -377,6 +374,11 @@ def get_classifier() -> GalaxyClassifier:
                 manifest_path=Path(settings.MODEL_MANIFEST),
                 backend=settings.TFLITE_BACKEND,
                 num_threads=settings.TFLITE_NUM_THREADS,
+            )
+            observability.record_model_loaded(
+                model_version=_classifier.model_version,
+                model_sha256=_classifier.model_sha256,
+                backend=_classifier.backend_name,
             )
         return _classifier
 

@@ -277,3 +277,5 @@ LOGGING["handlers"]["console"].update({"formatter": LOG_FORMAT, "filters": ["req
 if LOG_FORMAT == "json":
     # Python warnings become log records (JSON lines) instead of bare text on stderr.
     logging.captureWarnings(True)
+# Model roll-out: the folder of model versions that `manage.py models` lists (docs/operations.md).
+MODEL_REPOSITORY = Path(env.str("MODEL_REPOSITORY", default=str(MODEL_PATH.parent)))
