@@ -279,3 +279,12 @@ if LOG_FORMAT == "json":
     logging.captureWarnings(True)
 # Model roll-out: the folder of model versions that `manage.py models` lists (docs/operations.md).
 MODEL_REPOSITORY = Path(env.str("MODEL_REPOSITORY", default=str(MODEL_PATH.parent)))
+
+# Backups (django-dbbackup): `manage.py dbbackup` and `mediabackup` write here, `dbrestore` and
+# `mediarestore` read the newest from here (docs/operations.md). PostgreSQL needs pg_dump/pg_restore.
+BACKUP_DIR = Path(env.str("DJANGO_BACKUP_DIR", default=str(BASE_DIR / "backups")))
+STORAGES["dbbackup"] = {
+    "BACKEND": "django.core.files.storage.FileSystemStorage",
+    "OPTIONS": {"location": str(BACKUP_DIR)},
+}
+DBBACKUP_SEND_EMAIL = False
