@@ -288,3 +288,5 @@ STORAGES["dbbackup"] = {
     "OPTIONS": {"location": str(BACKUP_DIR)},
 }
 DBBACKUP_SEND_EMAIL = False
+# Secret key rotation: the previous key(s) keep sessions and signed links valid until they expire.
+SECRET_KEY_FALLBACKS = env.list("DJANGO_SECRET_KEY_FALLBACKS", default=[])
