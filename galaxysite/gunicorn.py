@@ -41,9 +41,11 @@ def post_worker_init(worker: Any) -> None:
 # PROMETHEUS_MULTIPROC_DIR and /metrics sums them, whichever worker answers the scrape. The
 # variable must be set before a worker imports prometheus_client, so it is set here, in the
 # master; without one given, each gunicorn run gets a private folder of its own.
-_metrics_dir_is_ours = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
-if _metrics_dir_is_ours:
+# The mark survives a configuration reload (kill -HUP), which may run this module again.
+_TEMPORARY_MARK = "GALAXY_METRICS_DIR_IS_TEMPORARY"
+if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="galaxy-metrics-")
+    os.environ[_TEMPORARY_MARK] = "1"
 
 
 def on_starting(server: Any) -> None:
@@ -62,7 +64,7 @@ def child_exit(server: Any, worker: Any) -> None:
 
 
 def on_exit(server: Any) -> None:
-    if _metrics_dir_is_ours:
+    if os.environ.get(_TEMPORARY_MARK) == "1":
         shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
 

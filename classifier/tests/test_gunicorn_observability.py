@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -23,16 +24,16 @@ pytestmark = pytest.mark.slow
 NATIVE_TFLITE_LINES = {"INFO: Created TensorFlow Lite XNNPACK delegate for CPU."}
 
 
-def _wait_until_both_workers_loaded_the_model(log: Path, timeout: float = 120) -> None:
+def _wait_until_both_workers_loaded_the_model(log: Path, timeout: float = 120, *, loads: int = 2) -> None:
     deadline = time.monotonic() + timeout
-    while log.read_text().count("loaded model") < 2:
+    while log.read_text().count("loaded model") < loads:
         assert time.monotonic() < deadline, log.read_text()
         time.sleep(0.05)
 
 
 @pytest.fixture
 def gunicorn(tmp_path):
-    """Starts gunicorn with 2 workers and the project's settings module; returns (base url, log)."""
+    """Starts gunicorn with 2 workers and the project's settings module; returns (base url, log, process)."""
     started = []
 
     def start(**env_overrides):
@@ -84,7 +85,7 @@ def gunicorn(tmp_path):
         )
         started.append(process)
         _wait_until_both_workers_loaded_the_model(log)
-        return f"http://127.0.0.1:{port}", log
+        return f"http://127.0.0.1:{port}", log, process
 
     yield start
     for process in started:
@@ -108,7 +109,7 @@ def scrape(base: str) -> dict[tuple[str, tuple], float]:
 
 def test_metrics_are_summed_over_both_workers(gunicorn, tmp_path):
     metrics_dir = tmp_path / "metrics"
-    base, _log = gunicorn(PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
+    base, _log, _process = gunicorn(PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
     requests_sent = 40
     for _ in range(requests_sent):
         # A new connection each time, so gunicorn spreads them over its workers.
@@ -128,7 +129,7 @@ def test_metrics_are_summed_over_both_workers(gunicorn, tmp_path):
 
 
 def test_metrics_from_outside_loopback_need_the_token(gunicorn):
-    base, _log = gunicorn(DJANGO_BEHIND_PROXY="true", METRICS_TOKEN="scrape-token-0123456789")
+    base, _log, _process = gunicorn(DJANGO_BEHIND_PROXY="true", METRICS_TOKEN="scrape-token-0123456789")
     assert get(f"{base}/metrics").status_code == 404
     response = get(f"{base}/metrics", Authorization="Bearer scrape-token-0123456789")
     assert response.status_code == 200
@@ -136,7 +137,7 @@ def test_metrics_from_outside_loopback_need_the_token(gunicorn):
 
 
 def test_json_logs_carry_the_proxys_request_id_and_no_secrets(gunicorn):
-    base, log = gunicorn(LOG_FORMAT="json", DJANGO_BEHIND_PROXY="true")
+    base, log, _process = gunicorn(LOG_FORMAT="json", DJANGO_BEHIND_PROXY="true")
     image = make_image_bytes(size=(64, 64), color=(1, 2, 3))
     response = requests.post(
         f"{base}/api/predictions/",
@@ -172,7 +173,26 @@ def test_json_logs_carry_the_proxys_request_id_and_no_secrets(gunicorn):
 
 
 def test_without_a_trusted_proxy_the_clients_request_id_is_replaced(gunicorn):
-    base, _log = gunicorn(LOG_FORMAT="json")
+    base, _log, _process = gunicorn(LOG_FORMAT="json")
     response = get(f"{base}/api/health/live/", **{"X-Request-ID": "forged-by-client"})
     assert response.headers["X-Request-ID"] != "forged-by-client"
     assert len(response.headers["X-Request-ID"]) == 32
+
+
+def test_a_reload_keeps_the_sums_and_the_private_folder_goes_at_exit(gunicorn, tmp_path):
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    base, log, process = gunicorn(TMPDIR=str(temporary))
+    [metrics_dir] = temporary.glob("galaxy-metrics-*")
+    for _ in range(10):
+        get(f"{base}/api/health/live/", Connection="close")
+    process.send_signal(signal.SIGHUP)  # a graceful reload: two new workers replace the old ones
+    _wait_until_both_workers_loaded_the_model(log, loads=4)
+    key = (
+        "django_http_responses_total_by_status_view_method_total",
+        (("method", "GET"), ("status", "200"), ("view", "api:health-live")),
+    )
+    assert scrape(base)[key] == 10  # the old workers' counts stay in the sums
+    process.terminate()
+    process.wait(timeout=30)
+    assert not metrics_dir.exists()
