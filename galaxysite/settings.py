@@ -228,19 +228,20 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
 }
 
-# --- Operations (issue 12): error pages ---------------------------------------------------------
+# --- Operations (issue 12; docs/operations.md) ------------------------------------------------------
+INSTALLED_APPS += ["django_prometheus", "dbbackup"]
+
+# Error pages: styled, translated pages; JSON under /api/ (classifier/error_views.py, galaxysite/urls.py).
 CSRF_FAILURE_VIEW = "classifier.error_views.csrf_failure"
-# Unknown ?format= values are a documented JSON 406 on every operation (classifier/api/negotiation.py).
+# An unknown ?format= is a documented JSON 406 on every operation (classifier/api/negotiation.py).
 REST_FRAMEWORK["DEFAULT_CONTENT_NEGOTIATION_CLASS"] = "classifier.api.negotiation.ApiContentNegotiation"
 SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [
     "drf_spectacular.hooks.postprocess_schema_enums",
     "classifier.api.negotiation.add_not_acceptable_responses",
 ]
 
-# --- Operations (issue 12): metrics, request ids and logs (docs/operations.md) -------------------
-INSTALLED_APPS += ["django_prometheus", "dbbackup"]
-# The request id first, so every later line of a request carries it; the Prometheus pair
-# around everything else, so the latency covers the whole stack.
+# Metrics and request ids. The request id first, so every later line of a request carries it;
+# the Prometheus pair around everything else, so the latency covers the whole stack.
 MIDDLEWARE = [
     "classifier.observability.RequestIdMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
@@ -258,11 +259,12 @@ METRICS_ALLOW_LOOPBACK = env.bool("METRICS_ALLOW_LOOPBACK", default=True)
 # Prometheus scrapes over plain HTTP from inside the network, like the health probes.
 SECURE_REDIRECT_EXEMPT = [*SECURE_REDIRECT_EXEMPT, r"^metrics$"]
 
+# Logs: plain or JSON lines, each with the request id.
 LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
 if LOG_FORMAT not in ("plain", "json"):
     raise ImproperlyConfigured(f"LOG_FORMAT must be 'plain' or 'json', not {LOG_FORMAT!r}.")
-# One "request" event per request, with its id; on by default with JSON logs, where it
-# replaces gunicorn's access line (galaxysite/gunicorn.py).
+# One "request" event per request; on by default with JSON logs, where it replaces
+# gunicorn's access line (galaxysite/gunicorn.py).
 LOG_REQUESTS = env.bool("LOG_REQUESTS", default=LOG_FORMAT == "json")
 LOGGING["filters"] = {"request_id": {"()": "classifier.observability.RequestIdFilter"}}
 LOGGING["formatters"] = {
@@ -277,16 +279,19 @@ LOGGING["handlers"]["console"].update({"formatter": LOG_FORMAT, "filters": ["req
 if LOG_FORMAT == "json":
     # Python warnings become log records (JSON lines) instead of bare text on stderr.
     logging.captureWarnings(True)
-# Model roll-out: the folder of model versions that `manage.py models` lists (docs/operations.md).
+
+# Model roll-out: the folder of model versions that `manage.py models` works on.
 MODEL_REPOSITORY = Path(env.str("MODEL_REPOSITORY", default=str(MODEL_PATH.parent)))
 
 # Backups (django-dbbackup): `manage.py dbbackup` and `mediabackup` write here, `dbrestore` and
-# `mediarestore` read the newest from here (docs/operations.md). PostgreSQL needs pg_dump/pg_restore.
+# `mediarestore` read the newest from here. PostgreSQL needs pg_dump and pg_restore.
 BACKUP_DIR = Path(env.str("DJANGO_BACKUP_DIR", default=str(BASE_DIR / "backups")))
 STORAGES["dbbackup"] = {
     "BACKEND": "django.core.files.storage.FileSystemStorage",
     "OPTIONS": {"location": str(BACKUP_DIR)},
 }
 DBBACKUP_SEND_EMAIL = False
+
 # Secret key rotation: the previous key(s) keep sessions and signed links valid until they expire.
 SECRET_KEY_FALLBACKS = env.list("DJANGO_SECRET_KEY_FALLBACKS", default=[])
+# --- end of operations (issue 12) -------------------------------------------------------------------
