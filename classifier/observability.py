@@ -146,6 +146,15 @@ def current_request_id() -> str:
     return _request_id.get()
 
 
+# A password-reset link carries its token in the path (accounts/reset/<uid>/<token>/).
+_RESET_TOKEN = re.compile(r"^(/accounts/reset/[^/]+/)[^/]+")
+
+
+def loggable_path(path: str) -> str:
+    """The path with the secrets some paths carry replaced by ``***``."""
+    return _RESET_TOKEN.sub(r"\1***", path)
+
+
 class RequestIdFilter(logging.Filter):
     """Gives every log record the id of the request being served ("-" outside requests)."""
 
@@ -188,14 +197,15 @@ class RequestIdMiddleware:
             response = self.get_response(request)
             response[REQUEST_ID_HEADER] = request_id
             if settings.LOG_REQUESTS:
+                path = loggable_path(request.path)
                 request_logger.info(
                     "%s %s %s",
                     request.method,
-                    request.path,
+                    path,
                     response.status_code,
                     extra={
                         "method": request.method,
-                        "path": request.path,
+                        "path": path,
                         "status": response.status_code,
                         "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                     },

@@ -172,3 +172,18 @@ def test_database_errors_are_counted(client):
     with pytest.raises(DatabaseError), connection.cursor() as cursor:
         cursor.execute("SELECT * FROM no_such_table_for_metrics")
     assert database_errors() == before + 1
+
+
+# --- the request event --------------------------------------------------------------------------
+
+
+def test_the_request_event_carries_the_id_and_hides_reset_tokens(client, settings, caplog):
+    settings.LOG_REQUESTS = True
+    with caplog.at_level("INFO", logger="galaxysite.request"):
+        response = client.get("/api/health/live")
+        client.get("/accounts/reset/MQ/c4t5-0123456789abcdef0123456789abcdef/")
+    first, second = (r for r in caplog.records if r.name == "galaxysite.request")
+    assert (first.method, first.path, first.status) == ("GET", "/api/health/live", 200)
+    assert first.request_id == response["X-Request-ID"]
+    assert second.path == "/accounts/reset/MQ/***/"
+    assert "0123456789abcdef" not in caplog.text
