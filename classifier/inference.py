@@ -46,6 +46,7 @@ from classifier.preprocessing import (
     preprocess_image,
 )
 
+from . import observability
 from .exceptions import ModelUnavailableError
 
 logger = logging.getLogger(__name__)
@@ -362,6 +363,7 @@ class GalaxyClassifier:
             batch = np.stack([image.tensor for image in chunk]).astype(np.float32, copy=False)
             probabilities, elapsed_ms = self._run(batch)
             per_image_ms = elapsed_ms / len(chunk)
+            observability.record_inference(per_image_ms / 1000.0, len(chunk))
             results.extend(
                 self._result(row, image, per_image_ms)
                 for row, image in zip(probabilities, chunk, strict=True)
@@ -425,6 +427,11 @@ def get_classifier() -> GalaxyClassifier:
                 manifest_path=Path(settings.MODEL_MANIFEST),
                 backend=settings.TFLITE_BACKEND,
                 num_threads=settings.TFLITE_NUM_THREADS,
+            )
+            observability.record_model_loaded(
+                model_version=_classifier.model_version,
+                model_sha256=_classifier.model_sha256,
+                backend=_classifier.backend_name,
             )
         return _classifier
 

@@ -13,6 +13,7 @@ from django.shortcuts import render
 from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext as _
 
+from classifier import observability
 from classifier.views import service_unavailable, wants_json
 
 logger = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class RequestSizeLimitMiddleware:
         except ValueError:
             declared = 0
         if declared > limit:
+            observability.record_request_too_large()
             return self.refuse(request, declared=declared, limit=limit)
         return self.get_response(request)
 

@@ -24,6 +24,7 @@ from django.db.models import QuerySet
 from django.utils.translation import gettext_noop
 from rest_framework.throttling import BaseThrottle
 
+from classifier import observability
 from classifier.exceptions import FileRefusal, ImageValidationError, StorageUnavailableError
 from classifier.inference import ACCEPTED_FORMATS, ClassificationResult, PreparedImage, get_classifier
 from classifier.metadata import strip_metadata
@@ -147,9 +148,12 @@ def prediction_create_batch(
     if the database or the media storage fails (no row and no new file is left).
     """
     _check_source(source)
-    return prediction_create_validated(
-        accepted=validate_uploads(uploads), source=source, user=user, client_ip=client_ip
-    )
+    try:
+        accepted = validate_uploads(uploads)
+    except ImageValidationError as exc:
+        observability.record_refusals(refusal.template for refusal in exc.refusals)
+        raise
+    return prediction_create_validated(accepted=accepted, source=source, user=user, client_ip=client_ip)
 
 
 def prediction_create_validated(
@@ -255,6 +259,7 @@ def _record(
     except BaseException:
         _discard_unreferenced(written)
         raise
+    observability.record_predictions(predictions)
     return predictions
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -79,3 +81,60 @@ def post_worker_init(worker: Any) -> None:
         get_classifier()
     except ModelUnavailableError as exc:
         worker.log.warning("model not loaded at worker start: %s", exc.reason)
+
+
+# --- Operations (issue 12): metrics summed over the workers, JSON logs ---------------------------
+# prometheus_client's multiprocess mode: each worker writes its samples to files in
+# PROMETHEUS_MULTIPROC_DIR and /metrics sums them, whichever worker answers the scrape. The
+# variable must be set before a worker imports prometheus_client, so it is set here, in the
+# master; without one given, each gunicorn run gets a private folder of its own.
+# The mark survives a configuration reload (kill -HUP), which may run this module again.
+_TEMPORARY_MARK = "GALAXY_METRICS_DIR_IS_TEMPORARY"
+if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="galaxy-metrics-")
+    os.environ[_TEMPORARY_MARK] = "1"
+
+
+def on_starting(server: Any) -> None:
+    """Start from an empty metrics folder: samples of an earlier run would be summed in."""
+    directory = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A dead worker's gauges (the model info) stop counting; its counters stay in the sums."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server: Any) -> None:
+    if os.environ.get(_TEMPORARY_MARK) == "1":
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+
+
+# With LOG_FORMAT=json gunicorn's own lines are JSON too, and its access line goes: the app
+# writes one "request" event per request instead, with the request id (classifier/observability.py).
+if os.environ.get("LOG_FORMAT", "plain") == "json":
+    logconfig_dict = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "json": {
+                "()": "pythonjsonlogger.json.JsonFormatter",
+                "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+                "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+            }
+        },
+        "handlers": {
+            "json": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"},
+            "discard": {"class": "logging.NullHandler"},
+        },
+        "root": {"level": "INFO", "handlers": ["json"]},
+        "loggers": {
+            "gunicorn.error": {"handlers": ["json"], "level": "INFO", "propagate": False},
+            "gunicorn.access": {"handlers": ["discard"], "propagate": False},
+        },
+    }

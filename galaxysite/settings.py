@@ -8,6 +8,7 @@ enforced unless the environment says otherwise.
 from __future__ import annotations
 
 from datetime import timedelta
+import logging
 from pathlib import Path
 
 import environ
@@ -312,3 +313,70 @@ PERMISSIONS_POLICY: dict[str, list[str]] = {
         "xr-spatial-tracking",
     )
 }
+# --- Operations (issue 12; docs/operations.md) ------------------------------------------------------
+INSTALLED_APPS += ["django_prometheus", "dbbackup"]
+
+# Error pages: styled, translated pages; JSON under /api/ (classifier/error_views.py, galaxysite/urls.py).
+CSRF_FAILURE_VIEW = "classifier.error_views.csrf_failure"
+# An unknown ?format= is a documented JSON 406 on every operation (classifier/api/negotiation.py).
+REST_FRAMEWORK["DEFAULT_CONTENT_NEGOTIATION_CLASS"] = "classifier.api.negotiation.ApiContentNegotiation"
+SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [
+    "drf_spectacular.hooks.postprocess_schema_enums",
+    "classifier.api.negotiation.add_not_acceptable_responses",
+]
+
+# Metrics and request ids. The request id first, so every later line of a request carries it;
+# the Prometheus pair around everything else, so the latency covers the whole stack.
+MIDDLEWARE = [
+    "classifier.observability.RequestIdMiddleware",
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    *MIDDLEWARE,
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+# The same backends wrapped by django-prometheus: queries, errors and failed connections counted.
+DATABASES["default"]["ENGINE"] = {
+    "django.db.backends.postgresql": "django_prometheus.db.backends.postgresql",
+    "django.db.backends.sqlite3": "django_prometheus.db.backends.sqlite3",
+}.get(DATABASES["default"]["ENGINE"], DATABASES["default"]["ENGINE"])
+# /metrics answers loopback callers (unless behind a proxy) and bearers of this token; 404 otherwise.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOW_LOOPBACK = env.bool("METRICS_ALLOW_LOOPBACK", default=True)
+# Prometheus scrapes over plain HTTP from inside the network, like the health probes.
+SECURE_REDIRECT_EXEMPT = [*SECURE_REDIRECT_EXEMPT, r"^metrics$"]
+
+# Logs: plain or JSON lines, each with the request id.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be 'plain' or 'json', not {LOG_FORMAT!r}.")
+# One "request" event per request; on by default with JSON logs, where it replaces
+# gunicorn's access line (galaxysite/gunicorn.py).
+LOG_REQUESTS = env.bool("LOG_REQUESTS", default=LOG_FORMAT == "json")
+LOGGING["filters"] = {"request_id": {"()": "classifier.observability.RequestIdFilter"}}
+LOGGING["formatters"] = {
+    "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    "json": {
+        "()": "pythonjsonlogger.json.JsonFormatter",
+        "fmt": "%(asctime)s %(levelname)s %(name)s %(request_id)s %(message)s",
+        "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+    },
+}
+LOGGING["handlers"]["console"].update({"formatter": LOG_FORMAT, "filters": ["request_id"]})
+if LOG_FORMAT == "json":
+    # Python warnings become log records (JSON lines) instead of bare text on stderr.
+    logging.captureWarnings(True)
+
+# Model roll-out: the folder of model versions that `manage.py models` works on.
+MODEL_REPOSITORY = Path(env.str("MODEL_REPOSITORY", default=str(MODEL_PATH.parent)))
+
+# Backups (django-dbbackup): `manage.py dbbackup` and `mediabackup` write here, `dbrestore` and
+# `mediarestore` read the newest from here. PostgreSQL needs pg_dump and pg_restore.
+BACKUP_DIR = Path(env.str("DJANGO_BACKUP_DIR", default=str(BASE_DIR / "backups")))
+STORAGES["dbbackup"] = {
+    "BACKEND": "django.core.files.storage.FileSystemStorage",
+    "OPTIONS": {"location": str(BACKUP_DIR)},
+}
+DBBACKUP_SEND_EMAIL = False
+
+# Secret key rotation: the previous key(s) keep sessions and signed links valid until they expire.
+SECRET_KEY_FALLBACKS = env.list("DJANGO_SECRET_KEY_FALLBACKS", default=[])
+# --- end of operations (issue 12) -------------------------------------------------------------------

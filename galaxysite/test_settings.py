@@ -27,7 +27,7 @@ WHITENOISE_AUTOREFRESH = True
 # A file-backed SQLite test database, like the production default: concurrent
 # writers then wait on SQLite's busy timeout instead of failing on the
 # table locks of the in-memory shared cache.
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
     DATABASES["default"]["TEST"] = {  # noqa: F405
         "NAME": str(Path(tempfile.gettempdir()) / f"galaxy-test-{os.getpid()}.sqlite3"),
     }

@@ -5,10 +5,12 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from classifier.observability import metrics_view
 from galaxysite.views import protected_media
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("metrics", metrics_view, name="metrics"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -23,3 +25,9 @@ urlpatterns = [
     re_path(r"^media/(?P<path>.+)$", protected_media, name="media"),
     path("", include("classifier.urls", namespace="classifier")),
 ]
+
+# Styled pages in the reader's language, and JSON under /api/ (classifier/error_views.py).
+handler400 = "classifier.error_views.bad_request"
+handler403 = "classifier.error_views.permission_denied"
+handler404 = "classifier.error_views.page_not_found"
+handler500 = "classifier.error_views.server_error"

@@ -134,3 +134,13 @@ class HealthOutputSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=["ok", "unavailable"])
     reason = serializers.CharField(required=False)
     checks = serializers.DictField(child=HealthCheckOutputSerializer(), required=False)
+
+
+class ApiRootOutputSerializer(serializers.Serializer):
+    predictions = serializers.URLField()
+    predictions_bulk_delete = serializers.URLField()
+    model = serializers.URLField()
+    health_live = serializers.URLField()
+    health_ready = serializers.URLField()
+    schema = serializers.URLField()
+    docs = serializers.URLField()

@@ -5,6 +5,7 @@ from classifier.api import views
 app_name = "api"
 
 urlpatterns = [
+    path("", views.ApiRootApi.as_view(), name="root"),
     path("predictions/", views.PredictionListCreateApi.as_view(), name="prediction-list"),
     path("predictions/bulk-delete/", views.PredictionBulkDeleteApi.as_view(), name="prediction-bulk-delete"),
     # Any integer, negative too, reaches the view: an id that does not exist is a JSON 404.

@@ -21,11 +21,13 @@ from rest_framework.permissions import AllowAny, BasePermission, IsAdminUser, Is
 from rest_framework.renderers import BaseRenderer, BrowsableAPIRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from classifier import selectors, services
 from classifier.api.serializers import (
+    ApiRootOutputSerializer,
     ErrorOutputSerializer,
     HealthOutputSerializer,
     ModelInfoOutputSerializer,
@@ -272,6 +274,19 @@ class PredictionDetailApi(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+# A body that is not valid UTF-8 JSON is refused as a whole ({"detail": ...}); a body that
+# parses but has invalid fields is refused field by field.
+BULK_DELETE_BAD_REQUEST_RESPONSE = OpenApiResponse(
+    response={
+        "oneOf": [
+            {"$ref": "#/components/schemas/ErrorOutput"},
+            FIELD_ERRORS_RESPONSE.response,
+        ]
+    },
+    description="The body is not valid JSON (`detail`), or the errors of each invalid field.",
+)
+
+
 class PredictionBulkDeleteApi(APIView):
     permission_classes = [IsAdminUser]
 
@@ -280,7 +295,7 @@ class PredictionBulkDeleteApi(APIView):
         request=PredictionBulkDeleteInputSerializer,
         responses={
             200: PredictionBulkDeleteOutputSerializer,
-            400: FIELD_ERRORS_RESPONSE,
+            400: BULK_DELETE_BAD_REQUEST_RESPONSE,
             401: ErrorOutputSerializer,
             403: ErrorOutputSerializer,
         },
@@ -374,3 +389,25 @@ class HealthReadyApi(APIView):
         return Response(
             {"status": "unavailable", "reason": reason, "checks": checks}, status.HTTP_503_SERVICE_UNAVAILABLE
         )
+
+
+class ApiRootApi(APIView):
+    """The entry point of the browsable API: where each resource lives."""
+
+    permission_classes = [AllowAny]
+
+    @extend_schema(operation_id="api_root", responses={200: ApiRootOutputSerializer})
+    def get(self, request: Request) -> Response:
+        def url(name: str) -> str:
+            return reverse(name, request=request)
+
+        data = {
+            "predictions": url("api:prediction-list"),
+            "predictions_bulk_delete": url("api:prediction-bulk-delete"),
+            "model": url("api:model"),
+            "health_live": url("api:health-live"),
+            "health_ready": url("api:health-ready"),
+            "schema": url("schema"),
+            "docs": url("swagger-ui"),
+        }
+        return Response(ApiRootOutputSerializer(data).data)

@@ -51,8 +51,9 @@ def test_debug_is_off_by_default():
 @pytest.mark.parametrize(
     ("url", "engine"),
     [
-        ("postgres://u@db:5432/galaxy", "django.db.backends.postgresql"),
-        ("", "django.db.backends.sqlite3"),
+        # django-prometheus's wrappers of Django's backends (they count queries and errors).
+        ("postgres://u@db:5432/galaxy", "django_prometheus.db.backends.postgresql"),
+        ("", "django_prometheus.db.backends.sqlite3"),
     ],
 )
 def test_database_from_url(url, engine):

@@ -1,0 +1,215 @@
+"""What an operator watches: Prometheus metrics, the request id, and the log records' context.
+
+The metrics are prometheus_client objects, so they work in one process and, when
+PROMETHEUS_MULTIPROC_DIR is set (galaxysite/gunicorn.py sets it for every worker), summed
+over all of gunicorn's workers at scrape time. HTTP and database metrics come from
+django-prometheus's middleware and database backends; the ones below are the app's own.
+
+This module is a leaf: inference and services call into it, and it imports neither.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hmac
+import ipaddress
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from django.conf import settings
+from django.http import Http404, HttpRequest, HttpResponse
+from prometheus_client import Counter, Gauge, Histogram
+
+logger = logging.getLogger(__name__)
+request_logger = logging.getLogger("galaxysite.request")
+
+# --- metrics ------------------------------------------------------------------------------------
+
+PREDICTIONS = Counter(
+    "galaxy_predictions_total",
+    "Predictions recorded in the audit log, by predicted class and source (web, api, cli).",
+    ["class_name", "source"],
+)
+INFERENCE_SECONDS = Histogram(
+    "galaxy_model_inference_seconds",
+    "Time of one model call (set_tensor, invoke, get_tensor), per image.",
+    buckets=(0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
+UPLOAD_REFUSALS = Counter(
+    "galaxy_upload_refusals_total",
+    "Uploaded files (or whole requests) refused before classification, by reason.",
+    ["reason"],
+)
+# An info metric as a gauge: prometheus_client's Info does not work across processes.
+# livemax: a worker that exits stops reporting its model.
+MODEL_INFO = Gauge(
+    "galaxy_model_info",
+    "The model a worker serves (1 per version loaded in a live worker).",
+    ["model_version", "model_sha256", "backend"],
+    multiprocess_mode="livemax",
+)
+
+# The refusal templates (classifier/services.py, classifier/inference.py,
+# classifier/preprocessing.py) mapped to a short, bounded label.
+_REFUSAL_REASONS = (
+    ("no image was uploaded", "no_file"),
+    ("files sent, at most", "too_many_files"),
+    ("larger than the limit", "file_too_large"),
+    ("too many pixels", "too_many_pixels"),
+    ("more than the limit of", "too_many_pixels"),
+    ("the file is empty", "empty_file"),
+    ("images are not accepted", "format_not_accepted"),
+    ("not a recognised image format", "not_an_image"),
+    ("has no pixels", "no_pixels"),
+    ("could not be decoded", "undecodable"),
+)
+REQUEST_TOO_LARGE = "request_too_large"
+
+
+def refusal_reason(template: str) -> str:
+    for needle, reason in _REFUSAL_REASONS:
+        if needle in template:
+            return reason
+    return "other"
+
+
+def record_refusals(templates: Iterable[str]) -> None:
+    for template in templates:
+        UPLOAD_REFUSALS.labels(reason=refusal_reason(template)).inc()
+
+
+def record_request_too_large() -> None:
+    UPLOAD_REFUSALS.labels(reason=REQUEST_TOO_LARGE).inc()
+
+
+def record_predictions(predictions: Iterable[Any]) -> None:
+    for prediction in predictions:
+        PREDICTIONS.labels(class_name=prediction.class_name, source=prediction.source).inc()
+
+
+def record_inference(seconds_per_image: float, images: int) -> None:
+    for _ in range(images):
+        INFERENCE_SECONDS.observe(seconds_per_image)
+
+
+def record_model_loaded(*, model_version: str, model_sha256: str, backend: str) -> None:
+    MODEL_INFO.labels(model_version=model_version, model_sha256=model_sha256, backend=backend).set(1)
+
+
+# --- the /metrics endpoint -----------------------------------------------------------------------
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def metrics_access_allowed(request: HttpRequest) -> bool:
+    """A bearer token equal to METRICS_TOKEN, or a loopback caller that is not a proxy.
+
+    Behind a proxy every request arrives from the proxy's address, often loopback, so
+    there the address proves nothing and only the token opens the endpoint.
+    """
+    token = settings.METRICS_TOKEN
+    header = request.headers.get("Authorization", "")
+    if token and header.startswith("Bearer "):
+        return hmac.compare_digest(header.removeprefix("Bearer ").encode(), token.encode())
+    if settings.BEHIND_PROXY:
+        return False
+    return settings.METRICS_ALLOW_LOOPBACK and _is_loopback(request.META.get("REMOTE_ADDR", ""))
+
+
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """Prometheus' text format; 404 to anyone else, so the endpoint does not advertise itself."""
+    if not metrics_access_allowed(request):
+        raise Http404
+    from django_prometheus.exports import ExportToDjangoView
+
+    return ExportToDjangoView(request)
+
+
+# --- request id and log context ------------------------------------------------------------------
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# What a proxy may send: uuids, hex ids, and the like; anything else is replaced.
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+
+def current_request_id() -> str:
+    return _request_id.get()
+
+
+# A password-reset link carries its token in the path (accounts/reset/<uid>/<token>/).
+_RESET_TOKEN = re.compile(r"^(/accounts/reset/[^/]+/)[^/]+")
+
+
+def loggable_path(path: str) -> str:
+    """The path with the secrets some paths carry replaced by ``***``."""
+    return _RESET_TOKEN.sub(r"\1***", path)
+
+
+class RequestIdFilter(logging.Filter):
+    """Gives every log record the id of the request being served ("-" outside requests)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request_id = _request_id.get()
+        if request_id == "-":
+            # Django logs a 4xx or 5xx response ("django.request") after the whole middleware
+            # chain has returned, with the request attached to the record.
+            request_id = getattr(getattr(record, "request", None), "request_id", "-")
+        record.request_id = request_id
+        return True
+
+
+def _incoming_request_id(request: HttpRequest) -> str:
+    # Only a trusted proxy's id is kept: from anyone else it could forge or flood the logs.
+    if settings.BEHIND_PROXY:
+        candidate = request.headers.get(REQUEST_ID_HEADER, "")
+        if _VALID_REQUEST_ID.match(candidate):
+            return candidate
+    return uuid.uuid4().hex
+
+
+class RequestIdMiddleware:
+    """Tags the request and each of its log lines with an id, echoed in X-Request-ID.
+
+    With LOG_REQUESTS on it also writes one "request" event per request (method, path
+    without the query string, status, duration): the access log with the request id,
+    which replaces gunicorn's access line when LOG_FORMAT=json.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        request_id = _incoming_request_id(request)
+        request.request_id = request_id
+        token = _request_id.set(request_id)
+        started = time.perf_counter()
+        try:
+            response = self.get_response(request)
+            response[REQUEST_ID_HEADER] = request_id
+            if settings.LOG_REQUESTS:
+                path = loggable_path(request.path)
+                request_logger.info(
+                    "%s %s %s",
+                    request.method,
+                    path,
+                    response.status_code,
+                    extra={
+                        "method": request.method,
+                        "path": path,
+                        "status": response.status_code,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    },
+                )
+            return response
+        finally:
+            _request_id.reset(token)
