@@ -7,8 +7,8 @@ enforced unless the environment says otherwise.
 
 from __future__ import annotations
 
-from datetime import timedelta
 import logging
+from datetime import timedelta
 from pathlib import Path
 
 import environ
