@@ -12,7 +12,7 @@ NEW_KEY = "new-secret-key-" + "n" * 40
 def logged_in_client(settings, user) -> Client:
     settings.SECRET_KEY = OLD_KEY
     client = Client()
-    assert client.login(username="reader", password="reader-pass-123")
+    client.force_login(user)
     assert client.get("/history/").status_code == 200
     return client
 
