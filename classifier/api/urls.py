@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from classifier.api import views
+from classifier.api import jobs, views
 
 app_name = "api"
 
@@ -10,6 +10,11 @@ urlpatterns = [
     # Any integer, negative too, reaches the view: an id that does not exist is a JSON 404.
     re_path(r"^predictions/(?P<pk>-?\d+)/$", views.PredictionDetailApi.as_view(), name="prediction-detail"),
     path("model/", views.ModelInfoApi.as_view(), name="model"),
+    path("jobs/", jobs.JobListCreateApi.as_view(), name="job-list"),
+    path("jobs/<int:pk>/", jobs.JobDetailApi.as_view(), name="job-detail"),
+    path("jobs/<int:pk>/cancel/", jobs.JobCancelApi.as_view(), name="job-cancel"),
+    path("jobs/<int:pk>/results.csv", jobs.JobResultsCsvApi.as_view(), name="job-results-csv"),
+    path("jobs/<int:pk>/results.json", jobs.JobResultsJsonApi.as_view(), name="job-results-json"),
     re_path(r"^health/live/?$", views.HealthLiveApi.as_view(), name="health-live"),
     re_path(r"^health/ready/?$", views.HealthReadyApi.as_view(), name="health-ready"),
 ]

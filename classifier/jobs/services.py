@@ -1,0 +1,326 @@
+"""Writes for classification jobs: create, run a chunk, cancel, fail and delete.
+
+Every member is written idempotently: a chunk re-checks, under the job's lock, which of
+its members are still pending, and a member's prediction is unique (Prediction.job_member),
+so a chunk delivered twice (its worker died before acknowledging it) never records a
+member twice. Predictions go through classifier.services like every other caller.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import zipfile
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import connection, transaction
+from django.db.models import Count, F
+from django.utils import timezone
+
+from classifier import services
+from classifier.exceptions import ClassifierError, ImageValidationError
+from classifier.inference import get_classifier
+from classifier.jobs.archives import (
+    NESTED_ARCHIVE_REASON,
+    Catalogue,
+    JobInputError,
+    MemberInput,
+    is_nested_archive,
+)
+from classifier.models import Job, JobMember, Prediction
+
+logger = logging.getLogger(__name__)
+
+STAGING_FOLDER = "jobs"
+
+
+class JobQueueUnavailableError(ClassifierError):
+    """The broker refused the job's chunks; the job is marked failed with this reason."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+def _staged_name(job_id: int, index: int) -> str:
+    return f"{STAGING_FOLDER}/{job_id}/{index:07d}"
+
+
+def job_create(
+    *,
+    name: str,
+    members: Iterable[MemberInput],
+    catalogue: Catalogue | None = None,
+    user: Any = None,
+) -> Job:
+    """Stage every member in the media storage, record the job, and queue its chunks.
+
+    Raises JobInputError (nothing saved) when nothing is left to classify, and
+    JobQueueUnavailableError when the broker cannot take the chunks (the job is then
+    recorded as failed, with that reason).
+    """
+    owner = user if user is not None and getattr(user, "is_authenticated", False) else None
+    staged: list[str] = []
+    try:
+        with transaction.atomic():
+            job = Job.objects.create(
+                name=services.sanitise_filename(name), user=owner, chunk_size=settings.JOB_CHUNK_SIZE
+            )
+            rows = _stage_members(job, members, staged)
+            if not rows:
+                raise JobInputError("the submission has no files to classify")
+            if catalogue is not None:
+                basenames: dict[str, int] = {}
+                for row in rows:
+                    key = PurePosixPath(row.path).name
+                    basenames[key] = basenames.get(key, 0) + 1
+                for row in rows:
+                    row.catalogue = catalogue.row_for(row.path, basenames=basenames)
+                job.catalogue_columns = catalogue.columns
+            JobMember.objects.bulk_create(rows, batch_size=1000)
+            job.total = len(rows)
+            job.save(update_fields=["total", "catalogue_columns"])
+            _refresh_progress(job.pk)
+    except BaseException:
+        for staged_name in staged:
+            _delete_staged_quietly(staged_name)
+        raise
+    job.refresh_from_db()
+    if job.is_active:
+        _enqueue(job)
+    return job
+
+
+def _stage_members(job: Job, members: Iterable[MemberInput], staged: list[str]) -> list[JobMember]:
+    rows: list[JobMember] = []
+    seen: set[str] = set()
+    for index, member in enumerate(members):
+        if member.path in seen:
+            raise JobInputError(f"the file {member.path!r} appears twice in the submission")
+        if len(seen) >= settings.JOB_MAX_MEMBERS:
+            raise JobInputError(f"more than {settings.JOB_MAX_MEMBERS:,} files were sent", too_large=True)
+        seen.add(member.path)
+        row = JobMember(job=job, index=index, path=member.path, error=member.error)
+        if not row.error:
+            data, row.error = _read_member(member)
+        if not row.error:
+            name = _staged_name(job.pk, index)
+            staged.append(name)
+            row.staged_name = staged[-1] = default_storage.save(name, ContentFile(data))
+        if row.error:
+            row.status = JobMember.Status.FAILED
+        rows.append(row)
+    return rows
+
+
+def _read_member(member: MemberInput) -> tuple[bytes, str]:
+    """The member's bytes, or the reason it is a failed member."""
+    try:
+        data = member.read()
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        return b"", f"the archive member is corrupt: {exc}"[:500]
+    if len(data) > settings.MAX_UPLOAD_BYTES:
+        return b"", f"the file is larger than the limit of {settings.MAX_UPLOAD_BYTES:,} bytes"
+    if is_nested_archive("", data[:8]):
+        return b"", NESTED_ARCHIVE_REASON
+    return data, ""
+
+
+def _enqueue(job: Job) -> None:
+    from classifier.tasks import classify_chunk
+
+    pending = JobMember.objects.filter(job=job, status=JobMember.Status.PENDING)
+    indexes = sorted(pending.values_list("index", flat=True))
+    starts = sorted({index - index % job.chunk_size for index in indexes})
+    try:
+        for start in starts:
+            classify_chunk.apply_async((job.pk, start, start + job.chunk_size))
+    except Exception as exc:
+        reason = f"the job queue is unavailable: {type(exc).__name__}: {exc}"
+        logger.exception("could not queue job %s", job.pk)
+        job_fail(job_id=job.pk, reason=reason)
+        raise JobQueueUnavailableError(reason) from exc
+
+
+@dataclass(frozen=True)
+class ChunkOutcome:
+    classified: int = 0
+    failed: int = 0
+    skipped: bool = False
+
+
+def job_chunk_process(*, job_id: int, start: int, stop: int) -> ChunkOutcome:
+    """Classify the pending members with index in [start, stop) and record them.
+
+    Safe to run twice, or side by side with another delivery of the same chunk. Raises
+    StorageUnavailableError or DatabaseError when the database or the storage fails (the
+    task retries), and ModelUnavailableError when the model cannot serve.
+    """
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None or not job.is_active:
+        return ChunkOutcome(skipped=True)
+    members = list(
+        JobMember.objects.filter(
+            job_id=job_id, index__gte=start, index__lt=stop, status=JobMember.Status.PENDING
+        ).order_by("index")
+    )
+    if not members:
+        return ChunkOutcome(skipped=True)
+    classifier = get_classifier()
+    _mark_running(job_id, model_version=classifier.model_version)
+
+    ok: list[tuple[JobMember, services.AcceptedUpload]] = []
+    refused: dict[int, str] = {}
+    for member in members:
+        with default_storage.open(member.staged_name, "rb") as handle:
+            data = handle.read()
+        try:
+            [accepted] = services.validate_uploads(
+                [File(io.BytesIO(data), name=PurePosixPath(member.path).name)]
+            )
+        except ImageValidationError as exc:
+            refused[member.pk] = "; ".join(error["error"] for error in exc.errors)[:500]
+            continue
+        ok.append((member, accepted))
+    results = classifier.classify_prepared([accepted.prepared for _, accepted in ok])
+
+    with transaction.atomic():
+        _lock_job(job_id)
+        status = Job.objects.filter(pk=job_id).values_list("status", flat=True).first()
+        if status not in Job.ACTIVE:
+            return ChunkOutcome(skipped=True)
+        still_pending = set(
+            JobMember.objects.filter(
+                pk__in=[member.pk for member in members], status=JobMember.Status.PENDING
+            ).values_list("pk", flat=True)
+        )
+        failed_rows = [m for m in members if m.pk in refused and m.pk in still_pending]
+        for member in failed_rows:
+            member.status = JobMember.Status.FAILED
+            member.error = refused[member.pk]
+        JobMember.objects.bulk_update(failed_rows, ["status", "error"])
+        kept = [(i, m, a) for i, (m, a) in enumerate(ok) if m.pk in still_pending]
+        JobMember.objects.filter(pk__in=[m.pk for _, m, _ in kept]).update(status=JobMember.Status.CLASSIFIED)
+        if kept:
+            services.prediction_create_validated(
+                accepted=[a for _, _, a in kept],
+                results=[results[i] for i, _, _ in kept],
+                source=Prediction.Source.JOB,
+                user=job.user,
+                job_members=[m for _, m, _ in kept],
+            )
+        _refresh_progress(job_id)
+        finished_names = [m.staged_name for m in members if m.pk in still_pending and m.staged_name]
+        transaction.on_commit(lambda: _delete_staged(finished_names))
+    return ChunkOutcome(classified=len(kept), failed=len(failed_rows))
+
+
+def _lock_job(job_id: int) -> None:
+    """Serialise the writes of one job's chunks, cancel and progress (held until commit).
+
+    PostgreSQL locks the job's row; SQLite has one database write lock, taken here by a
+    write that changes nothing, before any read that a concurrent writer could invalidate.
+    """
+    if connection.vendor == "sqlite":
+        Job.objects.filter(pk=job_id).update(status=F("status"))
+    else:
+        list(Job.objects.select_for_update().filter(pk=job_id).values_list("pk", flat=True))
+
+
+def _mark_running(job_id: int, *, model_version: str) -> None:
+    Job.objects.filter(pk=job_id, status=Job.Status.QUEUED).update(
+        status=Job.Status.RUNNING, started_at=timezone.now(), model_version=model_version
+    )
+
+
+def _refresh_progress(job_id: int) -> None:
+    """Recount the job's members, and end it once none is pending.
+
+    Counted, not incremented, so a chunk that runs twice cannot count twice.
+    """
+    counts = dict(
+        JobMember.objects.filter(job_id=job_id).values_list("status").annotate(n=Count("id")).order_by()
+    )
+    done = counts.get(JobMember.Status.CLASSIFIED, 0)
+    failed = counts.get(JobMember.Status.FAILED, 0)
+    active = Job.objects.filter(pk=job_id, status__in=Job.ACTIVE)
+    if counts.get(JobMember.Status.PENDING, 0):
+        active.update(done=done, failed=failed)
+        return
+    now = timezone.now()
+    if done:
+        active.update(done=done, failed=failed, status=Job.Status.SUCCEEDED, finished_at=now)
+    else:
+        active.update(
+            done=done,
+            failed=failed,
+            status=Job.Status.FAILED,
+            finished_at=now,
+            error="no file could be classified; see each file's reason",
+        )
+    Job.objects.filter(pk=job_id, started_at__isnull=True).update(started_at=now)
+
+
+def job_cancel(*, job: Job) -> bool:
+    """Stop a queued or running job; chunks not yet recorded are skipped. False if it had ended."""
+    with transaction.atomic():
+        _lock_job(job.pk)
+        changed = Job.objects.filter(pk=job.pk, status__in=Job.ACTIVE).update(
+            status=Job.Status.CANCELLED, finished_at=timezone.now()
+        )
+        if changed:
+            names = list(
+                JobMember.objects.filter(job=job, status=JobMember.Status.PENDING)
+                .exclude(staged_name="")
+                .values_list("staged_name", flat=True)
+            )
+            transaction.on_commit(lambda: _delete_staged(names))
+    job.refresh_from_db()
+    return bool(changed)
+
+
+def job_fail(*, job_id: int, reason: str) -> None:
+    """End an active job as failed, with the reason shown to its owner."""
+    with transaction.atomic():
+        _lock_job(job_id)
+        changed = Job.objects.filter(pk=job_id, status__in=Job.ACTIVE).update(
+            status=Job.Status.FAILED, finished_at=timezone.now(), error=reason[:2000]
+        )
+        if changed:
+            names = list(
+                JobMember.objects.filter(job_id=job_id, status=JobMember.Status.PENDING)
+                .exclude(staged_name="")
+                .values_list("staged_name", flat=True)
+            )
+            transaction.on_commit(lambda: _delete_staged(names))
+
+
+def job_delete(*, job: Job) -> None:
+    """Delete a job, its members and its predictions with their images (staff only)."""
+    with transaction.atomic():
+        services.prediction_delete_many(queryset=Prediction.objects.filter(job=job))
+        names = list(
+            JobMember.objects.filter(job=job).exclude(staged_name="").values_list("staged_name", flat=True)
+        )
+        job.delete()
+        transaction.on_commit(lambda: _delete_staged(names))
+
+
+def _delete_staged(names: Sequence[str]) -> None:
+    for name in names:
+        _delete_staged_quietly(name)
+
+
+def _delete_staged_quietly(name: str) -> None:
+    try:
+        default_storage.delete(name)
+    except OSError:
+        logger.warning("could not delete staged job file %s", name, exc_info=True)
