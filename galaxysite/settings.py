@@ -172,9 +172,13 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "polling_interval": 0.2,
     }
 else:
-    # Redis hands an unacknowledged chunk (its worker machine died) to another worker after this.
+    # Redis hands a chunk whose worker machine died (never acknowledged) to another worker after
+    # this many seconds; it must stay longer than a chunk takes, or chunks run twice (harmlessly).
+    _VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
+        "visibility_timeout": _VISIBILITY_TIMEOUT,
+        "unacked_restore_interval": max(1, min(10, _VISIBILITY_TIMEOUT // 3)),
+        "unacked_restore_throttle": 1,
     }
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="jobs")
 CELERY_TASK_ACKS_LATE = True

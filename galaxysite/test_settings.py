@@ -11,6 +11,8 @@ from pathlib import Path
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-production-use-0123456789")
 os.environ.setdefault("DJANGO_SECURE_HTTPS", "false")
 os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
+# Jobs queued by tests stay in this process unless a test starts real workers on a real broker.
+os.environ.setdefault("CELERY_BROKER_URL", "memory://")
 
 from galaxysite.settings import *  # noqa: F403
 
