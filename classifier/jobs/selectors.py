@@ -96,6 +96,15 @@ def job_results(job: Job) -> Iterator[dict[str, Any]]:
         yield record
 
 
+def _cell(value: str) -> str:
+    # Coordinates such as dec=-3.25 are numbers, not formulas: only other text is neutralised.
+    try:
+        float(value)
+    except ValueError:
+        return spreadsheet_safe(value)
+    return value
+
+
 class _Echo:
     def write(self, value: str) -> str:
         return value
@@ -116,6 +125,6 @@ def job_results_csv(job: Job) -> Iterator[str]:
                 *(f"{probabilities[name]:.6f}" if probabilities else "" for name in CLASS_NAMES),
                 record["status"],
                 spreadsheet_safe(record["error"]),
-                *(spreadsheet_safe(str(record["catalogue"][c])) for c in job.catalogue_columns),
+                *(_cell(str(record["catalogue"][c])) for c in job.catalogue_columns),
             ]
         )

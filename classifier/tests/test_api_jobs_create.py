@@ -217,7 +217,9 @@ def test_member_over_the_per_file_limit_fails_alone(user_client, settings):
 
 def test_corrupt_member_data_fails_alone(user_client):
     images = distinct_images(2)
-    archive = bytearray(make_zip([("a.png", images[0]), ("b.png", images[1])], compression=zipfile.ZIP_STORED))
+    archive = bytearray(
+        make_zip([("a.png", images[0]), ("b.png", images[1])], compression=zipfile.ZIP_STORED)
+    )
     # Flip a byte inside the second member's data: its CRC no longer matches.
     offset = bytes(archive).index(images[1]) + 50
     archive[offset] ^= 0xFF
