@@ -11,8 +11,6 @@ from pathlib import Path
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-production-use-0123456789")
 os.environ.setdefault("DJANGO_SECURE_HTTPS", "false")
 os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
-# Jobs queued by tests stay in this process unless a test starts real workers on a real broker.
-os.environ.setdefault("CELERY_BROKER_URL", "memory://")
 
 from galaxysite.settings import *  # noqa: F403
 
@@ -33,3 +31,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     DATABASES["default"]["TEST"] = {  # noqa: F405
         "NAME": str(Path(tempfile.gettempdir()) / f"galaxy-test-{os.getpid()}.sqlite3"),
     }
+
+# Jobs queued by tests stay in this process, unless a test starts real workers on a real
+# broker (they are given CELERY_BROKER_URL). Not set through os.environ: Celery prefers that
+# variable to its settings, so tests could not point the app at another broker.
+if "CELERY_BROKER_URL" not in os.environ:
+    CELERY_BROKER_URL = "memory://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {}

@@ -64,7 +64,8 @@ def test_detail_reports_progress_rate_model_and_class_counts(finished_job, user_
     body = user_client.get(reverse("api:job-detail", args=[finished_job.pk])).json()
     assert body["status"] == "succeeded"
     assert (body["total"], body["done"], body["failed"]) == (3, 2, 1)
-    assert body["started_at"] and body["finished_at"]
+    assert body["started_at"]
+    assert body["finished_at"]
     assert body["model_version"]
     assert body["rate"] > 0
     assert sum(row["count"] for row in body["class_counts"]) == 2
