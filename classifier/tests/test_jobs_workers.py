@@ -174,18 +174,25 @@ def _outage_sqlite(seconds: float) -> None:
 
 
 def _outage_postgresql(seconds: float) -> None:
+    # The test database refuses new connections and drops the workers' ones (this test's own
+    # connection stays, to read the result), as when the server goes away and comes back.
+    import psycopg
+
     name = connection.settings_dict["NAME"]
     with connection.cursor() as cursor:
-        cursor.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
-        cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-    try:
-        time.sleep(seconds)
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        cursor.execute("SELECT pg_backend_pid()")
+        [own_pid] = cursor.fetchone()
+    params = {**connection.get_connection_params(), "dbname": "postgres"}
+    with psycopg.connect(**params, autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        try:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> %s",
+                [name, own_pid],
+            )
+            time.sleep(seconds)
+        finally:
+            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
 
 
 def test_database_outage_mid_job_recovers(redis_broker, workers, user, small_chunks):
