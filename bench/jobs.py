@@ -34,6 +34,7 @@ from PIL import Image
 
 BROKER = os.environ.get("BENCH_JOBS_BROKER", "redis://127.0.0.1:6379/1")
 DATABASE = "galaxy_bench_jobs"
+QUEUE = "jobs-bench"
 CHUNK = 64
 
 
@@ -221,7 +222,7 @@ def chunk_costs(paths: list[Path]) -> dict[str, float]:
         results["whole chunk"].append(t4 - t3)
         results["queries"].append(len(queries))
     with app.connection_for_write() as conn:
-        conn.default_channel.queue_purge("jobs")
+        conn.default_channel.queue_purge(QUEUE)
         started = time.perf_counter()
         for _ in range(200):
             classify_chunk.apply_async((0, 0, 0), queue="jobs-bench-publish")
@@ -252,8 +253,8 @@ def main() -> None:  # noqa: PLR0915
     import redis
 
     if BROKER.startswith("redis://"):
-        # Database 1 is the jobs work's own (as in the tests): no leftover chunk may run here.
-        redis.Redis.from_url(BROKER).flushdb()
+        # A queue of the benchmark's own: no leftover chunk of another run may be measured.
+        redis.Redis.from_url(BROKER).delete(QUEUE)
     with (
         tempfile.TemporaryDirectory(prefix="galaxy_bench_jobs_") as tmp,
         server.bench_database(DATABASE) as db_url,
@@ -263,7 +264,12 @@ def main() -> None:  # noqa: PLR0915
             database_url=db_url,
             model=model,
             media=tmp_path / "media",
-            extra={"CELERY_BROKER_URL": BROKER, "JOB_CHUNK_SIZE": str(CHUNK), "DJANGO_LOG_LEVEL": "INFO"},
+            extra={
+                "CELERY_BROKER_URL": BROKER,
+                "CELERY_TASK_DEFAULT_QUEUE": QUEUE,
+                "JOB_CHUNK_SIZE": str(CHUNK),
+                "DJANGO_LOG_LEVEL": "INFO",
+            },
         )
         server.manage(env, "migrate", "--noinput")
         os.environ.update(env)

@@ -52,12 +52,24 @@ def classify_chunk(self: Task, job_id: int, start: int, stop: int) -> dict[str, 
             logger.error(
                 "job %s chunk %s-%s gave up after %s retries: %s", job_id, start, stop, retries, reason
             )
-            # If the database is still down this raises too, and the log above is the trace.
-            job_services.job_fail(job_id=job_id, reason=f"gave up after {retries} retries: {reason}")
-            raise
+            # Marked failed by a task of its own, which waits for the database to come back:
+            # a job never stays "running" with nothing left to run it.
+            fail_job.apply_async(
+                (job_id, f"gave up on a chunk after {retries} retries: {reason}"),
+                queue=settings.CELERY_TASK_DEFAULT_QUEUE,
+            )
+            return {"classified": 0, "failed": 0}
         delay = min(2**retries, RETRY_DELAY_MAX_S)
         logger.warning(
             "job %s chunk %s-%s failed (%s); retry %s in %ss", job_id, start, stop, reason, retries + 1, delay
         )
         raise self.retry(exc=exc, countdown=delay) from exc
     return {"classified": outcome.classified, "failed": outcome.failed}
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
+def fail_job(self: Task, job_id: int, reason: str) -> None:
+    try:
+        job_services.job_fail(job_id=job_id, reason=reason)
+    except TRANSIENT_ERRORS as exc:
+        raise self.retry(exc=exc, countdown=min(2**self.request.retries, RETRY_DELAY_MAX_S)) from exc

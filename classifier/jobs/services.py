@@ -142,7 +142,10 @@ def _enqueue(job: Job) -> None:
     starts = sorted({index - index % job.chunk_size for index in indexes})
     try:
         for start in starts:
-            classify_chunk.apply_async((job.pk, start, start + job.chunk_size))
+            # The queue read now, not when Celery was configured, so tests can give each run its own.
+            classify_chunk.apply_async(
+                (job.pk, start, start + job.chunk_size), queue=settings.CELERY_TASK_DEFAULT_QUEUE
+            )
     except Exception as exc:
         reason = f"the job queue is unavailable: {type(exc).__name__}: {exc}"
         logger.exception("could not queue job %s", job.pk)

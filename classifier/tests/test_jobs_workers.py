@@ -11,6 +11,7 @@ import os
 import signal
 import sqlite3
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from classifier.jobs import services as job_services
 from classifier.jobs.archives import submission_from_uploads
 from classifier.models import Job, JobMember, Prediction
 from classifier.tests.jobs_support import distinct_images, make_zip, zip_upload
-from classifier.tests.workers import RABBITMQ_URL, REDIS_URL, Worker, reachable, wait_for
+from classifier.tests.workers import RABBITMQ_URL, REDIS_URL, Worker, database_url, reachable, wait_for
 from galaxysite.celery import app as celery_app
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -47,18 +48,23 @@ def workers(tmp_path):
         worker.stop()
 
 
+@pytest.fixture(autouse=True)
+def own_queue(settings):
+    """A queue of this test's own: nothing another run (or the benchmark) sends can reach it."""
+    settings.CELERY_TASK_DEFAULT_QUEUE = f"jobs-test-{uuid.uuid4().hex[:12]}"
+    return settings.CELERY_TASK_DEFAULT_QUEUE
+
+
 @pytest.fixture
-def redis_broker(settings):
+def redis_broker(settings, own_queue):
     if not reachable(REDIS_URL):
         pytest.skip(f"Redis is not reachable at {REDIS_URL} (set JOBS_TEST_REDIS_URL)")
     import redis
 
-    # Database 1 is this suite's own: leftovers of an interrupted run must not be delivered.
-    redis.Redis.from_url(REDIS_URL).flushdb()
     settings.CELERY_BROKER_URL = REDIS_URL
     settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
     yield REDIS_URL
-    redis.Redis.from_url(REDIS_URL).flushdb()
+    redis.Redis.from_url(REDIS_URL).delete(own_queue)
 
 
 @pytest.fixture
@@ -207,17 +213,36 @@ def test_database_outage_mid_job_recovers(redis_broker, workers, user, small_chu
     assert "retry 1 in" in worker.log
 
 
+def test_database_outage_longer_than_the_retries_fails_the_job_with_its_reason(
+    redis_broker, workers, user, small_chunks
+):
+    sqlite = connection.vendor == "sqlite"
+    # SQLite's busy timeout down to 1 s, so that a try fails as fast as a refused connection.
+    env = {"DATABASE_URL": database_url() + "?timeout=1"} if sqlite else {}
+    workers("w1", redis_broker, JOB_MAX_RETRIES="1", **env)
+    job = submit(user, 16, size=SLOW_IMAGE_SIZE)
+    wait_for(lambda: Job.objects.get(pk=job.pk).done >= 4, timeout=JOB_TIMEOUT_S, what="the first chunk")
+    # Longer than the three chunks left take to be tried, and retried a second later.
+    (_outage_sqlite if sqlite else _outage_postgresql)(12)
+    wait_until_ended(job)
+    assert job.status == Job.Status.FAILED
+    assert "gave up on a chunk after 1 retries" in job.error
+    # What was recorded before is kept, once each, and the counts say so.
+    member_ids = Counter(Prediction.objects.filter(job=job).values_list("job_member_id", flat=True))
+    assert set(member_ids.values()) <= {1}
+    assert job.done == len(member_ids) < job.total
+
+
 def test_rabbitmq_job_end_to_end(settings, workers, user, small_chunks):
     if not reachable(RABBITMQ_URL):
         pytest.skip(f"RabbitMQ is not reachable at {RABBITMQ_URL} (set JOBS_TEST_RABBITMQ_URL)")
     settings.CELERY_BROKER_URL = RABBITMQ_URL
     settings.CELERY_BROKER_TRANSPORT_OPTIONS = {}
-    with celery_app.connection_for_write() as conn:
-        conn.default_channel.queue_declare("jobs", durable=True, auto_delete=False)
-        conn.default_channel.queue_purge("jobs")
     workers("w1", RABBITMQ_URL)
     job = submit(user, 10)
     assert_each_member_once(wait_until_ended(job))
+    with celery_app.connection_for_write() as conn:
+        conn.default_channel.queue_delete(settings.CELERY_TASK_DEFAULT_QUEUE)
 
 
 def test_embedded_filesystem_broker_needs_no_server(settings, workers, user, small_chunks, tmp_path):

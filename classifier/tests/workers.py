@@ -63,6 +63,7 @@ class Worker:
             "DJANGO_MEDIA_ROOT": str(settings.MEDIA_ROOT),
             "CELERY_BROKER_URL": broker_url,
             "JOB_CHUNK_SIZE": str(settings.JOB_CHUNK_SIZE),
+            "CELERY_TASK_DEFAULT_QUEUE": settings.CELERY_TASK_DEFAULT_QUEUE,
             **env,
         }
         command = [
