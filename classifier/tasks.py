@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from celery import Task, shared_task
+from celery import Task
 from celery.signals import worker_process_init
 from django.conf import settings
 from django.db import DatabaseError
 
 from classifier.exceptions import ModelUnavailableError, StorageUnavailableError
 from classifier.jobs import services as job_services
+from galaxysite.celery import app
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ def _load_model(**kwargs: Any) -> None:
         logger.warning("model not loaded at worker start: %s", exc.reason)
 
 
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
+@app.task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
 def classify_chunk(self: Task, job_id: int, start: int, stop: int) -> dict[str, int]:
     try:
         outcome = job_services.job_chunk_process(job_id=job_id, start=start, stop=stop)
@@ -67,7 +68,7 @@ def classify_chunk(self: Task, job_id: int, start: int, stop: int) -> dict[str, 
     return {"classified": outcome.classified, "failed": outcome.failed}
 
 
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
+@app.task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
 def fail_job(self: Task, job_id: int, reason: str) -> None:
     try:
         job_services.job_fail(job_id=job_id, reason=reason)

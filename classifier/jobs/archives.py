@@ -33,7 +33,8 @@ CATALOGUE_FILE_COLUMN = "file"
 MAX_CATALOGUE_BYTES = 64 * 1024 * 1024
 MAX_CATALOGUE_COLUMNS = 32
 MAX_COLUMN_NAME_LENGTH = 64
-MAX_MEMBER_PATH_LENGTH = 1000
+# At most 4 bytes a character: the (job, path) index stays under PostgreSQL's btree row limit.
+MAX_MEMBER_PATH_LENGTH = 500
 # Ratios are checked only above this size: small files are harmless whatever their ratio.
 RATIO_CHECK_MIN_BYTES = 1024 * 1024
 # Folders that archivers add beside the real files (macOS resource forks).

@@ -102,6 +102,7 @@ def test_zip_bomb_by_total_size_is_refused(user_client, settings, media_root):
         ("../outside.png", "outside the archive"),
         ("field/../../outside.png", "outside the archive"),
         ("field\\..\\..\\outside.png", "outside the archive"),
+        ("a" * 600 + ".png", "longer than 500"),
     ],
 )
 def test_unsafe_member_paths_refuse_the_archive(user_client, media_root, name, reason):
