@@ -12,7 +12,8 @@ import io
 import logging
 import zipfile
 import zlib
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
@@ -21,12 +22,12 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
 from classifier import services
-from classifier.exceptions import ClassifierError, ImageValidationError
+from classifier.exceptions import ClassifierError, ImageValidationError, StorageUnavailableError
 from classifier.inference import get_classifier
 from classifier.jobs.archives import (
     NESTED_ARCHIVE_REASON,
@@ -57,67 +58,84 @@ def _staged_name(job_id: int, index: int) -> str:
 def job_create(
     *,
     name: str,
-    members: Iterable[MemberInput],
+    members: Sequence[MemberInput],
     catalogue: Catalogue | None = None,
     user: Any = None,
 ) -> Job:
-    """Stage every member in the media storage, record the job, and queue its chunks.
+    """Record the job, then stage its members chunk by chunk, queueing each chunk as soon as
+    it is staged: workers start on the first chunk while the rest is still being read.
 
-    Raises JobInputError (nothing saved) when nothing is left to classify, and
-    JobQueueUnavailableError when the broker cannot take the chunks (the job is then
-    recorded as failed, with that reason).
+    Raises JobInputError, with nothing saved, when the submission is refused as a whole;
+    JobQueueUnavailableError when the broker cannot take a chunk, and StorageUnavailableError
+    when the media storage or the database fails while staging (the job is then recorded as
+    failed, with the reason).
     """
+    _check_members(members)
     owner = user if user is not None and getattr(user, "is_authenticated", False) else None
-    staged: list[str] = []
+    job = Job.objects.create(
+        name=services.sanitise_filename(name),
+        user=owner,
+        chunk_size=settings.JOB_CHUNK_SIZE,
+        total=len(members),
+        catalogue_columns=catalogue.columns if catalogue is not None else [],
+    )
+    basenames = Counter(PurePosixPath(member.path).name for member in members)
     try:
-        with transaction.atomic():
-            job = Job.objects.create(
-                name=services.sanitise_filename(name), user=owner, chunk_size=settings.JOB_CHUNK_SIZE
-            )
-            rows = _stage_members(job, members, staged)
-            if not rows:
-                raise JobInputError("the submission has no files to classify")
+        for start in range(0, len(members), job.chunk_size):
+            if not Job.objects.filter(pk=job.pk, status__in=Job.ACTIVE).exists():
+                break  # cancelled while it was being staged
+            rows = _stage_members(job, members, start=start)
             if catalogue is not None:
-                basenames: dict[str, int] = {}
-                for row in rows:
-                    key = PurePosixPath(row.path).name
-                    basenames[key] = basenames.get(key, 0) + 1
                 for row in rows:
                     row.catalogue = catalogue.row_for(row.path, basenames=basenames)
-                job.catalogue_columns = catalogue.columns
-            JobMember.objects.bulk_create(rows, batch_size=1000)
-            job.total = len(rows)
-            job.save(update_fields=["total", "catalogue_columns"])
-            _refresh_progress(job.pk)
-    except BaseException:
-        for staged_name in staged:
-            _delete_staged_quietly(staged_name)
-        raise
+            JobMember.objects.bulk_create(rows)
+            if any(row.status == JobMember.Status.PENDING for row in rows):
+                _enqueue(job, start)
+    except (DatabaseError, OSError) as exc:
+        reason = f"the {'database' if isinstance(exc, DatabaseError) else 'media storage'} failed: {exc}"
+        logger.exception("could not stage job %s", job.pk)
+        job_fail(job_id=job.pk, reason=reason)
+        raise StorageUnavailableError(reason) from exc
+    _refresh_progress(job.pk)
     job.refresh_from_db()
-    if job.is_active:
-        _enqueue(job)
+    if not job.is_active:
+        # Cancelled (or failed) while staging: chunks staged after its clean-up are removed too.
+        _delete_staged(_pending_staged_names(job.pk))
     return job
 
 
-def _stage_members(job: Job, members: Iterable[MemberInput], staged: list[str]) -> list[JobMember]:
-    rows: list[JobMember] = []
+def _check_members(members: Sequence[MemberInput]) -> None:
+    if not members:
+        raise JobInputError("the submission has no files to classify")
+    if len(members) > settings.JOB_MAX_MEMBERS:
+        raise JobInputError(f"more than {settings.JOB_MAX_MEMBERS:,} files were sent", too_large=True)
     seen: set[str] = set()
-    for index, member in enumerate(members):
+    for member in members:
         if member.path in seen:
             raise JobInputError(f"the file {member.path!r} appears twice in the submission")
-        if len(seen) >= settings.JOB_MAX_MEMBERS:
-            raise JobInputError(f"more than {settings.JOB_MAX_MEMBERS:,} files were sent", too_large=True)
         seen.add(member.path)
-        row = JobMember(job=job, index=index, path=member.path, error=member.error)
-        if not row.error:
-            data, row.error = _read_member(member)
-        if not row.error:
-            name = _staged_name(job.pk, index)
-            staged.append(name)
-            row.staged_name = staged[-1] = default_storage.save(name, ContentFile(data))
-        if row.error:
-            row.status = JobMember.Status.FAILED
-        rows.append(row)
+
+
+def _stage_members(job: Job, members: Sequence[MemberInput], *, start: int) -> list[JobMember]:
+    """One chunk's members, their bytes saved through the storage API (failed ones are not)."""
+    rows: list[JobMember] = []
+    staged: list[str] = []
+    try:
+        for index in range(start, min(start + job.chunk_size, len(members))):
+            member = members[index]
+            row = JobMember(job=job, index=index, path=member.path, error=member.error)
+            if not row.error:
+                data, row.error = _read_member(member)
+            if not row.error:
+                name = _staged_name(job.pk, index)
+                staged.append(name)
+                row.staged_name = staged[-1] = default_storage.save(name, ContentFile(data))
+            if row.error:
+                row.status = JobMember.Status.FAILED
+            rows.append(row)
+    except BaseException:
+        _delete_staged(staged)
+        raise
     return rows
 
 
@@ -134,18 +152,14 @@ def _read_member(member: MemberInput) -> tuple[bytes, str]:
     return data, ""
 
 
-def _enqueue(job: Job) -> None:
+def _enqueue(job: Job, start: int) -> None:
     from classifier.tasks import classify_chunk
 
-    pending = JobMember.objects.filter(job=job, status=JobMember.Status.PENDING)
-    indexes = sorted(pending.values_list("index", flat=True))
-    starts = sorted({index - index % job.chunk_size for index in indexes})
     try:
-        for start in starts:
-            # The queue read now, not when Celery was configured, so tests can give each run its own.
-            classify_chunk.apply_async(
-                (job.pk, start, start + job.chunk_size), queue=settings.CELERY_TASK_DEFAULT_QUEUE
-            )
+        # The queue read now, not when Celery was configured, so tests can give each run its own.
+        classify_chunk.apply_async(
+            (job.pk, start, start + job.chunk_size), queue=settings.CELERY_TASK_DEFAULT_QUEUE
+        )
     except Exception as exc:
         reason = f"the job queue is unavailable: {type(exc).__name__}: {exc}"
         logger.exception("could not queue job %s", job.pk)
@@ -255,7 +269,9 @@ def _refresh_progress(job_id: int) -> None:
     done = counts.get(JobMember.Status.CLASSIFIED, 0)
     failed = counts.get(JobMember.Status.FAILED, 0)
     active = Job.objects.filter(pk=job_id, status__in=Job.ACTIVE)
-    if counts.get(JobMember.Status.PENDING, 0):
+    # Members still being staged are not rows yet: the job is not over until all of them are.
+    staging = sum(counts.values()) < Job.objects.filter(pk=job_id).values_list("total", flat=True).first()
+    if counts.get(JobMember.Status.PENDING, 0) or staging:
         active.update(done=done, failed=failed)
         return
     now = timezone.now()
@@ -280,11 +296,7 @@ def job_cancel(*, job: Job) -> bool:
             status=Job.Status.CANCELLED, finished_at=timezone.now()
         )
         if changed:
-            names = list(
-                JobMember.objects.filter(job=job, status=JobMember.Status.PENDING)
-                .exclude(staged_name="")
-                .values_list("staged_name", flat=True)
-            )
+            names = _pending_staged_names(job.pk)
             transaction.on_commit(lambda: _delete_staged(names))
     job.refresh_from_db()
     return bool(changed)
@@ -298,11 +310,7 @@ def job_fail(*, job_id: int, reason: str) -> None:
             status=Job.Status.FAILED, finished_at=timezone.now(), error=reason[:2000]
         )
         if changed:
-            names = list(
-                JobMember.objects.filter(job_id=job_id, status=JobMember.Status.PENDING)
-                .exclude(staged_name="")
-                .values_list("staged_name", flat=True)
-            )
+            names = _pending_staged_names(job_id)
             transaction.on_commit(lambda: _delete_staged(names))
 
 
@@ -315,6 +323,11 @@ def job_delete(*, job: Job) -> None:
         )
         job.delete()
         transaction.on_commit(lambda: _delete_staged(names))
+
+
+def _pending_staged_names(job_id: int) -> list[str]:
+    pending = JobMember.objects.filter(job_id=job_id, status=JobMember.Status.PENDING).exclude(staged_name="")
+    return list(pending.values_list("staged_name", flat=True))
 
 
 def _delete_staged(names: Sequence[str]) -> None:

@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from django.views import View
 
+from classifier.exceptions import StorageUnavailableError
 from classifier.forms import MultipleFileInput, MultipleImageField
 from classifier.jobs import selectors as job_selectors
 from classifier.jobs import services as job_services
@@ -63,7 +64,7 @@ class JobCreateView(LoginRequiredMixin, View):
             )
         except JobInputError as exc:
             return self._render(request, form, error=exc.reason, status=413 if exc.too_large else 400)
-        except job_services.JobQueueUnavailableError as exc:
+        except (job_services.JobQueueUnavailableError, StorageUnavailableError) as exc:
             return self._render(request, form, error=exc.reason, status=503)
         return redirect(job)
 

@@ -245,3 +245,19 @@ def test_archive_may_be_larger_than_a_classify_request(user_client, settings):
     settings.JOB_MAX_ARCHIVE_BYTES = len(archive) + 10
     response = _post(user_client, archive=zip_upload(archive))
     assert response.status_code == 202, response.content
+
+
+def test_storage_failure_while_staging_is_503_and_the_job_failed_with_its_reason(
+    user_client, settings, tmp_path
+):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the media folder should be")
+    settings.MEDIA_ROOT = blocker / "media"
+    archive = make_zip([(f"g{i}.png", data) for i, data in enumerate(distinct_images(3))])
+    response = _post(user_client, archive=zip_upload(archive))
+    assert response.status_code == 503
+    assert "media storage failed" in response.json()["reason"]
+    job = Job.objects.get()
+    assert job.status == Job.Status.FAILED
+    assert "media storage failed" in job.error
+    assert job.members.count() == 0

@@ -5,6 +5,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from classifier.exceptions import StorageUnavailableError
 from classifier.jobs import services as job_services
 from classifier.jobs.archives import JobInputError, submission_from_paths
 from classifier.models import Job
@@ -40,7 +41,7 @@ class Command(BaseCommand):
             )
         except JobInputError as exc:
             raise CommandError(f"the job was refused: {exc.reason}") from exc
-        except job_services.JobQueueUnavailableError as exc:
+        except (job_services.JobQueueUnavailableError, StorageUnavailableError) as exc:
             raise CommandError(exc.reason) from exc
         self.stdout.write(str(job.pk))
         self.stdout.flush()
