@@ -1,4 +1,6 @@
 # make run   - create .venv, install, migrate, collect static, serve with gunicorn on 127.0.0.1:$(PORT)
+#              and start a Celery worker for classification jobs beside it
+# make worker - a Celery worker only (CELERY_BROKER_URL from the environment or .env)
 # make test  - install the dev tools (and Chromium if missing), lint, validate the API schema, run pytest
 # make model - rebuild ml/models/ (train, export, evaluate, package) from ../shared/data
 
@@ -10,7 +12,7 @@ MANAGE := $(BIN)/python manage.py
 GUNICORN_WORKERS ?= 2
 GUNICORN_THREADS ?= 4
 
-.PHONY: run test lint migrate chromium clean model
+.PHONY: run worker test lint migrate chromium clean model
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,9 +54,25 @@ migrate: $(VENV)/.runtime-installed .env
 
 # MALLOC_ARENA_MAX=2: glibc otherwise gives each of a worker's threads its own malloc arena,
 # which fragments and keeps a gunicorn worker's memory several MB higher (docs/benchmarks.md).
+# Classification jobs run on Celery workers. `make run` starts one beside gunicorn
+# (EMBEDDED_WORKER=0 leaves it out, when workers run elsewhere); without CELERY_BROKER_URL
+# the job queue is a folder (var/job-queue), so no broker server is needed. JOB_WORKERS
+# sets the worker's processes (default: one per core).
+EMBEDDED_WORKER ?= 1
+JOB_WORKERS ?=
+CELERY_WORKER := MALLOC_ARENA_MAX=2 $(BIN)/celery -A galaxysite worker --loglevel INFO \
+	--without-gossip --without-mingle $(if $(JOB_WORKERS),--concurrency $(JOB_WORKERS))
+
+worker: migrate
+	$(CELERY_WORKER)
+
 run: migrate
 	$(MANAGE) collectstatic --noinput
 	@echo "Serving on http://127.0.0.1:$(PORT)/"
+	@if [ "$(EMBEDDED_WORKER)" = 1 ]; then \
+		$(CELERY_WORKER) & worker=$$!; \
+		trap 'kill $$worker 2>/dev/null; wait $$worker' EXIT INT TERM; \
+	fi; \
 	MALLOC_ARENA_MAX=2 $(BIN)/gunicorn galaxysite.wsgi:application --config python:galaxysite.gunicorn \
 		--bind 127.0.0.1:$(PORT) \
 		--workers $(GUNICORN_WORKERS) --threads $(GUNICORN_THREADS) \

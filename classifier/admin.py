@@ -9,7 +9,8 @@ from django.utils.html import format_html
 
 from classifier import services
 from classifier.exports import predictions_csv_response
-from classifier.models import Prediction
+from classifier.jobs import services as job_services
+from classifier.models import Job, Prediction
 
 
 @admin.register(Prediction)
@@ -94,3 +95,52 @@ class PredictionAdmin(admin.ModelAdmin):
         response, count = predictions_csv_response(queryset.order_by("-created_at", "-id"), "predictions.csv")
         self.message_user(request, f"Exported {count} predictions.", messages.SUCCESS)
         return response
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    """Classification jobs, read-only; deleting one removes its predictions and their images."""
+
+    list_display = ["id", "name", "status", "progress", "failed", "user", "model_version", "created_at"]
+    list_filter = ["status", "created_at"]
+    search_fields = ["name", "user__username"]
+    date_hierarchy = "created_at"
+    list_select_related = ["user"]
+    fields = [
+        "name",
+        "status",
+        "user",
+        "total",
+        "done",
+        "failed",
+        "chunk_size",
+        "model_version",
+        "catalogue_columns",
+        "error",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "page",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="Progress")
+    def progress(self, obj: Job) -> str:
+        return f"{obj.finished_members}/{obj.total}"
+
+    @admin.display(description="Page")
+    def page(self, obj: Job) -> str:
+        return format_html('<a href="{}">{}</a>', obj.get_absolute_url(), obj.get_absolute_url())
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Job | None = None) -> bool:
+        return False
+
+    def delete_model(self, request: HttpRequest, obj: Job) -> None:
+        job_services.job_delete(job=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        for job in queryset:
+            job_services.job_delete(job=job)

@@ -19,6 +19,9 @@ from classifier.views import service_unavailable, wants_json
 logger = logging.getLogger(__name__)
 
 
+JOB_SUBMIT_PATHS = ("/api/jobs/", "/jobs/new/")
+
+
 def is_api_request(request: HttpRequest) -> bool:
     return request.path.startswith("/api/")
 
@@ -43,6 +46,9 @@ class RequestSizeLimitMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         limit = settings.MAX_REQUEST_BYTES
+        if request.path in JOB_SUBMIT_PATHS:
+            # A job's archive has its own, larger limit (the job services check the archive itself).
+            limit = max(limit, settings.JOB_MAX_ARCHIVE_BYTES + settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
         try:
             declared = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:

@@ -24,6 +24,7 @@ class Prediction(models.Model):
         WEB = "web", _("Web page")
         API = "api", _("REST API")
         CLI = "cli", _("Command line")
+        JOB = "job", _("Classification job")
 
     created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False, db_index=True)
     image = models.ImageField(
@@ -49,6 +50,14 @@ class Prediction(models.Model):
         related_name="galaxy_predictions",
     )
     client_ip = models.GenericIPAddressField(_("client IP"), null=True, blank=True)
+    # A job's predictions go with it; the one-to-one member link makes recording a member
+    # twice (a chunk delivered again) an IntegrityError instead of a duplicate row.
+    job = models.ForeignKey(
+        "Job", on_delete=models.CASCADE, null=True, blank=True, related_name="predictions"
+    )
+    job_member = models.OneToOneField(
+        "JobMember", on_delete=models.CASCADE, null=True, blank=True, related_name="prediction"
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -78,3 +87,81 @@ class Prediction(models.Model):
     def top2(self) -> list[tuple[int, str, float]]:
         ranked = sorted(enumerate(self.probabilities), key=lambda item: item[1], reverse=True)
         return [(index, CLASS_NAMES[index], probability) for index, probability in ranked[:2]]
+
+
+class Job(models.Model):
+    """A catalogue classified on Celery workers, in chunks of members."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("queued")
+        RUNNING = "running", _("running")
+        SUCCEEDED = "succeeded", _("succeeded")
+        FAILED = "failed", _("failed")
+        CANCELLED = "cancelled", _("cancelled")
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False, db_index=True)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="galaxy_jobs"
+    )
+    name = models.CharField(
+        _("name"), max_length=255, help_text=_("The archive or the first file submitted.")
+    )
+    status = models.CharField(max_length=9, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(_("classified"), default=0)
+    failed = models.PositiveIntegerField(_("failed"), default=0)
+    chunk_size = models.PositiveIntegerField(default=64)
+    model_version = models.CharField(max_length=128, blank=True)
+    catalogue_columns = models.JSONField(default=list, blank=True)
+    error = models.TextField(_("reason"), blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("job")
+        verbose_name_plural = _("jobs")
+
+    def __str__(self) -> str:
+        return f"job {self.pk} {self.name} ({self.status})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("classifier:job-detail", args=[self.pk])
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+    @property
+    def finished_members(self) -> int:
+        return self.done + self.failed
+
+
+class JobMember(models.Model):
+    """One file of a job: where its bytes are staged, and how it ended."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("pending")
+        CLASSIFIED = "classified", _("classified")
+        FAILED = "failed", _("failed")
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="members")
+    index = models.PositiveIntegerField()
+    path = models.CharField(max_length=1024, help_text=_("The path inside the archive, folders kept."))
+    staged_name = models.CharField(max_length=255, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    error = models.CharField(_("reason"), max_length=500, blank=True)
+    catalogue = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["job", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "index"], name="jobmember_unique_index"),
+            models.UniqueConstraint(fields=["job", "path"], name="jobmember_unique_path"),
+        ]
+        indexes = [models.Index(fields=["job", "status"], name="jobmember_job_status")]
+
+    def __str__(self) -> str:
+        return f"{self.path} ({self.status})"

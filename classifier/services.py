@@ -28,7 +28,7 @@ from classifier import observability
 from classifier.exceptions import FileRefusal, ImageValidationError, StorageUnavailableError
 from classifier.inference import ACCEPTED_FORMATS, ClassificationResult, PreparedImage, get_classifier
 from classifier.metadata import strip_metadata
-from classifier.models import Prediction, prediction_image_path
+from classifier.models import JobMember, Prediction, prediction_image_path
 from classifier.preprocessing import ImageDecodeError
 
 logger = logging.getLogger(__name__)
@@ -163,9 +163,12 @@ def prediction_create_validated(
     source: str,
     user=None,  # noqa: ANN001 - any user model, or AnonymousUser
     client_ip: str | None = None,
+    job_members: Sequence[JobMember] | None = None,
 ) -> list[Prediction]:
     """Record uploads that validate_uploads accepted, all or none, classifying them first
     unless ``results`` (from the same process's classifier) are given.
+
+    ``job_members`` (one per upload) links each row to its job and member (source "job").
 
     For batch jobs that decode and classify on other threads and record on this one,
     without decoding any file twice.
@@ -186,6 +189,7 @@ def prediction_create_validated(
         client_ip=client_ip or None,
         model_version=classifier.model_version,
         model_sha256=classifier.model_sha256,
+        job_members=job_members,
     )
 
 
@@ -204,13 +208,15 @@ def _record(
     client_ip: str | None,
     model_version: str,
     model_sha256: str,
+    job_members: Sequence[JobMember] | None = None,
 ) -> list[Prediction]:
     written: list[str] = []
     predictions: list[Prediction] = []
+    members = job_members if job_members is not None else [None] * len(accepted)
     try:
         with transaction.atomic():
             pending = []
-            for upload, result in zip(accepted, results, strict=True):
+            for upload, result, member in zip(accepted, results, members, strict=True):
                 prediction = Prediction(
                     original_filename=upload.filename,
                     sha256=upload.sha256,
@@ -226,6 +232,8 @@ def _record(
                     source=source,
                     user=user,
                     client_ip=client_ip,
+                    job_id=member.job_id if member else None,
+                    job_member=member,
                 )
                 extension = ACCEPTED_FORMATS[upload.prepared.image_format]
                 prediction.image.name = prediction_image_path(prediction, f"image.{extension}")

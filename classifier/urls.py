@@ -3,6 +3,7 @@
 from django.urls import path, register_converter
 
 from classifier import views
+from classifier.jobs import views as job_views
 from classifier.selectors import MAX_ID
 
 
@@ -33,4 +34,7 @@ urlpatterns = [
     path("history.csv", views.HistoryCsvView.as_view(), name="history-csv"),
     path("classes/", views.ClassesView.as_view(), name="classes"),
     path("model/", views.ModelView.as_view(), name="model"),
+    path("jobs/new/", job_views.JobCreateView.as_view(), name="job-new"),
+    path("jobs/<int:pk>/", job_views.JobDetailView.as_view(), name="job-detail"),
+    path("jobs/<int:pk>/cancel/", job_views.JobCancelView.as_view(), name="job-cancel"),
 ]

@@ -195,6 +195,44 @@ ANONYMOUS_OWNERSHIP_SECONDS = env.int("ANONYMOUS_OWNERSHIP_SECONDS", default=24 
 # Top-1 confidence below which result pages highlight the top-2 classes as a close call.
 UNSURE_CONFIDENCE_THRESHOLD = env.float("UNSURE_CONFIDENCE_THRESHOLD", default=0.5)
 
+# --- Classification jobs (Celery; issue 11) ---
+# With no broker configured, jobs go through a folder on this machine (kombu's filesystem
+# transport), so `make run` runs them end to end with no server; CELERY_BROKER_URL=redis://...
+# or amqp://... points every web process and worker at a shared broker instead.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+JOB_QUEUE_DIR = Path(env.str("JOB_QUEUE_DIR", default=str(BASE_DIR / "var" / "job-queue")))
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(JOB_QUEUE_DIR),
+        "data_folder_out": str(JOB_QUEUE_DIR),
+        "control_folder": str(JOB_QUEUE_DIR / "control"),
+        "polling_interval": 0.2,
+    }
+else:
+    # Redis hands a chunk whose worker machine died (never acknowledged) to another worker after
+    # this many seconds; it must stay longer than a chunk takes, or chunks run twice (harmlessly).
+    _VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": _VISIBILITY_TIMEOUT,
+        "unacked_restore_interval": max(1, min(10, _VISIBILITY_TIMEOUT // 3)),
+        "unacked_restore_throttle": 1,
+    }
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="jobs")
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+JOB_CHUNK_SIZE = env.int("JOB_CHUNK_SIZE", default=64)
+JOB_MAX_ARCHIVE_BYTES = env.int("JOB_MAX_ARCHIVE_BYTES", default=2 * 1024**3)
+JOB_MAX_UNCOMPRESSED_BYTES = env.int("JOB_MAX_UNCOMPRESSED_BYTES", default=8 * 1024**3)
+JOB_MAX_COMPRESSION_RATIO = env.int("JOB_MAX_COMPRESSION_RATIO", default=100)
+JOB_MAX_MEMBERS = env.int("JOB_MAX_MEMBERS", default=200_000)
+# A chunk whose database or storage is down is retried with delays growing to 30 s: 20 retries
+# ride out about 8 minutes of outage, after which the job fails with the reason.
+JOB_MAX_RETRIES = env.int("JOB_MAX_RETRIES", default=20)
+# --- end of classification jobs ---
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: unauthenticated API calls then get 401 with a WWW-Authenticate header.
@@ -237,6 +275,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "GalaxyClassEnum": "classifier.models.CLASS_CHOICES",
         "PredictionSourceEnum": "classifier.models.Prediction.Source",
+        "JobStatusEnum": "classifier.models.Job.Status",
+        "JobMemberStatusEnum": "classifier.models.JobMember.Status",
     },
 }
 

@@ -36,3 +36,9 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
 # and needs no database access from tests that have none. The shared caches themselves (the
 # database's and Redis) are tested through real gunicorn workers (test_rate_limits.py).
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Jobs queued by tests stay in this process, unless a test starts real workers on a real
+# broker (they are given CELERY_BROKER_URL). Not set through os.environ: Celery prefers that
+# variable to its settings, so tests could not point the app at another broker.
+if "CELERY_BROKER_URL" not in os.environ:
+    CELERY_BROKER_URL = "memory://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {}

@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from classifier.api import views
+from classifier.api import jobs, views
 
 app_name = "api"
 
@@ -13,6 +13,11 @@ urlpatterns = [
         r"^predictions/(?P<pk>-?[0-9]+)/$", views.PredictionDetailApi.as_view(), name="prediction-detail"
     ),
     path("model/", views.ModelInfoApi.as_view(), name="model"),
+    path("jobs/", jobs.JobListCreateApi.as_view(), name="job-list"),
+    re_path(r"^jobs/(?P<pk>-?\d+)/$", jobs.JobDetailApi.as_view(), name="job-detail"),
+    re_path(r"^jobs/(?P<pk>-?\d+)/cancel/$", jobs.JobCancelApi.as_view(), name="job-cancel"),
+    re_path(r"^jobs/(?P<pk>-?\d+)/results\.csv$", jobs.JobResultsCsvApi.as_view(), name="job-results-csv"),
+    re_path(r"^jobs/(?P<pk>-?\d+)/results\.json$", jobs.JobResultsJsonApi.as_view(), name="job-results-json"),
     re_path(r"^health/live/?$", views.HealthLiveApi.as_view(), name="health-live"),
     re_path(r"^health/ready/?$", views.HealthReadyApi.as_view(), name="health-ready"),
 ]

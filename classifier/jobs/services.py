@@ -1,0 +1,342 @@
+"""Writes for classification jobs: create, run a chunk, cancel, fail and delete.
+
+Every member is written idempotently: a chunk re-checks, under the job's lock, which of
+its members are still pending, and a member's prediction is unique (Prediction.job_member),
+so a chunk delivered twice (its worker died before acknowledging it) never records a
+member twice. Predictions go through classifier.services like every other caller.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import zipfile
+import zlib
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import DatabaseError, connection, transaction
+from django.db.models import Count, F
+from django.utils import timezone
+
+from classifier import services
+from classifier.exceptions import ClassifierError, ImageValidationError, StorageUnavailableError
+from classifier.inference import get_classifier
+from classifier.jobs.archives import (
+    NESTED_ARCHIVE_REASON,
+    Catalogue,
+    JobInputError,
+    MemberInput,
+    is_nested_archive,
+)
+from classifier.models import Job, JobMember, Prediction
+
+logger = logging.getLogger(__name__)
+
+STAGING_FOLDER = "jobs"
+
+
+class JobQueueUnavailableError(ClassifierError):
+    """The broker refused the job's chunks; the job is marked failed with this reason."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+def _staged_name(job_id: int, index: int) -> str:
+    return f"{STAGING_FOLDER}/{job_id}/{index:07d}"
+
+
+def job_create(
+    *,
+    name: str,
+    members: Sequence[MemberInput],
+    catalogue: Catalogue | None = None,
+    user: Any = None,
+) -> Job:
+    """Record the job, then stage its members chunk by chunk, queueing each chunk as soon as
+    it is staged: workers start on the first chunk while the rest is still being read.
+
+    Raises JobInputError, with nothing saved, when the submission is refused as a whole;
+    JobQueueUnavailableError when the broker cannot take a chunk, and StorageUnavailableError
+    when the media storage or the database fails while staging (the job is then recorded as
+    failed, with the reason).
+    """
+    _check_members(members)
+    owner = user if user is not None and getattr(user, "is_authenticated", False) else None
+    job = Job.objects.create(
+        name=services.sanitise_filename(name),
+        user=owner,
+        chunk_size=settings.JOB_CHUNK_SIZE,
+        total=len(members),
+        catalogue_columns=catalogue.columns if catalogue is not None else [],
+    )
+    basenames = Counter(PurePosixPath(member.path).name for member in members)
+    try:
+        for start in range(0, len(members), job.chunk_size):
+            if not Job.objects.filter(pk=job.pk, status__in=Job.ACTIVE).exists():
+                break  # cancelled while it was being staged
+            rows = _stage_members(job, members, start=start)
+            if catalogue is not None:
+                for row in rows:
+                    row.catalogue = catalogue.row_for(row.path, basenames=basenames)
+            JobMember.objects.bulk_create(rows)
+            if any(row.status == JobMember.Status.PENDING for row in rows):
+                _enqueue(job, start)
+    except (DatabaseError, OSError) as exc:
+        reason = f"the {'database' if isinstance(exc, DatabaseError) else 'media storage'} failed: {exc}"
+        logger.exception("could not stage job %s", job.pk)
+        job_fail(job_id=job.pk, reason=reason)
+        raise StorageUnavailableError(reason) from exc
+    _refresh_progress(job.pk)
+    job.refresh_from_db()
+    if not job.is_active:
+        # Cancelled (or failed) while staging: chunks staged after its clean-up are removed too.
+        _delete_staged(_pending_staged_names(job.pk))
+    return job
+
+
+def _check_members(members: Sequence[MemberInput]) -> None:
+    if not members:
+        raise JobInputError("the submission has no files to classify")
+    if len(members) > settings.JOB_MAX_MEMBERS:
+        raise JobInputError(f"more than {settings.JOB_MAX_MEMBERS:,} files were sent", too_large=True)
+    seen: set[str] = set()
+    for member in members:
+        if member.path in seen:
+            raise JobInputError(f"the file {member.path!r} appears twice in the submission")
+        seen.add(member.path)
+
+
+def _stage_members(job: Job, members: Sequence[MemberInput], *, start: int) -> list[JobMember]:
+    """One chunk's members, their bytes saved through the storage API (failed ones are not)."""
+    rows: list[JobMember] = []
+    staged: list[str] = []
+    try:
+        for index in range(start, min(start + job.chunk_size, len(members))):
+            member = members[index]
+            row = JobMember(job=job, index=index, path=member.path, error=member.error)
+            if not row.error:
+                data, row.error = _read_member(member)
+            if not row.error:
+                name = _staged_name(job.pk, index)
+                staged.append(name)
+                row.staged_name = staged[-1] = default_storage.save(name, ContentFile(data))
+            if row.error:
+                row.status = JobMember.Status.FAILED
+            rows.append(row)
+    except BaseException:
+        _delete_staged(staged)
+        raise
+    return rows
+
+
+def _read_member(member: MemberInput) -> tuple[bytes, str]:
+    """The member's bytes, or the reason it is a failed member."""
+    try:
+        data = member.read()
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        return b"", f"the archive member is corrupt: {exc}"[:500]
+    if len(data) > settings.MAX_UPLOAD_BYTES:
+        return b"", f"the file is larger than the limit of {settings.MAX_UPLOAD_BYTES:,} bytes"
+    if is_nested_archive("", data[:8]):
+        return b"", NESTED_ARCHIVE_REASON
+    return data, ""
+
+
+def _enqueue(job: Job, start: int) -> None:
+    from classifier.tasks import classify_chunk
+
+    try:
+        # The queue read now, not when Celery was configured, so tests can give each run its own.
+        classify_chunk.apply_async(
+            (job.pk, start, start + job.chunk_size), queue=settings.CELERY_TASK_DEFAULT_QUEUE
+        )
+    except Exception as exc:
+        reason = f"the job queue is unavailable: {type(exc).__name__}: {exc}"
+        logger.exception("could not queue job %s", job.pk)
+        job_fail(job_id=job.pk, reason=reason)
+        raise JobQueueUnavailableError(reason) from exc
+
+
+@dataclass(frozen=True)
+class ChunkOutcome:
+    classified: int = 0
+    failed: int = 0
+    skipped: bool = False
+
+
+def job_chunk_process(*, job_id: int, start: int, stop: int) -> ChunkOutcome:
+    """Classify the pending members with index in [start, stop) and record them.
+
+    Safe to run twice, or side by side with another delivery of the same chunk. Raises
+    StorageUnavailableError or DatabaseError when the database or the storage fails (the
+    task retries), and ModelUnavailableError when the model cannot serve.
+    """
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None or not job.is_active:
+        return ChunkOutcome(skipped=True)
+    members = list(
+        JobMember.objects.filter(
+            job_id=job_id, index__gte=start, index__lt=stop, status=JobMember.Status.PENDING
+        ).order_by("index")
+    )
+    if not members:
+        return ChunkOutcome(skipped=True)
+    classifier = get_classifier()
+    _mark_running(job_id, model_version=classifier.model_version)
+
+    ok: list[tuple[JobMember, services.AcceptedUpload]] = []
+    refused: dict[int, str] = {}
+    for member in members:
+        with default_storage.open(member.staged_name, "rb") as handle:
+            data = handle.read()
+        try:
+            [accepted] = services.validate_uploads(
+                [File(io.BytesIO(data), name=PurePosixPath(member.path).name)]
+            )
+        except ImageValidationError as exc:
+            refused[member.pk] = "; ".join(error["error"] for error in exc.errors)[:500]
+            continue
+        ok.append((member, accepted))
+    results = classifier.classify_prepared([accepted.prepared for _, accepted in ok])
+
+    with transaction.atomic():
+        _lock_job(job_id)
+        status = Job.objects.filter(pk=job_id).values_list("status", flat=True).first()
+        if status not in Job.ACTIVE:
+            return ChunkOutcome(skipped=True)
+        still_pending = set(
+            JobMember.objects.filter(
+                pk__in=[member.pk for member in members], status=JobMember.Status.PENDING
+            ).values_list("pk", flat=True)
+        )
+        failed_rows = [m for m in members if m.pk in refused and m.pk in still_pending]
+        for member in failed_rows:
+            member.status = JobMember.Status.FAILED
+            member.error = refused[member.pk]
+        JobMember.objects.bulk_update(failed_rows, ["status", "error"])
+        kept = [(i, m, a) for i, (m, a) in enumerate(ok) if m.pk in still_pending]
+        JobMember.objects.filter(pk__in=[m.pk for _, m, _ in kept]).update(status=JobMember.Status.CLASSIFIED)
+        if kept:
+            services.prediction_create_validated(
+                accepted=[a for _, _, a in kept],
+                results=[results[i] for i, _, _ in kept],
+                source=Prediction.Source.JOB,
+                user=job.user,
+                job_members=[m for _, m, _ in kept],
+            )
+        _refresh_progress(job_id)
+        finished_names = [m.staged_name for m in members if m.pk in still_pending and m.staged_name]
+        transaction.on_commit(lambda: _delete_staged(finished_names))
+    return ChunkOutcome(classified=len(kept), failed=len(failed_rows))
+
+
+def _lock_job(job_id: int) -> None:
+    """Serialise the writes of one job's chunks, cancel and progress (held until commit).
+
+    PostgreSQL locks the job's row; SQLite has one database write lock, taken here by a
+    write that changes nothing, before any read that a concurrent writer could invalidate.
+    """
+    if connection.vendor == "sqlite":
+        Job.objects.filter(pk=job_id).update(status=F("status"))
+    else:
+        list(Job.objects.select_for_update().filter(pk=job_id).values_list("pk", flat=True))
+
+
+def _mark_running(job_id: int, *, model_version: str) -> None:
+    Job.objects.filter(pk=job_id, status=Job.Status.QUEUED).update(
+        status=Job.Status.RUNNING, started_at=timezone.now(), model_version=model_version
+    )
+
+
+def _refresh_progress(job_id: int) -> None:
+    """Recount the job's members, and end it once none is pending.
+
+    Counted, not incremented, so a chunk that runs twice cannot count twice.
+    """
+    counts = dict(
+        JobMember.objects.filter(job_id=job_id).values_list("status").annotate(n=Count("id")).order_by()
+    )
+    done = counts.get(JobMember.Status.CLASSIFIED, 0)
+    failed = counts.get(JobMember.Status.FAILED, 0)
+    active = Job.objects.filter(pk=job_id, status__in=Job.ACTIVE)
+    # Members still being staged are not rows yet: the job is not over until all of them are.
+    staging = sum(counts.values()) < Job.objects.filter(pk=job_id).values_list("total", flat=True).first()
+    if counts.get(JobMember.Status.PENDING, 0) or staging:
+        active.update(done=done, failed=failed)
+        return
+    now = timezone.now()
+    if done:
+        active.update(done=done, failed=failed, status=Job.Status.SUCCEEDED, finished_at=now)
+    else:
+        active.update(
+            done=done,
+            failed=failed,
+            status=Job.Status.FAILED,
+            finished_at=now,
+            error="no file could be classified; see each file's reason",
+        )
+    Job.objects.filter(pk=job_id, started_at__isnull=True).update(started_at=now)
+
+
+def job_cancel(*, job: Job) -> bool:
+    """Stop a queued or running job; chunks not yet recorded are skipped. False if it had ended."""
+    with transaction.atomic():
+        _lock_job(job.pk)
+        changed = Job.objects.filter(pk=job.pk, status__in=Job.ACTIVE).update(
+            status=Job.Status.CANCELLED, finished_at=timezone.now()
+        )
+        if changed:
+            names = _pending_staged_names(job.pk)
+            transaction.on_commit(lambda: _delete_staged(names))
+    job.refresh_from_db()
+    return bool(changed)
+
+
+def job_fail(*, job_id: int, reason: str) -> None:
+    """End an active job as failed, with the reason shown to its owner."""
+    with transaction.atomic():
+        _lock_job(job_id)
+        changed = Job.objects.filter(pk=job_id, status__in=Job.ACTIVE).update(
+            status=Job.Status.FAILED, finished_at=timezone.now(), error=reason[:2000]
+        )
+        if changed:
+            names = _pending_staged_names(job_id)
+            transaction.on_commit(lambda: _delete_staged(names))
+
+
+def job_delete(*, job: Job) -> None:
+    """Delete a job, its members and its predictions with their images (staff only)."""
+    with transaction.atomic():
+        services.prediction_delete_many(queryset=Prediction.objects.filter(job=job))
+        names = list(
+            JobMember.objects.filter(job=job).exclude(staged_name="").values_list("staged_name", flat=True)
+        )
+        job.delete()
+        transaction.on_commit(lambda: _delete_staged(names))
+
+
+def _pending_staged_names(job_id: int) -> list[str]:
+    pending = JobMember.objects.filter(job_id=job_id, status=JobMember.Status.PENDING).exclude(staged_name="")
+    return list(pending.values_list("staged_name", flat=True))
+
+
+def _delete_staged(names: Sequence[str]) -> None:
+    for name in names:
+        _delete_staged_quietly(name)
+
+
+def _delete_staged_quietly(name: str) -> None:
+    try:
+        default_storage.delete(name)
+    except OSError:
+        logger.warning("could not delete staged job file %s", name, exc_info=True)

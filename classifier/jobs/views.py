@@ -1,0 +1,108 @@
+"""Pages of classification jobs: submit (/jobs/new/), follow (/jobs/<id>/), cancel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+from django.views import View
+
+from classifier.exceptions import StorageUnavailableError
+from classifier.forms import MultipleFileInput, MultipleImageField
+from classifier.jobs import selectors as job_selectors
+from classifier.jobs import services as job_services
+from classifier.jobs.archives import JobInputError, submission_from_uploads
+from classifier.models import Job
+
+
+class JobCreateForm(forms.Form):
+    archive = forms.FileField(
+        label=_("A .zip of images"),
+        required=False,
+        widget=forms.ClearableFileInput(attrs={"accept": ".zip,application/zip"}),
+    )
+    images = MultipleImageField(
+        label=_("Or image files"),
+        required=False,
+        widget=MultipleFileInput(attrs={"accept": "image/*"}),
+    )
+    catalogue = forms.FileField(
+        label=_("Catalogue CSV (optional)"),
+        required=False,
+        help_text=_("A 'file' column and any of 'id', 'ra', 'dec': they are carried into every result row."),
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv"}),
+    )
+
+
+class JobCreateView(LoginRequiredMixin, View):
+    template_name = "classifier/job_new.html"
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return self._render(request, JobCreateForm())
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        form = JobCreateForm(request.POST, request.FILES)
+        if not form.is_valid():
+            return self._render(request, form, status=400)
+        try:
+            submission = submission_from_uploads(
+                archive=form.cleaned_data["archive"],
+                images=form.cleaned_data["images"],
+                catalogue=form.cleaned_data["catalogue"],
+            )
+            job = job_services.job_create(
+                name=submission.name,
+                members=submission.members,
+                catalogue=submission.catalogue,
+                user=request.user,
+            )
+        except JobInputError as exc:
+            return self._render(request, form, error=exc.reason, status=413 if exc.too_large else 400)
+        except (job_services.JobQueueUnavailableError, StorageUnavailableError) as exc:
+            return self._render(request, form, error=exc.reason, status=503)
+        return redirect(job)
+
+    def _render(
+        self, request: HttpRequest, form: JobCreateForm, *, error: str = "", status: int = 200
+    ) -> HttpResponse:
+        context = {
+            "form": form,
+            "error": error,
+            "jobs": job_selectors.job_list(user=request.user)[:20],
+            "max_archive_bytes": settings.JOB_MAX_ARCHIVE_BYTES,
+            "max_files": settings.MAX_FILES_PER_REQUEST,
+        }
+        return render(request, self.template_name, context, status=status)
+
+
+def _job_or_404(request: HttpRequest, pk: int) -> Job:
+    try:
+        return job_selectors.job_get(pk=pk, user=request.user)
+    except Job.DoesNotExist as exc:
+        raise Http404("no such job") from exc
+
+
+class JobDetailView(LoginRequiredMixin, View):
+    template_name = "classifier/job_detail.html"
+
+    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        job = _job_or_404(request, pk)
+        context: dict[str, Any] = {
+            "job": job,
+            "rate": job_selectors.job_rate(job),
+            "status_url": reverse("api:job-detail", args=[job.pk]),
+            "class_counts": [] if job.is_active else job_selectors.job_class_counts(job),
+        }
+        return render(request, self.template_name, context)
+
+
+class JobCancelView(LoginRequiredMixin, View):
+    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+        job_services.job_cancel(job=_job_or_404(request, pk))
+        return redirect(reverse("classifier:job-detail", args=[pk]))

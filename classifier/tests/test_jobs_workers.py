@@ -1,0 +1,260 @@
+"""Jobs on real `celery worker` processes: Redis (database 1), RabbitMQ, and the embedded
+filesystem broker; a worker killed with SIGKILL mid-job, a database outage, cancel while
+running, and two jobs at once. Every classified member is recorded exactly once.
+
+The Redis and RabbitMQ tests skip, saying why, when those servers are not reachable.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.urls import reverse
+
+from classifier.jobs import services as job_services
+from classifier.jobs.archives import submission_from_uploads
+from classifier.models import Job, JobMember, Prediction
+from classifier.tests.jobs_support import distinct_images, make_zip, zip_upload
+from classifier.tests.workers import RABBITMQ_URL, REDIS_URL, Worker, database_url, reachable, wait_for
+from galaxysite.celery import app as celery_app
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+JOB_TIMEOUT_S = 120
+# About 70 ms of decoding each on this machine, so a chunk of 4 runs long enough to be killed.
+SLOW_IMAGE_SIZE = (1000, 1000)
+
+
+@pytest.fixture
+def workers(tmp_path):
+    started: list[Worker] = []
+
+    def start(name: str, broker_url: str, **kwargs) -> Worker:
+        worker = Worker(name=name, broker_url=broker_url, log_dir=tmp_path, **kwargs).wait_ready()
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture(autouse=True)
+def own_queue(settings):
+    """A queue of this test's own: nothing another run (or the benchmark) sends can reach it."""
+    settings.CELERY_TASK_DEFAULT_QUEUE = f"jobs-test-{uuid.uuid4().hex[:12]}"
+    return settings.CELERY_TASK_DEFAULT_QUEUE
+
+
+@pytest.fixture
+def redis_broker(settings, own_queue):
+    if not reachable(REDIS_URL):
+        pytest.skip(f"Redis is not reachable at {REDIS_URL} (set JOBS_TEST_REDIS_URL)")
+    import redis
+
+    settings.CELERY_BROKER_URL = REDIS_URL
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    yield REDIS_URL
+    redis.Redis.from_url(REDIS_URL).delete(own_queue)
+
+
+@pytest.fixture
+def small_chunks(settings):
+    settings.JOB_CHUNK_SIZE = 4
+    return 4
+
+
+def submit(user, count: int, *, size=(96, 80), offset: int = 0) -> Job:
+    images = distinct_images(count + offset, size=size)[offset:]
+    archive = make_zip([(f"field/g{i:03d}.png", data) for i, data in enumerate(images)])
+    submission = submission_from_uploads(archive=zip_upload(archive))
+    return job_services.job_create(name=submission.name, members=submission.members, user=user)
+
+
+def wait_until_ended(job: Job, timeout: float = JOB_TIMEOUT_S) -> Job:
+    def ended() -> bool:
+        job.refresh_from_db()
+        return not job.is_active
+
+    wait_for(ended, timeout=timeout, what=f"job {job.pk} to end ({job.finished_members}/{job.total})")
+    return job
+
+
+def assert_each_member_once(job: Job) -> None:
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    assert (job.done, job.failed) == (job.total, 0)
+    member_ids = Counter(Prediction.objects.filter(job=job).values_list("job_member_id", flat=True))
+    assert len(member_ids) == job.total
+    assert set(member_ids.values()) == {1}
+    assert not JobMember.objects.filter(job=job).exclude(status=JobMember.Status.CLASSIFIED).exists()
+
+
+def test_redis_job_end_to_end_through_the_api(redis_broker, workers, user, user_client, small_chunks):
+    workers("w1", redis_broker)
+    images = distinct_images(10)
+    archive = make_zip([(f"field/g{i}.png", data) for i, data in enumerate(images)])
+    response = user_client.post(reverse("api:job-list"), {"archive": zip_upload(archive)}, format="multipart")
+    assert response.status_code == 202
+    job = wait_until_ended(Job.objects.get(pk=response.json()["id"]))
+    assert_each_member_once(job)
+    body = user_client.get(reverse("api:job-detail", args=[job.pk])).json()
+    assert body["status"] == "succeeded"
+    assert body["rate"] > 0
+
+
+def test_worker_process_killed_mid_chunk_job_still_finishes(redis_broker, workers, user, small_chunks):
+    worker = workers("w1", redis_broker)
+    job = submit(user, 40, size=SLOW_IMAGE_SIZE)
+    wait_for(lambda: Job.objects.get(pk=job.pk).done >= 4, timeout=JOB_TIMEOUT_S, what="the first chunk")
+    # A chunk takes about 0.3 s here; the previous one has just been recorded.
+    time.sleep(0.1)
+    [pool_pid] = worker.pool_pids()
+    os.kill(pool_pid, signal.SIGKILL)
+    wait_until_ended(job)
+    assert_each_member_once(job)
+    # The kill landed inside a chunk, and that chunk was handed out again.
+    assert "WorkerLostError" in worker.log
+    assert pool_pid not in worker.pool_pids()
+
+
+def test_whole_worker_killed_another_takes_its_chunk(redis_broker, workers, user, small_chunks, settings):
+    # A short visibility timeout stands in for the default hour: the chunk the dead worker
+    # held unacknowledged goes back to the queue after it.
+    timeout = {"CELERY_VISIBILITY_TIMEOUT": "3"}
+    first = workers("w1", redis_broker, **timeout)
+    job = submit(user, 24, size=SLOW_IMAGE_SIZE)
+    wait_for(lambda: Job.objects.get(pk=job.pk).done >= 4, timeout=JOB_TIMEOUT_S, what="the first chunk")
+    first.kill_everything()
+    held = Job.objects.get(pk=job.pk).done
+    assert held < job.total
+    workers("w2", redis_broker, **timeout)
+    wait_until_ended(job)
+    assert_each_member_once(job)
+
+
+def test_cancel_while_running(redis_broker, workers, user, user_client, small_chunks):
+    workers("w1", redis_broker)
+    job = submit(user, 40, size=SLOW_IMAGE_SIZE)
+    wait_for(lambda: Job.objects.get(pk=job.pk).done >= 4, timeout=JOB_TIMEOUT_S, what="the first chunk")
+    response = user_client.post(reverse("api:job-cancel", args=[job.pk]))
+    assert response.status_code == 200
+    recorded = Prediction.objects.filter(job=job).count()
+    assert recorded < job.total
+    time.sleep(3)  # the worker goes through the remaining chunks, and records nothing
+    job.refresh_from_db()
+    assert job.status == Job.Status.CANCELLED
+    assert Prediction.objects.filter(job=job).count() == recorded
+    # The staged copies of the members never classified went with the cancellation.
+    assert [p for p in (Path(settings.MEDIA_ROOT) / "jobs").rglob("*") if p.is_file()] == []
+
+
+def test_two_jobs_at_once(redis_broker, workers, user, staff, small_chunks):
+    workers("w1", redis_broker, concurrency=2)
+    first = submit(user, 12)
+    second = submit(staff, 9, offset=12)
+    for job in (first, second):
+        assert_each_member_once(wait_until_ended(job))
+    assert set(Prediction.objects.filter(job=first).values_list("user", flat=True)) == {user.pk}
+    assert set(Prediction.objects.filter(job=second).values_list("user", flat=True)) == {staff.pk}
+
+
+def _outage_sqlite(seconds: float) -> None:
+    # Another process holding SQLite's exclusive lock longer than the busy timeout: every
+    # read and write of the workers fails with "database is locked" until it is released.
+    lock = sqlite3.connect(connection.settings_dict["NAME"], timeout=30)
+    try:
+        lock.execute("BEGIN EXCLUSIVE")
+        time.sleep(seconds)
+    finally:
+        lock.rollback()
+        lock.close()
+
+
+def _outage_postgresql(seconds: float) -> None:
+    # The test database refuses new connections and drops the workers' ones (this test's own
+    # connection stays, to read the result), as when the server goes away and comes back.
+    import psycopg
+
+    name = connection.settings_dict["NAME"]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        [own_pid] = cursor.fetchone()
+    params = {**connection.get_connection_params(), "dbname": "postgres"}
+    with psycopg.connect(**params, autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        try:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> %s",
+                [name, own_pid],
+            )
+            time.sleep(seconds)
+        finally:
+            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+
+
+def test_database_outage_mid_job_recovers(redis_broker, workers, user, small_chunks):
+    worker = workers("w1", redis_broker)
+    job = submit(user, 40, size=SLOW_IMAGE_SIZE)
+    wait_for(lambda: Job.objects.get(pk=job.pk).done >= 4, timeout=JOB_TIMEOUT_S, what="the first chunk")
+    outage = _outage_sqlite if connection.vendor == "sqlite" else _outage_postgresql
+    outage(8)
+    wait_until_ended(job)
+    assert_each_member_once(job)
+    # The outage was seen, and ridden out by retrying the chunk.
+    assert "retry 1 in" in worker.log
+
+
+def test_database_outage_longer_than_the_retries_fails_the_job_with_its_reason(
+    redis_broker, workers, user, small_chunks
+):
+    sqlite = connection.vendor == "sqlite"
+    # SQLite's busy timeout down to 1 s, so that a try fails as fast as a refused connection.
+    env = {"DATABASE_URL": database_url() + "?timeout=1"} if sqlite else {}
+    workers("w1", redis_broker, JOB_MAX_RETRIES="1", **env)
+    job = submit(user, 16, size=SLOW_IMAGE_SIZE)
+    wait_for(lambda: Job.objects.get(pk=job.pk).done >= 4, timeout=JOB_TIMEOUT_S, what="the first chunk")
+    # Longer than the three chunks left take to be tried, and retried a second later.
+    (_outage_sqlite if sqlite else _outage_postgresql)(12)
+    wait_until_ended(job)
+    assert job.status == Job.Status.FAILED
+    assert "gave up on a chunk after 1 retries" in job.error
+    # What was recorded before is kept, once each, and the counts say so.
+    member_ids = Counter(Prediction.objects.filter(job=job).values_list("job_member_id", flat=True))
+    assert set(member_ids.values()) <= {1}
+    assert job.done == len(member_ids) < job.total
+
+
+def test_rabbitmq_job_end_to_end(settings, workers, user, small_chunks):
+    if not reachable(RABBITMQ_URL):
+        pytest.skip(f"RabbitMQ is not reachable at {RABBITMQ_URL} (set JOBS_TEST_RABBITMQ_URL)")
+    settings.CELERY_BROKER_URL = RABBITMQ_URL
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {}
+    workers("w1", RABBITMQ_URL)
+    job = submit(user, 10)
+    assert_each_member_once(wait_until_ended(job))
+    with celery_app.connection_for_write() as conn:
+        conn.default_channel.queue_delete(settings.CELERY_TASK_DEFAULT_QUEUE)
+
+
+def test_embedded_filesystem_broker_needs_no_server(settings, workers, user, small_chunks, tmp_path):
+    folder = tmp_path / "queue"
+    (folder / "control").mkdir(parents=True)
+    settings.CELERY_BROKER_URL = "filesystem://"
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(folder),
+        "data_folder_out": str(folder),
+        "control_folder": str(folder / "control"),
+        "polling_interval": 0.2,
+    }
+    workers("w1", "filesystem://", JOB_QUEUE_DIR=str(folder))
+    job = submit(user, 10)
+    assert_each_member_once(wait_until_ended(job))
