@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 from dataclasses import asdict, dataclass
 from typing import IO, Any
 
@@ -119,7 +120,7 @@ def load_rgb(source: ImageSource, *, draft_size: int | None = None) -> Image.Ima
         image.load()
         image = ImageOps.exif_transpose(image)
         return _to_rgb(image)
-    except (OSError, SyntaxError, ValueError) as exc:
+    except _DECODE_ERRORS as exc:
         raise ImageDecodeError("the image could not be decoded: %(detail)s", detail=str(exc)) from exc
 
 
@@ -191,6 +192,9 @@ _TRANSPOSE = {
     8: Image.Transpose.ROTATE_90,
 }
 _EXIF_ORIENTATION = 0x0112
+# What Pillow raises on a damaged file, its EXIF parser included (a JPEG with one byte changed in its
+# EXIF gave TypeError and struct.error).
+_DECODE_ERRORS = (ValueError, TypeError, KeyError, IndexError, SyntaxError, OSError, struct.error)
 
 
 def open_image(source: ImageSource, config: PreprocessConfig) -> Image.Image:
@@ -205,19 +209,25 @@ def open_image(source: ImageSource, config: PreprocessConfig) -> Image.Image:
 
 
 def exif_orientation(image: Image.Image) -> int | None:
-    """The EXIF orientation tag, read without decoding the pixels.
+    """The EXIF orientation tag, read without decoding the pixels; None if there is none
+    or the EXIF block is damaged (the picture is then used as stored).
 
     Pillow's PNG getexif() decodes the whole image to look for an eXIf chunk after the
     pixel data, so for PNG only a chunk before the pixels (the usual place) is read.
     """
-    if image.format == "PNG":
-        raw = image.info.get("exif")
-        if not raw:
-            return None
-        exif = Image.Exif()
-        exif.load(raw)
-        return exif.get(_EXIF_ORIENTATION)
-    return image.getexif().get(_EXIF_ORIENTATION)
+    try:
+        if image.format == "PNG":
+            raw = image.info.get("exif")
+            if not raw:
+                return None
+            exif = Image.Exif()
+            exif.load(raw)
+        else:
+            exif = image.getexif()
+        orientation = exif.get(_EXIF_ORIENTATION)
+    except _DECODE_ERRORS:
+        return None
+    return orientation if orientation in _TRANSPOSE else None
 
 
 def decoded_bytes(image: Image.Image) -> int:
@@ -242,7 +252,8 @@ def preprocess_image(image: Image.Image, config: PreprocessConfig) -> np.ndarray
         side = min(image.size) * config.crop_fraction
         factor = max(1, int(side // (2 * config.size)))
         if factor == 1 and image.width * image.height <= _EXACT_PATH_PIXELS:
-            upright = ImageOps.exif_transpose(image)
+            # What load_rgb does for training (ImageOps.exif_transpose makes the same turn).
+            upright = image.transpose(_TRANSPOSE[orientation]) if orientation else image
             small, side_small = _to_rgb(upright), None
         else:
             peak = _high_bit_depth_peak(image)
@@ -258,7 +269,7 @@ def preprocess_image(image: Image.Image, config: PreprocessConfig) -> np.ndarray
             small = _to_rgb(small, source_mode=source_mode, peak=peak)
             if orientation in _TRANSPOSE:
                 small = small.transpose(_TRANSPOSE[orientation])
-    except (OSError, SyntaxError, ValueError) as exc:
+    except _DECODE_ERRORS as exc:
         raise ImageDecodeError("the image could not be decoded: %(detail)s", detail=str(exc)) from exc
     pixels = centre_crop_resize(
         small, size=config.size, crop_fraction=config.crop_fraction, resample=config.resample, side=side_small
