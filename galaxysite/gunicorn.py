@@ -94,6 +94,11 @@ if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="galaxy-metrics-")
     os.environ[_TEMPORARY_MARK] = "1"
 
+# Imported here, in the master and after the variable is set, not in child_exit: that runs in
+# gunicorn's SIGCHLD handler, where a second worker exiting mid-import re-entered the half-done
+# import and brought the master down (seen in the reload test).
+from prometheus_client import multiprocess  # noqa: E402
+
 
 def on_starting(server: Any) -> None:
     """Start from an empty metrics folder: samples of an earlier run would be summed in."""
@@ -105,8 +110,6 @@ def on_starting(server: Any) -> None:
 
 def child_exit(server: Any, worker: Any) -> None:
     """A dead worker's gauges (the model info) stop counting; its counters stay in the sums."""
-    from prometheus_client import multiprocess
-
     multiprocess.mark_process_dead(worker.pid)
 
 
