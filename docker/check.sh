@@ -16,6 +16,31 @@ export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH DOCKER_BUILDKIT=0 COMPOSE_DOCKER
 SECONDS=0
 phase() { printf '\n== %s (%d s)\n' "$1" "$SECONDS"; }
 
+phase "requirements.lock against requirements.txt"
+# The image installs the lock alone: a package added to requirements.txt without `make lock`
+# would be missing from it.
+python3 - <<'EOF'
+import re
+import sys
+
+
+def pins(path):
+    found = {}
+    with open(path) as lines:
+        for line in lines:
+            match = re.match(r"([A-Za-z0-9_.-]+)(\[[^\]]*\])?==([^\s;\\]+)", line)
+            if match:
+                found[re.sub(r"[-_.]+", "-", match[1]).lower()] = match[3]
+    return found
+
+
+wanted, locked = pins("requirements.txt"), pins("requirements.lock")
+stale = [f"{name}=={version}" for name, version in wanted.items() if locked.get(name) != version]
+if stale:
+    sys.exit("requirements.lock lacks " + ", ".join(stale) + ": run `make lock`")
+print(f"requirements.lock: {len(locked)} packages, all {len(wanted)} pins of requirements.txt")
+EOF
+
 phase "tools"
 missing=0
 for tool in dockerd docker docker-compose mmdebstrap; do [[ -x /usr/bin/$tool ]] || missing=1; done
@@ -47,6 +72,9 @@ cleanup() {
   local status=$?
   set +e
   trap - EXIT INT TERM
+  local cleanup_started=$SECONDS
+  echo
+  echo "== clean-up ($SECONDS s)"
   if [[ -S $WORK/docker.sock ]] && docker info >/dev/null 2>&1; then
     if [[ $status -ne 0 ]]; then
       echo "== docker-check failed; the stack's last log lines:" >&2
@@ -69,6 +97,7 @@ cleanup() {
     grep -qx "$bridge" <<<"$bridges_before" || ip link delete "$bridge"
   done
   rm -rf "$WORK"
+  echo "cleaned up in $((SECONDS - cleanup_started)) s"
   if [[ $status -eq 0 ]]; then echo "docker-check: OK in $SECONDS s"; else echo "docker-check: FAILED ($status)" >&2; fi
   exit "$status"
 }
@@ -85,25 +114,25 @@ docker info >/dev/null || { tail -20 "$WORK/dockerd.log" >&2; exit 1; }
 phase "stand-in base images (debian:bookworm-slim, python:3.11-slim, local/postgres:15)"
 docker/stand-ins/base-images.sh
 
-# The stack's configuration. 127.0.0.1 is deliberately not an allowed host: the image's
-# HEALTHCHECK must turn healthy without it. The port is any free one on loopback.
+# The stack's configuration: .env.example as an operator copies it (plain HTTP), with fresh
+# secrets. 127.0.0.1 is deliberately not an allowed host: the image's HEALTHCHECK must turn
+# healthy without it. The port is any free one on loopback.
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 host=galaxy.test
-cat >"$ENV_FILE" <<EOF
+grep -v -E '^(DJANGO_SECRET_KEY|DJANGO_ALLOWED_HOSTS|POSTGRES_PASSWORD|PORT|IMAGE_TAG|GALAXY_ENV_FILE)=' \
+  .env.example >"$ENV_FILE"
+cat >>"$ENV_FILE" <<EOF
 GALAXY_ENV_FILE=$ENV_FILE
 IMAGE_TAG=$TAG
 PORT=$port
 DJANGO_SECRET_KEY=$(python3 -c 'import secrets; print(secrets.token_urlsafe(50))')
-DJANGO_DEBUG=false
 DJANGO_ALLOWED_HOSTS=$host
-DJANGO_SECURE_HTTPS=false
 POSTGRES_PASSWORD=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
-GUNICORN_WORKERS=2
-GUNICORN_THREADS=4
 EOF
 
 phase "build"
-compose build
+# migrate and web share one image: build it once (web then finds it), beside the proxy's.
+compose build --parallel migrate proxy
 image=galaxy-classifier:$TAG
 size() { docker image inspect --format '{{.Size}}' "$1" | awk '{printf "%.0f MB", $1 / 1e6}'; }
 echo "image sizes: $image $(size "$image"), galaxy-classifier-proxy:$TAG $(size "galaxy-classifier-proxy:$TAG")," \
@@ -123,6 +152,7 @@ check() { python3 docker/check_stack.py "$@" --port "$port" --host-header "$host
 
 phase "checks through the proxy"
 check ready --wait 180
+check page
 check upload
 web=$(compose ps -q web)
 proxy=$(compose ps -q proxy)

@@ -4,6 +4,7 @@ Standard library only: it runs on a fresh CI machine and, for the slow-client co
 the web container (`python - slow-clients ... < docker/check_stack.py`).
 
     ready         wait until /api/health/ready answers 200
+    page          GET / over plain HTTP; expect 200, not a redirect to HTTPS
     upload        POST a PNG made here to /api/predictions/; expect 201 and one prediction
     slow-clients  open N sockets that each send half a request head, then time /api/health/live
 """
@@ -76,6 +77,15 @@ def check_ready(args: argparse.Namespace) -> int:
         time.sleep(1)
     say(f"ready: not 200 within {args.wait} s ({last})", failure=True)
     return 1
+
+
+def check_page(args: argparse.Namespace) -> int:
+    status, _ = request(args, "GET", "/")
+    if status != 200:
+        say(f"page: GET / answered HTTP {status} over plain HTTP", failure=True)
+        return 1
+    say("page: GET / 200 over plain HTTP")
+    return 0
 
 
 def check_upload(args: argparse.Namespace) -> int:
@@ -171,7 +181,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("check", choices=["ready", "upload", "slow-clients"])
+    parser.add_argument("check", choices=["ready", "page", "upload", "slow-clients"])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--host-header", default="localhost", help="a name in DJANGO_ALLOWED_HOSTS")
@@ -184,7 +194,12 @@ def main() -> int:
     )
     parser.add_argument("--expect-held", action="store_true", help="slow-clients: expect no answer (control)")
     args = parser.parse_args()
-    checks = {"ready": check_ready, "upload": check_upload, "slow-clients": check_slow_clients}
+    checks = {
+        "ready": check_ready,
+        "page": check_page,
+        "upload": check_upload,
+        "slow-clients": check_slow_clients,
+    }
     return checks[args.check](args)
 
 
