@@ -63,7 +63,7 @@ export DOCKER_HOST=unix://$WORK/docker.sock
 PROJECT=galaxycheck
 TAG=check
 ENV_FILE=$WORK/check.env
-bridges_before=$(ip -o link show type bridge 2>/dev/null | awk -F': ' '{print $2}' | sort || true)
+dockerd_pid=""
 compose() {
   docker-compose --env-file "$ENV_FILE" -p "$PROJECT" -f docker-compose.yml -f docker/compose.ci.yml "$@"
 }
@@ -75,7 +75,11 @@ cleanup() {
   local cleanup_started=$SECONDS
   echo
   echo "== clean-up ($SECONDS s)"
+  local bridges=""
   if [[ -S $WORK/docker.sock ]] && docker info >/dev/null 2>&1; then
+    # The host-side bridges of the stack's networks (br- and the short network id), in case
+    # `down` cannot remove them.
+    bridges=$(docker network ls -q --filter "label=com.docker.compose.project=$PROJECT" | sed 's/^/br-/')
     if [[ $status -ne 0 ]]; then
       echo "== docker-check failed; the stack's last log lines:" >&2
       compose ps >&2
@@ -83,18 +87,18 @@ cleanup() {
     fi
     compose down --volumes --remove-orphans --timeout 5 >/dev/null 2>&1
   fi
-  if [[ -s $WORK/dockerd.pid ]]; then
-    local pid
-    pid=$(cat "$WORK/dockerd.pid")
-    kill "$pid" 2>/dev/null
-    for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
-    kill -9 "$pid" 2>/dev/null
+  if [[ -n $dockerd_pid ]]; then
+    kill "$dockerd_pid" 2>/dev/null
+    for _ in $(seq 30); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 1; done
+    kill -9 "$dockerd_pid" 2>/dev/null
   fi
+  # A dockerd that had to be killed leaves its containerd and shims, all started with paths
+  # under the work folder.
+  pgrep -f -- "$WORK/" | xargs -r kill -9 2>/dev/null
   # Mounts left under the work folder (the network namespace, overlays), deepest first.
   findmnt -rn -o TARGET | grep "^$WORK/" | sort -r | xargs -r -n1 umount -l
-  # Bridges of compose networks that `down` could not remove.
-  for bridge in $(ip -o link show type bridge 2>/dev/null | awk -F': ' '{print $2}' | sort); do
-    grep -qx "$bridge" <<<"$bridges_before" || ip link delete "$bridge"
+  for bridge in $bridges; do
+    ip link show "$bridge" >/dev/null 2>&1 && ip link delete "$bridge"
   done
   rm -rf "$WORK"
   echo "cleaned up in $((SECONDS - cleanup_started)) s"
@@ -108,6 +112,7 @@ phase "dockerd"
 dockerd --iptables=false --ip-masq=false --ip6tables=false --ip-forward=false --bridge=none \
   --data-root "$WORK/data" --exec-root "$WORK/exec" --pidfile "$WORK/dockerd.pid" \
   -H "$DOCKER_HOST" >"$WORK/dockerd.log" 2>&1 &
+dockerd_pid=$!
 for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
 docker info >/dev/null || { tail -20 "$WORK/dockerd.log" >&2; exit 1; }
 
