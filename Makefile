@@ -3,6 +3,8 @@
 # make worker - a Celery worker only (CELERY_BROKER_URL from the environment or .env)
 # make test  - install the dev tools (and Chromium if missing), lint, validate the API schema, run pytest
 # make model - rebuild ml/models/ (train, export, evaluate, package) from ../shared/data
+# make docker-check - build the image, run the compose stack on a private dockerd, check it (root)
+# make lock  - regenerate requirements.lock (every runtime package, with hashes) from requirements.txt
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -12,7 +14,7 @@ MANAGE := $(BIN)/python manage.py
 GUNICORN_WORKERS ?= 2
 GUNICORN_THREADS ?= 4
 
-.PHONY: run worker test lint migrate chromium clean model
+.PHONY: run worker test lint migrate chromium clean model docker-check lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -93,6 +95,19 @@ lint: $(VENV)/.dev-installed
 test: $(VENV)/.dev-installed $(TFLITE_VENV)/.installed chromium lint
 	DJANGO_SETTINGS_MODULE=galaxysite.test_settings $(MANAGE) spectacular --validate --fail-on-warn --file /dev/null
 	TFLITE_RUNTIME_PYTHON=$(TFLITE_VENV)/bin/python $(BIN)/pytest
+
+# The image installs requirements.lock: every runtime package, transitive ones included, pinned
+# with its hashes. Rerun after changing requirements.txt. Only PyPI counts, whatever the local
+# pip configuration adds (extra indexes, local wheels, constraints).
+lock: $(VENV)/.dev-installed
+	PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= PIP_CONSTRAINT= $(BIN)/pip-compile --quiet --generate-hashes \
+		--strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links \
+		--index-url https://pypi.org/simple --output-file requirements.lock requirements.txt
+
+# Installs Debian's docker.io, docker-compose and mmdebstrap if missing, then builds and runs
+# the stack on its own dockerd and removes everything afterwards (docker/check.sh).
+docker-check:
+	@if [ "$$(id -u)" -eq 0 ]; then docker/check.sh; else sudo docker/check.sh; fi
 
 clean:
 	rm -rf staticfiles .pytest_cache .ruff_cache
