@@ -1,7 +1,7 @@
 """HTTP checks of the running compose stack, for docker/check.sh (make docker-check).
 
-Standard library only: it runs on a fresh CI machine and, for the slow-client check straight at gunicorn, inside
-the web container (`python - slow-clients ... < docker/check_stack.py`).
+Standard library only: it runs on a fresh CI machine and, for the slow-client check straight
+at gunicorn, inside the web container (`python - slow-clients ... < docker/check_stack.py`).
 
     ready         wait until /api/health/ready answers 200
     page          GET / over plain HTTP; expect 200, not a redirect to HTTPS
