@@ -210,7 +210,8 @@ def job_chunk_process(*, job_id: int, start: int, stop: int) -> ChunkOutcome:
     results = classifier.classify_prepared([accepted.prepared for _, accepted in ok])
 
     with transaction.atomic():
-        _lock_job(job_id)
+        # Shared: the chunks of one job record side by side; cancel and fail wait for them.
+        _lock_job(job_id, shared=True)
         status = Job.objects.filter(pk=job_id).values_list("status", flat=True).first()
         if status not in Job.ACTIVE:
             return ChunkOutcome(skipped=True)
@@ -234,22 +235,32 @@ def job_chunk_process(*, job_id: int, start: int, stop: int) -> ChunkOutcome:
                 user=job.user,
                 job_members=[m for _, m, _ in kept],
             )
-        _refresh_progress(job_id)
         finished_names = [m.staged_name for m in members if m.pk in still_pending and m.staged_name]
         transaction.on_commit(lambda: _delete_staged(finished_names))
+    # After the commit, in a transaction of its own that holds the job's lock only to count:
+    # whichever chunk counts last sees every other chunk's committed members.
+    with transaction.atomic():
+        _lock_job(job_id)
+        _refresh_progress(job_id)
     return ChunkOutcome(classified=len(kept), failed=len(failed_rows))
 
 
-def _lock_job(job_id: int) -> None:
-    """Serialise the writes of one job's chunks, cancel and progress (held until commit).
+def _lock_job(job_id: int, *, shared: bool = False) -> None:
+    """Lock the job's row until the end of the transaction.
 
-    PostgreSQL locks the job's row; SQLite has one database write lock, taken here by a
-    write that changes nothing, before any read that a concurrent writer could invalidate.
+    Chunks take it shared while they record, so they do not wait for one another; cancel,
+    fail and the progress count take it exclusively, so a chunk never records after a
+    cancel has committed and two counts never interleave. SQLite has one database write
+    lock, taken here by a write that changes nothing, before any read that a concurrent
+    writer could make stale.
     """
     if connection.vendor == "sqlite":
         Job.objects.filter(pk=job_id).update(status=F("status"))
-    else:
-        list(Job.objects.select_for_update().filter(pk=job_id).values_list("pk", flat=True))
+        return
+    table = connection.ops.quote_name(Job._meta.db_table)
+    mode = "SHARE" if shared else "UPDATE"
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id FROM {table} WHERE id = %s FOR {mode}", [job_id])  # noqa: S608 - fixed words
 
 
 def _mark_running(job_id: int, *, model_version: str) -> None:

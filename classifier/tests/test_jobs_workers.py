@@ -7,6 +7,7 @@ The Redis and RabbitMQ tests skip, saying why, when those servers are not reacha
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import sqlite3
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.core.management import call_command
 from django.db import connection
 from django.urls import reverse
 
@@ -256,5 +258,13 @@ def test_embedded_filesystem_broker_needs_no_server(settings, workers, user, sma
         "polling_interval": 0.2,
     }
     workers("w1", "filesystem://", JOB_QUEUE_DIR=str(folder))
-    job = submit(user, 10)
-    assert_each_member_once(wait_until_ended(job))
+    images = tmp_path / "survey"
+    images.mkdir()
+    for index, data in enumerate(distinct_images(10)):
+        (images / f"g{index}.png").write_bytes(data)
+    out, err = io.StringIO(), io.StringIO()
+    # The command line, waiting with its progress bar until the job ends.
+    call_command("submit_job", str(images), "--wait", stdout=out, stderr=err)
+    job = Job.objects.get(pk=int(out.getvalue()))
+    assert "succeeded: 10 classified, 0 failed" in err.getvalue()
+    assert_each_member_once(job)
