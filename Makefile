@@ -52,7 +52,6 @@ model: $(VENV)/.dev-installed
 
 migrate: $(VENV)/.runtime-installed .env
 	$(MANAGE) migrate --noinput
-	$(MANAGE) createcachetable
 
 # MALLOC_ARENA_MAX=2: glibc otherwise gives each of a worker's threads its own malloc arena,
 # which fragments and keeps a gunicorn worker's memory several MB higher (docs/benchmarks.md).

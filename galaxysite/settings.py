@@ -108,8 +108,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # The rate limits and the login lockout count in this cache, so it must be one that every
-# worker process shares: the database (no extra server; `manage.py createcachetable` makes
-# the table) by default, or Redis with CACHE_URL=redis://host:6379/N.
+# worker process shares: the database (no extra server; migration 0003 makes the table) by
+# default, or Redis with CACHE_URL=redis://host:6379/N.
 CACHES = {"default": env.cache("CACHE_URL", default="dbcache://django_cache")}
 
 AUTH_PASSWORD_VALIDATORS = [

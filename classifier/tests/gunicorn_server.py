@@ -91,7 +91,6 @@ def running_gunicorn(
     server = Server(port=port, log=log, process=None, env=env)  # type: ignore[arg-type]
     if migrate:
         server.manage("migrate", "--noinput")
-        server.manage("createcachetable")
     server.process = subprocess.Popen(
         [
             str(BIN / "gunicorn"),
