@@ -165,6 +165,7 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
     digest = sha256_file(model_path)
     dev_report = shipped["results"].get(DEV_SET)
     if dev_report:
+        (args.static_dir / FIGURES["confusion_matrix"]).parent.mkdir(parents=True, exist_ok=True)
         plot_confusion(
             np.array(dev_report["confusion_matrix"]),
             list(CLASS_NAMES),
