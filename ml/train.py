@@ -433,6 +433,9 @@ def train(
         len(epoch_plan(splits["train"], config, np.random.default_rng(0))) / settings["batch_size"]
     )
     total_steps = steps_per_epoch * settings["epochs"]
+    # A step budget (0: none) shortens the whole schedule, for runs that must end by a deadline.
+    if settings.get("max_steps"):
+        total_steps = min(total_steps, settings["max_steps"])
     warmup = max(1, int(total_steps * settings["warmup_fraction"]))
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimiser,
@@ -443,6 +446,7 @@ def train(
 
     history: list[dict[str, Any]] = []
     best_score, best_epoch = -math.inf, 0
+    steps_done = 0
     bridge_target_domain = config["augment"]["bridge_target_domain"]
     started = time.time()
     for epoch in range(1, settings["epochs"] + 1):
@@ -488,6 +492,9 @@ def train(
             schedule.step()
             running += loss.item()
             bar.set_postfix(loss=f"{running / step:.3f}")
+            steps_done += 1
+            if steps_done >= total_steps:
+                break
         record: dict[str, Any] = {
             "epoch": epoch,
             "train_loss": running / max(1, step),
@@ -507,6 +514,8 @@ def train(
             best_score, best_epoch = score, epoch
             torch.save(model.state_dict(), out / "best.pt")
         print(json.dumps(record), flush=True)
+        if steps_done >= total_steps:
+            break
 
     model.load_state_dict(torch.load(out / "best.pt"))
     log.info("selected epoch %d (pooled validation top-1 %.4f)", best_epoch, best_score)
