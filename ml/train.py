@@ -528,6 +528,7 @@ def train(
         "temperature": temperature,
         "calibration_samples": calibration_samples,
         "selected_epoch": best_epoch,
+        "train_steps": steps_done,
         "prior": prior,
         "class_weights": weights.numpy().round(4).tolist(),
         "sources": [provenance(s) for s in sources],

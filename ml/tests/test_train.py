@@ -136,3 +136,44 @@ def test_pooled_validation_pools_covered_vote_galaxies_only():
     assert pooled["n"] == 3
     assert pooled["top1"] == pytest.approx(2 / 3)
     assert pooled["balanced_accuracy"] == pytest.approx((1 + 0 + 1) / 3)
+
+
+@pytest.mark.slow
+def test_training_with_decals_adaptation_stops_at_the_step_budget(tmp_path, monkeypatch):
+    from ml.tests.test_pipeline import galaxy_like
+    from ml.tests.test_sources import write_h5
+    from ml.train import train
+
+    monkeypatch.setattr(cache, "CACHE_DIR", tmp_path / "cache")
+    rng = np.random.default_rng(0)
+    labels_ = np.repeat(np.arange(10), 4)
+    write_h5(tmp_path / "g10.h5", np.stack([galaxy_like(int(c), rng) for c in labels_]), labels_)
+    decals = tmp_path / "data" / "gz_decals_partial"
+    (decals / "images").mkdir(parents=True)
+    header = (
+        "file,iauname,ring,smooth-or-featured_featured-or-disk_fraction,"
+        "disk-edge-on_no_fraction,has-spiral-arms_no_fraction"
+    )
+    rows = [header]
+    for index in range(20):
+        Image.fromarray(galaxy_like(index % 10, rng)).save(decals / "images" / f"{index}.png")
+        rows.append(f"{index}.png,J{index},0,0.7,0.8,0.6")
+    (decals / "labels.csv").write_text("\n".join(rows) + "\n")
+    config = load_config(
+        overrides={
+            "image_size": 32,
+            "train.epochs": 3,
+            "train.batch_size": 8,
+            "train.max_steps": 3,
+            "prior.samples": 16,
+        }
+    )
+
+    run = train(config, tmp_path / "run", tmp_path / "data", galaxy10_h5=tmp_path / "g10.h5")
+
+    assert run["train_steps"] == 3
+    assert len(run["history"]) == 1  # the budget ended the schedule inside the first epoch
+    assert run["selected_epoch"] == 1
+    assert run["prior"]["served"] == "galaxy10"
+    assert sum(run["prior"]["learnt"]) == pytest.approx(1.0, abs=1e-3)
+    assert (tmp_path / "run" / "model.pt").is_file()
