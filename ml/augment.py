@@ -71,14 +71,21 @@ def augmented_views(
     size: int,
     params: dict[str, Any],
     generator: torch.Generator,
+    bridge: torch.Tensor | None = None,
 ) -> torch.Tensor:
+    """Augmented float NCHW views; ``bridge`` (bool, N) marks rows that get the SDSS-to-DECaLS
+    photometric changes (all rows when None)."""
     n = len(pixels)
+    bridged = torch.ones(n, dtype=torch.bool) if bridge is None else bridge.bool()
 
     def uniform(low: float, high: float, *shape: int) -> torch.Tensor:
         return low + (high - low) * torch.rand(*(shape or (n,)), generator=generator)
 
     def chosen(probability: float) -> torch.Tensor:
         return torch.rand(n, generator=generator) < probability
+
+    def bridging(probability: float) -> torch.Tensor:
+        return chosen(probability) & bridged
 
     small = math.radians(params["small_rotation_degrees"])
     quarter = torch.randint(0, 4, (n,), generator=generator).float() * (math.pi / 2)
@@ -89,13 +96,13 @@ def augmented_views(
     shift = uniform(-params["translate"], params["translate"], n, 2)
     images = _views(pixels, zoom, size, angle, flip, scale, shift)
 
-    low_resolution = chosen(params["resolution_probability"])
+    low_resolution = bridging(params["resolution_probability"])
     if low_resolution.any():
         factor = float(uniform(1.3, 2.2, 1))
         small_side = max(8, round(size / factor))
         degraded = F.interpolate(images[low_resolution], size=small_side, mode="area")
         images[low_resolution] = F.interpolate(degraded, size=size, mode="bilinear", align_corners=False)
-    blurred = chosen(params["blur_probability"])
+    blurred = bridging(params["blur_probability"])
     if blurred.any():
         images[blurred] = gaussian_blur(images[blurred], float(uniform(0.4, 1.2, 1)))
 
@@ -103,10 +110,10 @@ def augmented_views(
     brightness = torch.exp(uniform(-params["brightness"], params["brightness"])).view(n, 1, 1, 1)
     images = images * gains * brightness
     grey = images.mean(dim=1, keepdim=True)
-    saturation = uniform(*params["saturation"]).view(n, 1, 1, 1)
+    saturation = torch.where(bridged, uniform(*params["saturation"]), 1.0).view(n, 1, 1, 1)
     images = grey + saturation * (images - grey)
 
-    neighbours = chosen(params["neighbour_probability"])
+    neighbours = bridging(params["neighbour_probability"])
     if neighbours.any():
         count = len(neighbours.nonzero())
         sources = torch.zeros(count, 1, size, size)
@@ -120,9 +127,9 @@ def augmented_views(
         tint = uniform(0.7, 1.3, count, 3).view(count, 3, 1, 1)
         images[neighbours] = images[neighbours] + psf * tint
 
-    sky = chosen(params["sky_probability"]).float() * uniform(0.0, params["sky_level"])
+    sky = bridging(params["sky_probability"]).float() * uniform(0.0, params["sky_level"])
     images = images + sky.view(n, 1, 1, 1)
-    sigma = uniform(0.0, params["noise_sigma"]).view(n, 1, 1, 1)
+    sigma = (uniform(0.0, params["noise_sigma"]) * bridged).view(n, 1, 1, 1)
     images = images + sigma * torch.randn(images.shape, generator=generator)
     return images.clamp(0.0, 1.0)
 

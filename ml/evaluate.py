@@ -4,7 +4,8 @@
 
 Every image goes through classifier.preprocessing, the serving code path, with
 its source's crop. Soft-target (vote) sources are scored against the argmax of
-their vote-derived target.
+their vote-derived target, where Galaxy10 classes cover at least half the votes
+(``MIN_COVERAGE``); the vote-labelled sets of one split are also pooled.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 
 from ml import sources as src
 from ml.cache import source_inputs
-from ml.metrics import classification_report, group_vote_metrics, reliability
+from ml.metrics import MIN_COVERAGE, classification_report, group_vote_metrics, reliability
 from ml.train import collect_sources, serving_preprocess_config
 
 DEV_SET = "galaxy10_decals_dev"
@@ -49,7 +50,7 @@ class TFLiteModel:
 
 def source_report(probs: np.ndarray, source: src.SourceSet) -> dict[str, Any]:
     report: dict[str, Any] = {"images": len(source)}
-    soft = source.soft_weight > 0
+    soft = source.soft_weight >= MIN_COVERAGE
     if soft.any():
         target = source.soft[soft]
         report.update(classification_report(probs[soft], target.argmax(axis=1)))
@@ -67,27 +68,62 @@ class EvaluationSet:
     inputs: np.ndarray
 
 
+def dev_set(data_root: Path, config: dict[str, Any]) -> EvaluationSet | None:
+    """The 30 Galaxy10 DECaLS dev images, when present: a final report, never a selection."""
+    pre = serving_preprocess_config(config)
+    dev_root = data_root / "galaxy10_decals_dev"
+    if not dev_root.is_dir():
+        return None
+    dev = src.load_galaxy10_dev(dev_root, pre.crop_fraction)
+    return EvaluationSet(DEV_SET, dev, source_inputs(dev, pre))
+
+
 def evaluation_sets(
-    config: dict[str, Any], data_root: Path, sources: list[src.SourceSet]
+    config: dict[str, Any],
+    data_root: Path,
+    sources: list[src.SourceSet],
+    splits: tuple[str, ...] = ("test",),
+    *,
+    with_dev: bool = True,
 ) -> list[EvaluationSet]:
-    """The Galaxy10 DECaLS dev images (when present) and the test split of every training
-    source, exactly as training split it, each through the serving preprocessing."""
+    """The Galaxy10 DECaLS dev images (when present and ``with_dev``) and the given splits
+    ("val", "test") of every training source, exactly as training split them, each through
+    the serving preprocessing."""
     pre = serving_preprocess_config(config)
     sets = []
-    dev_root = data_root / "galaxy10_decals_dev"
-    if dev_root.is_dir():
-        dev = src.load_galaxy10_dev(dev_root, pre.crop_fraction)
-        sets.append(EvaluationSet(DEV_SET, dev, source_inputs(dev, pre)))
+    dev = dev_set(data_root, config) if with_dev else None
+    if dev is not None:
+        sets.append(dev)
     for source in sources:
-        _, _, test = src.stratified_split(source.strata, tuple(config["split"]["fractions"]), config["seed"])
-        held_out = source.subset(test)
-        sets.append(EvaluationSet(f"test/{held_out.name}", held_out, source_inputs(held_out, pre)))
+        parts = dict(
+            zip(
+                ("train", "val", "test"),
+                src.stratified_split(source.strata, tuple(config["split"]["fractions"]), config["seed"]),
+                strict=True,
+            )
+        )
+        for split in splits:
+            held_out = source.subset(parts[split])
+            sets.append(EvaluationSet(f"{split}/{held_out.name}", held_out, source_inputs(held_out, pre)))
     return sets
 
 
+def pooled_report(parts: list[tuple[np.ndarray, src.SourceSet]]) -> dict[str, Any]:
+    """One classification report over the covered vote-labelled galaxies of several sets."""
+    probs, labels = [], []
+    for set_probs, source in parts:
+        covered = source.soft_weight >= MIN_COVERAGE
+        probs.append(set_probs[covered])
+        labels.append(source.soft[covered].argmax(axis=1))
+    if not parts or not sum(len(lab) for lab in labels):
+        return {}
+    return classification_report(np.concatenate(probs), np.concatenate(labels))
+
+
 def evaluate(model: TFLiteModel, sets: list[EvaluationSet]) -> dict[str, Any]:
-    """Metrics of the model on each evaluation set."""
+    """Metrics of the model on each evaluation set, and on each split's vote-labelled sets pooled."""
     results: dict[str, Any] = {}
+    pooled: dict[str, list[tuple[np.ndarray, src.SourceSet]]] = {}
     for evaluation in sets:
         probs = model(evaluation.inputs)
         if evaluation.name == DEV_SET:
@@ -98,6 +134,13 @@ def evaluate(model: TFLiteModel, sets: list[EvaluationSet]) -> dict[str, Any]:
             }
         else:
             results[evaluation.name] = source_report(probs, evaluation.source)
+            split = evaluation.name.split("/", 1)[0]
+            if (evaluation.source.soft_weight > 0).any():
+                pooled.setdefault(split, []).append((probs, evaluation.source))
+    for split, parts in pooled.items():
+        report = pooled_report(parts)
+        if report:
+            results[f"{split}/pooled"] = report
     return results
 
 

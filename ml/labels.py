@@ -13,6 +13,12 @@ The Galaxy Zoo 2 decision tree is multiplied down to the ten Galaxy10 classes:
 * features or disk, not edge-on -> bar (t03 yes) 5; no bar -> arm winding
   (t10): tight 6, medium or loose 7.
 
+With ``read_spiral`` (the v2 labels), unbarred face-on disks also pass the
+spiral question (t04): only the share with arms reaches the winding classes.
+Armless face-on disks (lenticulars, rings) have no Galaxy10 class, so that mass
+is dropped instead of being split between the spirals; what remains, the
+galaxy's *coverage*, weights its target in training (``galaxy10_targets``).
+
 Every task's answers are first normalised to fractions *conditional* on
 reaching the task, so both catalogue forms (Hart et al. 2016 per-task
 fractions, Kaggle cumulative products) feed the same tree. A task that nobody
@@ -47,6 +53,7 @@ HART_COLUMNS: dict[str, tuple[str, ...]] = {
     ),
     "t02": ("t02_edgeon_a04_yes", "t02_edgeon_a05_no"),
     "t03": ("t03_bar_a06_bar", "t03_bar_a07_no_bar"),
+    "t04": ("t04_spiral_a08_spiral", "t04_spiral_a09_no_spiral"),
     "t06": ("t06_odd_a14_yes", "t06_odd_a15_no"),
     "t07": (
         "t07_rounded_a16_completely_round",
@@ -78,6 +85,7 @@ KAGGLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "t01": ("Class1.1", "Class1.2", "Class1.3"),
     "t02": ("Class2.1", "Class2.2"),
     "t03": ("Class3.1", "Class3.2"),
+    "t04": ("Class4.1", "Class4.2"),
     "t06": ("Class6.1", "Class6.2"),
     "t07": ("Class7.1", "Class7.2", "Class7.3"),
     "t08": tuple(f"Class8.{i}" for i in range(1, 8)),
@@ -95,8 +103,12 @@ def conditional(answers: np.ndarray) -> np.ndarray:
         return np.where(totals > 0, answers / np.where(totals > 0, totals, 1.0), uniform)
 
 
-def galaxy10_from_tasks(tasks: dict[str, np.ndarray]) -> np.ndarray:
-    """Soft Galaxy10 targets, shape (N, 10), from per-task answer arrays (any scale)."""
+def galaxy10_mass(tasks: dict[str, np.ndarray], *, read_spiral: bool = False) -> np.ndarray:
+    """Vote mass per Galaxy10 class, shape (N, 10); rows sum to the galaxy's coverage (<= 1).
+
+    Without ``read_spiral`` every row sums to 1 (the v1 labels). With it, the
+    mass of armless unbarred face-on disks (t04 "no") belongs to no class.
+    """
     t01 = conditional(tasks["t01"][:, :2])  # a galaxy image: drop star/artifact votes
     edge_on = conditional(tasks["t02"])[:, 0]
     bar = conditional(tasks["t03"])[:, 0]
@@ -105,6 +117,7 @@ def galaxy10_from_tasks(tasks: dict[str, np.ndarray]) -> np.ndarray:
     odd_feature = conditional(tasks["t08"])
     bulge_shape = conditional(tasks["t09"])
     winding = conditional(tasks["t10"])
+    spiral = conditional(tasks["t04"])[:, 0] if read_spiral else np.ones(len(t01))
 
     smooth, disk = t01[:, 0], t01[:, 1]
     merging = odd * odd_feature[:, 5]
@@ -121,9 +134,37 @@ def galaxy10_from_tasks(tasks: dict[str, np.ndarray]) -> np.ndarray:
     target[:, 9] = edge * (bulge_shape[:, 0] + bulge_shape[:, 1])
     face_on = regular * disk * (1.0 - edge_on)
     target[:, 5] = face_on * bar
-    target[:, 6] = face_on * (1.0 - bar) * winding[:, 0]
-    target[:, 7] = face_on * (1.0 - bar) * (winding[:, 1] + winding[:, 2])
-    return (target / target.sum(axis=1, keepdims=True)).astype(np.float32)
+    armed = face_on * (1.0 - bar) * spiral
+    target[:, 6] = armed * winding[:, 0]
+    target[:, 7] = armed * (winding[:, 1] + winding[:, 2])
+    return target
+
+
+def galaxy10_targets(
+    tasks: dict[str, np.ndarray], *, read_spiral: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Soft targets (N, 10) summing to 1, and each galaxy's coverage (N,) in [0, 1].
+
+    A galaxy with no Galaxy10 mass at all (every vote for an armless disk) keeps
+    its v1 target so the row stays a distribution; its coverage of 0 gives it no weight.
+    """
+    mass = galaxy10_mass(tasks, read_spiral=read_spiral)
+    total = mass.sum(axis=1)
+    legacy = galaxy10_mass(tasks) if read_spiral else mass
+    usable = total > 1e-6
+    target = np.where(usable[:, None], mass / np.where(usable, total, 1.0)[:, None], legacy)
+    target = target / target.sum(axis=1, keepdims=True)
+    return target.astype(np.float32), np.clip(total, 0.0, 1.0).astype(np.float32)
+
+
+def galaxy10_from_tasks(tasks: dict[str, np.ndarray], *, read_spiral: bool = False) -> np.ndarray:
+    """Soft Galaxy10 targets, shape (N, 10), from per-task answer arrays (any scale)."""
+    return galaxy10_targets(tasks, read_spiral=read_spiral)[0]
+
+
+def agreement(target: np.ndarray) -> np.ndarray:
+    """How clearly the votes pick one class: the largest target probability per row."""
+    return np.asarray(target).max(axis=1)
 
 
 def _tasks_from_table(
@@ -132,15 +173,27 @@ def _tasks_from_table(
     return {task: np.stack([rows[c] for c in names], axis=1) for task, names in columns.items()}
 
 
-def galaxy10_from_hart(rows: dict[str, np.ndarray], suffix: str = "_debiased") -> np.ndarray:
-    """Targets from Hart et al. 2016 columns; ``suffix`` picks the vote correction."""
+def hart_tasks(rows: dict[str, np.ndarray], suffix: str = "_debiased") -> dict[str, np.ndarray]:
+    """Per-task answers from Hart et al. 2016 columns; ``suffix`` picks the vote correction."""
     columns = {t: tuple(c + suffix for c in names) for t, names in HART_COLUMNS.items()}
-    return galaxy10_from_tasks(_tasks_from_table(rows, columns))
+    return _tasks_from_table(rows, columns)
 
 
-def galaxy10_from_kaggle(rows: dict[str, np.ndarray]) -> np.ndarray:
+def kaggle_tasks(rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per-task answers from the Kaggle challenge's cumulative Class1.1..Class11.6 columns."""
+    return _tasks_from_table(rows, KAGGLE_COLUMNS)
+
+
+def galaxy10_from_hart(
+    rows: dict[str, np.ndarray], suffix: str = "_debiased", *, read_spiral: bool = False
+) -> np.ndarray:
+    """Targets from Hart et al. 2016 columns; ``suffix`` picks the vote correction."""
+    return galaxy10_from_tasks(hart_tasks(rows, suffix), read_spiral=read_spiral)
+
+
+def galaxy10_from_kaggle(rows: dict[str, np.ndarray], *, read_spiral: bool = False) -> np.ndarray:
     """Targets from the Kaggle challenge's cumulative Class1.1..Class11.6 columns."""
-    return galaxy10_from_tasks(_tasks_from_table(rows, KAGGLE_COLUMNS))
+    return galaxy10_from_tasks(kaggle_tasks(rows), read_spiral=read_spiral)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,12 @@ from classifier.galaxy10 import GROUP_OF_CLASS, NUM_CLASSES
 GROUP_MATRIX = np.zeros((NUM_CLASSES, 4))
 GROUP_MATRIX[np.arange(NUM_CLASSES), GROUP_OF_CLASS] = 1.0
 
+# Galaxy10 DECaLS class sizes: the served prior and the weights of the Galaxy10-frequency metrics.
+GALAXY10_COUNTS = np.array([1081, 1853, 2645, 2027, 334, 2043, 1829, 2628, 1423, 1873], float)
+# A vote-labelled galaxy is scored against its top class only where Galaxy10 classes hold at
+# least this share of its votes (v2 labels: armless face-on disks fall below it).
+MIN_COVERAGE = 0.5
+
 
 def top_k_accuracy(probs: np.ndarray, labels: np.ndarray, k: int) -> float:
     top = np.argsort(-probs, axis=1)[:, :k]
@@ -47,6 +53,31 @@ def macro_f1(matrix: np.ndarray) -> float:
     return float(np.mean(scores)) if scores else 0.0
 
 
+def weighted_recall(matrix: np.ndarray, class_weights: np.ndarray | None = None) -> float:
+    """Accuracy with each present class weighted by ``class_weights`` (equal: class-balanced).
+
+    With Galaxy10's class sizes it is the accuracy expected on a Galaxy10-like mix of classes,
+    whatever mix the evaluation set has.
+    """
+    totals = matrix.sum(axis=1)
+    present = totals > 0
+    if not present.any():
+        return 0.0
+    weights = np.ones(len(matrix)) if class_weights is None else np.asarray(class_weights, float)
+    recall = np.diag(matrix)[present] / totals[present]
+    return float((recall * weights[present]).sum() / weights[present].sum())
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a proportion (95% by default); sound for small n."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (float(max(0.0, centre - half)), float(min(1.0, centre + half)))
+
+
 def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = 10) -> dict[str, list]:
     confidence = probs.max(axis=1)
     correct = probs.argmax(axis=1) == labels
@@ -73,9 +104,13 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int 
 def classification_report(probs: np.ndarray, labels: np.ndarray) -> dict[str, object]:
     labels = np.asarray(labels, dtype=np.int64)
     matrix = confusion_matrix(labels, probs.argmax(axis=1))
+    top1 = top_k_accuracy(probs, labels, 1)
     return {
         "n": len(labels),
-        "top1": top_k_accuracy(probs, labels, 1),
+        "top1": top1,
+        "top1_interval95": list(wilson_interval(round(top1 * len(labels)), len(labels))),
+        "balanced_accuracy": weighted_recall(matrix),
+        "galaxy10_weighted_accuracy": weighted_recall(matrix, GALAXY10_COUNTS),
         "top2": top_k_accuracy(probs, labels, 2),
         "group4": group_accuracy(probs, labels),
         "macro_f1": macro_f1(matrix),

@@ -139,20 +139,42 @@ def _columns(rows: list[dict[str, str]], names: Sequence[str]) -> dict[str, np.n
     return {n: np.array([float(r[n] or 0.0) for r in rows], dtype=np.float64) for n in names}
 
 
-def load_gz2_hart(root: Path, crop_fraction: float) -> SourceSet:
+def vote_source(
+    name: str,
+    images: list[ImageRef],
+    keys: list[str],
+    tasks: dict[str, np.ndarray],
+    crop_fraction: float,
+    read_spiral: bool,
+) -> SourceSet:
+    """Soft targets from GZ2 tasks; with ``read_spiral`` each galaxy is weighted by its coverage.
+
+    The strata stay those of the v1 targets whatever the label rule, so the
+    train/validation/test split, and with it every held-out image, never moves.
+    """
+    soft, coverage = labels.galaxy10_targets(tasks, read_spiral=read_spiral)
+    source = soft_source(name, images, keys, soft, crop_fraction)
+    source.soft_weight[:] = coverage
+    source.strata = np.argmax(labels.galaxy10_from_tasks(tasks), axis=1)
+    if read_spiral:
+        source.notes["mean_coverage"] = round(float(coverage.mean()), 4)
+    return source
+
+
+def load_gz2_hart(root: Path, crop_fraction: float, *, read_spiral: bool = False) -> SourceSet:
     rows = _read_csv(root / "votes.csv")
     wanted = [c + "_debiased" for names in labels.HART_COLUMNS.values() for c in names]
-    soft = labels.galaxy10_from_hart(_columns(rows, wanted))
+    tasks = labels.hart_tasks(_columns(rows, wanted))
     images = [str(root / "images" / r["file"]) for r in rows]
-    return soft_source("gz2_hart", images, [r["file"] for r in rows], soft, crop_fraction)
+    return vote_source("gz2_hart", images, [r["file"] for r in rows], tasks, crop_fraction, read_spiral)
 
 
-def load_gz2_kaggle(root: Path, crop_fraction: float) -> SourceSet:
+def load_gz2_kaggle(root: Path, crop_fraction: float, *, read_spiral: bool = False) -> SourceSet:
     rows = _read_csv(root / "votes.csv")
     wanted = [c for names in labels.KAGGLE_COLUMNS.values() for c in names]
-    soft = labels.galaxy10_from_kaggle(_columns(rows, wanted))
+    tasks = labels.kaggle_tasks(_columns(rows, wanted))
     images = [str(root / "images" / r["file"]) for r in rows]
-    return soft_source("gz2_kaggle", images, [r["file"] for r in rows], soft, crop_fraction)
+    return vote_source("gz2_kaggle", images, [r["file"] for r in rows], tasks, crop_fraction, read_spiral)
 
 
 def load_gz1(root: Path, crop_fraction: float) -> SourceSet:

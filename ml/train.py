@@ -17,6 +17,7 @@ import math
 import subprocess
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,22 +32,35 @@ from ml import sources as src
 from ml.augment import augmented_views, centre_views, normalise
 from ml.cache import cache_pixels, cached_fraction, source_inputs
 from ml.config import add_data_arguments, load_config
-from ml.metrics import GROUP_MATRIX, group_vote_metrics
+from ml.metrics import (
+    GALAXY10_COUNTS,
+    GROUP_MATRIX,
+    MIN_COVERAGE,
+    confusion_matrix,
+    group_accuracy,
+    group_vote_metrics,
+    weighted_recall,
+)
 from ml.model import backbone_parameters, build_model, freeze_early_layers, head_parameters
 
 log = logging.getLogger("ml.train")
 
-# Galaxy10 DECaLS class sizes: the prior the class weights steer towards.
-GALAXY10_COUNTS = np.array([1081, 1853, 2645, 2027, 334, 2043, 1829, 2628, 1423, 1873], float)
+PRIORS = ("training", "balanced", "galaxy10")
 
 
 @dataclass
 class Split:
-    """One source's split, with its cached pixels."""
+    """One source's split, with its cached pixels.
+
+    ``target_domain``: images from the survey the model serves (DECaLS).
+    ``consistency``: unlabelled target-domain images, trained by agreement between two views.
+    """
 
     source: src.SourceSet
     pixels: np.ndarray
     zoom: float
+    target_domain: bool = False
+    consistency: bool = False
 
 
 def serving_preprocess_config(config: dict[str, Any]) -> PreprocessConfig:
@@ -61,10 +75,11 @@ def collect_sources(
     manifests: list[Path] | None = None,
 ) -> list[src.SourceSet]:
     crops = config["crops"]
+    read_spiral = config["labels"]["read_spiral"]
     found: list[src.SourceSet] = []
     loaders = [
-        ("gz2_votes_sdss", src.load_gz2_hart, crops["gz2_hart"]),
-        ("kaggle_gz_votes_sdss", src.load_gz2_kaggle, crops["gz2_kaggle"]),
+        ("gz2_votes_sdss", partial(src.load_gz2_hart, read_spiral=read_spiral), crops["gz2_hart"]),
+        ("kaggle_gz_votes_sdss", partial(src.load_gz2_kaggle, read_spiral=read_spiral), crops["gz2_kaggle"]),
         ("gz1_sdss", src.load_gz1, crops["gz1"]),
         ("gz_decals_partial", src.load_gz_decals_partial, crops["gz_decals_partial"]),
     ]
@@ -104,19 +119,30 @@ def provenance(source: src.SourceSet) -> dict[str, Any]:
 
 
 def class_weights(train_splits: list[Split], power: float) -> np.ndarray:
-    soft_rows = [s.source.soft[s.source.soft_weight > 0] for s in train_splits]
-    prior = np.concatenate(soft_rows).mean(axis=0) + 1e-3
+    soft = np.concatenate([s.source.soft for s in train_splits])
+    weight = np.concatenate([s.source.soft_weight for s in train_splits])
+    prior = (soft * weight[:, None]).sum(axis=0) / max(float(weight.sum()), 1e-9) + 1e-3
     target = GALAXY10_COUNTS / GALAXY10_COUNTS.sum()
     return np.clip((target / prior) ** power, 0.25, 4.0).astype(np.float32)
 
 
 def loss_terms(
-    logits: torch.Tensor, batch: dict[str, torch.Tensor], weights: torch.Tensor, group_weight: float
+    logits: torch.Tensor,
+    batch: dict[str, torch.Tensor],
+    weights: torch.Tensor,
+    group_weight: float,
+    agreement_power: float = 0.0,
 ) -> torch.Tensor:
-    """Soft/hard cross-entropy plus group binary cross-entropy, summed per sample."""
+    """Soft/hard cross-entropy plus group binary cross-entropy, summed per sample.
+
+    ``agreement_power`` > 0 weights each soft target by its largest probability to that
+    power: Galaxy10 keeps only galaxies whose votes clearly agree, so diffuse targets
+    should teach less.
+    """
     log_probs = F.log_softmax(logits, dim=1)
     balance = batch["soft"] @ weights
-    soft = -(batch["soft"] * log_probs).sum(dim=1) * batch["soft_weight"] * balance
+    agreement = batch["soft"].max(dim=1).values ** agreement_power
+    soft = -(batch["soft"] * log_probs).sum(dim=1) * batch["soft_weight"] * balance * agreement
     probs = log_probs.exp()
     group_p = (probs[:, None, :] * batch["group_masks"]).sum(-1).clamp(1e-6, 1 - 1e-6)
     target = batch["group_targets"]
@@ -124,11 +150,24 @@ def loss_terms(
     return soft + group_weight * (group * batch["group_weights"]).sum(dim=1)
 
 
+def consistency_loss(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the second view's prediction against the first's (held fixed), per sample.
+
+    Unlabelled DECaLS images teach the model only that two views of one galaxy
+    get one answer, so they shape its features for the served survey without
+    claiming a class.
+    """
+    target = F.softmax(first.detach(), dim=1)
+    return -(target * F.log_softmax(second, dim=1)).sum(dim=1)
+
+
 def _batch_tensors(splits: list[Split], picks: list[tuple[int, int]]) -> dict[str, torch.Tensor]:
     fields = ("soft", "soft_weight", "group_masks", "group_targets", "group_weights")
     out = {f: torch.from_numpy(np.stack([getattr(splits[s].source, f)[i] for s, i in picks])) for f in fields}
     out["pixels"] = torch.from_numpy(np.stack([splits[s].pixels[i] for s, i in picks]))
     out["zoom"] = torch.tensor([splits[s].zoom for s, _ in picks], dtype=torch.float32)
+    out["target_domain"] = torch.tensor([splits[s].target_domain for s, _ in picks], dtype=torch.bool)
+    out["consistency"] = torch.tensor([splits[s].consistency for s, _ in picks], dtype=torch.bool)
     return out
 
 
@@ -180,7 +219,7 @@ def split_metrics(logits: torch.Tensor, source: src.SourceSet) -> dict[str, floa
         return {}
     probs = logits.softmax(dim=1).numpy()
     metrics: dict[str, float] = {}
-    has_soft = source.soft_weight > 0
+    has_soft = source.soft_weight >= MIN_COVERAGE
     if has_soft.any():
         target = source.soft[has_soft]
         p = probs[has_soft]
@@ -189,6 +228,67 @@ def split_metrics(logits: torch.Tensor, source: src.SourceSet) -> dict[str, floa
         metrics["group4"] = float(((p @ GROUP_MATRIX).argmax(1) == (target @ GROUP_MATRIX).argmax(1)).mean())
     metrics.update(group_vote_metrics(probs, source.group_masks, source.group_targets, source.group_weights))
     return metrics
+
+
+def pooled_validation(logits: list[torch.Tensor], splits: list[Split]) -> dict[str, float]:
+    """Top-1 over every vote-labelled validation galaxy of every source, pooled.
+
+    The model-selection score: galaxies are scored against their top class where
+    Galaxy10 classes cover at least MIN_COVERAGE of their votes. The 30 DECaLS dev
+    images never enter it.
+    """
+    probs, labels = [], []
+    for split_logits_, split in zip(logits, splits, strict=True):
+        covered = split.source.soft_weight >= MIN_COVERAGE
+        if covered.any():
+            probs.append(split_logits_.softmax(dim=1).numpy()[covered])
+            labels.append(split.source.soft[covered].argmax(axis=1))
+    if not probs:
+        return {}
+    all_probs, all_labels = np.concatenate(probs), np.concatenate(labels)
+    matrix = confusion_matrix(all_labels, all_probs.argmax(axis=1))
+    return {
+        "n": len(all_labels),
+        "top1": float((all_probs.argmax(axis=1) == all_labels).mean()),
+        "group4": group_accuracy(all_probs, all_labels),
+        "balanced_accuracy": weighted_recall(matrix),
+        "galaxy10_weighted_accuracy": weighted_recall(matrix, GALAXY10_COUNTS),
+    }
+
+
+def served_prior(name: str) -> np.ndarray:
+    if name == "galaxy10":
+        return GALAXY10_COUNTS / GALAXY10_COUNTS.sum()
+    return np.full(NUM_CLASSES, 1.0 / NUM_CLASSES)
+
+
+def prior_adjustment(learnt: np.ndarray, name: str) -> np.ndarray:
+    """Logit offsets that swap the prior the model learnt for the served one (logit adjustment).
+
+    "training" keeps the accidental prior of the training mix; "balanced" and
+    "galaxy10" divide it out and multiply the chosen one in.
+    """
+    if name not in PRIORS:
+        raise ValueError(f"unknown prior {name!r}; expected one of {PRIORS}")
+    if name == "training":
+        return np.zeros(NUM_CLASSES, np.float32)
+    return (np.log(served_prior(name)) - np.log(np.clip(learnt, 1e-4, None))).astype(np.float32)
+
+
+@torch.no_grad()
+def learnt_prior(
+    model: torch.nn.Module, train: list[Split], config: dict[str, Any], samples: int
+) -> np.ndarray:
+    """The model's mean predicted distribution over a draw of its training mix (centre views)."""
+    pre = serving_preprocess_config(config)
+    rng = np.random.default_rng(config["seed"])
+    plan = epoch_plan(train, config, rng)[:samples]
+    means = []
+    for start in range(0, len(plan), 128):
+        batch = _batch_tensors(train, plan[start : start + 128])
+        logits = predict_logits(model, normalise(centre_views(batch["pixels"], batch["zoom"], pre.size), pre))
+        means.append(logits.softmax(dim=1).sum(dim=0))
+    return (torch.stack(means).sum(dim=0) / len(plan)).numpy()
 
 
 def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
@@ -213,7 +313,7 @@ def calibrate(model: torch.nn.Module, val: list[Split], config: dict[str, Any]) 
     minimum = config["calibration"]["min_vote_fraction"]
     logits, labels = [], []
     for split in val:
-        has_votes = split.source.soft_weight > 0
+        has_votes = split.source.soft_weight >= MIN_COVERAGE
         if not has_votes.any():
             continue
         clear = has_votes & (split.source.soft.max(axis=1) >= minimum)
@@ -223,6 +323,32 @@ def calibrate(model: torch.nn.Module, val: list[Split], config: dict[str, Any]) 
         return 1.0, 0
     all_labels = torch.cat(labels)
     return fit_temperature(torch.cat(logits), all_labels), len(all_labels)
+
+
+def choose_prior(model: torch.nn.Module, splits: dict[str, list[Split]], config: dict[str, Any]) -> dict:
+    """Fold the configured prior into the head's bias; report pooled validation under every prior.
+
+    The choice is made in the configuration, on purpose, not by the validation
+    score: validation is SDSS-voted, with GZ2's class mix, not Galaxy10's.
+    """
+    settings = config["prior"]
+    learnt = learnt_prior(model, splits["train"], config, settings["samples"])
+    pre = serving_preprocess_config(config)
+    val_logits = [split_logits(model, split, pre) for split in splits["val"]]
+    by_prior = {}
+    for name in PRIORS:
+        offset = torch.from_numpy(prior_adjustment(learnt, name))
+        by_prior[name] = pooled_validation([v + offset for v in val_logits], splits["val"])
+    adjustment = prior_adjustment(learnt, settings["served"])
+    with torch.no_grad():
+        model._fc.bias += torch.from_numpy(adjustment)
+    log.info("served prior %s; pooled validation by prior %s", settings["served"], json.dumps(by_prior))
+    return {
+        "served": settings["served"],
+        "learnt": learnt.round(4).tolist(),
+        "logit_adjustment": adjustment.round(4).tolist(),
+        "pooled_validation_by_prior": by_prior,
+    }
 
 
 def git_commit() -> str:
@@ -235,15 +361,33 @@ def git_commit() -> str:
 
 
 def prepare_splits(sources: list[src.SourceSet], config: dict[str, Any]) -> dict[str, list[Split]]:
+    """Each source's train/validation/test split, cached pixels attached.
+
+    With ``train.decals_partial = "adaptation"`` the Galaxy Zoo DECaLS training images
+    lose their group targets (the three fractions contradict each other there) and
+    train by view consistency only; their validation and test splits keep the
+    fractions as a reported group error.
+    """
     side = round(config["image_size"] * config["cache_margin"])
     fractions = tuple(config["split"]["fractions"])
+    settings = config["train"]
+    target_domain = set(settings["target_domain_sources"])
     splits: dict[str, list[Split]] = {"train": [], "val": [], "test": []}
     for source in sources:
         pixels = cache_pixels(source, side=side, margin=config["cache_margin"])
         zoom = source.crop_fraction / cached_fraction(source.crop_fraction, config["cache_margin"])
         parts = src.stratified_split(source.strata, fractions, config["seed"])
         for name, indices in zip(("train", "val", "test"), parts, strict=True):
-            splits[name].append(Split(source.subset(indices), pixels[indices], zoom))
+            subset = source.subset(indices)
+            adapt = (
+                name == "train"
+                and source.name == "gz_decals_partial"
+                and settings["decals_partial"] == "adaptation"
+            )
+            if adapt:
+                subset.group_weights[:] = 0.0
+            split = Split(subset, pixels[indices], zoom, source.name in target_domain, adapt)
+            splits[name].append(split)
     return splits
 
 
@@ -273,9 +417,6 @@ def train(
     if not sources:
         raise SystemExit(f"no training source found under {data_root}")
     splits = prepare_splits(sources, config)
-    dev_root = data_root / "galaxy10_decals_dev"
-    dev = src.load_galaxy10_dev(dev_root, config["crops"]["galaxy10"]) if dev_root.is_dir() else None
-    dev_x = dev_inputs(dev, pre) if dev else None
 
     weights = torch.from_numpy(class_weights(splits["train"], settings["balance_power"]))
     log.info("class weights %s", weights.numpy().round(3).tolist())
@@ -292,6 +433,9 @@ def train(
         len(epoch_plan(splits["train"], config, np.random.default_rng(0))) / settings["batch_size"]
     )
     total_steps = steps_per_epoch * settings["epochs"]
+    # A step budget (0: none) shortens the whole schedule, for runs that must end by a deadline.
+    if settings.get("max_steps"):
+        total_steps = min(total_steps, settings["max_steps"])
     warmup = max(1, int(total_steps * settings["warmup_fraction"]))
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimiser,
@@ -301,6 +445,9 @@ def train(
     )
 
     history: list[dict[str, Any]] = []
+    best_score, best_epoch = -math.inf, 0
+    steps_done = 0
+    bridge_target_domain = config["augment"]["bridge_target_domain"]
     started = time.time()
     for epoch in range(1, settings["epochs"] + 1):
         model.train()
@@ -311,31 +458,68 @@ def train(
         bar = tqdm(range(0, len(plan), settings["batch_size"]), desc=f"epoch {epoch}", mininterval=10)
         for step, start in enumerate(bar, 1):
             batch = _batch_tensors(splits["train"], plan[start : start + settings["batch_size"]])
-            views = augmented_views(batch["pixels"], batch["zoom"], pre.size, config["augment"], generator)
-            loss = loss_terms(
-                model(normalise(views, pre)), batch, weights, settings["group_loss_weight"]
-            ).mean()
+            bridge = None if bridge_target_domain else ~batch["target_domain"]
+            views = augmented_views(
+                batch["pixels"], batch["zoom"], pre.size, config["augment"], generator, bridge
+            )
+            pairs = batch["consistency"]
+            if pairs.any():
+                # Second views of the unlabelled DECaLS rows share the forward pass, and so
+                # the batch-norm statistics, with the first.
+                second = augmented_views(
+                    batch["pixels"][pairs],
+                    batch["zoom"][pairs],
+                    pre.size,
+                    config["augment"],
+                    generator,
+                    torch.zeros(int(pairs.sum()), dtype=torch.bool),
+                )
+                views = torch.cat([views, second])
+            logits = model(normalise(views, pre))
+            first = logits[: len(pairs)]
+            per_sample = loss_terms(
+                first, batch, weights, settings["group_loss_weight"], settings["agreement_power"]
+            )
+            if pairs.any():
+                per_sample = per_sample.clone()
+                per_sample[pairs] = per_sample[pairs] + settings["consistency_weight"] * consistency_loss(
+                    first[pairs], logits[len(pairs) :]
+                )
+            loss = per_sample.mean()
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
             schedule.step()
             running += loss.item()
             bar.set_postfix(loss=f"{running / step:.3f}")
+            steps_done += 1
+            if steps_done >= total_steps:
+                break
         record: dict[str, Any] = {
             "epoch": epoch,
             "train_loss": running / max(1, step),
             "seconds": round(time.time() - started),
         }
-        for split in splits["val"]:
-            record[f"val/{split.source.name}"] = split_metrics(split_logits(model, split, pre), split.source)
-        if dev is not None:
-            record["dev/galaxy10_decals"] = split_metrics(predict_logits(model, dev_x), dev)
+        val_logits = [split_logits(model, split, pre) for split in splits["val"]]
+        for split, logits_ in zip(splits["val"], val_logits, strict=True):
+            record[f"val/{split.source.name}"] = split_metrics(logits_, split.source)
+        record["val/pooled"] = pooled_validation(val_logits, splits["val"])
         history.append(record)
         log.info(json.dumps(record))
         # A checkpoint per epoch: a run stopped early still leaves its latest weights.
-        torch.save(model.state_dict(), out / "model.pt")
+        torch.save(model.state_dict(), out / "last.pt")
+        # Without vote-labelled validation images the last epoch wins.
+        score = record["val/pooled"].get("top1", float(epoch))
+        if score > best_score:
+            best_score, best_epoch = score, epoch
+            torch.save(model.state_dict(), out / "best.pt")
         print(json.dumps(record), flush=True)
+        if steps_done >= total_steps:
+            break
 
+    model.load_state_dict(torch.load(out / "best.pt"))
+    log.info("selected epoch %d (pooled validation top-1 %.4f)", best_epoch, best_score)
+    prior = choose_prior(model, splits, config)
     temperature, calibration_samples = calibrate(model, splits["val"], config)
     log.info("calibration temperature %.3f", temperature)
     torch.save(model.state_dict(), out / "model.pt")
@@ -343,6 +527,9 @@ def train(
         "config": config,
         "temperature": temperature,
         "calibration_samples": calibration_samples,
+        "selected_epoch": best_epoch,
+        "train_steps": steps_done,
+        "prior": prior,
         "class_weights": weights.numpy().round(4).tolist(),
         "sources": [provenance(s) for s in sources],
         "splits": {name: {s.source.name: len(s.source) for s in parts} for name, parts in splits.items()},

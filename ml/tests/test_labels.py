@@ -10,6 +10,7 @@ BASE = {
     "t01": [0.0, 1.0, 0.0],
     "t02": [0.0, 1.0],
     "t03": [0.0, 1.0],
+    "t04": [1.0, 0.0],
     "t06": [0.0, 1.0],
     "t07": [1.0, 0.0, 0.0],
     "t08": [0, 0, 0, 0, 0, 0, 0],
@@ -100,6 +101,8 @@ def test_kaggle_cumulative_and_hart_conditional_forms_agree():
         "Class2.2": 0.7 * 0.8,
         "Class3.1": 0.56 * 0.4,
         "Class3.2": 0.56 * 0.6,
+        "Class4.1": 0.56,
+        "Class4.2": 0.0,
         "Class6.1": 0.1,
         "Class6.2": 0.9,
         "Class7.1": 0.3 * 0.2,
@@ -147,3 +150,43 @@ def test_gz_decals_fractions_multiply_down_the_tree():
     assert disk.target == pytest.approx(0.8)
     assert edge_on.target == pytest.approx(0.8 * 0.25)
     assert spiral.target == pytest.approx(0.8 * 0.75 * 0.5)
+
+
+def v2_targets(**changes):
+    tasks = {k: np.array([changes.get(k, v)], dtype=float) for k, v in BASE.items()}
+    target, coverage = labels.galaxy10_targets(tasks, read_spiral=True)
+    return target[0], coverage[0]
+
+
+def test_armless_face_on_disks_get_no_spiral_target():
+    # An unbarred face-on disk with no arms: v1 called it a tight spiral, v2 has no class for it.
+    assert target(t04=[0.0, 1.0]).argmax() == 6
+    result, coverage = v2_targets(t04=[0.0, 1.0])
+    assert coverage == pytest.approx(0.0)
+    # The row stays a distribution (the v1 one), but its coverage gives it no weight.
+    np.testing.assert_allclose(result, target(t04=[0.0, 1.0]), atol=1e-6)
+
+
+def test_partly_armless_disks_keep_the_armed_share_and_lose_weight():
+    # Half smooth (round), half unbarred face-on disk of which 40% show arms (tight).
+    result, coverage = v2_targets(t01=[0.5, 0.5, 0.0], t04=[0.4, 0.6])
+    assert coverage == pytest.approx(0.5 + 0.5 * 0.4)
+    np.testing.assert_allclose(result[[2, 6]], [0.5 / 0.7, 0.2 / 0.7], atol=1e-6)
+    assert result.sum() == pytest.approx(1.0)
+
+
+def test_bars_and_other_branches_do_not_read_the_spiral_question():
+    barred, coverage = v2_targets(t03=[1.0, 0.0], t04=[0.0, 1.0])
+    assert barred.argmax() == 5
+    assert coverage == pytest.approx(1.0)
+    smooth, coverage = v2_targets(t01=[1.0, 0.0, 0.0], t04=[0.0, 0.0])
+    assert smooth.argmax() == 2
+    assert coverage == pytest.approx(1.0)
+
+
+def test_v1_targets_ignore_the_spiral_question():
+    np.testing.assert_allclose(target(t04=[0.0, 1.0]), target(t04=[1.0, 0.0]), atol=1e-6)
+
+
+def test_agreement_is_the_largest_target_probability():
+    assert labels.agreement(np.array([[0.2, 0.5, 0.3], [1.0, 0.0, 0.0]])).tolist() == [0.5, 1.0]

@@ -40,3 +40,25 @@ def test_calibration_error():
     # 90% confident and right half the time: a gap of 0.4.
     half_right = one_hot_probs(np.array([0, 1] * 5), confidence=0.9)
     assert metrics.expected_calibration_error(half_right, labels) == pytest.approx(0.4)
+
+
+def test_wilson_interval_known_values():
+    # 19 of 30 (63.3%): the 95% Wilson interval is 45.5%-78.1%.
+    low, high = metrics.wilson_interval(19, 30)
+    assert low == pytest.approx(0.4551, abs=1e-3)
+    assert high == pytest.approx(0.7813, abs=1e-3)
+    assert metrics.wilson_interval(0, 10)[0] == 0.0
+    assert metrics.wilson_interval(10, 10)[1] == 1.0
+    assert metrics.wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_class_balanced_and_galaxy10_weighted_accuracy():
+    # Class 2: 3 of 4 right; class 4 (rare in Galaxy10): 0 of 1.
+    labels = np.array([2, 2, 2, 2, 4])
+    predicted = np.array([2, 2, 2, 3, 2])
+    report = metrics.classification_report(one_hot_probs(predicted), labels)
+    assert report["top1"] == pytest.approx(3 / 5)
+    assert report["balanced_accuracy"] == pytest.approx((0.75 + 0.0) / 2)
+    counts = metrics.GALAXY10_COUNTS
+    assert report["galaxy10_weighted_accuracy"] == pytest.approx(0.75 * counts[2] / (counts[2] + counts[4]))
+    assert report["top1_interval95"] == pytest.approx(list(metrics.wilson_interval(3, 5)))
