@@ -88,3 +88,13 @@ def prediction_visible_to(*, prediction: Prediction, user: Any, session: Mapping
         prediction.pk in anonymous_owned_ids(session)
         and prediction.created_at >= anonymous_ownership_cutoff()
     )
+
+
+def predictions_visible(*, ids: list[int], user: Any, session: Mapping[str, Any] | None) -> list[Prediction]:
+    """The predictions among ``ids`` that this reader may see, in the order asked for."""
+    found = Prediction.objects.in_bulk(ids)
+    return [
+        found[pk]
+        for pk in ids
+        if pk in found and prediction_visible_to(prediction=found[pk], user=user, session=session)
+    ]
