@@ -16,6 +16,7 @@ from conftest import make_image_bytes
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+
 def readme_example() -> str:
     """The README's one ```python block."""
     text = (Path(settings.BASE_DIR) / "README.md").read_text(encoding="utf-8")
