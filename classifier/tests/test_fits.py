@@ -19,8 +19,11 @@ from django.urls import reverse
 from PIL import Image
 
 from classifier import fits
+from classifier.jobs import services as job_services
+from classifier.jobs.archives import submission_from_uploads
 from classifier.models import Prediction
 from classifier.preprocessing import ImageDecodeError
+from classifier.tests.jobs_support import make_zip, run_chunks_inline, zip_upload
 from conftest import media_files
 
 pytestmark = pytest.mark.django_db
@@ -301,3 +304,26 @@ def test_classify_command_picks_up_fits_in_folders(tmp_path):
     rows = stdout.getvalue().splitlines()
     assert len(rows) == 2
     assert "a.fits" in rows[1]
+
+
+def test_job_members_may_be_fits(user, django_capture_on_commit_callbacks):
+    submission = submission_from_uploads(
+        archive=zip_upload(
+            make_zip(
+                [
+                    ("north/cube.fits", cube_file()),
+                    ("grey.fits", fits_bytes(astropy_fits.PrimaryHDU(galaxy_cube()[1]))),
+                    ("table.fits", fits_bytes(astropy_fits.PrimaryHDU(), table_hdu())),
+                ]
+            )
+        )
+    )
+    job = job_services.job_create(
+        name=submission.name, members=submission.members, catalogue=submission.catalogue, user=user
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        job = run_chunks_inline(job)
+    statuses = dict(job.members.values_list("path", "status"))
+    assert statuses == {"north/cube.fits": "classified", "grey.fits": "classified", "table.fits": "failed"}
+    assert "a table, not an image" in job.members.get(path="table.fits").error
+    assert sorted(p.image.name.rsplit(".", 1)[1] for p in Prediction.objects.all()) == ["fits", "fits"]
