@@ -53,6 +53,7 @@ from classifier.selectors import (
     anonymous_owned_ids,
     parse_id,
     prediction_filterset,
+    prediction_is_grey_fits,
     prediction_visible_to,
     predictions_visible,
 )
@@ -307,6 +308,7 @@ class PredictionDetailView(View):
         if not prediction_visible_to(prediction=prediction, user=request.user, session=request.session):
             return redirect_to_login(request.get_full_path())
         context = prediction_context(prediction)
+        context["grey_fits"] = prediction_is_grey_fits(prediction)
         if request.user.is_staff:
             context["admin_change_url"] = reverse("admin:classifier_prediction_change", args=[prediction.pk])
             context["admin_delete_url"] = reverse("admin:classifier_prediction_delete", args=[prediction.pk])

@@ -256,6 +256,14 @@ def test_single_band_is_classified_with_a_logged_warning(anonymous_client, caplo
     assert "trained on colour" in caplog.text
 
 
+def test_result_page_warns_about_a_grey_fits_only(client):
+    upload_page(client, fits_bytes(astropy_fits.PrimaryHDU(galaxy_cube()[1])), "grey.fits")
+    upload_page(client, cube_file(), "cube.fits")
+    grey, cube = Prediction.objects.order_by("pk")
+    assert 'id="grey-fits-note"' in client.get(grey.get_absolute_url()).content.decode()
+    assert 'id="grey-fits-note"' not in client.get(cube.get_absolute_url()).content.decode()
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [
