@@ -29,9 +29,11 @@ DECALS_Q = 20.0
 CUBE_BANDS = ("g", "r", "z")
 # A lone band is stretched as the middle (r) band of the recipe.
 GREY_BAND = "r"
-# Decoding holds the raw values, a float32 copy of them, and about five float32 planes of
-# the image's size while the colours are computed.
-_WORKING_PLANES = 5
+# Decoding holds, per value: the raw bytes, astropy's scaled copy (float64 at most, when the
+# header has BSCALE/BZERO), a float32 copy and a finiteness mask (1 byte); and per pixel about
+# seven float32 planes while the colours are computed (intensity, stretch, 3 channels, temporaries).
+_BYTES_PER_VALUE = 8 + 4 + 1
+_WORKING_PLANES = 7
 _IMAGE_HDUS = ("PrimaryHDU", "ImageHDU", "CompImageHDU")
 _TABLE_HDUS = ("BinTableHDU", "TableHDU")
 
@@ -59,7 +61,8 @@ class FitsLayout:
 
     def decoded_bytes(self) -> int:
         values = math.prod(self.shape)
-        return values * abs(self.bitpix) // 8 + values * 4 + self.height * self.width * 4 * _WORKING_PLANES
+        per_value = abs(self.bitpix) // 8 + _BYTES_PER_VALUE
+        return values * per_value + self.height * self.width * 4 * _WORKING_PLANES
 
 
 def is_fits(data: bytes) -> bool:
@@ -188,10 +191,9 @@ def read_rgb(data: bytes, layout: FitsLayout) -> np.ndarray:
             values = np.asarray(hdus[layout.index].data, dtype=np.float32).reshape(layout.shape)
         except (OSError, ValueError, TypeError, KeyError, IndexError) as exc:
             raise ImageDecodeError("the FITS file could not be read: %(detail)s", detail=str(exc)) from exc
-    finite = np.isfinite(values)
-    if not finite.any():
+    if not np.isfinite(values).any():
         raise ImageDecodeError("the FITS image has no finite values (all NaN or infinite)")
-    values = np.where(finite, values, np.float32(0))
+    np.nan_to_num(values, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
     rgb = grey_rgb(values) if values.ndim == 2 else decals_rgb(list(values), layout.bands)
     # FITS rows run south to north; images are drawn from the top.
     return np.round(rgb[::-1] * 255.0).astype(np.uint8)

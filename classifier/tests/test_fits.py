@@ -294,7 +294,7 @@ def test_api_refuses_bad_fits_with_400_and_writes_nothing(anonymous_client, medi
 
 def test_huge_arrays_are_refused_by_the_decode_limit(anonymous_client, settings, media_root):
     settings.MAX_DECODE_BYTES = 1_000_000
-    data = cube_file(np.zeros((3, 200, 200), np.float64))  # 0.96 MB of values, 3.3 MB to decode
+    data = cube_file(np.zeros((3, 200, 200), np.float64))  # 0.96 MB of values, 3.6 MB to decode
     response = anonymous_client.post(
         reverse("api:prediction-list"), {"image": [SimpleUploadedFile("big.fits", data)]}, format="multipart"
     )
