@@ -189,14 +189,13 @@ def test_astropy_is_imported_only_when_a_fits_file_arrives(settings):
         "get_classifier().prepare(make_image_bytes());"
         "print('astropy' in sys.modules)"
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    run = {"capture_output": True, "text": True, "cwd": settings.BASE_DIR}
+    result = subprocess.run([sys.executable, "-c", script], check=True, **run)
     assert result.stdout.strip() == "False"
     script = script.replace("make_image_bytes()", "open(sys.argv[1], 'rb').read()")
     path = settings.MEDIA_ROOT / "cube.fits"
     path.write_bytes(cube_file())
-    result = subprocess.run(
-        [sys.executable, "-c", script, str(path)], capture_output=True, text=True, check=True
-    )
+    result = subprocess.run([sys.executable, "-c", script, str(path)], check=True, **run)
     assert result.stdout.strip() == "True"
 
 
