@@ -114,3 +114,15 @@ def prediction_is_grey_fits(prediction: Prediction) -> bool:
     except (OSError, ValueError):
         return False
     return layout.band_count == 1
+
+
+def prediction_preview_png(prediction: Prediction) -> bytes | None:
+    """The stored FITS upload coloured and encoded as PNG for pages; None when the prediction is
+    not a FITS upload or its file cannot be read."""
+    if not prediction.is_fits:
+        return None
+    try:
+        with prediction.image.open("rb") as stored:
+            return fits.preview_png(stored.read(), max_pixels=settings.MAX_IMAGE_PIXELS)
+    except (OSError, ValueError):
+        return None

@@ -33,7 +33,6 @@ from django.views import View
 from django.views.generic import TemplateView
 from rest_framework.throttling import AnonRateThrottle
 
-from classifier import fits
 from classifier.api.serializers import PredictionOutputSerializer
 from classifier.exceptions import (
     FileRefusal,
@@ -47,13 +46,13 @@ from classifier.forms import PredictionUploadForm
 from classifier.galaxy10 import GALAXY10_CLASSES, GROUPS, NUM_CLASSES
 from classifier.inference import get_classifier
 from classifier.models import CLASS_CHOICES, Prediction
-from classifier.preprocessing import ImageDecodeError
 from classifier.selectors import (
     OWN_PREDICTIONS_SESSION_KEY,
     anonymous_owned_ids,
     parse_id,
     prediction_filterset,
     prediction_is_grey_fits,
+    prediction_preview_png,
     prediction_visible_to,
     predictions_visible,
 )
@@ -280,17 +279,13 @@ class PredictionPreviewView(View):
 
     def get(self, request: HttpRequest, pk: int) -> HttpResponse:
         prediction = Prediction.objects.filter(pk=pk).first()
-        if (
-            prediction is None
-            or not prediction.is_fits
-            or not prediction_visible_to(prediction=prediction, user=request.user, session=request.session)
+        if prediction is None or not prediction_visible_to(
+            prediction=prediction, user=request.user, session=request.session
         ):
             raise Http404
-        try:
-            with prediction.image.open("rb") as stored:
-                png = fits.preview_png(stored.read(), max_pixels=settings.MAX_IMAGE_PIXELS)
-        except (OSError, ImageDecodeError) as exc:
-            raise Http404 from exc
+        png = prediction_preview_png(prediction)
+        if png is None:
+            raise Http404
         response = HttpResponse(png, content_type="image/png")
         response["Cache-Control"] = "private, max-age=3600"
         return response
