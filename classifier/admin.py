@@ -62,7 +62,7 @@ class PredictionAdmin(admin.ModelAdmin):
     def thumbnail(self, obj: Prediction) -> str:
         return format_html(
             '<img src="{}" alt="{}" width="64" height="64" class="prediction-thumbnail" loading="lazy">',
-            obj.image.url,
+            obj.display_image_url,
             obj.original_filename,
         )
 
@@ -70,7 +70,7 @@ class PredictionAdmin(admin.ModelAdmin):
     def preview(self, obj: Prediction) -> str:
         return format_html(
             '<img src="{}" alt="{}" class="prediction-preview">',
-            obj.image.url,
+            obj.display_image_url,
             obj.original_filename,
         )
 

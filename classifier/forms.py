@@ -36,5 +36,5 @@ class PredictionUploadForm(forms.Form):
         label=_("Galaxy images"),
         help_text=_("JPEG, PNG or other common image formats. You may choose several files."),
         error_messages={"required": _("Choose at least one image to classify.")},
-        widget=MultipleFileInput(attrs={"accept": "image/*", "class": "file-input"}),
+        widget=MultipleFileInput(attrs={"accept": "image/*,.fits,.fit,.fts", "class": "file-input"}),
     )

@@ -35,6 +35,7 @@ from django.dispatch import receiver
 from django.utils.translation import gettext_noop
 from PIL import Image
 
+from classifier import fits
 from classifier.galaxy10 import CLASS_NAMES, NUM_CLASSES
 from classifier.preprocessing import (
     ImageDecodeError,
@@ -68,6 +69,8 @@ ACCEPTED_FORMATS = {
     "WEBP": "webp",
     "TIFF": "tif",
     "BMP": "bmp",
+    # Read by classifier.fits (astropy), not Pillow; stored as sent.
+    "FITS": "fits",
 }
 _ORIENTATIONS_SWAPPING_AXES = {5, 6, 7, 8}
 
@@ -324,6 +327,8 @@ class GalaxyClassifier:
         data = _read_bytes(source)
         if not data:
             raise ImageDecodeError(gettext_noop("the file is empty"))
+        if fits.is_fits(data):
+            return self._prepare_fits(data, max_pixels=limit)
         width, height, image_format = inspect_header(data, max_pixels=limit)
         try:
             image = open_image(data, self.config)
@@ -349,6 +354,33 @@ class GalaxyClassifier:
                 gettext_noop("the image has too many pixels (limit %(limit)s)"), limit=f"{limit:,}"
             ) from exc
         return PreparedImage(tensor=tensor, width=width, height=height, image_format=image_format)
+
+    def _prepare_fits(self, data: bytes, *, max_pixels: int) -> PreparedImage:
+        layout = fits.inspect(data, max_pixels=max_pixels)
+        cost = layout.decoded_bytes()
+        max_bytes = settings.MAX_DECODE_BYTES
+        if cost > max_bytes:
+            raise ImageDecodeError(
+                gettext_noop(
+                    "the FITS image is %(shape)s values of %(bitpix)s bits and would need %(needed)s MB "
+                    "of memory to decode, more than the limit of %(limit)s MB: send a smaller cutout"
+                ),
+                shape="x".join(str(n) for n in layout.shape),
+                bitpix=abs(layout.bitpix),
+                needed=f"{cost / 1e6:,.0f}",
+                limit=f"{max_bytes / 1e6:,.0f}",
+            )
+        with _DECODE_BUDGET.reserve(cost, capacity=max(settings.DECODE_MEMORY_BUDGET, max_bytes)):
+            rgb = fits.read_rgb(data, layout)
+            tensor = preprocess_image(Image.fromarray(rgb, "RGB"), self.config)
+        if layout.band_count == 1:
+            # Not a refusal: a grey cutout still gets a class, but a less trustworthy one (docs/fits.md).
+            logger.warning(
+                "classified a single-band FITS image (%sx%s) in grey: the model was trained on colour",
+                layout.width,
+                layout.height,
+            )
+        return PreparedImage(tensor=tensor, width=layout.width, height=layout.height, image_format="FITS")
 
     def classify(self, source: ImageSource) -> ClassificationResult:
         return self.classify_prepared([self.prepare(source)])[0]

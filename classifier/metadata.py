@@ -39,7 +39,8 @@ def strip_metadata(data: bytes, image_format: str) -> bytes:
     comments and text chunks; its pixels decode identically and its orientation is kept."""
     rewrite = _REWRITERS.get(image_format)
     if rewrite is None:
-        # BMP has no metadata blocks; anything else was refused before it got here.
+        # BMP has no metadata blocks and FITS is stored as sent (docs/fits.md); anything else
+        # was refused before it got here.
         return data
     try:
         return rewrite(data)

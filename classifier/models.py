@@ -80,6 +80,18 @@ class Prediction(models.Model):
         return reverse("classifier:prediction-detail", args=[self.pk])
 
     @property
+    def is_fits(self) -> bool:
+        return self.image.name.endswith(".fits")
+
+    @property
+    def display_image_url(self) -> str:
+        """What an <img> shows: the stored image, or for a FITS file (which browsers cannot
+        draw) its PNG preview, rendered on request."""
+        if self.is_fits:
+            return reverse("classifier:prediction-preview", args=[self.pk])
+        return self.image.url
+
+    @property
     def probabilities_by_name(self) -> dict[str, float]:
         return dict(zip(CLASS_NAMES, self.probabilities, strict=True))
 

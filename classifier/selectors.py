@@ -11,6 +11,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from classifier import fits
 from classifier.filters import PredictionFilter
 from classifier.models import Prediction
 
@@ -88,3 +89,40 @@ def prediction_visible_to(*, prediction: Prediction, user: Any, session: Mapping
         prediction.pk in anonymous_owned_ids(session)
         and prediction.created_at >= anonymous_ownership_cutoff()
     )
+
+
+def predictions_visible(*, ids: list[int], user: Any, session: Mapping[str, Any] | None) -> list[Prediction]:
+    """The predictions among ``ids`` that this reader may see, in the order asked for."""
+    found = Prediction.objects.in_bulk(ids)
+    return [
+        found[pk]
+        for pk in ids
+        if pk in found and prediction_visible_to(prediction=found[pk], user=user, session=session)
+    ]
+
+
+def prediction_is_grey_fits(prediction: Prediction) -> bool:
+    """Whether the stored upload is a single-band FITS image, classified in grey (docs/fits.md).
+
+    Reads only the headers; a file that cannot be read counts as not grey.
+    """
+    if not prediction.is_fits:
+        return False
+    try:
+        with prediction.image.open("rb") as stored:
+            layout = fits.inspect(stored.read(), max_pixels=settings.MAX_IMAGE_PIXELS)
+    except (OSError, ValueError):
+        return False
+    return layout.band_count == 1
+
+
+def prediction_preview_png(prediction: Prediction) -> bytes | None:
+    """The stored FITS upload coloured and encoded as PNG for pages; None when the prediction is
+    not a FITS upload or its file cannot be read."""
+    if not prediction.is_fits:
+        return None
+    try:
+        with prediction.image.open("rb") as stored:
+            return fits.preview_png(stored.read(), max_pixels=settings.MAX_IMAGE_PIXELS)
+    except (OSError, ValueError):
+        return None

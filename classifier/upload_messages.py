@@ -4,8 +4,8 @@ A refusal (classifier.exceptions.FileRefusal) carries its English template and t
 values for its fields; the API and the command line report the English text, and the
 upload page translates the template through the catalog, then fills in the values. The
 templates are marked for translation where they are raised, except those raised by
-classifier.preprocessing, which is shared with training and does not import Django:
-they are marked here.
+classifier.preprocessing, which is shared with training and does not import Django,
+and by classifier.fits, Django-free too: they are marked here.
 """
 
 from __future__ import annotations
@@ -17,6 +17,19 @@ from classifier.exceptions import FileRefusal, fill_template
 PREPROCESSING_TEMPLATES = (
     gettext_noop("not a recognised image format"),
     gettext_noop("the image could not be decoded: %(detail)s"),
+)
+FITS_TEMPLATES = (
+    gettext_noop("the FITS file could not be read: %(detail)s"),
+    gettext_noop("the FITS file holds a table, not an image"),
+    gettext_noop("the FITS file holds no image"),
+    gettext_noop(
+        "the FITS image has shape %(shape)s: send one band (height x width) "
+        "or a g, r, z cube (3 x height x width)"
+    ),
+    gettext_noop("the image has no pixels"),
+    gettext_noop("the FITS cube has bands %(bands)s: only g, r, z cubes are accepted"),
+    gettext_noop("the image is %(width)sx%(height)s pixels, more than the limit of %(limit)s pixels"),
+    gettext_noop("the FITS image has no finite values (all NaN or infinite)"),
 )
 
 

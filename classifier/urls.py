@@ -29,7 +29,16 @@ app_name = "classifier"
 urlpatterns = [
     path("", views.PredictionUploadView.as_view(), name="upload"),
     path("results/", views.PredictionResultsView.as_view(), name="results"),
+    path("results.csv", views.PredictionResultsDownloadView.as_view(export_format="csv"), name="results-csv"),
+    path(
+        "results.json", views.PredictionResultsDownloadView.as_view(export_format="json"), name="results-json"
+    ),
     path("predictions/<prediction_id:pk>/", views.PredictionDetailView.as_view(), name="prediction-detail"),
+    path(
+        "predictions/<prediction_id:pk>/preview.png",
+        views.PredictionPreviewView.as_view(),
+        name="prediction-preview",
+    ),
     path("history/", views.HistoryView.as_view(), name="history"),
     path("history.csv", views.HistoryCsvView.as_view(), name="history-csv"),
     path("classes/", views.ClassesView.as_view(), name="classes"),

@@ -17,6 +17,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.contrib.staticfiles import finders
 from django.core.paginator import Paginator
 from django.http import (
+    Http404,
     HttpRequest,
     HttpResponse,
     HttpResponseBase,
@@ -32,6 +33,7 @@ from django.views import View
 from django.views.generic import TemplateView
 from rest_framework.throttling import AnonRateThrottle
 
+from classifier.api.serializers import PredictionOutputSerializer
 from classifier.exceptions import (
     FileRefusal,
     ImageValidationError,
@@ -49,7 +51,10 @@ from classifier.selectors import (
     anonymous_owned_ids,
     parse_id,
     prediction_filterset,
+    prediction_is_grey_fits,
+    prediction_preview_png,
     prediction_visible_to,
+    predictions_visible,
 )
 from classifier.services import prediction_create_batch, request_client_ip
 from classifier.templatetags.galaxy10_i18n import galaxy_class_name
@@ -215,37 +220,75 @@ def service_unavailable(
     return response
 
 
+def requested_result_ids(raw: str) -> list[int]:
+    ids: list[int] = []
+    for part in raw.split(",")[:MAX_RESULT_IDS]:
+        pk = parse_id(part.strip())
+        if pk is not None and pk not in ids:
+            ids.append(pk)
+    return ids
+
+
 class PredictionResultsView(View):
     """The grid of results of a batch upload: /results/?ids=1,2,3."""
 
     template_name = "classifier/results.html"
 
     def get(self, request: HttpRequest) -> HttpResponse:
-        requested = self._requested_ids(request.GET.get("ids", ""))
-        found = Prediction.objects.in_bulk(requested)
-        visible = [
-            found[pk]
-            for pk in requested
-            if pk in found
-            and prediction_visible_to(prediction=found[pk], user=request.user, session=request.session)
-        ]
+        requested = requested_result_ids(request.GET.get("ids", ""))
+        visible = predictions_visible(ids=requested, user=request.user, session=request.session)
         if not visible and not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
         cards = [prediction_context(prediction) for prediction in visible]
+        ids = urlencode({"ids": ",".join(str(prediction.pk) for prediction in visible)})
         return render(
             request,
             self.template_name,
-            {"cards": cards, "missing": len(requested) - len(visible)},
+            {
+                "cards": cards,
+                "missing": len(requested) - len(visible),
+                "csv_url": f"{reverse('classifier:results-csv')}?{ids}",
+                "json_url": f"{reverse('classifier:results-json')}?{ids}",
+            },
         )
 
-    @staticmethod
-    def _requested_ids(raw: str) -> list[int]:
-        ids: list[int] = []
-        for part in raw.split(",")[:MAX_RESULT_IDS]:
-            pk = parse_id(part.strip())
-            if pk is not None and pk not in ids:
-                ids.append(pk)
-        return ids
+
+class PredictionResultsDownloadView(View):
+    """The results of /results/?ids=... as CSV or JSON, by the page's ownership rule: anonymous
+    uploaders download their own results, logged-in users any."""
+
+    export_format = "csv"
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        requested = requested_result_ids(request.GET.get("ids", ""))
+        visible = predictions_visible(ids=requested, user=request.user, session=request.session)
+        if not visible and not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if self.export_format == "csv":
+            response, _count = predictions_csv_response(visible, "galaxy-results.csv")
+            return response
+        records = PredictionOutputSerializer(visible, many=True, context={"request": request}).data
+        response = JsonResponse(records, safe=False)
+        response["Content-Disposition"] = 'attachment; filename="galaxy-results.json"'
+        return response
+
+
+class PredictionPreviewView(View):
+    """A FITS upload drawn as PNG (browsers cannot show FITS), by the same rule as /media/:
+    a 404 for anyone who may not see the prediction, so its existence is not revealed."""
+
+    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        prediction = Prediction.objects.filter(pk=pk).first()
+        if prediction is None or not prediction_visible_to(
+            prediction=prediction, user=request.user, session=request.session
+        ):
+            raise Http404
+        png = prediction_preview_png(prediction)
+        if png is None:
+            raise Http404
+        response = HttpResponse(png, content_type="image/png")
+        response["Cache-Control"] = "private, max-age=3600"
+        return response
 
 
 class PredictionDetailView(View):
@@ -260,6 +303,7 @@ class PredictionDetailView(View):
         if not prediction_visible_to(prediction=prediction, user=request.user, session=request.session):
             return redirect_to_login(request.get_full_path())
         context = prediction_context(prediction)
+        context["grey_fits"] = prediction_is_grey_fits(prediction)
         if request.user.is_staff:
             context["admin_change_url"] = reverse("admin:classifier_prediction_change", args=[prediction.pk])
             context["admin_delete_url"] = reverse("admin:classifier_prediction_delete", args=[prediction.pk])

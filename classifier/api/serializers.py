@@ -14,7 +14,10 @@ class PredictionCreateInputSerializer(serializers.Serializer):
     image = serializers.ListField(
         child=serializers.FileField(allow_empty_file=True),
         allow_empty=False,
-        help_text="One or more image files (JPEG, PNG, GIF, WebP, TIFF, BMP), each in an `image` field.",
+        help_text=(
+            "One or more image files (JPEG, PNG, GIF, WebP, TIFF, BMP, or a FITS cutout: docs/fits.md), "
+            "each in an `image` field."
+        ),
     )
 
 

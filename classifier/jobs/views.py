@@ -30,7 +30,7 @@ class JobCreateForm(forms.Form):
     images = MultipleImageField(
         label=_("Or image files"),
         required=False,
-        widget=MultipleFileInput(attrs={"accept": "image/*"}),
+        widget=MultipleFileInput(attrs={"accept": "image/*,.fits,.fit,.fts"}),
     )
     catalogue = forms.FileField(
         label=_("Catalogue CSV (optional)"),

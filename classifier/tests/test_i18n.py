@@ -457,8 +457,8 @@ REFUSALS = [
     ),
     pytest.param(
         make_image_bytes(fmt="PPM"),
-        "no se aceptan imágenes PPM (se aceptan: JPEG, PNG, GIF, WEBP, TIFF, BMP)",
-        "PPM images are not accepted (accepted: JPEG, PNG, GIF, WEBP, TIFF, BMP)",
+        "no se aceptan imágenes PPM (se aceptan: JPEG, PNG, GIF, WEBP, TIFF, BMP, FITS)",
+        "PPM images are not accepted (accepted: JPEG, PNG, GIF, WEBP, TIFF, BMP, FITS)",
         id="unaccepted-format",
     ),
     pytest.param(
@@ -560,5 +560,5 @@ def test_an_image_of_no_known_format_is_refused_in_spanish_too():
     assert refusal.message.startswith("this images are not accepted (accepted: JPEG")
     with translation.override("es"):
         assert translate_refusal(refusal) == (
-            "no se aceptan imágenes de este formato (se aceptan: JPEG, PNG, GIF, WEBP, TIFF, BMP)"
+            "no se aceptan imágenes de este formato (se aceptan: JPEG, PNG, GIF, WEBP, TIFF, BMP, FITS)"
         )

@@ -21,7 +21,7 @@ from classifier.models import Prediction
 from classifier.preprocessing import ImageDecodeError
 
 # Inside folders only image files are picked up; a file named explicitly is always tried.
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".tif", ".tiff", ".bmp"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".tif", ".tiff", ".bmp", ".fits", ".fit", ".fts"}
 CSV_COLUMNS = ["path", "prediction", "class_index", "confidence", *CLASS_NAMES]
 
 
