@@ -87,7 +87,8 @@ class JobOutputSerializer(serializers.Serializer):
     def get_results_json(self, obj: Job) -> str:
         return self._absolute(reverse("api:job-results-json", args=[obj.pk]))
 
-    @extend_schema_field(OpenApiTypes.FLOAT)
+    # Null until the job has finished a member.
+    @extend_schema_field(serializers.FloatField(allow_null=True))
     def get_rate(self, obj: Job) -> float | None:
         return job_selectors.job_rate(obj)
 
