@@ -40,27 +40,45 @@ class Server:
         return [int(pid) for pid in children]
 
     def wait_for_log(self, needle: str, timeout: float = 60, count: int = 1) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            text = self.log.read_text()
-            if text.count(needle) >= count:
-                return text
-            time.sleep(0.05)
-        raise AssertionError(
-            f"{needle!r} not logged {count} time(s) within {timeout} s:\n{self.log.read_text()}"
-        )
+        return wait_for_log(self.log, needle, timeout=timeout, count=count)
 
     def manage(self, *args: str) -> None:
-        subprocess.run(
-            [sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, check=True, capture_output=True
-        )
+        # gunicorn creates the metrics folder; a command run beside it does not use one.
+        env = {k: v for k, v in self.env.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+        command = [sys.executable, "manage.py", *args]
+        result = subprocess.run(command, cwd=ROOT, env=env, check=False, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr[-3000:]
+
+
+def wait_for_log(log: Path, needle: str, *, timeout: float = 60, count: int = 1) -> str:
+    """The log's text once ``needle`` appears ``count`` times in it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = log.read_text()
+        if text.count(needle) >= count:
+            return text
+        time.sleep(0.05)
+    raise AssertionError(f"{needle!r} not logged {count} time(s) within {timeout} s:\n{log.read_text()}")
 
 
 def server_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("DJANGO_", "DATABASE_", "MODEL_", "CACHE_", "API_", "GUNICORN_", "FORWARDED_"))
+        if not k.startswith(
+            (
+                "DJANGO_",
+                "DATABASE_",
+                "MODEL_",
+                "CACHE_",
+                "API_",
+                "GUNICORN_",
+                "FORWARDED_",
+                "PROMETHEUS_",
+                "LOG_",
+                "METRICS_",
+            )
+        )
     }
     env.update(
         {
@@ -82,7 +100,13 @@ def server_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
 
 @contextmanager
 def running_gunicorn(
-    tmp_path: Path, *, workers: int = 1, threads: int = 4, migrate: bool = False, **env_overrides: str
+    tmp_path: Path,
+    *,
+    workers: int = 1,
+    threads: int = 4,
+    migrate: bool = False,
+    access_log: bool = False,
+    **env_overrides: str,
 ) -> Iterator[Server]:
     """gunicorn with the project's settings module (galaxysite/gunicorn.py), as `make run` starts it."""
     port = free_port()
@@ -103,6 +127,7 @@ def running_gunicorn(
             str(workers),
             "--threads",
             str(threads),
+            *(["--access-logfile", "-"] if access_log else []),
         ],
         cwd=ROOT,
         env=env,

@@ -3,94 +3,41 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from classifier.tests.test_gunicorn import _free_port, _wait_for_log
+from classifier.tests.gunicorn_server import running_gunicorn, wait_for_log
 from conftest import make_image_bytes
-
-ROOT = Path(__file__).resolve().parents[2]
-GUNICORN = Path(sys.executable).with_name("gunicorn")
 
 pytestmark = pytest.mark.slow
 NATIVE_TFLITE_LINES = {"INFO: Created TensorFlow Lite XNNPACK delegate for CPU."}
 
 
 def _wait_until_both_workers_loaded_the_model(log: Path, timeout: float = 120, *, loads: int = 2) -> None:
-    deadline = time.monotonic() + timeout
-    while log.read_text().count("loaded model") < loads:
-        assert time.monotonic() < deadline, log.read_text()
-        time.sleep(0.05)
+    wait_for_log(log, "loaded model", timeout=timeout, count=loads)
 
 
 @pytest.fixture
 def gunicorn(tmp_path):
     """Starts gunicorn with 2 workers and the project's settings module; returns (base url, log, process)."""
-    started = []
+    with ExitStack() as servers:
 
-    def start(**env_overrides):
-        port = _free_port()
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("DJANGO_", "DATABASE_", "MODEL_", "PROMETHEUS_", "LOG_", "METRICS_"))
-        }
-        env.update(
-            {
-                "DJANGO_SETTINGS_MODULE": "galaxysite.settings",
-                "DJANGO_ENV_FILE": str(tmp_path / "no.env"),
-                "DJANGO_SECRET_KEY": "gunicorn-test-" + "k" * 40,
-                "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
-                "DJANGO_SECURE_HTTPS": "false",
-                "DJANGO_MEDIA_ROOT": str(tmp_path / "media"),
-                "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-                **env_overrides,
-            }
-        )
-        # gunicorn creates the metrics folder; a command run beside it does not use one.
-        migrate_env = {k: v for k, v in env.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-        command = [sys.executable, "manage.py", "migrate", "--noinput"]
-        migrate = subprocess.run(
-            command, cwd=ROOT, env=migrate_env, capture_output=True, text=True, check=False
-        )
-        assert migrate.returncode == 0, migrate.stderr
-        log = tmp_path / f"gunicorn-{port}.log"
-        process = subprocess.Popen(
-            [
-                str(GUNICORN),
-                "galaxysite.wsgi:application",
-                "--config",
-                "python:galaxysite.gunicorn",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                "2",
-                "--threads",
-                "2",
-                "--access-logfile",
-                "-",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log.open("w"),
-            stderr=subprocess.STDOUT,
-        )
-        started.append(process)
-        _wait_until_both_workers_loaded_the_model(log)
-        return f"http://127.0.0.1:{port}", log, process
+        def start(**env_overrides):
+            server = servers.enter_context(
+                running_gunicorn(
+                    tmp_path, workers=2, threads=2, migrate=True, access_log=True, **env_overrides
+                )
+            )
+            _wait_until_both_workers_loaded_the_model(server.log)
+            return server.url, server.log, server.process
 
-    yield start
-    for process in started:
-        process.terminate()
-        process.wait(timeout=30)
+        yield start
 
 
 def get(url: str, **headers: str) -> requests.Response:
@@ -154,7 +101,7 @@ def test_json_logs_carry_the_proxys_request_id_and_no_secrets(gunicorn):
     )
     assert response.status_code == 401
 
-    text = _wait_for_log(log, '"status": 401')
+    text = wait_for_log(log, '"status": 401')
     # Every line is JSON, but for the one line the TFLite runtime's C++ code prints itself.
     lines = [line for line in text.splitlines() if line.strip() and line not in NATIVE_TFLITE_LINES]
     records = [json.loads(line) for line in lines]
