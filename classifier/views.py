@@ -229,16 +229,31 @@ def requested_result_ids(raw: str) -> list[int]:
     return ids
 
 
-class PredictionResultsView(View):
-    """The grid of results of a batch upload: /results/?ids=1,2,3."""
-
-    template_name = "classifier/results.html"
+class _ResultsView(View):
+    """The predictions named by ?ids=1,2,3 that the reader may see: anonymous uploaders their
+    own, logged-in users any. A visitor who may see none of them is asked to log in."""
 
     def get(self, request: HttpRequest) -> HttpResponse:
         requested = requested_result_ids(request.GET.get("ids", ""))
         visible = predictions_visible(ids=requested, user=request.user, session=request.session)
         if not visible and not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
+        return self.respond(request, requested=requested, visible=visible)
+
+    def respond(
+        self, request: HttpRequest, *, requested: list[int], visible: list[Prediction]
+    ) -> HttpResponse:
+        raise NotImplementedError
+
+
+class PredictionResultsView(_ResultsView):
+    """The grid of results of a batch upload: /results/?ids=1,2,3."""
+
+    template_name = "classifier/results.html"
+
+    def respond(
+        self, request: HttpRequest, *, requested: list[int], visible: list[Prediction]
+    ) -> HttpResponse:
         cards = [prediction_context(prediction) for prediction in visible]
         ids = urlencode({"ids": ",".join(str(prediction.pk) for prediction in visible)})
         return render(
@@ -253,17 +268,14 @@ class PredictionResultsView(View):
         )
 
 
-class PredictionResultsDownloadView(View):
-    """The results of /results/?ids=... as CSV or JSON, by the page's ownership rule: anonymous
-    uploaders download their own results, logged-in users any."""
+class PredictionResultsDownloadView(_ResultsView):
+    """The results of /results/?ids=... as CSV or JSON."""
 
     export_format = "csv"
 
-    def get(self, request: HttpRequest) -> HttpResponse:
-        requested = requested_result_ids(request.GET.get("ids", ""))
-        visible = predictions_visible(ids=requested, user=request.user, session=request.session)
-        if not visible and not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
+    def respond(
+        self, request: HttpRequest, *, requested: list[int], visible: list[Prediction]
+    ) -> HttpResponse:
         if self.export_format == "csv":
             response, _count = predictions_csv_response(visible, "galaxy-results.csv")
             return response

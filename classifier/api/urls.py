@@ -14,10 +14,12 @@ urlpatterns = [
     ),
     path("model/", views.ModelInfoApi.as_view(), name="model"),
     path("jobs/", jobs.JobListCreateApi.as_view(), name="job-list"),
-    re_path(r"^jobs/(?P<pk>-?\d+)/$", jobs.JobDetailApi.as_view(), name="job-detail"),
-    re_path(r"^jobs/(?P<pk>-?\d+)/cancel/$", jobs.JobCancelApi.as_view(), name="job-cancel"),
-    re_path(r"^jobs/(?P<pk>-?\d+)/results\.csv$", jobs.JobResultsCsvApi.as_view(), name="job-results-csv"),
-    re_path(r"^jobs/(?P<pk>-?\d+)/results\.json$", jobs.JobResultsJsonApi.as_view(), name="job-results-json"),
+    re_path(r"^jobs/(?P<pk>-?[0-9]+)/$", jobs.JobDetailApi.as_view(), name="job-detail"),
+    re_path(r"^jobs/(?P<pk>-?[0-9]+)/cancel/$", jobs.JobCancelApi.as_view(), name="job-cancel"),
+    re_path(r"^jobs/(?P<pk>-?[0-9]+)/results\.csv$", jobs.JobResultsCsvApi.as_view(), name="job-results-csv"),
+    re_path(
+        r"^jobs/(?P<pk>-?[0-9]+)/results\.json$", jobs.JobResultsJsonApi.as_view(), name="job-results-json"
+    ),
     re_path(r"^health/live/?$", views.HealthLiveApi.as_view(), name="health-live"),
     re_path(r"^health/ready/?$", views.HealthReadyApi.as_view(), name="health-ready"),
 ]
