@@ -32,7 +32,9 @@ RETRY_DELAY_MAX_S = 30
 def _load_model(**kwargs: Any) -> None:
     # In each pool process after the fork: a TFLite interpreter must not cross a fork.
     from classifier.inference import get_classifier
+    from galaxysite.memory import limit_malloc
 
+    limit_malloc()
     try:
         get_classifier()
     except ModelUnavailableError as exc:

@@ -7,17 +7,13 @@ Flags given on the command line (--bind, --workers, ...) override these.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
-# glibc's mallopt() parameters (malloc.h).
-_M_MMAP_THRESHOLD = -3
-_M_ARENA_MAX = -8
+from galaxysite.memory import limit_malloc
 
 # gunicorn's gthread worker, but a thread is spent on a connection only once its request
 # head has arrived (galaxysite/gunicorn_worker.py).
@@ -41,24 +37,6 @@ def _behind_proxy() -> bool:
 # client could claim https. Only behind a configured proxy, and only from the proxy's
 # addresses (FORWARDED_ALLOW_IPS, loopback unless set), are they trusted.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1") if _behind_proxy() else ""
-
-
-def limit_malloc() -> None:
-    """Make freed image buffers go back to the system at once.
-
-    glibc raises its mmap threshold after the first large free, so later decoded images
-    come from heap arenas that keep their memory, one arena per thread: a worker's
-    threads then hold several decode buffers at the same time, or one stays high after a
-    request. A fixed 1 MiB threshold keeps large buffers mmapped (returned on free), and
-    two arenas keep the threads' small allocations together (docs/uploads.md).
-    Not glibc: nothing to do.
-    """
-    name = ctypes.util.find_library("c")
-    libc = ctypes.CDLL(name) if name else None
-    if libc is None or not hasattr(libc, "mallopt"):
-        return
-    libc.mallopt(_M_ARENA_MAX, 2)
-    libc.mallopt(_M_MMAP_THRESHOLD, 1024 * 1024)
 
 
 # In the master, before it forks: every worker inherits the settings.

@@ -113,7 +113,8 @@ MEASURE = r"""
 import json, os, sys, threading
 import django
 django.setup()
-import galaxysite.gunicorn  # the worker's malloc settings (galaxysite.gunicorn.limit_malloc)
+from galaxysite.memory import limit_malloc
+limit_malloc()  # as gunicorn and Celery workers run
 from classifier.inference import get_classifier
 from classifier.preprocessing import ImageDecodeError
 from classifier.tests.test_decode_memory import galaxy_like
