@@ -168,7 +168,7 @@ MAX_IMAGE_PIXELS = env.int("MAX_IMAGE_PIXELS", default=40_000_000)
 # Memory that decoding one image may take (its decoded buffer: pixels x bytes per pixel of
 # its mode, after a JPEG's reduced-scale decode), and that one process's concurrent decodes
 # may hold together. Together they keep a worker within its memory target (docs/uploads.md).
-MAX_DECODE_BYTES = env.int("MAX_DECODE_BYTES", default=12_000_000)
+MAX_DECODE_BYTES = env.int("MAX_DECODE_BYTES", default=10_000_000)
 DECODE_MEMORY_BUDGET = env.int("DECODE_MEMORY_BUDGET", default=MAX_DECODE_BYTES)
 # Django's own cap on a whole request body; a full batch of maximum-size files must fit.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)

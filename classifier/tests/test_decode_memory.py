@@ -24,7 +24,7 @@ from classifier.tests.gunicorn_server import ROOT, peak_rss_kb, post_image, runn
 
 pytestmark = pytest.mark.slow
 
-MAX_DECODE_BYTES = 12_000_000
+MAX_DECODE_BYTES = 10_000_000
 # Pillow's small conversion bands, the 1-2 MB of the file itself, numpy temporaries.
 SLACK_BYTES = 8_000_000
 WORKER_LIMIT_KB = 150 * 1024
