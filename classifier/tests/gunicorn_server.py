@@ -106,11 +106,19 @@ def running_gunicorn(
     threads: int = 4,
     migrate: bool = False,
     access_log: bool = False,
+    runtime_only: bool = False,
     **env_overrides: str,
 ) -> Iterator[Server]:
-    """gunicorn with the project's settings module (galaxysite/gunicorn.py), as `make run` starts it."""
+    """gunicorn with the project's settings module (galaxysite/gunicorn.py), as `make run` starts it.
+
+    ``runtime_only``: its processes import only the packages of requirements.lock, as the
+    Docker image's do (runtime_only/sitecustomize.py), for tests that measure a worker.
+    """
     port = free_port()
     env = server_env(tmp_path, **env_overrides)
+    if runtime_only:
+        env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent / "runtime_only"), str(ROOT)])
+        env["RUNTIME_ONLY_LOCK"] = str(ROOT / "requirements.lock")
     log = tmp_path / f"gunicorn-{port}.log"
     server = Server(port=port, log=log, process=None, env=env)  # type: ignore[arg-type]
     if migrate:

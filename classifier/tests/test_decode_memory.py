@@ -231,6 +231,9 @@ def test_a_gunicorn_worker_stays_within_150_mb_under_concurrent_bombs_and_large_
         workers=1,
         threads=4,
         migrate=True,
+        # The worker as the Docker image runs it: without the test tools that DRF and
+        # drf-spectacular import when they find them (about 8 MB here).
+        runtime_only=True,
         MAX_DECODE_BYTES=str(MAX_DECODE_BYTES),
         API_ANON_THROTTLE_RATE="1000/minute",
     ) as server:
@@ -253,3 +256,25 @@ def test_a_gunicorn_worker_stays_within_150_mb_under_concurrent_bombs_and_large_
     assert sorted(set(results)) == [201, 400], results
     assert results.count(201) == 3 * 5
     assert peak_kb <= WORKER_LIMIT_KB, f"worker peak {peak_kb / 1024:.0f} MB"
+
+
+def test_the_measured_worker_imports_only_runtime_packages(tmp_path):
+    # The worker above is measured without the test tools; this proves they are really kept out
+    # while the runtime packages still import.
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "classifier/tests/runtime_only"), str(ROOT)]),
+        "RUNTIME_ONLY_LOCK": str(ROOT / "requirements.lock"),
+    }
+    probe = (
+        "import django, rest_framework, PIL, numpy\n"
+        "for name in ('requests', 'pytest', 'playwright'):\n"
+        "    try:\n"
+        "        __import__(name)\n"
+        "    except ImportError:\n"
+        "        print('refused', name)\n"
+    )
+    command = [sys.executable, "-c", probe]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split("\n")[:3] == ["refused requests", "refused pytest", "refused playwright"]
