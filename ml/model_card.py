@@ -83,8 +83,31 @@ def _prior_sentence(manifest: dict[str, Any]) -> str:
     )
 
 
-def write_model_card(manifest: dict[str, Any], path: Path, static_dir: Path) -> None:
-    """Write the card to ``path``; ``static_dir`` is where the manifest's figure paths start."""
+def _peer_section(peer: dict[str, Any] | None) -> list[str]:
+    """The comparison with galamo's CNN (ml/peer.py), when it has been run for this file."""
+    if not peer:
+        return []
+    from ml.peer import table
+
+    return [
+        "## Compared with the pip-installable peer",
+        "",
+        "galamo 0.0.8 (PyPI, BSD-3-Clause; see NOTICE) ships a CNN trained on the real Galaxy10",
+        "DECaLS labels. `python -m ml.peer` runs it and this model on the same images, each with its",
+        "own preprocessing, in the same TFLite runtime. galamo's numbers on the DECaLS dev images may",
+        "be optimistic: its training split is unknown, and these 30 images come from Galaxy10 DECaLS",
+        "itself, so some may have been in its training set. It was never trained on SDSS images.",
+        "",
+        table(peer),
+        "",
+    ]
+
+
+def write_model_card(
+    manifest: dict[str, Any], path: Path, static_dir: Path, peer: dict[str, Any] | None = None
+) -> None:
+    """Write the card to ``path``; ``static_dir`` is where the manifest's figure paths start;
+    ``peer`` is ml/peer.py's result for this file, if it was run."""
     figures = {
         key: os.path.relpath(static_dir / name, path.parent) for key, name in manifest["figures"].items()
     }
@@ -210,6 +233,7 @@ def write_model_card(manifest: dict[str, Any], path: Path, static_dir: Path) -> 
         "",
         *_quantisation_choice(manifest, check),
         "",
+        *_peer_section(peer),
         "## Limits",
         "",
         "- Trained mostly on SDSS; expect lower accuracy on DECaLS than on the held-out SDSS rows.",

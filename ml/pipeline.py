@@ -235,8 +235,19 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
         },
     }
     (models_dir / f"{MODEL_NAME}.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    write_model_card(manifest, models_dir / "MODEL_CARD.md", args.static_dir)
+    write_model_card(
+        manifest, models_dir / "MODEL_CARD.md", args.static_dir, peer_results(models_dir, manifest)
+    )
     return manifest
+
+
+def peer_results(models_dir: Path, manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """ml/peer.py's comparison saved beside the model, if it was run for this very file."""
+    path = models_dir / "peer.json"
+    if not path.is_file():
+        return None
+    peer = json.loads(path.read_text())
+    return peer if peer.get("model_sha256") == manifest["sha256"] else None
 
 
 def main() -> None:
