@@ -28,7 +28,6 @@ from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 from django.views import View
 from django.views.generic import TemplateView
 from rest_framework.throttling import AnonRateThrottle
@@ -45,7 +44,8 @@ from classifier.filters import PredictionFilter
 from classifier.forms import PredictionUploadForm
 from classifier.galaxy10 import GALAXY10_CLASSES, GROUPS, NUM_CLASSES
 from classifier.inference import get_classifier
-from classifier.models import CLASS_CHOICES, Prediction
+from classifier.models import Prediction
+from classifier.responses import service_unavailable, wants_json
 from classifier.selectors import (
     OWN_PREDICTIONS_SESSION_KEY,
     anonymous_owned_ids,
@@ -57,7 +57,6 @@ from classifier.selectors import (
     predictions_visible,
 )
 from classifier.services import prediction_create_batch, request_client_ip
-from classifier.templatetags.galaxy10_i18n import galaxy_class_name
 from classifier.upload_messages import translate_refusal
 
 HISTORY_PAGE_SIZE = 24
@@ -77,11 +76,6 @@ def remember_own_predictions(request: HttpRequest, predictions: list[Prediction]
     # A new session key whenever the session gains uploads: a session id planted in the
     # visitor's browser beforehand no longer reaches them (SECURITY.md, "Anonymous uploads").
     request.session.cycle_key()
-
-
-def wants_json(request: HttpRequest) -> bool:
-    """The upload page's script asks for JSON so it can place errors beside each preview."""
-    return "application/json" in request.headers.get("Accept", "")
 
 
 def probability_rows(prediction: Prediction, *, top2: list, unsure: bool) -> list[dict[str, Any]]:
@@ -209,17 +203,6 @@ class PredictionUploadView(View):
         return render(request, self.template_name, context, status=status)
 
 
-def service_unavailable(
-    request: HttpRequest, *, reason: str, after_upload: bool = False, database_down: bool = False
-) -> HttpResponse:
-    if wants_json(request):
-        return JsonResponse({"request_errors": [_("The classifier is unavailable: %s") % reason]}, status=503)
-    context = {"reason": reason, "after_upload": after_upload, "database_down": database_down}
-    response = render(request, "classifier/unavailable.html", context, status=503)
-    response["Retry-After"] = "30"
-    return response
-
-
 def requested_result_ids(raw: str) -> list[int]:
     ids: list[int] = []
     for part in raw.split(",")[:MAX_RESULT_IDS]:
@@ -322,31 +305,6 @@ class PredictionDetailView(View):
         return render(request, self.template_name, context)
 
 
-EMPTY_CHOICE_LABELS = {
-    "class_index": gettext_lazy("Any class"),
-    "source": gettext_lazy("Any source"),
-    "ordering": gettext_lazy("Newest first"),
-}
-
-
-def translate_class_choices(form: Any) -> None:
-    """Show the class filter's choices in the reader's language; the submitted values stay indices."""
-    field = form.fields.get("class_index")
-    if field is not None:
-        field.choices = [(index, galaxy_class_name(name)) for index, name in CLASS_CHOICES]
-
-
-def label_empty_choices(form: Any) -> None:
-    """Say what an unset filter means instead of django-filter's "---------"."""
-    for name, label in EMPTY_CHOICE_LABELS.items():
-        field = form.fields.get(name)
-        # django-filter's choice fields add the empty choice themselves, from
-        # empty_label; the widget holds its own copy of the choices.
-        if field is not None and hasattr(field, "empty_label"):
-            field.empty_label = label
-            field.widget.choices = list(field.choices)
-
-
 class HistoryView(LoginRequiredMixin, View):
     """The audit log, filtered, searched, sorted and paginated, with all state in the URL."""
 
@@ -354,8 +312,6 @@ class HistoryView(LoginRequiredMixin, View):
 
     def get(self, request: HttpRequest) -> HttpResponse:
         filterset = prediction_filterset(filters=request.GET, user=request.user)
-        translate_class_choices(filterset.form)
-        label_empty_choices(filterset.form)
         filters_valid = not filterset.is_bound or filterset.is_valid()
         queryset = filterset.qs if filters_valid else Prediction.objects.none()
         page = Paginator(queryset, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
