@@ -45,37 +45,25 @@ from classifier.forms import PredictionUploadForm
 from classifier.galaxy10 import GALAXY10_CLASSES, GROUPS, NUM_CLASSES
 from classifier.inference import get_classifier
 from classifier.models import Prediction
+from classifier.ownership import (
+    may_look_up,
+    prediction_visible_to,
+    predictions_visible,
+    remember_own_predictions,
+)
 from classifier.responses import service_unavailable, wants_json
 from classifier.selectors import (
-    OWN_PREDICTIONS_SESSION_KEY,
-    anonymous_owned_ids,
     parse_id,
     prediction_filterset,
     prediction_is_grey_fits,
     prediction_preview_png,
-    prediction_visible_to,
-    predictions_visible,
 )
 from classifier.services import prediction_create_batch, request_client_ip
 from classifier.upload_messages import translate_refusal
 
 HISTORY_PAGE_SIZE = 24
-# An anonymous session remembers at most this many of its own uploads; older
-# ones fall out first, which keeps the session cookie/row small.
-MAX_REMEMBERED_PREDICTIONS = 500
 MAX_RESULT_IDS = 200
 MODEL_CARD_FILENAME = "MODEL_CARD.md"
-
-
-def remember_own_predictions(request: HttpRequest, predictions: list[Prediction]) -> None:
-    if request.user.is_authenticated:
-        return  # a logged-in user reads the whole log anyway
-    remembered = list(request.session.get(OWN_PREDICTIONS_SESSION_KEY, []))
-    remembered.extend(p.pk for p in predictions)
-    request.session[OWN_PREDICTIONS_SESSION_KEY] = remembered[-MAX_REMEMBERED_PREDICTIONS:]
-    # A new session key whenever the session gains uploads: a session id planted in the
-    # visitor's browser beforehand no longer reaches them (SECURITY.md, "Anonymous uploads").
-    request.session.cycle_key()
 
 
 def probability_rows(prediction: Prediction, *, top2: list, unsure: bool) -> list[dict[str, Any]]:
@@ -145,7 +133,7 @@ class PredictionUploadView(View):
         except (ModelUnavailableError, StorageUnavailableError) as exc:
             return service_unavailable(request, reason=exc.reason, after_upload=True)
 
-        remember_own_predictions(request, predictions)
+        remember_own_predictions(session=request.session, user=request.user, predictions=predictions)
         if len(predictions) == 1:
             target = predictions[0].get_absolute_url()
         else:
@@ -292,7 +280,7 @@ class PredictionDetailView(View):
     def get(self, request: HttpRequest, pk: int) -> HttpResponse:
         # Anonymous visitors get the login redirect for any id they did not upload, whether
         # it exists or not, so that ids cannot be probed.
-        if not request.user.is_authenticated and pk not in anonymous_owned_ids(request.session):
+        if not may_look_up(pk=pk, user=request.user, session=request.session):
             return redirect_to_login(request.get_full_path())
         prediction = get_object_or_404(Prediction.objects.select_related("user"), pk=pk)
         if not prediction_visible_to(prediction=prediction, user=request.user, session=request.session):
