@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from classifier.models import Prediction
 from classifier.ownership import OWN_PREDICTIONS_SESSION_KEY
-from conftest import make_image_bytes, media_files
+from classifier.tests.utils import make_image_bytes, media_files
 
 pytestmark = pytest.mark.django_db
 
