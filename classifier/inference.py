@@ -54,10 +54,9 @@ logger = logging.getLogger(__name__)
 BACKEND_AI_EDGE_LITERT = "ai-edge-litert"
 BACKEND_TFLITE_RUNTIME = "tflite-runtime"
 BACKEND_CHOICES = ("auto", BACKEND_AI_EDGE_LITERT, BACKEND_TFLITE_RUNTIME)
-# Images per interpreter call. Measured with the shipped model at 1 thread (docs/benchmarks.md):
-# 16 images take 58 ms in calls of 1, 52 ms in calls of 2 and 49 ms in calls of 4, while every
-# image in a call adds about 2 MB to a web worker's peak RSS (126 MB before a 16-image request;
-# 132, 134 and 139 MB after). 2 keeps most of the speed within the 150 MB a worker may use.
+# Images per interpreter call: larger calls are a little faster per image, but every image in
+# a call adds to a web worker's peak memory; 2 keeps most of the speed within the 150 MB a
+# worker may use (docs/benchmarks.md, "Batching in the interpreter").
 MAX_BATCH_SIZE = 2
 # Formats accepted from uploads, with the extension the stored copy gets. Anything
 # else Pillow could open (EPS, PSD, ICO, ...) is refused: a smaller attack surface.
@@ -290,8 +289,9 @@ class GalaxyClassifier:
     def use_interpreters(self, count: int) -> None:
         """Hold at least ``count`` interpreters, so that many calls can run at once.
 
-        Each one holds its own copy of the weights and activations (about 20 MB for
-        the shipped model), so web workers keep one; batch jobs ask for one per core.
+        Each one holds its own copy of the weights and activations (docs/benchmarks.md,
+        "Thread counts and interpreters"), so web workers keep one; batch jobs ask for one
+        per core.
         """
         with self._pool_lock:
             while self.interpreter_count < count:
