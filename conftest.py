@@ -1,17 +1,18 @@
-"""Shared fixtures: an isolated media root, named users, API clients and test images."""
+"""Shared fixtures: an isolated media root, named users, API clients and test images.
+
+Helpers that tests import live in classifier/tests/utils.py.
+"""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from django.core.cache import cache
-from PIL import Image
 from rest_framework.test import APIClient
 
-GALAXY_DATA_DIR = Path(__file__).resolve().parent.parent / "shared" / "data" / "galaxy10_decals_dev"
+from classifier.tests.utils import GALAXY_DATA_DIR, make_image_bytes
 
 
 @pytest.fixture(autouse=True)
@@ -65,21 +66,6 @@ def staff_client(staff) -> APIClient:
     return client
 
 
-def make_image_bytes(
-    *,
-    fmt: str = "PNG",
-    size: tuple[int, int] = (96, 80),
-    mode: str = "RGB",
-    color: object = (30, 60, 200),
-    **save_kwargs: object,
-) -> bytes:
-    """A real image file made with Pillow, for plumbing tests that need no galaxy."""
-    image = Image.new(mode, size, color)
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt, **save_kwargs)
-    return buffer.getvalue()
-
-
 @pytest.fixture
 def image_bytes() -> Callable[..., bytes]:
     return make_image_bytes
@@ -94,10 +80,6 @@ def galaxy_images() -> list[Path]:
     if not images:
         pytest.skip(f"real galaxy images not available: no .jpg in {GALAXY_DATA_DIR}")
     return images
-
-
-def media_files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file())
 
 
 @pytest.fixture

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import json
 import os
 import platform
 import re
-import shutil
 import socket
 import statistics
 import subprocess
@@ -22,9 +20,13 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageOps
+
+if TYPE_CHECKING:
+    from classifier.preprocessing import PreprocessConfig
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
@@ -37,11 +39,7 @@ APP_DIR = Path(os.environ.get("BENCH_APP_DIR", str(REPO)))
 # Scratch files (baseline model, images, JSON results); a fixed path so runs reuse them.
 WORK_DIR = Path(os.environ.get("BENCH_WORK_DIR", "/tmp/galaxy_bench"))  # noqa: S108
 SHIPPED_MODEL = REPO / "ml" / "models" / "galaxy10.tflite"
-# Same architecture, input size and int8 quantisation as the shipped model; used
-# only until ml/models/galaxy10.tflite is committed, never copied into the repo.
-STAND_IN_MODEL = Path("/tmp/exp_int8.tflite")  # noqa: S108
 DEV_IMAGES = REPO.parent / "shared" / "data" / "galaxy10_decals_dev"
-DEFAULT_TF_PYTHON = Path("/work/venv-train/bin/python")
 
 
 def arg_parser(doc: str | None, *, section: str, quick: str | None = None) -> argparse.ArgumentParser:
@@ -216,53 +214,50 @@ class CpuAccount:
 
 
 def resolve_model(path: str | None) -> Path:
-    if path:
-        return Path(path)
-    return SHIPPED_MODEL if SHIPPED_MODEL.exists() else STAND_IN_MODEL
+    return Path(path) if path else SHIPPED_MODEL
 
 
 def model_label(model: Path) -> str:
     digest = hashlib.sha256(model.read_bytes()).hexdigest()[:12]
     if model.resolve() == SHIPPED_MODEL.resolve():
         return f"shipped model ({model.relative_to(REPO)}, sha256 {digest}...)"
-    return f"stand-in for the shipped model ({model}: same architecture, input and int8 quantisation)"
+    return f"{model} (sha256 {digest}...)"
 
 
 def manifest_for(model: Path) -> Path:
-    """The model's manifest; for the stand-in, one written to the work dir with its real sha256."""
+    """The model's manifest: the one beside it, or, for a model without one (a candidate
+    exported by hand), one written to the work dir that describes the file as it is."""
     beside = model.with_suffix(".json")
     if beside.exists():
         return beside
     from ai_edge_litert.interpreter import Interpreter
 
-    from classifier.galaxy10 import GALAXY10_CLASSES
+    from classifier.manifest import ModelManifest
+    from classifier.preprocessing import PreprocessConfig
 
     size = int(Interpreter(model_path=str(model)).get_input_details()[0]["shape"][1])
-    manifest = {
-        "format_version": 1,
-        "model_file": model.name,
-        "model_version": f"bench-{model.stem}",
-        "sha256": hashlib.sha256(model.read_bytes()).hexdigest(),
-        "classes": [
-            {"index": c.index, "name": c.name, "description": c.description} for c in GALAXY10_CLASSES
-        ],
-        "preprocessing": {
-            "size": size,
-            "crop_fraction": 0.7,
-            "resample": "bilinear",
-            "mean": 127.0,
-            "std": 128.0,
-        },
-        "output": {"kind": "probabilities", "calibration_temperature": 1.0},
-        "metrics": {},
-        "provenance": {"note": "benchmark stand-in: timing only, accuracy unknown"},
-        "training": {},
-        "created_at": datetime.now(UTC).isoformat(),
-    }
+    manifest = ModelManifest.create(
+        model_file=model.name,
+        model_version=f"bench-{model.stem}",
+        sha256=hashlib.sha256(model.read_bytes()).hexdigest(),
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        # Serving's default preprocessing at the model's input size.
+        preprocessing=PreprocessConfig(size=size),
+        metrics={},
+        provenance={"note": "benchmark model without a manifest: timing only, accuracy unknown"},
+        training={},
+    )
     WORK_DIR.mkdir(parents=True, exist_ok=True)
     path = WORK_DIR / f"{model.stem}.manifest.json"
-    path.write_text(json.dumps(manifest, indent=2))
+    manifest.write(path)
     return path
+
+
+def model_preprocessing(model: Path) -> PreprocessConfig:
+    """The preprocessing the model's manifest declares, checked as serving checks it."""
+    from classifier.manifest import ModelManifest
+
+    return ModelManifest.read(manifest_for(model)).preprocessing
 
 
 def galaxy_jpegs(count: int, folder: Path) -> list[Path]:
@@ -309,12 +304,6 @@ def jpeg_bytes(path: Path) -> bytes:
     return path.read_bytes()
 
 
-def png_bytes(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -332,9 +321,9 @@ def wait_for_port(port: int, timeout: float) -> None:
 
 
 def tf_python(requested: str | None) -> str:
-    if requested:
-        return requested
-    return str(DEFAULT_TF_PYTHON) if DEFAULT_TF_PYTHON.exists() else sys.executable
+    """The interpreter with TensorFlow: the one asked for, else this one (the dev venv has the
+    training requirements)."""
+    return requested or sys.executable
 
 
 def write_section(name: str, body: str) -> None:
@@ -365,8 +354,3 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
-
-
-def clean_dir(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
-    path.mkdir(parents=True)

@@ -107,10 +107,9 @@ def pipeline_floor(model: Path, paths: list[Path], config, *, count: int, batch:
 
 
 def floors(model: Path, paths: list[Path]) -> dict:
-    from classifier.preprocessing import PreprocessConfig, preprocess
+    from classifier.preprocessing import preprocess
 
-    manifest = common.json.loads(common.manifest_for(model).read_text())
-    config = PreprocessConfig.from_manifest(manifest["preprocessing"])
+    config = common.model_preprocessing(model)
     t0 = time.perf_counter()
     tensors = [preprocess(path.read_bytes(), config) for path in paths]
     decode_s = time.perf_counter() - t0

@@ -37,10 +37,9 @@ BATCH_FILES = 16
 def raw_floor(model: Path, images: list[bytes], repeats: int) -> dict:
     from ai_edge_litert.interpreter import Interpreter
 
-    from classifier.preprocessing import PreprocessConfig, preprocess
+    from classifier.preprocessing import preprocess
 
-    manifest = common.json.loads(common.manifest_for(model).read_text())
-    config = PreprocessConfig.from_manifest(manifest["preprocessing"])
+    config = common.model_preprocessing(model)
     interpreter = Interpreter(model_path=str(model), num_threads=1)
     interpreter.allocate_tensors()
     input_index = interpreter.get_input_details()[0]["index"]

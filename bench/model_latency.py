@@ -10,8 +10,8 @@ per model and runtime.
     python bench/model_latency.py [--quick] [--model PATH] [--tf-python PATH]
 
 --tf-python is the interpreter with TensorFlow that builds the baseline and runs (a);
-default /work/venv-train/bin/python when it exists, else this one. Everything else runs
-in this interpreter (the web app's venv, without TensorFlow).
+default this one (the dev venv has the training requirements). Everything else runs in
+subprocesses that never import TensorFlow.
 """
 
 from __future__ import annotations

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import django_filters
+from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from classifier.models import CLASS_CHOICES, Prediction
+from classifier.templatetags.galaxy10_i18n import galaxy_class_name
+
+# What an unset filter means, instead of django-filter's "---------".
+EMPTY_CHOICE_LABELS = {
+    "class_index": _("Any class"),
+    "source": _("Any source"),
+    "ordering": _("Newest first"),
+}
 
 
 class PredictionFilter(django_filters.FilterSet):
@@ -29,6 +38,23 @@ class PredictionFilter(django_filters.FilterSet):
     class Meta:
         model = Prediction
         fields = ["class_index", "source", "created_after", "created_before", "filename"]
+
+    @property
+    def form(self) -> forms.Form:
+        if not hasattr(self, "_form"):
+            form = super().form
+            # The class choices in the reader's language; the submitted values stay indices,
+            # so what validates (for the API too) does not change.
+            form.fields["class_index"].choices = [
+                (index, galaxy_class_name(name)) for index, name in CLASS_CHOICES
+            ]
+            for name, label in EMPTY_CHOICE_LABELS.items():
+                field = form.fields[name]
+                # django-filter's choice fields add the empty choice themselves, from
+                # empty_label; the widget holds its own copy of the choices.
+                field.empty_label = label
+                field.widget.choices = list(field.choices)
+        return self._form
 
     def filter_queryset(self, queryset):  # noqa: ANN001, ANN201
         queryset = super().filter_queryset(queryset)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import logging
 import queue
 import threading
@@ -37,10 +36,10 @@ from PIL import Image
 
 from classifier import fits
 from classifier.galaxy10 import CLASS_NAMES, NUM_CLASSES
+from classifier.manifest import ManifestError, ModelManifest
 from classifier.preprocessing import (
     ImageDecodeError,
     ImageSource,
-    PreprocessConfig,
     decoded_bytes,
     exif_orientation,
     open_image,
@@ -55,10 +54,9 @@ logger = logging.getLogger(__name__)
 BACKEND_AI_EDGE_LITERT = "ai-edge-litert"
 BACKEND_TFLITE_RUNTIME = "tflite-runtime"
 BACKEND_CHOICES = ("auto", BACKEND_AI_EDGE_LITERT, BACKEND_TFLITE_RUNTIME)
-# Images per interpreter call. Measured with the shipped model at 1 thread (docs/benchmarks.md):
-# 16 images take 58 ms in calls of 1, 52 ms in calls of 2 and 49 ms in calls of 4, while every
-# image in a call adds about 2 MB to a web worker's peak RSS (126 MB before a 16-image request;
-# 132, 134 and 139 MB after). 2 keeps most of the speed within the 150 MB a worker may use.
+# Images per interpreter call: larger calls are a little faster per image, but every image in
+# a call adds to a web worker's peak memory; 2 keeps most of the speed within the 150 MB a
+# worker may use (docs/benchmarks.md, "Batching in the interpreter").
 MAX_BATCH_SIZE = 2
 # Formats accepted from uploads, with the extension the stored copy gets. Anything
 # else Pillow could open (EPS, PSD, ICO, ...) is refused: a smaller attack surface.
@@ -183,27 +181,11 @@ def _file_sha256(path: Path) -> tuple[bytes, str]:
     return data, hashlib.sha256(data).hexdigest()
 
 
-def _load_manifest(manifest_path: Path) -> dict[str, Any]:
+def _load_manifest(manifest_path: Path) -> ModelManifest:
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ModelUnavailableError(f"model manifest {manifest_path} does not exist") from exc
-    except (OSError, ValueError) as exc:
-        raise ModelUnavailableError(f"model manifest {manifest_path} is unreadable: {exc}") from exc
-    if not isinstance(manifest, dict):
-        raise ModelUnavailableError(f"model manifest {manifest_path} is not a JSON object")
-    missing = {"model_version", "sha256", "classes", "preprocessing"} - manifest.keys()
-    if missing:
-        raise ModelUnavailableError(f"model manifest {manifest_path} lacks {', '.join(sorted(missing))}")
-    try:
-        names = tuple(c["name"] for c in sorted(manifest["classes"], key=lambda c: c["index"]))
-    except (KeyError, TypeError) as exc:
-        raise ModelUnavailableError("model manifest classes are malformed") from exc
-    if names != CLASS_NAMES:
-        raise ModelUnavailableError(
-            "model manifest classes do not match the Galaxy10 DECaLS classes served by this app"
-        )
-    return manifest
+        return ModelManifest.read(manifest_path)
+    except ManifestError as exc:
+        raise ModelUnavailableError(str(exc)) from exc
 
 
 class _DecodeBudget:
@@ -250,28 +232,22 @@ class GalaxyClassifier:
         num_threads: int = 1,
     ) -> None:
         self.model_path = Path(model_path)
-        self.manifest = _load_manifest(Path(manifest_path))
-        self.model_version: str = str(self.manifest["model_version"])
+        self.model_manifest = _load_manifest(Path(manifest_path))
+        # The whole document as a dict, for the pages that show its free-form sections.
+        self.manifest: dict[str, Any] = self.model_manifest.as_dict()
+        self.model_version: str = self.model_manifest.model_version
+        self.config = self.model_manifest.preprocessing
         try:
             model_bytes, self.model_sha256 = _file_sha256(self.model_path)
         except FileNotFoundError as exc:
             raise ModelUnavailableError(f"model file {self.model_path} does not exist") from exc
         except OSError as exc:
             raise ModelUnavailableError(f"model file {self.model_path} is unreadable: {exc}") from exc
-        if self.model_sha256 != self.manifest["sha256"]:
+        if self.model_sha256 != self.model_manifest.sha256:
             raise ModelUnavailableError(
                 f"model file {self.model_path.name} has sha256 {self.model_sha256[:12]}…, "
-                f"but the manifest expects {str(self.manifest['sha256'])[:12]}…"
+                f"but the manifest expects {self.model_manifest.sha256[:12]}…"
             )
-        try:
-            self.config = PreprocessConfig.from_manifest(self.manifest["preprocessing"])
-        except (TypeError, ValueError) as exc:
-            raise ModelUnavailableError(f"model manifest preprocessing is invalid: {exc}") from exc
-        output = self.manifest.get("output", {})
-        self._output_kind = output.get("kind", "probabilities")
-        if self._output_kind not in ("probabilities", "logits"):
-            raise ModelUnavailableError(f"unsupported model output kind {self._output_kind!r}")
-        self._temperature = float(output.get("calibration_temperature") or 1.0)
 
         self._interpreter_class, self.backend_name = _interpreter_class(backend)
         self._model_bytes = model_bytes
@@ -313,8 +289,9 @@ class GalaxyClassifier:
     def use_interpreters(self, count: int) -> None:
         """Hold at least ``count`` interpreters, so that many calls can run at once.
 
-        Each one holds its own copy of the weights and activations (about 20 MB for
-        the shipped model), so web workers keep one; batch jobs ask for one per core.
+        Each one holds its own copy of the weights and activations (docs/benchmarks.md,
+        "Thread counts and interpreters"), so web workers keep one; batch jobs ask for one
+        per core.
         """
         with self._pool_lock:
             while self.interpreter_count < count:
@@ -420,10 +397,8 @@ class GalaxyClassifier:
         return output, elapsed_ms
 
     def _result(self, row: np.ndarray, image: PreparedImage, inference_ms: float) -> ClassificationResult:
-        if self._output_kind == "logits":
-            scaled = row / self._temperature
-            row = np.exp(scaled - scaled.max())
-        # Renormalised in float64 so the stored probabilities sum to 1 exactly enough to audit.
+        # The model outputs probabilities (classifier.manifest.OUTPUT_KINDS). Renormalised in
+        # float64 so the stored probabilities sum to 1 exactly enough to audit.
         row = np.clip(row, 0.0, None)
         row = row / row.sum()
         class_index = int(np.argmax(row))

@@ -14,7 +14,7 @@ from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext as _
 
 from classifier import observability
-from classifier.views import service_unavailable, wants_json
+from classifier.responses import service_unavailable, wants_json
 
 logger = logging.getLogger(__name__)
 

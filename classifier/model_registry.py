@@ -27,6 +27,7 @@ from PIL import Image
 from classifier.exceptions import ModelUnavailableError
 from classifier.galaxy10 import NUM_CLASSES
 from classifier.inference import GalaxyClassifier
+from classifier.manifest import ManifestError, ModelManifest
 from classifier.preprocessing import ImageDecodeError
 
 CURRENT_LINK = "current"
@@ -72,9 +73,7 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def model_list(*, root: Path) -> list[ModelEntry]:
-    """Every model (a .tflite with a readable manifest beside it) in ``root`` and one level below."""
-    import json
-
+    """Every model (a .tflite, with its manifest beside it) in ``root`` and one level below."""
     served = Path(settings.MODEL_PATH)
     entries = []
     candidates = sorted({*root.glob("*.tflite"), *root.glob("*/*.tflite")})
@@ -83,10 +82,10 @@ def model_list(*, root: Path) -> list[ModelEntry]:
             continue  # the link's target is listed under its own name
         manifest_path = manifest_for(model_path)
         try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-            version, created_at = str(manifest["model_version"]), str(manifest.get("created_at", ""))
-        except (OSError, ValueError, KeyError, TypeError):
-            version, created_at = "(no readable manifest)", ""
+            manifest = ModelManifest.read(manifest_path)
+            version, created_at = manifest.model_version, manifest.created_at or ""
+        except ManifestError:
+            version, created_at = "(no valid manifest)", ""
         entries.append(
             ModelEntry(
                 model_path=model_path,
@@ -138,7 +137,7 @@ def model_validate(
         report.problems.append(exc.reason)
         return report
     report.version, report.backend = candidate.model_version, candidate.backend_name
-    declared_file = candidate.manifest.get("model_file")
+    declared_file = candidate.model_manifest.model_file
     if declared_file and declared_file != model_path.name:
         report.problems.append(f"the manifest describes {declared_file}, not {model_path.name}")
     problem = _check_probabilities(candidate.classify(_synthetic_galaxy()).probabilities)

@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
-from django.utils import timezone
 
 from classifier import fits
 from classifier.filters import PredictionFilter
 from classifier.models import Prediction
 
-# The pages remember which predictions an anonymous visitor uploaded in this
-# session key, so that they can see their own results (and images) without login.
-OWN_PREDICTIONS_SESSION_KEY = "classifier_own_predictions"
 # The largest id a BigAutoField holds; a larger one cannot exist, so it is not looked up.
 MAX_ID = 2**63 - 1
 
@@ -61,44 +56,6 @@ def parse_id(text: str) -> int | None:
         return None
     value = int(text)
     return value if 0 < value <= MAX_ID else None
-
-
-def anonymous_owned_ids(session: Mapping[str, Any] | None) -> list[int]:
-    """The ids this anonymous session uploaded (it may still hold some that were deleted or
-    have aged out: prediction_visible_to checks those)."""
-    return list((session or {}).get(OWN_PREDICTIONS_SESSION_KEY, []))
-
-
-def anonymous_ownership_cutoff() -> datetime:
-    """Uploads older than this are no longer readable through the session that made them."""
-    return timezone.now() - timedelta(seconds=settings.ANONYMOUS_OWNERSHIP_SECONDS)
-
-
-def anonymous_owned(session: Mapping[str, Any] | None) -> QuerySet[Prediction]:
-    return Prediction.objects.filter(
-        pk__in=anonymous_owned_ids(session), created_at__gte=anonymous_ownership_cutoff()
-    )
-
-
-def prediction_visible_to(*, prediction: Prediction, user: Any, session: Mapping[str, Any] | None) -> bool:
-    """Logged-in users read the whole log; anonymous visitors only what they uploaded, for
-    ANONYMOUS_OWNERSHIP_SECONDS."""
-    if getattr(user, "is_authenticated", False):
-        return True
-    return (
-        prediction.pk in anonymous_owned_ids(session)
-        and prediction.created_at >= anonymous_ownership_cutoff()
-    )
-
-
-def predictions_visible(*, ids: list[int], user: Any, session: Mapping[str, Any] | None) -> list[Prediction]:
-    """The predictions among ``ids`` that this reader may see, in the order asked for."""
-    found = Prediction.objects.in_bulk(ids)
-    return [
-        found[pk]
-        for pk in ids
-        if pk in found and prediction_visible_to(prediction=found[pk], user=user, session=session)
-    ]
 
 
 def prediction_is_grey_fits(prediction: Prediction) -> bool:

@@ -28,7 +28,6 @@ from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 from django.views import View
 from django.views.generic import TemplateView
 from rest_framework.throttling import AnonRateThrottle
@@ -45,43 +44,26 @@ from classifier.filters import PredictionFilter
 from classifier.forms import PredictionUploadForm
 from classifier.galaxy10 import GALAXY10_CLASSES, GROUPS, NUM_CLASSES
 from classifier.inference import get_classifier
-from classifier.models import CLASS_CHOICES, Prediction
+from classifier.models import Prediction
+from classifier.ownership import (
+    may_look_up,
+    prediction_visible_to,
+    predictions_visible,
+    remember_own_predictions,
+)
+from classifier.responses import service_unavailable, wants_json
 from classifier.selectors import (
-    OWN_PREDICTIONS_SESSION_KEY,
-    anonymous_owned_ids,
     parse_id,
     prediction_filterset,
     prediction_is_grey_fits,
     prediction_preview_png,
-    prediction_visible_to,
-    predictions_visible,
 )
 from classifier.services import prediction_create_batch, request_client_ip
-from classifier.templatetags.galaxy10_i18n import galaxy_class_name
 from classifier.upload_messages import translate_refusal
 
 HISTORY_PAGE_SIZE = 24
-# An anonymous session remembers at most this many of its own uploads; older
-# ones fall out first, which keeps the session cookie/row small.
-MAX_REMEMBERED_PREDICTIONS = 500
 MAX_RESULT_IDS = 200
 MODEL_CARD_FILENAME = "MODEL_CARD.md"
-
-
-def remember_own_predictions(request: HttpRequest, predictions: list[Prediction]) -> None:
-    if request.user.is_authenticated:
-        return  # a logged-in user reads the whole log anyway
-    remembered = list(request.session.get(OWN_PREDICTIONS_SESSION_KEY, []))
-    remembered.extend(p.pk for p in predictions)
-    request.session[OWN_PREDICTIONS_SESSION_KEY] = remembered[-MAX_REMEMBERED_PREDICTIONS:]
-    # A new session key whenever the session gains uploads: a session id planted in the
-    # visitor's browser beforehand no longer reaches them (SECURITY.md, "Anonymous uploads").
-    request.session.cycle_key()
-
-
-def wants_json(request: HttpRequest) -> bool:
-    """The upload page's script asks for JSON so it can place errors beside each preview."""
-    return "application/json" in request.headers.get("Accept", "")
 
 
 def probability_rows(prediction: Prediction, *, top2: list, unsure: bool) -> list[dict[str, Any]]:
@@ -151,7 +133,7 @@ class PredictionUploadView(View):
         except (ModelUnavailableError, StorageUnavailableError) as exc:
             return service_unavailable(request, reason=exc.reason, after_upload=True)
 
-        remember_own_predictions(request, predictions)
+        remember_own_predictions(session=request.session, user=request.user, predictions=predictions)
         if len(predictions) == 1:
             target = predictions[0].get_absolute_url()
         else:
@@ -207,17 +189,6 @@ class PredictionUploadView(View):
             "max_upload_bytes": settings.MAX_UPLOAD_BYTES,
         }
         return render(request, self.template_name, context, status=status)
-
-
-def service_unavailable(
-    request: HttpRequest, *, reason: str, after_upload: bool = False, database_down: bool = False
-) -> HttpResponse:
-    if wants_json(request):
-        return JsonResponse({"request_errors": [_("The classifier is unavailable: %s") % reason]}, status=503)
-    context = {"reason": reason, "after_upload": after_upload, "database_down": database_down}
-    response = render(request, "classifier/unavailable.html", context, status=503)
-    response["Retry-After"] = "30"
-    return response
 
 
 def requested_result_ids(raw: str) -> list[int]:
@@ -309,7 +280,7 @@ class PredictionDetailView(View):
     def get(self, request: HttpRequest, pk: int) -> HttpResponse:
         # Anonymous visitors get the login redirect for any id they did not upload, whether
         # it exists or not, so that ids cannot be probed.
-        if not request.user.is_authenticated and pk not in anonymous_owned_ids(request.session):
+        if not may_look_up(pk=pk, user=request.user, session=request.session):
             return redirect_to_login(request.get_full_path())
         prediction = get_object_or_404(Prediction.objects.select_related("user"), pk=pk)
         if not prediction_visible_to(prediction=prediction, user=request.user, session=request.session):
@@ -322,31 +293,6 @@ class PredictionDetailView(View):
         return render(request, self.template_name, context)
 
 
-EMPTY_CHOICE_LABELS = {
-    "class_index": gettext_lazy("Any class"),
-    "source": gettext_lazy("Any source"),
-    "ordering": gettext_lazy("Newest first"),
-}
-
-
-def translate_class_choices(form: Any) -> None:
-    """Show the class filter's choices in the reader's language; the submitted values stay indices."""
-    field = form.fields.get("class_index")
-    if field is not None:
-        field.choices = [(index, galaxy_class_name(name)) for index, name in CLASS_CHOICES]
-
-
-def label_empty_choices(form: Any) -> None:
-    """Say what an unset filter means instead of django-filter's "---------"."""
-    for name, label in EMPTY_CHOICE_LABELS.items():
-        field = form.fields.get(name)
-        # django-filter's choice fields add the empty choice themselves, from
-        # empty_label; the widget holds its own copy of the choices.
-        if field is not None and hasattr(field, "empty_label"):
-            field.empty_label = label
-            field.widget.choices = list(field.choices)
-
-
 class HistoryView(LoginRequiredMixin, View):
     """The audit log, filtered, searched, sorted and paginated, with all state in the URL."""
 
@@ -354,8 +300,6 @@ class HistoryView(LoginRequiredMixin, View):
 
     def get(self, request: HttpRequest) -> HttpResponse:
         filterset = prediction_filterset(filters=request.GET, user=request.user)
-        translate_class_choices(filterset.form)
-        label_empty_choices(filterset.form)
         filters_valid = not filterset.is_bound or filterset.is_valid()
         queryset = filterset.qs if filters_valid else Prediction.objects.none()
         page = Paginator(queryset, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))

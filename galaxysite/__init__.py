@@ -1,8 +1,8 @@
 """The Django project. Its Celery app (galaxysite/celery.py) is `celery_app`, as in Celery's guide.
 
 The guide imports the app here eagerly; here it loads on first use instead, because importing
-Celery costs every manage.py command and web worker about 0.1-0.5 s of start-up, and only
-job submission and the workers need it. classifier/tasks.py binds its tasks to this app
+Celery lengthens the start-up of every manage.py command and web worker, and only job
+submission and the workers need it. classifier/tasks.py binds its tasks to this app
 explicitly, so no task can fall back to an unconfigured default app.
 """
 

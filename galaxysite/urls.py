@@ -5,8 +5,8 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from classifier.media import protected_media
 from classifier.observability import metrics_view
-from galaxysite.views import protected_media
 
 urlpatterns = [
     path("admin/", admin.site.urls),

@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from classifier.galaxy10 import CLASS_NAMES, GALAXY10_CLASSES
+from classifier.galaxy10 import CLASS_NAMES
+from classifier.manifest import ModelManifest
 from ml import sources as src
 from ml.cache import source_inputs
 from ml.config import add_data_arguments, load_config
@@ -179,27 +180,21 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
         )
 
     created = dt.datetime.now(dt.UTC)
-    manifest = {
-        "format_version": 1,
-        "model_file": model_path.name,
-        "model_version": f"{created:%Y.%m.%d}-effnetlite0-{size}px-{chosen}-{digest[:8]}",
-        "sha256": digest,
-        "created_at": created.isoformat(timespec="seconds"),
-        "architecture": "EfficientNet-Lite0 (ImageNet-pretrained), 10-class head",
-        "classes": [
-            {"index": c.index, "name": c.name, "description": c.description, "group": c.group}
-            for c in GALAXY10_CLASSES
-        ],
-        "preprocessing": pre.to_manifest(),
-        "input": {"shape": [1, size, size, 3], "dtype": "float32", "batch_resizable": True},
-        "output": {
-            "kind": "probabilities",
+    manifest = ModelManifest.create(
+        model_file=model_path.name,
+        model_version=f"{created:%Y.%m.%d}-effnetlite0-{size}px-{chosen}-{digest[:8]}",
+        sha256=digest,
+        created_at=created.isoformat(timespec="seconds"),
+        architecture="EfficientNet-Lite0 (ImageNet-pretrained), 10-class head",
+        preprocessing=pre,
+        input={"shape": [1, size, size, 3], "dtype": "float32", "batch_resizable": True},
+        output={
             "calibration_temperature": temperature,
             "calibration_samples": run.get("calibration_samples"),
             "prior": run.get("prior", {}).get("served", "training"),
         },
-        "quantization": chosen,
-        "metrics": {
+        quantization=chosen,
+        metrics={
             **shipped["results"],
             "export_check": {
                 "max_abs_diff_vs_torch_on_dev_images": shipped["max_abs_diff_vs_torch"],
@@ -218,14 +213,14 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
                 "int8_losses_beyond_tolerance": int8_losses,
             },
         },
-        "figures": FIGURES if dev_report else {},
-        "provenance": {
+        figures=FIGURES if dev_report else {},
+        provenance={
             "sources": run["sources"],
             "splits": run["splits"],
             "git_commit": run["git_commit"],
             "torch": run["torch"],
         },
-        "training": {
+        training={
             "config": config,
             "class_weights": run["class_weights"],
             "selected_epoch": run.get("selected_epoch"),
@@ -233,12 +228,12 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
             "train_seconds": run["train_seconds"],
             "history": run["history"],
         },
-    }
-    (models_dir / f"{MODEL_NAME}.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    write_model_card(
-        manifest, models_dir / "MODEL_CARD.md", args.static_dir, peer_results(models_dir, manifest)
     )
-    return manifest
+    manifest.write(models_dir / f"{MODEL_NAME}.json")
+    write_model_card(
+        manifest.raw, models_dir / "MODEL_CARD.md", args.static_dir, peer_results(models_dir, manifest.raw)
+    )
+    return manifest.as_dict()
 
 
 def peer_results(models_dir: Path, manifest: dict[str, Any]) -> dict[str, Any] | None:

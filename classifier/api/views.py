@@ -6,6 +6,7 @@ import functools
 import io
 import logging
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 
 from django.conf import settings
@@ -323,18 +324,18 @@ class ModelInfoApi(APIView):
     )
     def get(self, request: Request) -> Response:
         classifier = get_classifier()
-        manifest = classifier.manifest
+        manifest = classifier.model_manifest
         data = {
             "model_version": classifier.model_version,
             "sha256": classifier.model_sha256,
             "backend": classifier.backend_name,
-            "created_at": manifest.get("created_at"),
-            "classes": manifest["classes"],
-            "preprocessing": manifest["preprocessing"],
-            "output": manifest.get("output", {}),
-            "metrics": manifest.get("metrics", {}),
-            "provenance": manifest.get("provenance", {}),
-            "training": manifest.get("training", {}),
+            "created_at": manifest.created_at,
+            "classes": [asdict(c) for c in manifest.classes],
+            "preprocessing": manifest.preprocessing.to_manifest(),
+            "output": manifest.section("output"),
+            "metrics": manifest.section("metrics"),
+            "provenance": manifest.section("provenance"),
+            "training": manifest.section("training"),
         }
         return Response(ModelInfoOutputSerializer(data).data)
 

@@ -11,7 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from classifier.jobs import services as job_services
 from classifier.models import Job
-from conftest import make_image_bytes
+from classifier.tests.utils import make_image_bytes
 
 
 def distinct_images(count: int, *, size: tuple[int, int] = (96, 80), fmt: str = "PNG") -> list[bytes]:

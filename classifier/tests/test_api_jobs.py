@@ -13,7 +13,7 @@ from classifier.jobs import services as job_services
 from classifier.jobs.archives import submission_from_uploads
 from classifier.models import Job, Prediction
 from classifier.tests.jobs_support import distinct_images, make_zip, run_chunks_inline, zip_upload
-from conftest import media_files
+from classifier.tests.utils import media_files
 
 pytestmark = pytest.mark.django_db
 

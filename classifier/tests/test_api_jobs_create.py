@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from classifier.models import Job, JobMember, Prediction
 from classifier.tests.jobs_support import distinct_images, make_zip, run_chunks_inline, zip_upload
-from conftest import media_files
+from classifier.tests.utils import media_files
 
 pytestmark = pytest.mark.django_db
 

@@ -15,7 +15,7 @@ from rest_framework.throttling import AnonRateThrottle
 
 from classifier.galaxy10 import CLASS_NAMES
 from classifier.models import Prediction
-from conftest import make_image_bytes, media_files
+from classifier.tests.utils import make_image_bytes, media_files
 
 pytestmark = pytest.mark.django_db
 

@@ -16,7 +16,7 @@ from django.db import connection
 
 from classifier import services
 from classifier.models import Prediction
-from conftest import make_image_bytes, media_files
+from classifier.tests.utils import make_image_bytes, media_files
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -16,7 +16,7 @@ from classifier.galaxy10 import CLASS_NAMES
 from classifier.inference import get_classifier
 from classifier.management.commands import classify
 from classifier.models import Prediction
-from conftest import make_image_bytes
+from classifier.tests.utils import make_image_bytes
 
 pytestmark = pytest.mark.django_db
 

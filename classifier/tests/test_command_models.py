@@ -12,7 +12,7 @@ from django.conf import settings as django_settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 
-from conftest import make_image_bytes
+from classifier.tests.utils import make_image_bytes
 
 SHIPPED_MODEL = Path(django_settings.MODEL_PATH)
 SHIPPED_MANIFEST = Path(django_settings.MODEL_MANIFEST)

@@ -14,7 +14,7 @@ from django.utils import timezone
 from classifier import retention, services
 from classifier.models import Prediction
 from classifier.tests.factories import PredictionFactory
-from conftest import make_image_bytes, media_files
+from classifier.tests.utils import make_image_bytes, media_files
 
 # Committed for real: the image files go only when the delete's transaction commits.
 pytestmark = pytest.mark.django_db(transaction=True)

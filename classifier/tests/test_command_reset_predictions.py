@@ -7,7 +7,7 @@ from django.core.management import CommandError, call_command
 
 from classifier.models import Prediction
 from classifier.tests.factories import PredictionFactory
-from conftest import media_files
+from classifier.tests.utils import media_files
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

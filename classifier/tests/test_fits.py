@@ -24,7 +24,7 @@ from classifier.jobs.archives import submission_from_uploads
 from classifier.models import Prediction
 from classifier.preprocessing import ImageDecodeError
 from classifier.tests.jobs_support import make_zip, run_chunks_inline, zip_upload
-from conftest import media_files
+from classifier.tests.utils import media_files
 
 pytestmark = pytest.mark.django_db
 
@@ -185,7 +185,7 @@ def test_astropy_is_imported_only_when_a_fits_file_arrives(settings):
         "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'galaxysite.settings');"
         "django.setup();"
         "from classifier.inference import get_classifier;"
-        "from conftest import make_image_bytes;"
+        "from classifier.tests.utils import make_image_bytes;"
         "get_classifier().prepare(make_image_bytes());"
         "print('astropy' in sys.modules)"
     )

@@ -19,7 +19,7 @@ from PIL import Image
 
 from classifier import services
 from classifier.models import Prediction
-from conftest import media_files
+from classifier.tests.utils import media_files
 
 pytestmark = pytest.mark.django_db
 

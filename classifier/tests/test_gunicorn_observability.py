@@ -13,7 +13,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from classifier.tests.gunicorn_server import running_gunicorn, wait_for_log
-from conftest import make_image_bytes
+from classifier.tests.utils import make_image_bytes
 
 pytestmark = pytest.mark.slow
 NATIVE_TFLITE_LINES = {"INFO: Created TensorFlow Lite XNNPACK delegate for CPU."}

@@ -31,7 +31,7 @@ from classifier import galaxy10
 from classifier.models import Prediction
 from classifier.templatetags import galaxy10_i18n
 from classifier.tests.factories import PredictionFactory
-from conftest import make_image_bytes
+from classifier.tests.utils import make_image_bytes
 
 pytestmark = pytest.mark.django_db
 

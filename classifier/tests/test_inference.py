@@ -15,7 +15,7 @@ from classifier import inference
 from classifier.exceptions import ModelUnavailableError
 from classifier.galaxy10 import CLASS_NAMES
 from classifier.preprocessing import PreprocessConfig, preprocess
-from conftest import make_image_bytes
+from classifier.tests.utils import make_image_bytes
 
 SHIPPED_MODEL = Path(django_settings.BASE_DIR) / "ml" / "models" / "galaxy10.tflite"
 

@@ -16,7 +16,7 @@ from django.urls import reverse
 from classifier.models import Prediction
 from classifier.tests.factories import PredictionFactory
 from classifier.tests.test_reliability_database import call, database_unreachable
-from conftest import make_image_bytes, media_files
+from classifier.tests.utils import make_image_bytes, media_files
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -14,7 +14,7 @@ from django.urls import reverse
 from classifier.exports import CSV_COLUMNS
 from classifier.models import Prediction
 from classifier.tests.factories import PredictionFactory
-from conftest import make_image_bytes
+from classifier.tests.utils import make_image_bytes
 
 pytestmark = pytest.mark.django_db
 

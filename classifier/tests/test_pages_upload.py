@@ -12,8 +12,8 @@ from django.http.multipartparser import MultiPartParser
 from django.urls import reverse
 
 from classifier.models import Prediction
-from classifier.selectors import OWN_PREDICTIONS_SESSION_KEY
-from conftest import make_image_bytes, media_files
+from classifier.ownership import OWN_PREDICTIONS_SESSION_KEY
+from classifier.tests.utils import make_image_bytes, media_files
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from conftest import make_image_bytes
+from classifier.models import Prediction
+from classifier.tests.utils import make_image_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -34,7 +35,11 @@ def _post_and_capture(client, count: int) -> list[str]:
         response = client.post(URL, {"image": _uploads(count)}, format="multipart")
     assert response.status_code == 201, response.content
     body = response.json()
-    assert len(body["predictions"] if count > 1 else [body]) == count
+    # One image answers with the prediction itself, several with a list of them.
+    returned = body.get("predictions", [body])
+    ids = {prediction["id"] for prediction in returned}
+    assert len(ids) == count
+    assert Prediction.objects.filter(pk__in=ids).count() == count
     return [query["sql"] for query in queries.captured_queries]
 
 

@@ -12,7 +12,7 @@ from rest_framework.throttling import AnonRateThrottle
 
 from classifier.models import Prediction
 from classifier.tests.gunicorn_server import post_image, running_gunicorn, wait_until_live
-from conftest import make_image_bytes
+from classifier.tests.utils import make_image_bytes
 
 API_URL = reverse("api:prediction-list")
 PAGE_URL = reverse("classifier:upload")

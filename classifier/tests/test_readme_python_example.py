@@ -12,7 +12,7 @@ import pytest
 from django.conf import settings
 
 from classifier.models import Prediction
-from conftest import make_image_bytes
+from classifier.tests.utils import make_image_bytes
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

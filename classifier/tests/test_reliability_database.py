@@ -21,7 +21,7 @@ from django.urls import reverse
 from rest_framework.authtoken.models import Token
 
 from classifier.models import Prediction
-from conftest import make_image_bytes, media_files
+from classifier.tests.utils import make_image_bytes, media_files
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

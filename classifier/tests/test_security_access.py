@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 
 from classifier.models import Prediction
 from classifier.tests.factories import PredictionFactory
-from conftest import make_image_bytes
+from classifier.tests.utils import make_image_bytes
 
 pytestmark = pytest.mark.django_db
 

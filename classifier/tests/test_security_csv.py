@@ -18,7 +18,7 @@ from django.urls import reverse
 from classifier.exports import spreadsheet_safe, write_predictions_csv
 from classifier.models import Prediction
 from classifier.tests.factories import PredictionFactory
-from conftest import make_image_bytes
+from classifier.tests.utils import make_image_bytes
 
 pytestmark = pytest.mark.django_db
 

@@ -17,7 +17,7 @@ from django.urls import reverse
 from classifier.models import Prediction
 from classifier.tests.factories import PredictionFactory
 from classifier.tests.gunicorn_server import running_gunicorn, wait_until_live
-from conftest import make_image_bytes
+from classifier.tests.utils import make_image_bytes
 
 HALF_HEAD = b"GET /api/health/live/ HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
 

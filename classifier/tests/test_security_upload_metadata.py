@@ -32,7 +32,7 @@ from classifier.tests.test_metadata import (
     tiff_metadata,
     with_jpeg_segment,
 )
-from conftest import media_files
+from classifier.tests.utils import media_files
 
 pytestmark = pytest.mark.django_db
 

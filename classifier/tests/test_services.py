@@ -15,7 +15,7 @@ from classifier.exceptions import ImageValidationError
 from classifier.inference import get_classifier
 from classifier.models import Prediction
 from classifier.tests.factories import PredictionFactory
-from conftest import make_image_bytes, media_files
+from classifier.tests.utils import make_image_bytes, media_files
 
 pytestmark = pytest.mark.django_db
 

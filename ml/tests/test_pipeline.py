@@ -10,6 +10,7 @@ from PIL import Image, ImageDraw
 pytest.importorskip("torch")
 pytest.importorskip("tensorflow")
 
+from classifier.manifest import ModelManifest
 from ml import cache
 from ml.config import DEFAULT_CONFIG
 from ml.pipeline import parse_override, run_pipeline
@@ -53,8 +54,10 @@ def test_pipeline_packages_a_model_from_a_galaxy10_h5(tmp_path, monkeypatch):
     )
     manifest = run_pipeline(args)
 
-    written = json.loads((tmp_path / "models" / "galaxy10.json").read_text())
+    manifest_path = tmp_path / "models" / "galaxy10.json"
+    written = json.loads(manifest_path.read_text())
     assert written["model_version"] == manifest["model_version"]
+    assert ModelManifest.read(manifest_path).model_version == manifest["model_version"]
     assert written["preprocessing"]["size"] == 64
     assert written["provenance"]["sources"][0]["dropped_duplicates"] == 1
     test_set = written["metrics"]["test/galaxy10_h5"]

@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 
 from classifier.models import Prediction
 from classifier.tests.factories import PredictionFactory
-from conftest import media_files
+from classifier.tests.utils import media_files
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import expect
 
 from classifier.models import Prediction
-from conftest import make_image_bytes, media_files
+from classifier.tests.utils import make_image_bytes, media_files
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -1,0 +1,30 @@
+"""Helpers the tests import (fixtures stay in the root conftest.py)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from PIL import Image
+
+GALAXY_DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "galaxy10_decals_dev"
+
+
+def make_image_bytes(
+    *,
+    fmt: str = "PNG",
+    size: tuple[int, int] = (96, 80),
+    mode: str = "RGB",
+    color: object = (30, 60, 200),
+    **save_kwargs: object,
+) -> bytes:
+    """A real image file made with Pillow, for plumbing tests that need no galaxy."""
+    image = Image.new(mode, size, color)
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **save_kwargs)
+    return buffer.getvalue()
+
+
+def media_files(root: Path) -> list[Path]:
+    """Every file under ``root`` (a test's MEDIA_ROOT), sorted."""
+    return sorted(p for p in root.rglob("*") if p.is_file())
