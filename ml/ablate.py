@@ -1,0 +1,131 @@
+"""One training run per change of issue 10, each with one switch set back, at equal compute.
+
+    python -m ml.ablate --epochs 4 --out ml/runs/ablations            # every variant
+    python -m ml.ablate --epochs 4 --only reference --only no-t04     # some of them
+
+Each variant trains with the committed configuration (``ml/config.toml``, the v2 protocol)
+except for its overrides, the same seed, split and schedule, and is then scored on the same
+pooled validation galaxies under the reference (v2) label rule, so a variant that changes the
+labels is judged against the same answers as the others. The score is PyTorch's, at the epoch
+that training selected (best pooled validation top-1), before the served prior and the
+calibration: what the change does to what the network learns. The served prior is compared
+post hoc by ``python -m ml.compare --prior-samples``. The 30 dev images are never scored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ml.config import add_data_arguments, load_config
+from ml.model import build_model
+from ml.train import (
+    collect_sources,
+    pooled_validation,
+    prepare_splits,
+    serving_preprocess_config,
+    split_logits,
+    train,
+)
+
+# name -> (what it sets back, overrides). The reference is the committed configuration.
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "reference": ("v2 protocol as committed", {}),
+    "no-t04": (
+        "(1) t04 not read: armless disks split between the spiral classes",
+        {"labels.read_spiral": False},
+    ),
+    "no-agreement": ("(2) no agreement weighting of soft targets", {"train.agreement_power": 0.0}),
+    "decals-labels": (
+        "(3) GZ DECaLS images as their three group targets instead of consistency",
+        {"train.decals_partial": "labels"},
+    ),
+    "scale-matched": (
+        "(5) SDSS crops matched to Galaxy10's galaxy size (GZ2 0.65, GZ1 0.51)",
+        {"crops.gz2_hart": 0.65, "crops.gz2_kaggle": 0.65, "crops.gz1": 0.51},
+    ),
+    "bridge-on-decals": (
+        "(6) SDSS-to-DECaLS augmentations applied to DECaLS images too",
+        {"augment.bridge_target_domain": True},
+    ),
+    "160px": ("(7) 160 px input instead of 128", {"image_size": 160}),
+}
+
+
+def score(config: dict[str, Any], reference_labels: dict[str, Any], weights: Path, data_root: Path) -> dict:
+    """Pooled validation of ``weights`` (trained with ``config``) under the reference label rule."""
+    scoring = {**config, "labels": reference_labels}
+    val = prepare_splits(collect_sources(scoring, data_root), scoring)["val"]
+    model = build_model(config["image_size"], pretrained=False)
+    model.load_state_dict(torch.load(weights))
+    model.eval()
+    pre = serving_preprocess_config(config)
+    with torch.no_grad():
+        logits = [split_logits(model, split, pre) for split in val]
+    return pooled_validation(logits, val)
+
+
+def run_variant(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    reason, overrides = VARIANTS[name]
+    config = load_config(args.config, {**overrides, "train.epochs": args.epochs})
+    reference_labels = load_config(args.config)["labels"]
+    out = args.out / name
+    run = train(config, out, args.data_root)
+    result = {
+        "change": reason,
+        "overrides": overrides,
+        "epochs": args.epochs,
+        "selected_epoch": run["selected_epoch"],
+        "train_seconds": run["train_seconds"],
+        "val_pooled_v2_labels": score(config, reference_labels, out / "best.pt", args.data_root),
+    }
+    (out / "ablation.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def table(results: dict[str, dict[str, Any]]) -> str:
+    reference = results.get("reference", {}).get("val_pooled_v2_labels", {})
+    lines = [
+        (
+            "| variant | change set back | n | top-1 | vs reference | class-balanced "
+            "| Galaxy10-weighted | 4-group |"
+        ),
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, result in results.items():
+        m = result["val_pooled_v2_labels"]
+        delta = (
+            "" if name == "reference" or not reference else f"{100 * (m['top1'] - reference['top1']):+.1f}"
+        )
+        lines.append(
+            f"| {name} | {result['change']} | {m['n']} | {100 * m['top1']:.1f}% | {delta} "
+            f"| {100 * m['balanced_accuracy']:.1f}% | {100 * m['galaxy10_weighted_accuracy']:.1f}% "
+            f"| {100 * m['group4']:.1f}% |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_data_arguments(parser)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--out", type=Path, default=Path("ml/runs/ablations"))
+    parser.add_argument("--only", action="append", choices=sorted(VARIANTS), help="run only these variants")
+    args = parser.parse_args()
+    results = {}
+    for name in args.only or VARIANTS:
+        done = args.out / name / "ablation.json"
+        # A finished variant is read back, so a stopped sweep resumes where it stopped.
+        results[name] = json.loads(done.read_text()) if done.is_file() else run_variant(name, args)
+        print(table(results), flush=True)
+    (args.out / "ablations.md").write_text(table(results) + "\n")
+
+
+if __name__ == "__main__":
+    main()
