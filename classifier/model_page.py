@@ -30,6 +30,7 @@ CARD_TAGS = {
     "a", "blockquote", "br", "code", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "li", "ol",
     "p", "pre", "strong", "table", "tbody", "td", "th", "thead", "tr", "ul",
 }  # fmt: skip
+CARD_BASE_HEADING_LEVEL = 3
 CARD_ATTRIBUTES = {"a": {"href", "title"}, "td": {"align"}, "th": {"align"}}
 
 
@@ -384,7 +385,14 @@ def render_model_card(text: str) -> str:
     import markdown
     import nh3
 
-    html = markdown.markdown(text, extensions=["tables", "fenced_code"], output_format="html")
+    # The card sits under the page's "Model card" heading (an h2): its own "#" becomes an h3,
+    # so that the page keeps one h1 and a heading order that screen readers can follow.
+    html = markdown.markdown(
+        text,
+        extensions=["tables", "fenced_code", "toc"],
+        extension_configs={"toc": {"baselevel": CARD_BASE_HEADING_LEVEL}},
+        output_format="html",
+    )
     return nh3.clean(
         html,
         tags=CARD_TAGS,

@@ -93,7 +93,10 @@ def test_the_shipped_model_card_is_rendered_as_html(client):
     html = client.get(MODEL_URL).content.decode()
 
     rendered = html[html.index('<div class="model-card"') :]
-    assert f"<h2>{first_heading}</h2>" in rendered
+    # One level below the page's "Model card" h2: "##" in the card is an h4.
+    assert f"<h4>{first_heading}</h4>" in rendered
+    assert "<h1" not in rendered
+    assert "<h2" not in rendered
     assert "<table>" in rendered
     assert "<th>" in rendered
     # No Markdown syntax left over: table rules, heading marks, backticks.
