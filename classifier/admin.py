@@ -14,6 +14,7 @@ from classifier.exports import predictions_csv_response
 from classifier.galaxy10 import CLASS_NAMES
 from classifier.jobs import services as job_services
 from classifier.models import Job, Prediction
+from classifier.templatetags.classifier_tags import percent
 from classifier.templatetags.galaxy10_i18n import galaxy_class_name
 
 
@@ -102,7 +103,7 @@ class PredictionAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("confidence"), ordering="confidence")
     def confidence_percent(self, obj: Prediction) -> str:
-        return f"{obj.confidence:.1%}"
+        return percent(obj.confidence)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -339,7 +339,9 @@ def test_model_page_in_spanish(spanish_client):
 
 
 def test_admin_in_spanish(spanish_client, staff):
-    PredictionFactory(class_index=5, class_name="Barred Spiral", source=Prediction.Source.WEB)
+    PredictionFactory(
+        class_index=5, class_name="Barred Spiral", confidence=0.625, source=Prediction.Source.API
+    )
     spanish_client.force_login(staff)
 
     html = page_html(spanish_client, reverse("admin:classifier_prediction_changelist"))
@@ -350,6 +352,7 @@ def test_admin_in_spanish(spanish_client, staff):
         "Por versión del modelo",
         "Por clase",
         '<td class="field-galaxy_class">Espiral barrada</td>',
+        '<td class="field-confidence_percent">62,5%</td>',
         "Nombre del archivo original",
     ]
     # Prediction.__str__ (the checkbox's label) still names the class as stored, in English.
