@@ -348,6 +348,7 @@ def test_admin_in_spanish(spanish_client, staff):
 
     assert '<html lang="es" dir="ltr">' in html
     present = [
+        "Clasificador de galaxias",
         "Por fuente",
         "Por versión del modelo",
         "Por clase",
@@ -356,7 +357,15 @@ def test_admin_in_spanish(spanish_client, staff):
         "Nombre del archivo original",
     ]
     # Prediction.__str__ (the checkbox's label) still names the class as stored, in English.
-    absent = ["Por source", "Por model version", "Por class", ">Barred Spiral<", "Original file", ">Image<"]
+    absent = [
+        "Galaxy classifier",
+        "Por source",
+        "Por model version",
+        "Por class",
+        ">Barred Spiral<",
+        "Original file",
+        ">Image<",
+    ]
     assert [text for text in present if text not in html] == []
     assert [text for text in absent if text in html] == []
 
