@@ -6,11 +6,34 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from classifier import services
 from classifier.exports import predictions_csv_response
+from classifier.galaxy10 import CLASS_NAMES
 from classifier.jobs import services as job_services
 from classifier.models import Job, Prediction
+from classifier.templatetags.classifier_tags import percent
+from classifier.templatetags.galaxy10_i18n import galaxy_class_name
+
+
+class GalaxyClassFilter(admin.SimpleListFilter):
+    """The class filter with the names in the reader's language; the stored choices stay the
+    English names that the model's manifest uses."""
+
+    title = _("class")
+    # The name the built-in choice filter used, so that saved admin links keep working.
+    parameter_name = "class_index__exact"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [(str(index), galaxy_class_name(name)) for index, name in enumerate(CLASS_NAMES)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Prediction]) -> QuerySet[Prediction]:
+        value = self.value()
+        if value is None:
+            return queryset
+        return queryset.filter(class_index=int(value)) if value.isdigit() else queryset.none()
 
 
 @admin.register(Prediction)
@@ -19,7 +42,7 @@ class PredictionAdmin(admin.ModelAdmin):
         "id",
         "thumbnail",
         "original_filename",
-        "class_name",
+        "galaxy_class",
         "confidence_percent",
         "source",
         "model_version",
@@ -27,7 +50,7 @@ class PredictionAdmin(admin.ModelAdmin):
         "created_at",
     ]
     list_display_links = ["id", "thumbnail", "original_filename"]
-    list_filter = ["class_index", "source", "model_version", "created_at"]
+    list_filter = [GalaxyClassFilter, "source", "model_version", "created_at"]
     search_fields = ["original_filename", "sha256"]
     date_hierarchy = "created_at"
     list_select_related = ["user"]
@@ -58,7 +81,7 @@ class PredictionAdmin(admin.ModelAdmin):
         # A stylesheet, not style attributes: the Content-Security-Policy allows no inline style.
         css = {"all": ["css/admin.css"]}
 
-    @admin.display(description="Image")
+    @admin.display(description=_("image"))
     def thumbnail(self, obj: Prediction) -> str:
         return format_html(
             '<img src="{}" alt="{}" width="64" height="64" class="prediction-thumbnail" loading="lazy">',
@@ -66,7 +89,7 @@ class PredictionAdmin(admin.ModelAdmin):
             obj.original_filename,
         )
 
-    @admin.display(description="Preview")
+    @admin.display(description=_("preview"))
     def preview(self, obj: Prediction) -> str:
         return format_html(
             '<img src="{}" alt="{}" class="prediction-preview">',
@@ -74,9 +97,13 @@ class PredictionAdmin(admin.ModelAdmin):
             obj.original_filename,
         )
 
-    @admin.display(description="Confidence", ordering="confidence")
+    @admin.display(description=_("class"), ordering="class_index")
+    def galaxy_class(self, obj: Prediction) -> str:
+        return galaxy_class_name(obj.class_name)
+
+    @admin.display(description=_("confidence"), ordering="confidence")
     def confidence_percent(self, obj: Prediction) -> str:
-        return f"{obj.confidence:.1%}"
+        return percent(obj.confidence)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -90,10 +117,11 @@ class PredictionAdmin(admin.ModelAdmin):
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Prediction]) -> None:
         services.prediction_delete_many(queryset=queryset)
 
-    @admin.action(description="Export selected predictions as CSV", permissions=["view"])
+    @admin.action(description=_("Export selected predictions as CSV"), permissions=["view"])
     def export_csv(self, request: HttpRequest, queryset: QuerySet[Prediction]) -> HttpResponse:
         response, count = predictions_csv_response(queryset.order_by("-created_at", "-id"), "predictions.csv")
-        self.message_user(request, f"Exported {count} predictions.", messages.SUCCESS)
+        message = ngettext("Exported %(count)d prediction.", "Exported %(count)d predictions.", count)
+        self.message_user(request, message % {"count": count}, messages.SUCCESS)
         return response
 
 
@@ -124,11 +152,11 @@ class JobAdmin(admin.ModelAdmin):
     ]
     readonly_fields = fields
 
-    @admin.display(description="Progress")
+    @admin.display(description=_("progress"))
     def progress(self, obj: Job) -> str:
         return f"{obj.finished_members}/{obj.total}"
 
-    @admin.display(description="Page")
+    @admin.display(description=_("page"))
     def page(self, obj: Job) -> str:
         return format_html('<a href="{}">{}</a>', obj.get_absolute_url(), obj.get_absolute_url())
 

@@ -28,22 +28,25 @@ class Prediction(models.Model):
 
     created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False, db_index=True)
     image = models.ImageField(
-        upload_to=prediction_image_path, max_length=255, width_field=None, height_field=None
+        _("image"), upload_to=prediction_image_path, max_length=255, width_field=None, height_field=None
     )
-    original_filename = models.CharField(max_length=255)
+    original_filename = models.CharField(_("original file name"), max_length=255)
     sha256 = models.CharField(_("SHA-256"), max_length=64, db_index=True)
-    width = models.PositiveIntegerField()
-    height = models.PositiveIntegerField()
+    width = models.PositiveIntegerField(_("width"))
+    height = models.PositiveIntegerField(_("height"))
     class_index = models.PositiveSmallIntegerField(_("class"), choices=CLASS_CHOICES, db_index=True)
-    class_name = models.CharField(max_length=64)
-    confidence = models.FloatField()
-    probabilities = models.JSONField(help_text=_("Probabilities of the 10 classes, in class-index order."))
-    model_version = models.CharField(max_length=128, db_index=True)
+    class_name = models.CharField(_("class name"), max_length=64)
+    confidence = models.FloatField(_("confidence"))
+    probabilities = models.JSONField(
+        _("probabilities"), help_text=_("Probabilities of the 10 classes, in class-index order.")
+    )
+    model_version = models.CharField(_("model version"), max_length=128, db_index=True)
     model_sha256 = models.CharField(_("model SHA-256"), max_length=64)
     inference_ms = models.FloatField(_("inference time (ms)"))
-    source = models.CharField(max_length=3, choices=Source.choices, db_index=True)
+    source = models.CharField(_("source"), max_length=3, choices=Source.choices, db_index=True)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
         on_delete=models.SET_NULL,
         null=True,
         blank=True,
@@ -117,18 +120,25 @@ class Job(models.Model):
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="galaxy_jobs"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="galaxy_jobs",
     )
     name = models.CharField(
         _("name"), max_length=255, help_text=_("The archive or the first file submitted.")
     )
-    status = models.CharField(max_length=9, choices=Status.choices, default=Status.QUEUED, db_index=True)
-    total = models.PositiveIntegerField(default=0)
+    status = models.CharField(
+        _("status"), max_length=9, choices=Status.choices, default=Status.QUEUED, db_index=True
+    )
+    total = models.PositiveIntegerField(_("total"), default=0)
     done = models.PositiveIntegerField(_("classified"), default=0)
     failed = models.PositiveIntegerField(_("failed"), default=0)
-    chunk_size = models.PositiveIntegerField(default=64)
-    model_version = models.CharField(max_length=128, blank=True)
-    catalogue_columns = models.JSONField(default=list, blank=True)
+    chunk_size = models.PositiveIntegerField(_("chunk size"), default=64)
+    model_version = models.CharField(_("model version"), max_length=128, blank=True)
+    catalogue_columns = models.JSONField(_("catalogue columns"), default=list, blank=True)
     error = models.TextField(_("reason"), blank=True)
 
     class Meta:

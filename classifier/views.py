@@ -6,7 +6,6 @@ classifier.selectors, exactly as the REST API does.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,6 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.contrib.auth.views import redirect_to_login
-from django.contrib.staticfiles import finders
 from django.core.paginator import Paginator
 from django.http import (
     Http404,
@@ -24,7 +22,6 @@ from django.http import (
     JsonResponse,
 )
 from django.shortcuts import get_object_or_404, redirect, render
-from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
@@ -44,6 +41,7 @@ from classifier.filters import PredictionFilter
 from classifier.forms import PredictionUploadForm
 from classifier.galaxy10 import GALAXY10_CLASSES, GROUPS, NUM_CLASSES
 from classifier.inference import get_classifier
+from classifier.model_page import model_page_context
 from classifier.models import Prediction
 from classifier.ownership import (
     may_look_up,
@@ -63,7 +61,6 @@ from classifier.upload_messages import translate_refusal
 
 HISTORY_PAGE_SIZE = 24
 MAX_RESULT_IDS = 200
-MODEL_CARD_FILENAME = "MODEL_CARD.md"
 
 
 def probability_rows(prediction: Prediction, *, top2: list, unsure: bool) -> list[dict[str, Any]]:
@@ -344,159 +341,6 @@ class ClassesView(TemplateView):
         return context
 
 
-def _model_dir() -> Path:
-    return Path(settings.MODEL_PATH).parent
-
-
-def model_figures(manifest: dict[str, Any]) -> list[dict[str, str]]:
-    """The figures the manifest lists (paths under the static root) that are present."""
-    return [
-        {"label": key.replace("_", " ").capitalize(), "url": static(path)}
-        for key, path in manifest.get("figures", {}).items()
-        if finders.find(path)
-    ]
-
-
-# Evaluation sets in the manifest's metrics carry at least one of these keys.
-EVALUATION_SET_KEYS = {"n", "images", "top1", "accuracy"}
-MAX_LISTED_VALUES = 12
-# Joins nested manifest keys for display, as in a breadcrumb.
-KEY_PATH_SEPARATOR = "\N{SINGLE RIGHT-POINTING ANGLE QUOTATION MARK}"
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _is_scalar(value: Any) -> bool:
-    return value is None or isinstance(value, str | int | float | bool)
-
-
-def _is_matrix(value: Any) -> bool:
-    return (
-        isinstance(value, list)
-        and len(value) == NUM_CLASSES
-        and all(isinstance(row, list) and len(row) == NUM_CLASSES for row in value)
-    )
-
-
-def _is_per_class(value: Any) -> bool:
-    return isinstance(value, list) and len(value) == NUM_CLASSES and all(_is_number(v) for v in value)
-
-
-def _format_scalar(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.3f}" if abs(value) < 1000 else f"{value:,.1f}"
-    if isinstance(value, bool) or value is None:
-        return json.dumps(value)
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
-
-
-def _format_value(value: Any) -> str:
-    if _is_scalar(value):
-        return _format_scalar(value)
-    if isinstance(value, list) and len(value) <= MAX_LISTED_VALUES and all(_is_scalar(v) for v in value):
-        return ", ".join(_format_scalar(v) for v in value)
-    if isinstance(value, list):
-        return _("%(count)d entries") % {"count": len(value)}
-    return json.dumps(value)[:200]
-
-
-def _label(key: Any) -> str:
-    return str(key).replace("_", " ")
-
-
-def flatten_for_display(data: Any, prefix: str = "") -> list[tuple[str, str]]:
-    """Nested manifest sections as (key path, text) rows; long lists are only counted."""
-    rows: list[tuple[str, str]] = []
-    if isinstance(data, dict):
-        for key, value in data.items():
-            label = f"{prefix} {KEY_PATH_SEPARATOR} {_label(key)}" if prefix else _label(key)
-            if isinstance(value, dict):
-                rows += flatten_for_display(value, label)
-            else:
-                rows.append((label, _format_value(value)))
-    elif data not in (None, "", [], {}):
-        rows.append((prefix or _("value"), _format_value(data)))
-    return rows
-
-
-def record_tables(data: Any) -> tuple[list[dict[str, Any]], Any]:
-    """Lists of flat records (e.g. the training data sources) as tables; the rest is returned."""
-    if not isinstance(data, dict):
-        return [], data
-    tables = []
-    rest = {}
-    for key, value in data.items():
-        if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
-            columns = [
-                c for c in dict.fromkeys(k for item in value for k in item) if _is_scalar(value[0].get(c))
-            ]
-            tables.append(
-                {
-                    "label": _label(key),
-                    "columns": [_label(c) for c in columns],
-                    "rows": [[_format_value(item.get(c)) for c in columns] for item in value],
-                }
-            )
-        else:
-            rest[key] = value
-    return tables, rest
-
-
-def metrics_for_display(metrics: Any) -> dict[str, Any]:
-    """The manifest's metrics as a summary table, a per-class table, matrices and other rows."""
-    if not isinstance(metrics, dict):
-        return {"columns": [], "rows": [], "per_class": None, "matrices": [], "other": []}
-    sets = {
-        name: values
-        for name, values in metrics.items()
-        if isinstance(values, dict) and EVALUATION_SET_KEYS & values.keys()
-    }
-    columns = list(dict.fromkeys(k for values in sets.values() for k, v in values.items() if _is_number(v)))
-    rows = [
-        (_label(name), [_format_scalar(values[c]) if c in values else "" for c in columns])
-        for name, values in sets.items()
-    ]
-    per_class_columns = [
-        (f"{_label(name)}: {_label(key)}", value)
-        for name, values in sets.items()
-        for key, value in values.items()
-        if _is_per_class(value)
-    ]
-    per_class = None
-    if per_class_columns:
-        per_class = {
-            "columns": [label for label, _values in per_class_columns],
-            "rows": [
-                (
-                    galaxy_class,
-                    [_format_scalar(float(values[galaxy_class.index])) for _l, values in per_class_columns],
-                )
-                for galaxy_class in GALAXY10_CLASSES
-            ],
-        }
-    matrices = [
-        {
-            "label": f"{_label(name)}: {_label(key)}",
-            "rows": list(zip(GALAXY10_CLASSES, value, strict=True)),
-        }
-        for name, values in sets.items()
-        for key, value in values.items()
-        if _is_matrix(value)
-    ]
-    other = flatten_for_display({k: v for k, v in metrics.items() if k not in sets})
-    return {
-        "columns": [_label(c) for c in columns],
-        "rows": rows,
-        "per_class": per_class,
-        "matrices": matrices,
-        "other": other,
-    }
-
-
 class ModelView(View):
     """The served model: its card, metrics, confusion matrix and training data summary."""
 
@@ -507,24 +351,14 @@ class ModelView(View):
             classifier = get_classifier()
         except ModelUnavailableError as exc:
             return service_unavailable(request, reason=exc.reason)
-        manifest = classifier.manifest
-        card_path = _model_dir() / MODEL_CARD_FILENAME
-        model_card = card_path.read_text(encoding="utf-8") if card_path.is_file() else ""
-        provenance_tables, provenance_rest = record_tables(manifest.get("provenance", {}))
-        training = manifest.get("training", {})
-        context = {
-            "manifest": manifest,
-            "model_version": classifier.model_version,
-            "model_sha256": classifier.model_sha256,
-            "backend_name": classifier.backend_name,
-            "model_card": model_card,
-            "metrics": metrics_for_display(manifest.get("metrics", {})),
-            "provenance_tables": provenance_tables,
-            "provenance_rows": flatten_for_display(provenance_rest),
-            "training_rows": flatten_for_display(training),
-            "preprocessing": manifest.get("preprocessing", {}),
-            "assets": model_figures(manifest),
-            "classes": GALAXY10_CLASSES,
-            "unsure_threshold": settings.UNSURE_CONFIDENCE_THRESHOLD,
-        }
+        context = model_page_context(manifest=classifier.manifest, model_dir=Path(settings.MODEL_PATH).parent)
+        context.update(
+            {
+                "model_version": classifier.model_version,
+                "model_sha256": classifier.model_sha256,
+                "backend_name": classifier.backend_name,
+                "classes": GALAXY10_CLASSES,
+                "unsure_threshold": settings.UNSURE_CONFIDENCE_THRESHOLD,
+            }
+        )
         return render(request, self.template_name, context)
