@@ -17,11 +17,9 @@ from django.utils import formats
 from django.utils.translation import gettext as _
 
 from classifier.galaxy10 import GALAXY10_CLASSES, NUM_CLASSES, GalaxyClass
+from classifier.statistics import wilson_interval
 
 MODEL_CARD_FILENAME = "MODEL_CARD.md"
-# The z of a two-sided 95% interval, rounded as ml.metrics rounds it so that the page and the
-# training reports print the same bounds.
-Z_95 = 1.96
 # The manifest's names of the training set's splits, as prefixes of its evaluation set names.
 SPLIT_PREFIXES = ("test/", "val/")
 # Tags a rendered model card may keep: Markdown's output, minus images (the card links the
@@ -35,22 +33,6 @@ CARD_ATTRIBUTES = {"a": {"href", "title"}, "td": {"align"}, "th": {"align"}}
 
 
 # --- numbers -----------------------------------------------------------------------------------
-
-
-def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, float]:
-    """The Wilson score interval of a proportion: unlike the normal approximation it stays
-    inside [0, 1] and keeps its coverage for the few dozen images of the DECaLS set.
-
-    The same formula as ml.metrics.wilson_interval, which serving cannot import: the Docker
-    image leaves ml/ out (.dockerignore), and ml.metrics needs numpy arrays.
-    """
-    if n <= 0:
-        return (0.0, 1.0)
-    p = successes / n
-    denominator = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denominator
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from classifier.galaxy10 import GROUP_OF_CLASS, NUM_CLASSES
+from classifier.statistics import wilson_interval
 
 # (class, group) -> 1 where the class belongs to the group: class probabilities @ it = group probabilities.
 GROUP_MATRIX = np.zeros((NUM_CLASSES, 4))
@@ -66,16 +67,6 @@ def weighted_recall(matrix: np.ndarray, class_weights: np.ndarray | None = None)
     weights = np.ones(len(matrix)) if class_weights is None else np.asarray(class_weights, float)
     recall = np.diag(matrix)[present] / totals[present]
     return float((recall * weights[present]).sum() / weights[present].sum())
-
-
-def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """The Wilson score interval of a proportion (95% by default); sound for small n."""
-    if n == 0:
-        return (0.0, 1.0)
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (float(max(0.0, centre - half)), float(min(1.0, centre + half)))
 
 
 def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = 10) -> dict[str, list]:
