@@ -11,6 +11,14 @@ class FileError(TypedDict):
     error: str
 
 
+class Count(int):
+    """A number that a message shows with thousands separators ("10,000,000"); the upload
+    page writes it in the reader's locale instead (classifier/upload_messages.py)."""
+
+    def __str__(self) -> str:
+        return f"{int(self):,}"
+
+
 def fill_template(template: str, params: dict[str, object]) -> str:
     """A %(name)s message template with its values (a template without values is used as is)."""
     return template % params if params else template

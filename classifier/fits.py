@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from classifier.exceptions import Count
 from classifier.preprocessing import ImageDecodeError
 
 # Every FITS file starts with this card (FITS standard 4.0, section 4.4.1.1).
@@ -144,7 +145,7 @@ def _check_layout(layout: FitsLayout, *, max_pixels: int) -> None:
             "the image is %(width)sx%(height)s pixels, more than the limit of %(limit)s pixels",
             width=shape[-1],
             height=shape[-2],
-            limit=f"{max_pixels:,}",
+            limit=Count(max_pixels),
         )
 
 

@@ -35,6 +35,7 @@ from django.utils.translation import gettext_noop
 from PIL import Image
 
 from classifier import fits
+from classifier.exceptions import Count
 from classifier.galaxy10 import CLASS_NAMES, NUM_CLASSES
 from classifier.manifest import ManifestError, ModelManifest
 from classifier.preprocessing import (
@@ -147,7 +148,7 @@ def inspect_header(data: bytes, *, max_pixels: int) -> tuple[int, int, str]:
             orientation = exif_orientation(header)
     except Image.DecompressionBombError as exc:
         raise ImageDecodeError(
-            gettext_noop("the image has too many pixels (limit %(limit)s)"), limit=f"{max_pixels:,}"
+            gettext_noop("the image has too many pixels (limit %(limit)s)"), limit=Count(max_pixels)
         ) from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageDecodeError(gettext_noop("not a recognised image format")) from exc
@@ -169,7 +170,7 @@ def inspect_header(data: bytes, *, max_pixels: int) -> tuple[int, int, str]:
             gettext_noop("the image is %(width)sx%(height)s pixels, more than the limit of %(limit)s pixels"),
             width=width,
             height=height,
-            limit=f"{max_pixels:,}",
+            limit=Count(max_pixels),
         )
     if orientation in _ORIENTATIONS_SWAPPING_AXES:
         width, height = height, width
@@ -328,7 +329,7 @@ class GalaxyClassifier:
                 tensor = preprocess_image(image, self.config)
         except Image.DecompressionBombError as exc:
             raise ImageDecodeError(
-                gettext_noop("the image has too many pixels (limit %(limit)s)"), limit=f"{limit:,}"
+                gettext_noop("the image has too many pixels (limit %(limit)s)"), limit=Count(limit)
             ) from exc
         return PreparedImage(tensor=tensor, width=width, height=height, image_format=image_format)
 

@@ -25,7 +25,7 @@ from django.utils.translation import gettext_noop
 from rest_framework.throttling import BaseThrottle
 
 from classifier import observability
-from classifier.exceptions import FileRefusal, ImageValidationError, StorageUnavailableError
+from classifier.exceptions import Count, FileRefusal, ImageValidationError, StorageUnavailableError
 from classifier.inference import ACCEPTED_FORMATS, ClassificationResult, PreparedImage, get_classifier
 from classifier.metadata import strip_metadata
 from classifier.models import JobMember, Prediction, prediction_image_path
@@ -114,7 +114,7 @@ def validate_uploads(uploads: Sequence[File]) -> list[AcceptedUpload]:
                 FileRefusal(
                     filename,
                     gettext_noop("the file is larger than the limit of %(limit)s bytes"),
-                    {"limit": f"{max_bytes:,}"},
+                    {"limit": Count(max_bytes)},
                 )
             )
             continue

@@ -10,9 +10,10 @@ and by classifier.fits, Django-free too: they are marked here.
 
 from __future__ import annotations
 
+from django.utils.formats import number_format
 from django.utils.translation import gettext, gettext_noop
 
-from classifier.exceptions import FileRefusal, fill_template
+from classifier.exceptions import Count, FileRefusal, fill_template
 
 PREPROCESSING_TEMPLATES = (
     gettext_noop("not a recognised image format"),
@@ -34,5 +35,10 @@ FITS_TEMPLATES = (
 
 
 def translate_refusal(refusal: FileRefusal) -> str:
-    """The refusal in the active language (English when the catalog lacks it)."""
-    return fill_template(gettext(refusal.template), refusal.params)
+    """The refusal in the active language (English when the catalog lacks it), its
+    counts written with the language's own separators."""
+    params = {
+        name: number_format(int(value), force_grouping=True) if isinstance(value, Count) else value
+        for name, value in refusal.params.items()
+    }
+    return fill_template(gettext(refusal.template), params)

@@ -567,7 +567,8 @@ def test_size_and_count_limits_are_explained_in_spanish(spanish_client, settings
     too_large = spanish_client.post(reverse("classifier:upload"), {"images": [big]})
 
     assert too_large.status_code == 413
-    assert "el archivo supera el límite de 1,000 bytes" in too_large.content.decode()
+    # Counts follow the reader's locale (a non-breaking space groups Spanish thousands).
+    assert "el archivo supera el límite de 1\N{NO-BREAK SPACE}000 bytes" in too_large.content.decode()
 
     settings.MAX_UPLOAD_BYTES = 10 * 1024 * 1024
     settings.MAX_FILES_PER_REQUEST = 1
@@ -586,8 +587,14 @@ def test_too_many_pixels_is_explained_in_spanish(spanish_client, settings):
     response = spanish_client.post(reverse("classifier:upload"), {"images": [upload]})
 
     assert response.status_code == 400
-    expected = "la imagen mide 100\N{MULTIPLICATION SIGN}20 píxeles, más que el límite de 1,000 píxeles"
+    expected = (
+        "la imagen mide 100\N{MULTIPLICATION SIGN}20 píxeles, "
+        "más que el límite de 1\N{NO-BREAK SPACE}000 píxeles"
+    )
     assert expected in response.content.decode()
+    # The API and the command line keep the English text and its separators.
+    api = spanish_client.post(reverse("api:prediction-list"), {"image": upload.open()}, format="multipart")
+    assert "more than the limit of 1,000 pixels" in api.content.decode()
 
 
 @pytest.mark.parametrize(
