@@ -5,12 +5,19 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy
 
 from classifier import services
 from classifier.exports import predictions_csv_response
+from classifier.galaxy10 import CLASS_NAMES
 from classifier.jobs import services as job_services
 from classifier.models import Job, Prediction
+from classifier.templatetags.galaxy10_i18n import galaxy_class_name
+
+# The project's name rather than Django's "Django administration", in the reader's language.
+admin.site.site_header = gettext_lazy("Galaxy Classifier administration")
+admin.site.site_title = gettext_lazy("Galaxy Classifier")
 
 
 @admin.register(Prediction)
@@ -42,9 +49,8 @@ class PredictionAdmin(admin.ModelAdmin):
         "width",
         "height",
         "class_index",
-        "class_name",
         "confidence",
-        "probabilities",
+        "probability_list",
         "model_version",
         "model_sha256",
         "inference_ms",
@@ -72,6 +78,21 @@ class PredictionAdmin(admin.ModelAdmin):
             '<img src="{}" alt="{}" class="prediction-preview">',
             obj.display_image_url,
             obj.original_filename,
+        )
+
+    @admin.display(description=gettext_lazy("Probabilities"))
+    def probability_list(self, obj: Prediction) -> str:
+        # Three decimals, by class: the stored floats print with 17 digits.
+        return format_html(
+            '<ol class="probability-list" start="0">{}</ol>',
+            format_html_join(
+                "",
+                "<li>{}: {}</li>",
+                (
+                    (galaxy_class_name(name), f"{p:.3f}")
+                    for name, p in zip(CLASS_NAMES, obj.probabilities, strict=True)
+                ),
+            ),
         )
 
     @admin.display(description="Confidence", ordering="confidence")
@@ -123,6 +144,9 @@ class JobAdmin(admin.ModelAdmin):
         "page",
     ]
     readonly_fields = fields
+
+    class Media:
+        css = {"all": ["css/admin.css"]}
 
     @admin.display(description="Progress")
     def progress(self, obj: Job) -> str:
