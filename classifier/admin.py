@@ -18,6 +18,9 @@ from classifier.templatetags.galaxy10_i18n import galaxy_class_name
 # The project's name rather than Django's "Django administration", in the reader's language.
 admin.site.site_header = gettext_lazy("Galaxy Classifier administration")
 admin.site.site_title = gettext_lazy("Galaxy Classifier")
+# The sidebar repeats the index's short list of models and took a quarter of the width, which
+# the changelist's columns (long model versions, dates) need at desktop sizes.
+admin.site.enable_nav_sidebar = False
 
 
 @admin.register(Prediction)

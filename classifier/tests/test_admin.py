@@ -157,6 +157,7 @@ def test_the_detail_shows_the_class_once_and_probabilities_to_three_decimals(adm
 
 
 def test_the_model_version_column_may_wrap(admin_client, settings):
+    # The browser check of the whole table's width is in browser/test_page_layout.py.
     # The changelist's long model versions wrap in their column rather than being clipped.
     PredictionFactory(model_version="2026.11.26-effnetlite0-128px-float16-c6710a4c")
     html = admin_client.get(CHANGELIST).content.decode()

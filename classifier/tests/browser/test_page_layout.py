@@ -7,6 +7,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
+from classifier.tests.factories import PredictionFactory
+
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 PNG_1PX = bytes.fromhex(
@@ -111,3 +113,22 @@ def test_the_file_inputs_description_exists(live_server, page):
     for element_id in described_by.split():
         expect(page.locator(f"#{element_id}")).to_have_count(1)
     expect(page.locator(f"#{described_by.split()[0]}")).to_contain_text("Drag and drop images here")
+
+
+def test_the_admin_changelist_fits_at_1280px_with_long_model_versions(live_server, page, curator):
+    PredictionFactory(model_version="2026.11.26-effnetlite0-128px-float16-c6710a4c", user=curator)
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/classifier/prediction/")
+    page.get_by_label("Username").fill("curator")
+    page.get_by_label("Password").fill("ngc-224-curator")
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{live_server.url}/admin/classifier/prediction/")
+    page.set_viewport_size({"width": 1280, "height": 900})
+    # Nothing is cut off or scrolled away: the table is no wider than its container...
+    table_width, room = page.eval_on_selector(
+        "#result_list", "e => [e.scrollWidth, e.closest('.results').clientWidth]"
+    )
+    assert table_width <= room
+    # ...and the version is shown whole, wrapped at its hyphens.
+    expect(page.locator("td.field-model_version")).to_have_text(
+        "2026.11.26-effnetlite0-128px-float16-c6710a4c"
+    )
