@@ -408,7 +408,7 @@ def test_every_page_offers_the_language_switcher(client):
     html = page_html(client, reverse("classifier:classes"))
 
     assert f'<form action="{reverse("set_language")}" method="post"' in html
-    assert '<label for="language-select">Language</label>' in html
+    assert '<label for="language-select" class="visually-hidden">Language</label>' in html
     assert '<option value="es" lang="es">Español</option>' in html
     assert 'name="csrfmiddlewaretoken"' in html
 
