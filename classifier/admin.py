@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -36,6 +36,14 @@ class GalaxyClassFilter(admin.SimpleListFilter):
         return queryset.filter(class_index=int(value)) if value.isdigit() else queryset.none()
 
 
+# The project's name rather than Django's "Django administration", in the reader's language.
+admin.site.site_header = _("Galaxy Classifier administration")
+admin.site.site_title = _("Galaxy Classifier")
+# The sidebar repeats the index's short list of models and took a quarter of the width, which
+# the changelist's columns (long model versions, dates) need at desktop sizes.
+admin.site.enable_nav_sidebar = False
+
+
 @admin.register(Prediction)
 class PredictionAdmin(admin.ModelAdmin):
     list_display = [
@@ -64,10 +72,9 @@ class PredictionAdmin(admin.ModelAdmin):
         "sha256",
         "width",
         "height",
-        "class_index",
-        "class_name",
-        "confidence",
-        "probabilities",
+        "galaxy_class",
+        "confidence_percent",
+        "probability_list",
         "model_version",
         "model_sha256",
         "inference_ms",
@@ -100,6 +107,21 @@ class PredictionAdmin(admin.ModelAdmin):
     @admin.display(description=_("class"), ordering="class_index")
     def galaxy_class(self, obj: Prediction) -> str:
         return galaxy_class_name(obj.class_name)
+
+    @admin.display(description=_("Probabilities"))
+    def probability_list(self, obj: Prediction) -> str:
+        # Three decimals, by class: the stored floats print with 17 digits.
+        return format_html(
+            '<ol class="probability-list" start="0">{}</ol>',
+            format_html_join(
+                "",
+                "<li>{}: {}</li>",
+                (
+                    (galaxy_class_name(name), f"{p:.3f}")
+                    for name, p in zip(CLASS_NAMES, obj.probabilities, strict=True)
+                ),
+            ),
+        )
 
     @admin.display(description=_("confidence"), ordering="confidence")
     def confidence_percent(self, obj: Prediction) -> str:
@@ -151,6 +173,9 @@ class JobAdmin(admin.ModelAdmin):
         "page",
     ]
     readonly_fields = fields
+
+    class Media:
+        css = {"all": ["css/admin.css"]}
 
     @admin.display(description=_("progress"))
     def progress(self, obj: Job) -> str:

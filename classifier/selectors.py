@@ -38,7 +38,9 @@ def prediction_list(*, filters: Mapping[str, Any] | None = None, user: Any = Non
     """
     filterset = prediction_filterset(filters=filters, user=user)
     if filterset.is_bound and not filterset.is_valid():
-        raise ValidationError(filterset.errors.get_json_data())
+        # The errors themselves (not their JSON form, which pairs each message with its code),
+        # so that callers report {"field": ["message", ...]} as DRF and django-filter do.
+        raise ValidationError(filterset.errors.as_data())
     return filterset.qs
 
 

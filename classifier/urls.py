@@ -35,6 +35,11 @@ urlpatterns = [
     ),
     path("predictions/<prediction_id:pk>/", views.PredictionDetailView.as_view(), name="prediction-detail"),
     path(
+        "predictions/<prediction_id:pk>/delete/",
+        views.PredictionDeleteView.as_view(),
+        name="prediction-delete",
+    ),
+    path(
         "predictions/<prediction_id:pk>/preview.png",
         views.PredictionPreviewView.as_view(),
         name="prediction-preview",

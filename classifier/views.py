@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import (
     Http404,
@@ -56,7 +58,7 @@ from classifier.selectors import (
     prediction_is_grey_fits,
     prediction_preview_png,
 )
-from classifier.services import prediction_create_batch, request_client_ip
+from classifier.services import prediction_create_batch, prediction_delete, request_client_ip
 from classifier.upload_messages import translate_refusal
 
 HISTORY_PAGE_SIZE = 24
@@ -286,7 +288,7 @@ class PredictionDetailView(View):
         context["grey_fits"] = prediction_is_grey_fits(prediction)
         if request.user.is_staff:
             context["admin_change_url"] = reverse("admin:classifier_prediction_change", args=[prediction.pk])
-            context["admin_delete_url"] = reverse("admin:classifier_prediction_delete", args=[prediction.pk])
+            context["delete_url"] = reverse("classifier:prediction-delete", args=[prediction.pk])
         return render(request, self.template_name, context)
 
 
@@ -362,3 +364,34 @@ class ModelView(View):
             }
         )
         return render(request, self.template_name, context)
+
+
+class PredictionDeleteView(View):
+    """Staff confirm and delete one prediction on the site itself, rather than in the admin."""
+
+    template_name = "classifier/prediction_delete.html"
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        # Who may delete is the API's rule (DELETE /api/predictions/<id>/): staff.
+        if not request.user.is_staff:
+            raise PermissionDenied
+        return super().dispatch(request, *args, **kwargs)
+
+    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        prediction = get_object_or_404(Prediction, pk=pk)
+        return render(request, self.template_name, prediction_context(prediction))
+
+    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+        prediction = get_object_or_404(Prediction, pk=pk)
+        prediction_delete(prediction=prediction)
+        messages.success(
+            request,
+            _("Prediction #%(id)s (%(filename)s) was deleted.")
+            % {
+                "id": pk,
+                "filename": prediction.original_filename,
+            },
+        )
+        return redirect("classifier:history")

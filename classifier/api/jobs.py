@@ -8,6 +8,7 @@ from typing import Any
 
 from django.http import StreamingHttpResponse
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
@@ -149,6 +150,8 @@ ERRORS = {
 class JobListCreateApi(JobApi):
     """POST submits a job (JobCreate); GET lists the reader's jobs, or all of them for staff."""
 
+    name = _("Jobs")
+
     @extend_schema(
         operation_id="jobs_create",
         request={"multipart/form-data": JobCreateInputSerializer},
@@ -197,6 +200,8 @@ class JobListCreateApi(JobApi):
 class JobDetailApi(JobApi):
     """GET: progress, timestamps, rate and class counts; DELETE (staff): the job and its predictions."""
 
+    name = _("Job")
+
     def get_permissions(self) -> list[BasePermission]:
         return [IsAdminUser()] if self.request.method == "DELETE" else [IsAuthenticated()]
 
@@ -212,6 +217,8 @@ class JobDetailApi(JobApi):
 
 
 class JobCancelApi(JobApi):
+    name = _("Cancel job")
+
     @extend_schema(
         operation_id="jobs_cancel",
         request=None,
@@ -226,6 +233,8 @@ class JobCancelApi(JobApi):
 
 
 class JobResultsCsvApi(JobApi):
+    name = _("Job results (CSV)")
+
     @extend_schema(
         operation_id="jobs_results_csv",
         responses={
@@ -248,6 +257,8 @@ class JobResultsCsvApi(JobApi):
 
 
 class JobResultsJsonApi(JobApi):
+    name = _("Job results (JSON)")
+
     @extend_schema(
         operation_id="jobs_results_json", responses={200: JobResultSerializer(many=True), **ERRORS}
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -19,6 +20,13 @@ class PredictionCreateInputSerializer(serializers.Serializer):
             "each in an `image` field."
         ),
     )
+
+
+class PredictionCreateFormSerializer(serializers.Serializer):
+    """The browsable API's upload form: one file input named `image` (the API itself takes
+    several). Only that form uses it; requests are read from request.FILES by the view."""
+
+    image = serializers.FileField(allow_empty_file=True, help_text=_("An image file, or a FITS cutout."))
 
 
 class PredictionOutputSerializer(serializers.Serializer):

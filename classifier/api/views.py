@@ -13,11 +13,13 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation, ValidationError
 from django.db import DatabaseError, connection
 from django.http import Http404
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny, BasePermission, IsAdminUser, IsAuthenticated
 from rest_framework.renderers import BaseRenderer, BrowsableAPIRenderer, JSONRenderer
 from rest_framework.request import Request
@@ -27,6 +29,7 @@ from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from classifier import selectors, services
+from classifier.api.parsers import JSONParser
 from classifier.api.serializers import (
     ApiRootOutputSerializer,
     ErrorOutputSerializer,
@@ -34,6 +37,7 @@ from classifier.api.serializers import (
     ModelInfoOutputSerializer,
     PredictionBulkDeleteInputSerializer,
     PredictionBulkDeleteOutputSerializer,
+    PredictionCreateFormSerializer,
     PredictionCreateInputSerializer,
     PredictionCreateOutputSerializer,
     PredictionDetailOutputSerializer,
@@ -144,12 +148,20 @@ FIELD_ERRORS_RESPONSE = OpenApiResponse(
 class PredictionListCreateApi(APIView):
     """POST classifies uploads (PredictionCreate); GET lists the audit log (PredictionList)."""
 
+    name = _("Predictions")
+    # Multipart first, so the browsable API's form posts a file; JSON only for its raw-data tab.
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
+
     renderer_classes = [JSONRenderer, BrowsableAPIRenderer, PredictionCsvRenderer]
 
     def get_permissions(self) -> list[BasePermission]:
         if self.request.method == "POST":
             return [CanPredict()]
         return [IsAuthenticated()]
+
+    def get_serializer(self, *args: Any, **kwargs: Any) -> PredictionCreateFormSerializer:
+        # Called by the browsable API alone, to render its POST form with a file input.
+        return PredictionCreateFormSerializer(*args, **kwargs)
 
     def get_renderers(self) -> list[BaseRenderer]:
         renderers = super().get_renderers()
@@ -242,6 +254,8 @@ class PredictionListCreateApi(APIView):
 class PredictionDetailApi(APIView):
     """GET reads one record (PredictionDetail); DELETE removes it and its image (staff)."""
 
+    name = _("Prediction")
+
     def get_permissions(self) -> list[BasePermission]:
         if self.request.method == "DELETE":
             return [IsAdminUser()]
@@ -289,6 +303,7 @@ BULK_DELETE_BAD_REQUEST_RESPONSE = OpenApiResponse(
 
 
 class PredictionBulkDeleteApi(APIView):
+    name = _("Delete predictions")
     permission_classes = [IsAdminUser]
 
     @extend_schema(
@@ -317,6 +332,7 @@ class PredictionBulkDeleteApi(APIView):
 
 
 class ModelInfoApi(APIView):
+    name = _("Model")
     permission_classes = [AllowAny]
 
     @extend_schema(
@@ -343,6 +359,8 @@ class ModelInfoApi(APIView):
 class HealthLiveApi(APIView):
     """Liveness: the process answers. Cheap, and never touches the model or the database."""
 
+    name = _("Liveness")
+
     permission_classes = [AllowAny]
     authentication_classes: list = []
     throttle_classes: list = []
@@ -367,6 +385,8 @@ def _database_status() -> tuple[bool, str]:
 
 class HealthReadyApi(APIView):
     """Readiness: 200 only when both the model and the database work, else 503 with the reason."""
+
+    name = _("Readiness")
 
     permission_classes = [AllowAny]
     authentication_classes: list = []
@@ -394,6 +414,8 @@ class HealthReadyApi(APIView):
 
 class ApiRootApi(APIView):
     """The entry point of the browsable API: where each resource lives."""
+
+    name = _("Galaxy Classifier API")
 
     permission_classes = [AllowAny]
 

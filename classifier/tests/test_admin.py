@@ -2,12 +2,15 @@
 
 import csv
 import io
+import re
+from pathlib import Path
 
 import pytest
 from django.contrib.admin.sites import site
 from django.urls import reverse
 
 from classifier.admin import PredictionAdmin
+from classifier.galaxy10 import CLASS_NAMES
 from classifier.models import Prediction
 from classifier.tests.factories import PredictionFactory
 from classifier.tests.utils import media_files
@@ -122,3 +125,43 @@ def test_csv_export_action(admin_client):
     rows = list(csv.DictReader(io.StringIO(response.content.decode())))
     assert sorted(int(r["id"]) for r in rows) == sorted(p.pk for p in chosen)
     assert rows[0]["sha256"] in {p.sha256 for p in chosen}
+
+
+def test_the_admin_is_titled_with_the_projects_name(admin_client):
+    html = admin_client.get(reverse("admin:index")).content.decode()
+    assert "Django administration" not in html
+    assert "Galaxy Classifier administration" in html
+    assert "<title>Site administration | Galaxy Classifier</title>" in html
+
+
+def test_the_detail_shows_the_class_once_and_probabilities_to_three_decimals(admin_client):
+    probabilities = [0.012345678901234567] * 9 + [1 - 9 * 0.012345678901234567]
+    prediction = PredictionFactory(
+        probabilities=probabilities,
+        class_index=9,
+        class_name="Edge-on with Bulge",
+        confidence=probabilities[9],
+    )
+    html = admin_client.get(change_url(prediction.pk)).content.decode()
+    labels = re.findall(r"<label>(.*?):?</label>", html)
+    assert "Class name" not in labels
+    readonly = re.findall(r'<div class="readonly">(.*?)</div>', html, re.S)
+    assert readonly.count("Edge-on with Bulge") == 1
+    assert "0.012345678901234567" not in html
+    assert "0.01234567890123" not in html
+    items = re.findall(r'<ol class="probability-list" start="0">(.*?)</ol>', html, re.S)
+    assert re.findall(r"<li>(.*?)</li>", items[0]) == [
+        *(f"{name}: 0.012" for name in CLASS_NAMES[:9]),
+        "Edge-on with Bulge: 0.889",
+    ]
+
+
+def test_the_model_version_column_may_wrap(admin_client, settings):
+    # The browser check of the whole table's width is in browser/test_page_layout.py.
+    # The changelist's long model versions wrap in their column rather than being clipped.
+    PredictionFactory(model_version="2026.11.26-effnetlite0-128px-float16-c6710a4c")
+    html = admin_client.get(CHANGELIST).content.decode()
+    assert 'class="field-model_version"' in html
+    assert "css/admin.css" in html
+    stylesheet = (Path(settings.BASE_DIR) / "static" / "css" / "admin.css").read_text()
+    assert re.search(r"\.field-model_version\s*\{[^}]*overflow-wrap:\s*anywhere", stylesheet)

@@ -33,4 +33,4 @@ def test_schema_and_swagger_ui_are_served(anonymous_client):
 def test_browsable_api_renders_for_a_user(user_client):
     response = user_client.get(reverse("api:prediction-list"), HTTP_ACCEPT="text/html")
     assert response.status_code == 200
-    assert b"Prediction List Create" in response.content
+    assert b"<title>Predictions" in response.content

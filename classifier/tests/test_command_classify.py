@@ -4,7 +4,11 @@
 import csv
 import io
 import json
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +16,7 @@ from django.core import checks
 from django.core.management import CommandError, call_command
 from django.core.management.base import SystemCheckError
 
+from classifier import services
 from classifier.galaxy10 import CLASS_NAMES
 from classifier.inference import get_classifier
 from classifier.management.commands import classify
@@ -71,10 +76,11 @@ def test_save_records_with_source_cli(image_folder, media_root):
     assert Prediction.objects.count() == 3
     assert set(Prediction.objects.values_list("source", flat=True)) == {"cli"}
     assert {i["id"] for i in items} == set(Prediction.objects.values_list("pk", flat=True))
+    # The path inside the folder named, so that the subfolders stay apart.
     assert sorted(Prediction.objects.values_list("original_filename", flat=True)) == [
         "a.png",
-        "b.jpg",
-        "c.png",
+        "nested/b.jpg",
+        "nested/deeper/c.png",
     ]
     assert len(list(media_root.rglob("*.*"))) == 3
 
@@ -239,3 +245,97 @@ def test_csv_guards_file_names_against_spreadsheet_formulas(tmp_path):
         assert not [cell for cell in cells if cell.startswith(("=", "+", "-", "@"))]
     [row] = list(csv.DictReader(io.StringIO(out)))
     assert row["path"] == str(folder / "a;'=1+1;b.png")
+
+
+def test_an_empty_folder_says_no_images_were_found(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("not an image")
+    stdout = io.StringIO()
+    with pytest.raises(CommandError, match="no images found"):
+        call_command("classify", str(tmp_path / "empty"), stdout=stdout, stderr=io.StringIO())
+    assert stdout.getvalue() == ""
+
+
+def test_missing_paths_are_reported_before_the_model_loads(image_folder, tmp_path, monkeypatch):
+    loads = []
+
+    def recording_get_classifier():
+        loads.append(True)
+        return get_classifier()
+
+    monkeypatch.setattr(classify, "get_classifier", recording_get_classifier)
+    monkeypatch.setattr(services, "get_classifier", recording_get_classifier)
+    with pytest.raises(CommandError, match=r"no such file or directory: .*typo\.png"):
+        run(image_folder, tmp_path / "typo.png", "--save")
+    assert loads == []
+    assert Prediction.objects.count() == 0
+
+
+def test_the_byte_limit_applies_without_save(tmp_path, settings, monkeypatch):
+    # The same checks as an upload, saved or not: an oversized file is refused unread.
+    folder = tmp_path / "sizes"
+    folder.mkdir()
+    (folder / "small.png").write_bytes(make_image_bytes(size=(32, 32)))
+    big = make_image_bytes(size=(400, 400))
+    (folder / "big.png").write_bytes(big)
+    settings.MAX_UPLOAD_BYTES = len(big) - 1
+    classifier = get_classifier()
+    original_prepare, prepared_sizes = classifier.prepare, []
+
+    def recording_prepare(source, **kwargs):
+        prepared_sizes.append(len(source))
+        return original_prepare(source, **kwargs)
+
+    monkeypatch.setattr(classifier, "prepare", recording_prepare)
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with pytest.raises(CommandError, match="1 input"):
+        call_command("classify", str(folder), stdout=stdout, stderr=stderr)
+    assert f"skipped {folder / 'big.png'}: the file is larger than the limit" in stderr.getvalue()
+    assert [r["path"] for r in csv.DictReader(io.StringIO(stdout.getvalue()))] == [str(folder / "small.png")]
+    assert len(big) not in prepared_sizes
+
+
+def test_a_file_named_explicitly_is_recorded_by_its_name(image_folder, media_root):
+    run(image_folder / "nested" / "deeper" / "c.png", "--save")
+    assert list(Prediction.objects.values_list("original_filename", flat=True)) == ["c.png"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("nested/deeper/c.png", "nested/deeper/c.png"),
+        ("a/../b/./c.png", "a/b/c.png"),
+        ("sub\\dir\\x.png", "sub/dir/x.png"),
+        ("bidi\u202e/x.png", "bidi/x.png"),
+        ("/".join(["d" * 100] * 4) + "/x.png", "/".join(["d" * 100] * 2) + "/x.png"),
+        ("", "upload"),
+    ],
+)
+def test_relative_names_are_sanitised_part_by_part(raw, clean):
+    assert services.sanitise_relative_name(raw) == clean
+
+
+def _manage_py_classify(*args):
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "galaxysite.test_settings"}
+    return subprocess.run(
+        [sys.executable, "manage.py", "classify", *map(str, args)],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_verbosity_0_is_quiet_on_stderr(image_folder):
+    # In a process of its own: the TFLite runtime's delegate line is written by C++ to file
+    # descriptor 2, which no Python-level capture sees; and it is printed once per process.
+    loud = _manage_py_classify(image_folder / "a.png")
+    quiet = _manage_py_classify(image_folder / "a.png", "-v", "0")
+    assert loud.returncode == quiet.returncode == 0
+    assert "1/1" in loud.stderr
+    assert quiet.stderr == ""
+    assert quiet.stdout == loud.stdout
+    assert len(list(csv.DictReader(io.StringIO(quiet.stdout)))) == 1

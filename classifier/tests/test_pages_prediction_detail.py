@@ -1,7 +1,8 @@
 """The detail page of one prediction (/predictions/<pk>/) and the batch results grid (/results/).
 
 Logged-in users read every record; an anonymous visitor only the ones uploaded
-in their own session; staff also get links to the admin, where deleting happens.
+in their own session; staff also get a link to the admin and one to delete
+(test_pages_prediction_delete.py).
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ def test_unsure_threshold_is_a_setting(client, user, settings):
 
 def test_staff_get_admin_links_others_do_not(client, user, staff):
     prediction = sure_prediction()
-    delete_url = reverse("admin:classifier_prediction_delete", args=[prediction.pk])
+    delete_url = reverse("admin:classifier_prediction_change", args=[prediction.pk])
 
     client.force_login(user)
     assert delete_url not in client.get(prediction.get_absolute_url()).content.decode()

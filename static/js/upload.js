@@ -34,6 +34,18 @@
     return (bytes / 1024 / 1024).toFixed(1) + " MB";
   }
 
+  // Types a browser can draw in an <img>; FITS, TIFF and anything else get a placeholder.
+  var PREVIEWABLE = /^image\/(jpeg|png|gif|webp|bmp|avif)$/;
+
+  function placeholder(file) {
+    var dot = file.name.lastIndexOf(".");
+    var span = document.createElement("span");
+    span.className = "file-placeholder";
+    span.setAttribute("aria-hidden", "true");  // the file's name is shown beside it
+    span.textContent = dot > 0 ? file.name.slice(dot + 1, dot + 6).toUpperCase() : "?";
+    return span;
+  }
+
   function sameFile(a, b) {
     return a.name === b.name && a.size === b.size && a.lastModified === b.lastModified;
   }
@@ -88,8 +100,17 @@
     chosen.forEach(function (entry, index) {
       var item = template.content.firstElementChild.cloneNode(true);
       var img = item.querySelector("img");
-      img.src = entry.url;
-      img.alt = format(messages.preview, { name: entry.file.name });
+      if (entry.url && !entry.broken) {
+        img.alt = format(messages.preview, { name: entry.file.name });
+        // A file that claims an image type but does not decode is shown like any other non-image.
+        img.addEventListener("error", function () {
+          entry.broken = true;
+          if (img.parentNode) img.replaceWith(placeholder(entry.file));
+        });
+        img.src = entry.url;
+      } else {
+        img.replaceWith(placeholder(entry.file));
+      }
       item.querySelector(".file-name").textContent = entry.file.name;
       item.querySelector(".file-size").textContent = humanSize(entry.file.size);
       var error = item.querySelector(".file-error");
@@ -103,7 +124,7 @@
       remove.setAttribute("aria-label", format(messages.removeLabel, { name: entry.file.name }));
       remove.disabled = busy;
       remove.addEventListener("click", function () {
-        URL.revokeObjectURL(entry.url);
+        if (entry.url) URL.revokeObjectURL(entry.url);
         chosen.splice(index, 1);
         syncInput();
         render();
@@ -121,7 +142,8 @@
     Array.prototype.forEach.call(fileList, function (file) {
       var duplicate = chosen.some(function (entry) { return sameFile(entry.file, file); });
       if (!duplicate) {
-        chosen.push({ file: file, url: URL.createObjectURL(file), error: "" });
+        var url = PREVIEWABLE.test(file.type) ? URL.createObjectURL(file) : "";
+        chosen.push({ file: file, url: url, error: "", broken: false });
       }
     });
     chosen.forEach(function (entry) { entry.error = sizeError(entry.file); });
@@ -156,7 +178,7 @@
   window.addEventListener("drop", function (event) { event.preventDefault(); });
 
   clear.addEventListener("click", function () {
-    chosen.forEach(function (entry) { URL.revokeObjectURL(entry.url); });
+    chosen.forEach(function (entry) { if (entry.url) URL.revokeObjectURL(entry.url); });
     chosen = [];
     clearServerErrors();
     syncInput();

@@ -1,44 +1,22 @@
+import contextlib
 import csv
-import io
 import json
+import logging
 import os
 import sys
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 
-from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from classifier import services
-from classifier.exceptions import ClassifierError, ImageValidationError
+from classifier.exceptions import ClassifierError
 from classifier.exports import spreadsheet_safe
 from classifier.galaxy10 import CLASS_NAMES
-from classifier.inference import ClassificationResult, PreparedImage, get_classifier
-from classifier.models import Prediction
-from classifier.preprocessing import ImageDecodeError
+from classifier.inference import get_classifier
 
-# Inside folders only image files are picked up; a file named explicitly is always tried.
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".tif", ".tiff", ".bmp", ".fits", ".fit", ".fts"}
 CSV_COLUMNS = ["path", "prediction", "class_index", "confidence", *CLASS_NAMES]
-
-
-def collect_files(paths: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
-    files: list[Path] = []
-    missing: list[tuple[str, str]] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            files.extend(
-                sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            )
-        elif path.is_file():
-            files.append(path)
-        else:
-            missing.append((raw, "no such file or directory"))
-    return files, missing
 
 
 def default_interpreters() -> int:
@@ -47,20 +25,36 @@ def default_interpreters() -> int:
     return max(1, min(len(os.sched_getaffinity(0)), 8))
 
 
-@dataclass
-class ClassifiedBatch:
-    """One batch, decoded and classified on a worker thread; recorded (with --save) on the main one."""
+@contextlib.contextmanager
+def native_stderr_silenced(*, silenced: bool) -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null while the model loads, and the app's INFO logs nowhere.
 
-    paths: list[Path] = field(default_factory=list)
-    accepted: list[services.AcceptedUpload] = field(default_factory=list)
-    results: list[ClassificationResult] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(default_factory=list)
+    The TFLite runtime announces its XNNPACK delegate from C++ straight to fd 2, which
+    sys.stderr cannot catch; only the loading is wrapped, so errors later still show.
+    """
+    if not silenced:
+        yield
+        return
+    app_logger = logging.getLogger("classifier")
+    level = app_logger.level
+    app_logger.setLevel(logging.WARNING)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with Path(os.devnull).open("wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        app_logger.setLevel(level)
 
 
 class Command(BaseCommand):
     help = (
         "Classify image files or folders (recursively). Writes CSV or JSON to stdout or --output; "
-        "--save also records each prediction in the audit log with source 'cli'."
+        "--save also records each prediction in the audit log with source 'cli'. A path that does "
+        "not exist stops the command before anything is classified."
     )
     # The system checks import the URLconf, admin and API schema (about 0.3 s, a sixth of
     # classifying 1,000 images) and check the web stack, which this command never uses; the
@@ -82,104 +76,49 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, paths, output_format, output, save, batch_size, interpreters, **options):
+        verbosity = options["verbosity"]
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1")
         if interpreters < 1:
             raise CommandError("--interpreters must be at least 1")
+        # Checked before the model loads: a mistyped path should not wait for it.
+        files, missing = services.collect_input_files(paths)
+        if missing:
+            raise CommandError("no such file or directory: " + ", ".join(missing))
+        if not files:
+            suffixes = " ".join(sorted(services.IMAGE_SUFFIXES))
+            raise CommandError(f"no images found (folders are searched for {suffixes})")
+        quiet = verbosity == 0
         try:
-            classifier = get_classifier()
-            classifier.use_interpreters(interpreters)
+            with native_stderr_silenced(silenced=quiet):
+                get_classifier().use_interpreters(interpreters)
         except ClassifierError as exc:
             raise CommandError(f"the model is unavailable: {exc}") from exc
-        files, failures = collect_files(paths)
-        for raw, reason in failures:
-            self.stderr.write(f"skipped {raw}: {reason}")
 
         rows: list[dict] = []
-        batches = [files[start : start + batch_size] for start in range(0, len(files), batch_size)]
-        classify_batch = self._classify_for_saving if save else self._classify
-        progress = tqdm(total=len(files), unit="image", file=sys.stderr, disable=not files)
-        # Each worker thread decodes a batch, then classifies it on a free interpreter: Pillow
-        # and TFLite release the GIL, so while one thread decodes the others run the model, and
-        # every core stays busy. One thread more than interpreters keeps them all fed. Results
-        # are taken (and, with --save, recorded on this thread's database connection) in input
-        # order, and only a few batches ahead are in flight, so memory stays bounded.
-        workers = interpreters + 1
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="classify") as pool:
-            pending: deque[Future[ClassifiedBatch]] = deque()
+        failures = 0
+        outcomes = services.classify_files(files, save=save, batch_size=batch_size, interpreters=interpreters)
+        with tqdm(total=len(files), unit="image", file=sys.stderr, disable=quiet) as progress:
             try:
-                for batch in batches:
-                    pending.append(pool.submit(classify_batch, classifier, batch))
-                    if len(pending) < 2 * workers:
-                        continue
-                    rows.extend(self._finish(pending.popleft().result(), failures, progress, save=save))
-                while pending:
-                    rows.extend(self._finish(pending.popleft().result(), failures, progress, save=save))
-            finally:
-                for future in pending:
-                    future.cancel()
-                progress.close()
-
-        self._write(rows, output_format=output_format, output=output)
+                for outcome in outcomes:
+                    progress.update(1)
+                    if outcome.error is not None:
+                        failures += 1
+                        with progress.external_write_mode(file=sys.stderr):
+                            self.stderr.write(f"skipped {outcome.file.path}: {outcome.error}")
+                    else:
+                        rows.append(self._row(outcome))
+            except ClassifierError as exc:
+                raise CommandError(f"could not classify: {exc}") from exc
+        self._write(rows, output_format=output_format, output=output, verbosity=verbosity)
         if failures:
-            raise CommandError(f"{len(failures)} input(s) could not be classified")
+            raise CommandError(f"{failures} input(s) could not be classified")
 
     @staticmethod
-    def _classify(classifier, batch: list[Path]) -> ClassifiedBatch:
-        done = ClassifiedBatch()
-        prepared: list[PreparedImage] = []
-        for path in batch:
-            try:
-                prepared.append(classifier.prepare(path))
-            except (ImageDecodeError, OSError) as exc:
-                done.skipped.append((str(path), str(exc)))
-                continue
-            done.paths.append(path)
-        if prepared:
-            done.results = classifier.classify_prepared(prepared)
-        return done
-
-    @staticmethod
-    def _classify_for_saving(classifier, batch: list[Path]) -> ClassifiedBatch:
-        # The same checks as an upload (size limit, format, decoding), one file at a time so
-        # that one bad file is skipped rather than failing its whole batch.
-        done = ClassifiedBatch()
-        for path in batch:
-            try:
-                # In memory: the file is read again when the batch is recorded.
-                upload = File(io.BytesIO(path.read_bytes()), name=path.name)
-                [accepted] = services.validate_uploads([upload])
-            except ImageValidationError as exc:
-                done.skipped.append((str(path), "; ".join(error["error"] for error in exc.errors)))
-                continue
-            except OSError as exc:
-                done.skipped.append((str(path), str(exc)))
-                continue
-            done.paths.append(path)
-            done.accepted.append(accepted)
-        if done.accepted:
-            done.results = classifier.classify_prepared([upload.prepared for upload in done.accepted])
-        return done
-
-    def _finish(self, done: ClassifiedBatch, failures: list, progress, *, save: bool) -> list[dict]:
-        for path, reason in done.skipped:
-            failures.append((path, reason))
-            self.stderr.write(f"skipped {path}: {reason}")
-        progress.update(len(done.paths) + len(done.skipped))
-        if not save or not done.paths:
-            return [self._row(path, result) for path, result in zip(done.paths, done.results, strict=True)]
-        try:
-            predictions = services.prediction_create_validated(
-                accepted=done.accepted, results=done.results, source=Prediction.Source.CLI
-            )
-        except ClassifierError as exc:
-            raise CommandError(f"could not save: {exc}") from exc
-        return [self._row(path, p) for path, p in zip(done.paths, predictions, strict=True)]
-
-    @staticmethod
-    def _row(path: Path, result: ClassificationResult | Prediction) -> dict:
+    def _row(outcome: services.FileOutcome) -> dict:
+        result = outcome.prediction or outcome.result
         row = {
-            "path": str(path),
+            "path": str(outcome.file.path),
             "prediction": result.class_name,
             "class_index": result.class_index,
             "confidence": round(result.confidence, 6),
@@ -187,11 +126,11 @@ class Command(BaseCommand):
                 name: round(p, 6) for name, p in zip(CLASS_NAMES, result.probabilities, strict=True)
             },
         }
-        if isinstance(result, Prediction):
-            row["id"] = result.pk
+        if outcome.prediction is not None:
+            row["id"] = outcome.prediction.pk
         return row
 
-    def _write(self, rows, *, output_format, output):
+    def _write(self, rows, *, output_format, output, verbosity):
         stream = Path(output).open("w", encoding="utf-8", newline="") if output else self.stdout._out  # noqa: SIM115
         try:
             if output_format == "json":
@@ -214,5 +153,5 @@ class Command(BaseCommand):
         finally:
             if output:
                 stream.close()
-        if output:
+        if output and verbosity > 0:
             self.stderr.write(f"wrote {len(rows)} predictions to {output}")

@@ -1,7 +1,13 @@
+import sys
+
 from django.core.management.base import BaseCommand, CommandError
 
 from classifier import services
 from classifier.models import Prediction
+
+NO_TERMINAL = (
+    "No terminal to confirm the reset; nothing was deleted. Rerun with --yes to reset without asking."
+)
 
 
 class Command(BaseCommand):
@@ -18,12 +24,19 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, interactive: bool, **options):
+        # A script or a container without a TTY cannot answer; asking anyway would read
+        # whatever its stdin holds, or end in an EOFError traceback.
+        if interactive and (sys.stdin is None or sys.stdin.closed or not sys.stdin.isatty()):
+            raise CommandError(NO_TERMINAL)
         count = Prediction.objects.count()
         if interactive:
-            answer = input(
-                f"This deletes all {count} predictions and their images, and cannot be undone.\n"
-                "Type 'yes' to continue: "
-            )
+            try:
+                answer = input(
+                    f"This deletes all {count} predictions and their images, and cannot be undone.\n"
+                    "Type 'yes' to continue: "
+                )
+            except EOFError:
+                raise CommandError(NO_TERMINAL) from None
             if answer.strip().lower() != "yes":
                 raise CommandError("Reset cancelled; nothing was deleted.")
         deleted = services.predictions_reset()

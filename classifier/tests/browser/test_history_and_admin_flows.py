@@ -2,7 +2,7 @@
 
 - anonymous visitor: refused the history (sent to the login page);
 - reader (logged-in, not staff): reads, filters, searches and sorts the history;
-- staff: deletes a record in the admin, which also removes its stored image.
+- staff: deletes a record on the site or in the admin, which also removes its stored image.
 """
 
 from __future__ import annotations
@@ -94,4 +94,22 @@ def test_staff_deletes_a_record_in_the_admin(live_server, page, curator, media_r
     expect(page.locator(".messagelist")).to_contain_text("deleted")
     assert list(Prediction.objects.values_list("pk", flat=True)) == [kept.pk]
     assert not Prediction.objects.filter(pk=doomed.pk).exists()
+    assert len(media_files(media_root)) == 1
+
+
+def test_staff_delete_on_a_page_of_the_site(live_server, page, log_in, curator, media_root):
+    doomed = PredictionFactory(original_filename="duplicate-upload.png")
+    kept = PredictionFactory(original_filename="keeper.png")
+    log_in(page, "curator", "ngc-224-curator", next_url=doomed.get_absolute_url())
+
+    page.get_by_role("link", name=re.compile("Delete")).click()
+    # The confirmation is a page of the site (its header and styles), not the admin's.
+    expect(page).to_have_url(re.compile(rf"/predictions/{doomed.pk}/delete/$"))
+    expect(page.locator(".site-header")).to_be_visible()
+    expect(page.locator("#delete-question")).to_contain_text("duplicate-upload.png")
+    page.get_by_role("button", name="Yes, delete it").click()
+
+    page.wait_for_url(re.compile(r"/history/$"))
+    expect(page.locator(".messages")).to_contain_text("duplicate-upload.png")
+    assert list(Prediction.objects.values_list("pk", flat=True)) == [kept.pk]
     assert len(media_files(media_root)) == 1
