@@ -9,7 +9,7 @@ from django.urls import get_resolver, reverse
 from rest_framework.views import APIView
 
 from classifier.models import Prediction
-from conftest import make_image_bytes
+from classifier.tests.utils import make_image_bytes
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from classifier.models import Prediction
 from classifier.tests.factories import PredictionFactory
-from conftest import media_files
+from classifier.tests.utils import media_files
 
 pytestmark = pytest.mark.django_db
 
