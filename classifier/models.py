@@ -77,7 +77,12 @@ class Prediction(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"#{self.pk} {self.original_filename}: {self.class_name} ({self.confidence:.1%})"
+        # Shown by the admin (titles, breadcrumbs, delete confirmations) in the reader's language.
+        from classifier.templatetags.classifier_tags import percent
+        from classifier.templatetags.galaxy10_i18n import galaxy_class_name
+
+        name = galaxy_class_name(self.class_name)
+        return f"#{self.pk} {self.original_filename}: {name} ({percent(self.confidence)})"
 
     def get_absolute_url(self) -> str:
         return reverse("classifier:prediction-detail", args=[self.pk])

@@ -359,7 +359,6 @@ def test_admin_in_spanish(spanish_client, staff):
         '<td class="field-confidence_percent">62,5%</td>',
         "Nombre del archivo original",
     ]
-    # Prediction.__str__ (the checkbox's label) still names the class as stored, in English.
     absent = [
         "Galaxy classifier",
         "Por source",

@@ -9,11 +9,20 @@ pytestmark = pytest.mark.django_db
 
 
 def test_str_and_url():
-    prediction = PredictionFactory(original_filename="m87.png")
-    assert (
-        str(prediction) == f"#{prediction.pk} m87.png: {prediction.class_name} ({prediction.confidence:.1%})"
-    )
+    prediction = PredictionFactory(original_filename="m87.png", class_index=5, class_name="Barred Spiral")
+    prediction.confidence = 0.625
+    assert str(prediction) == f"#{prediction.pk} m87.png: Barred Spiral (62.5%)"
     assert prediction.get_absolute_url().rstrip("/").endswith(str(prediction.pk))
+
+
+def test_str_is_in_the_readers_language():
+    # The admin shows it in titles, breadcrumbs and delete confirmations.
+    from django.utils import translation
+
+    prediction = PredictionFactory(original_filename="m87.png", class_index=5, class_name="Barred Spiral")
+    prediction.confidence = 0.625
+    with translation.override("es"):
+        assert str(prediction) == f"#{prediction.pk} m87.png: Espiral barrada (62,5%)"
 
 
 def test_probabilities_by_name_and_top2():
