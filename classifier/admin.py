@@ -21,13 +21,14 @@ class PredictionAdmin(admin.ModelAdmin):
         "original_filename",
         "class_name",
         "confidence_percent",
+        "in_distribution",
         "source",
         "model_version",
         "user",
         "created_at",
     ]
     list_display_links = ["id", "thumbnail", "original_filename"]
-    list_filter = ["class_index", "source", "model_version", "created_at"]
+    list_filter = ["class_index", "in_distribution", "source", "model_version", "created_at"]
     search_fields = ["original_filename", "sha256"]
     date_hierarchy = "created_at"
     list_select_related = ["user"]
@@ -45,6 +46,8 @@ class PredictionAdmin(admin.ModelAdmin):
         "class_name",
         "confidence",
         "probabilities",
+        "in_distribution",
+        "ood_score",
         "model_version",
         "model_sha256",
         "inference_ms",

@@ -37,6 +37,7 @@ from PIL import Image
 
 from classifier import fits
 from classifier.galaxy10 import CLASS_NAMES, NUM_CLASSES
+from classifier.ood import OodGate
 from classifier.preprocessing import (
     ImageDecodeError,
     ImageSource,
@@ -84,6 +85,10 @@ class ClassificationResult:
     inference_ms: float
     width: int
     height: int
+    # Whether the image looks like the galaxy cutouts the model was trained on (classifier.ood);
+    # None when the manifest has no fitted gate.
+    in_distribution: bool | None = None
+    ood_score: float | None = None
 
 
 @dataclass(frozen=True)
@@ -272,6 +277,10 @@ class GalaxyClassifier:
         if self._output_kind not in ("probabilities", "logits"):
             raise ModelUnavailableError(f"unsupported model output kind {self._output_kind!r}")
         self._temperature = float(output.get("calibration_temperature") or 1.0)
+        try:
+            self.ood_gate: OodGate | None = OodGate.from_manifest(self.manifest.get("ood"))
+        except ValueError as exc:
+            raise ModelUnavailableError(f"model manifest {exc}") from exc
 
         self._interpreter_class, self.backend_name = _interpreter_class(backend)
         self._model_bytes = model_bytes
@@ -427,6 +436,9 @@ class GalaxyClassifier:
         row = np.clip(row, 0.0, None)
         row = row / row.sum()
         class_index = int(np.argmax(row))
+        in_distribution = ood_score = None
+        if self.ood_gate is not None:
+            in_distribution, ood_score = self.ood_gate.judge(image.tensor, row, self.config)
         return ClassificationResult(
             class_index=class_index,
             class_name=CLASS_NAMES[class_index],
@@ -435,6 +447,8 @@ class GalaxyClassifier:
             inference_ms=round(inference_ms, 3),
             width=image.width,
             height=image.height,
+            in_distribution=in_distribution,
+            ood_score=None if ood_score is None else round(ood_score, 3),
         )
 
 

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from classifier import services
 from classifier.exceptions import ClassifierError, ImageValidationError
-from classifier.exports import spreadsheet_safe
+from classifier.exports import optional_bool, spreadsheet_safe
 from classifier.galaxy10 import CLASS_NAMES
 from classifier.inference import ClassificationResult, PreparedImage, get_classifier
 from classifier.models import Prediction
@@ -22,7 +22,15 @@ from classifier.preprocessing import ImageDecodeError
 
 # Inside folders only image files are picked up; a file named explicitly is always tried.
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".tif", ".tiff", ".bmp", ".fits", ".fit", ".fts"}
-CSV_COLUMNS = ["path", "prediction", "class_index", "confidence", *CLASS_NAMES]
+CSV_COLUMNS = [
+    "path",
+    "prediction",
+    "class_index",
+    "confidence",
+    *CLASS_NAMES,
+    "in_distribution",
+    "ood_score",
+]
 
 
 def collect_files(paths: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
@@ -186,6 +194,8 @@ class Command(BaseCommand):
             "probabilities": {
                 name: round(p, 6) for name, p in zip(CLASS_NAMES, result.probabilities, strict=True)
             },
+            "in_distribution": result.in_distribution,
+            "ood_score": result.ood_score,
         }
         if isinstance(result, Prediction):
             row["id"] = result.pk
@@ -209,6 +219,8 @@ class Command(BaseCommand):
                             row["class_index"],
                             f"{row['confidence']:.6f}",
                             *(f"{row['probabilities'][name]:.6f}" for name in CLASS_NAMES),
+                            optional_bool(row["in_distribution"]),
+                            "" if row["ood_score"] is None else f"{row['ood_score']:.3f}",
                         ]
                     )
         finally:
