@@ -12,6 +12,7 @@ on are exactly the ones serving computes.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -39,35 +40,53 @@ def _log(value: float) -> float:
     return float(np.log(value + _EPS))
 
 
+@dataclass(frozen=True)
+class _Geometry:
+    """Masks and offsets of one input size, computed once per process."""
+
+    border: np.ndarray
+    centre: np.ndarray
+    aperture: np.ndarray
+    dy: np.ndarray
+    dx: np.ndarray
+
+
+@functools.lru_cache(maxsize=4)
+def _geometry(size: int) -> _Geometry:
+    border_width = max(2, round(size * BORDER_FRACTION))
+    border = np.ones((size, size), bool)
+    border[border_width:-border_width, border_width:-border_width] = False
+    centre = (size - 1) / 2.0
+    dy, dx = (axis.astype(np.float64) - centre for axis in np.mgrid[0:size, 0:size])
+    radius = np.hypot(dy, dx) / size
+    return _Geometry(border, radius <= CENTRE_RADIUS, radius <= APERTURE_RADIUS, dy, dx)
+
+
 def _image_features(pixels: np.ndarray) -> dict[str, float]:
     """Statistics of one (size, size, 3) image in 0-255."""
     size = pixels.shape[0]
-    grey = pixels.mean(axis=2) / 255.0
-    border_width = max(2, round(size * BORDER_FRACTION))
-    border_mask = np.ones((size, size), bool)
-    border_mask[border_width:-border_width, border_width:-border_width] = False
-    border = grey[border_mask]
+    geometry = _geometry(size)
+    # Channel by channel: numpy's reductions over a last axis of 3 are slow (3 ms a call here).
+    red, green, blue = pixels[..., 0], pixels[..., 1], pixels[..., 2]
+    grey = (red + green + blue) / (3 * 255.0)
+    border = grey[geometry.border]
     sky = float(np.median(border))
     sky_spread = float(np.median(np.abs(border - sky))) * 1.4826
-    yy, xx = np.mgrid[0:size, 0:size]
-    centre = (size - 1) / 2.0
-    radius = np.hypot(yy - centre, xx - centre) / size
     light = np.clip(grey - sky, 0.0, None)
     total = float(light.sum())
-    centre_level = float(grey[radius <= CENTRE_RADIUS].mean())
+    centre_level = float(grey[geometry.centre].mean())
     if total > 0:
-        concentration = float(light[radius <= CENTRE_RADIUS].sum() / total)
-        aperture = float(light[radius <= APERTURE_RADIUS].sum() / total)
-        offset = float(np.hypot((light * (yy - centre)).sum(), (light * (xx - centre)).sum()) / total / size)
+        concentration = float(light[geometry.centre].sum() / total)
+        aperture = float(light[geometry.aperture].sum() / total)
+        offset = float(np.hypot((light * geometry.dy).sum(), (light * geometry.dx).sum()) / total / size)
     else:
         # No light above the sky anywhere: as un-galaxy-like as the features can say.
         concentration, aperture, offset = 0.0, 0.0, 0.5
-    high = pixels.max(axis=2)
-    low = pixels.min(axis=2)
-    chroma = (high - low) / 255.0
+    high = np.maximum(np.maximum(red, green), blue)
+    chroma = (high - np.minimum(np.minimum(red, green), blue)) / 255.0
     steps = np.maximum(np.abs(np.diff(grey, axis=0))[:, :-1], np.abs(np.diff(grey, axis=1))[:-1, :])
-    # Pixel-scale noise: what a 2x2 difference leaves in the sky, robust to the odd star.
-    residual = grey[border_mask] - np.roll(grey, 1, axis=1)[border_mask]
+    # Pixel-scale noise: what a one-pixel difference leaves in the sky, robust to the odd star.
+    residual = border - np.roll(grey, 1, axis=1)[geometry.border]
     return {
         "sky_level": _log(sky),
         "sky_spread": _log(sky_spread),
@@ -78,7 +97,7 @@ def _image_features(pixels: np.ndarray) -> dict[str, float]:
         "centroid_offset": offset,
         "saturated_fraction": _log(float((high >= SATURATED).mean())),
         "chroma": _log(float(chroma.mean())),
-        "sky_chroma": _log(float(chroma[border_mask].mean())),
+        "sky_chroma": _log(float(chroma[geometry.border].mean())),
         "edge_density": _log(float((steps > EDGE_STEP).mean())),
     }
 
@@ -94,7 +113,10 @@ def _model_features(probabilities: np.ndarray) -> dict[str, float]:
 def all_features(tensor: np.ndarray, probabilities: np.ndarray, config: PreprocessConfig) -> dict[str, float]:
     """Every candidate feature of one model input (the normalised tensor) and its served
     probabilities; the manifest names the ones the fitted gate uses."""
-    pixels = np.clip(np.asarray(tensor, dtype=np.float64) * config.std + config.mean, 0.0, 255.0)
+    # float32 like the model input: half the memory traffic of float64, and no precision the features need.
+    pixels = np.clip(
+        np.asarray(tensor, dtype=np.float32) * np.float32(config.std) + np.float32(config.mean), 0, 255
+    )
     return {**_image_features(pixels), **_model_features(probabilities)}
 
 

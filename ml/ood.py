@@ -54,7 +54,7 @@ MIN_FEATURE_AUROC = 0.75
 # (docs/ood.md has the table).
 SURVEY_SHIFT_LIMIT = 1.0
 # The DECaLS source among the training sources; the others are SDSS.
-DECALS_SOURCES = ("gz_decals_partial",)
+DECALS_SOURCES = ("gz_decals_partial", "galaxy10_h5")
 TARGET_FLAG_RATE = 0.01
 # Training galaxies per source for the fit: the Gaussian has ~100 parameters, so a few
 # hundred per source pin it down and keep a refit within minutes on two cores.
@@ -88,7 +88,7 @@ class GalaxyView:
 
 
 def galaxy_splits(
-    config: dict[str, Any], data_root: Path, serving_crop: float
+    config: dict[str, Any], data_root: Path, serving_crop: float, galaxy10_h5: Path | None = None
 ) -> dict[str, list[GalaxyView]]:
     """{split: views}: the training sources split exactly as the model's training split them.
 
@@ -103,12 +103,17 @@ def galaxy_splits(
         ("gz1_sdss", src.load_gz1, crops["gz1"]),
         ("gz_decals_partial", src.load_gz_decals_partial, crops["gz_decals_partial"]),
     ]
-    splits: dict[str, list[GalaxyView]] = {"train": [], "val": [], "test": []}
+    found = []
     for folder, loader, crop in loaders:
-        if not (data_root / folder).is_dir():
+        if (data_root / folder).is_dir():
+            found.append(loader(data_root / folder, crop))
+        else:
             log.warning("source %s not found under %s; skipped", folder, data_root)
-            continue
-        source = loader(data_root / folder, crop)
+    if galaxy10_h5:
+        found.append(src.load_galaxy10_h5(galaxy10_h5, crops["galaxy10"]))
+    splits: dict[str, list[GalaxyView]] = {"train": [], "val": [], "test": []}
+    for source in found:
+        crop = source.crop_fraction
         parts = src.stratified_split(source.strata, tuple(config["split"]["fractions"]), config["seed"])
         for split, indices in zip(("train", "val", "test"), parts, strict=True):
             images = [source.images[i] for i in indices]
@@ -277,13 +282,23 @@ def _served(
         prepared.clear()
 
     for image in images:
-        source = image if isinstance(image, bytes) else str(image)
+        source = _encoded(image) if isinstance(image, src.H5Image) else image
+        source = source if isinstance(source, bytes) else str(source)
         prepared.append(PreparedImage(tensor=preprocess(source, pre), width=0, height=0, image_format=""))
         if len(prepared) == 32:
             flush()
     if prepared:
         flush()
     return np.array(rows, dtype=np.float64).reshape(-1, len(FEATURES))
+
+
+def _encoded(ref: src.H5Image) -> bytes:
+    """A Galaxy10 h5 image as the PNG file a user would upload."""
+    from ml.cache import load_image
+
+    buffer = io.BytesIO()
+    load_image(ref).save(buffer, "PNG")
+    return buffer.getvalue()
 
 
 def _sample(images: list[src.ImageRef], count: int, rng: np.random.Generator) -> list[src.ImageRef]:
@@ -311,15 +326,14 @@ def fit_gaussian(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def survey_shift(views: dict[str, np.ndarray]) -> dict[str, float]:
     """Per feature, (mean of DECaLS galaxies - mean of SDSS galaxies) / pooled standard deviation."""
-    decals = np.concatenate([v for name, v in views.items() if any(f"/{s}@" in name for s in DECALS_SOURCES)])
-    sdss = np.concatenate(
-        [v for name, v in views.items() if not any(f"/{s}@" in name for s in DECALS_SOURCES)]
-    )
-    if not len(decals) or not len(sdss):
-        # One survey only: nothing to tell survey from galaxy by; keep every feature.
+    decals = [v for name, v in views.items() if any(f"/{s}@" in name for s in DECALS_SOURCES)]
+    sdss = [v for name, v in views.items() if not any(f"/{s}@" in name for s in DECALS_SOURCES)]
+    if not decals or not sdss:
+        # One survey only: nothing tells the survey's imaging from the galaxies; keep every feature.
         return dict.fromkeys(FEATURES, 0.0)
-    pooled = np.sqrt((decals.var(axis=0) + sdss.var(axis=0)) / 2) + 1e-12
-    return dict(zip(FEATURES, ((decals.mean(axis=0) - sdss.mean(axis=0)) / pooled).tolist(), strict=True))
+    a, b = np.concatenate(decals), np.concatenate(sdss)
+    pooled = np.sqrt((a.var(axis=0) + b.var(axis=0)) / 2) + 1e-12
+    return dict(zip(FEATURES, ((a.mean(axis=0) - b.mean(axis=0)) / pooled).tolist(), strict=True))
 
 
 def mahalanobis(values: np.ndarray, mean: np.ndarray, inverse: np.ndarray) -> np.ndarray:
@@ -377,10 +391,15 @@ def negative_sets(classifier: GalaxyClassifier, pre: PreprocessConfig) -> list[F
     return [FeatureSet(name, _served(classifier, make(rng), pre)) for name, make in NEGATIVES.items()]
 
 
+class NoGalaxiesError(RuntimeError):
+    """No training source was found to fit the gate on."""
+
+
 def fit(
     models_dir: Path,
     data_root: Path,
     *,
+    galaxy10_h5: Path | None = None,
     config_path: Path = DEFAULT_CONFIG,
     train_per_source: int = TRAIN_PER_SOURCE,
     threads: int = 2,
@@ -394,9 +413,9 @@ def fit(
     pre = PreprocessConfig.from_manifest(manifest["preprocessing"])
     classifier = _classifier(models_dir, manifest, threads)
     rng = np.random.default_rng(SEED)
-    splits = galaxy_splits(config, data_root, pre.crop_fraction)
-    if not splits["train"]:
-        raise SystemExit(f"no training source found under {data_root}")
+    splits = galaxy_splits(config, data_root, pre.crop_fraction, galaxy10_h5)
+    if not splits["train"] or not splits["val"]:
+        raise NoGalaxiesError(f"no training source found under {data_root} (nor a Galaxy10 h5)")
     train_views = {
         view.name: _served(classifier, _sample(view.images, train_per_source, rng), pre, view.crop_fraction)
         for view in splits["train"]
@@ -534,11 +553,11 @@ def run_galamo(args: argparse.Namespace) -> dict[str, Any]:
     manifest = json.loads((args.models_dir / "galaxy10.json").read_text())
     config = _model_config(manifest, args.config)
     pre = PreprocessConfig.from_manifest(manifest["preprocessing"])
-    splits = galaxy_splits(config, args.data_root, pre.crop_fraction)
+    splits = galaxy_splits(config, args.data_root, pre.crop_fraction, args.galaxy10_h5)
 
     def scores(images: Iterable[ImageSource], crop_fraction: float = 1.0) -> np.ndarray:
         batch = np.stack(
-            [_galamo_input(i if isinstance(i, bytes) else str(i), crop_fraction) for i in images]
+            [_galamo_input(_encoded(i) if isinstance(i, src.H5Image) else i, crop_fraction) for i in images]
         )
         return gate.predict(batch, verbose=0)[:, 1].astype(np.float64)
 
@@ -571,6 +590,9 @@ def main() -> None:
             help="used when the manifest lacks its training config",
         )
         command.add_argument("--json", type=Path, help="also write the metrics here")
+        command.add_argument(
+            "--galaxy10-h5", type=Path, help="the real Galaxy10_DECals.h5, if it trained the model"
+        )
     commands.choices["fit"].add_argument("--train-per-source", type=int, default=TRAIN_PER_SOURCE)
     commands.choices["fit"].add_argument("--threads", type=int, default=2)
     commands.choices["galamo"].add_argument(
@@ -582,6 +604,7 @@ def main() -> None:
         report = fit(
             args.models_dir,
             args.data_root,
+            galaxy10_h5=args.galaxy10_h5,
             config_path=args.config,
             train_per_source=args.train_per_source,
             threads=args.threads,
