@@ -236,14 +236,16 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
             "history": run["history"],
         },
     }
-    (models_dir / f"{MODEL_NAME}.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    write_model_card(manifest, models_dir / "MODEL_CARD.md", args.static_dir)
-    # The out-of-distribution gate is fitted for this very model (its outputs are features).
+    manifest_path = models_dir / f"{MODEL_NAME}.json"
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    # The out-of-distribution gate is fitted for this very model, on the packaged file.
     try:
         fit_ood(models_dir, args.data_root, galaxy10_h5=args.galaxy10_h5, config_path=args.config)
     except NoGalaxiesError as exc:
         # The manifest stays valid: serving reports in_distribution as unknown (docs/ood.md).
         log.warning("no out-of-distribution gate fitted: %s", exc)
+    manifest = json.loads(manifest_path.read_text())
+    write_model_card(manifest, models_dir / "MODEL_CARD.md", args.static_dir)
     return manifest
 
 
