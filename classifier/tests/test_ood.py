@@ -304,3 +304,22 @@ def test_settings_point_at_the_shipped_manifest():
     # The serving tests above are only meaningful with the real fitted parameters.
     manifest = json.loads(Path(settings.MODEL_MANIFEST).read_text())
     assert "ood" in manifest
+
+
+@pytest.mark.django_db
+def test_results_grid_marks_only_the_non_galaxy(client):
+    response = client.post(
+        reverse("classifier:upload"),
+        {
+            "images": [
+                SimpleUploadedFile("noise.jpg", noise_frame(), "image/jpeg"),
+                SimpleUploadedFile("galaxy.jpg", galaxy_blob(), "image/jpeg"),
+            ]
+        },
+    )
+    assert response.status_code == 302
+    page = client.get(response["Location"]).content.decode()
+    flagged = Prediction.objects.get(original_filename="noise.jpg")
+    assert page.count('class="badge badge-ood"') == 1
+    card = page.split(f'data-prediction-id="{flagged.pk}"', 1)[1].split("</li>", 1)[0]
+    assert "badge-ood" in card
