@@ -14,7 +14,7 @@ MANAGE := $(BIN)/python manage.py
 GUNICORN_WORKERS ?= 2
 GUNICORN_THREADS ?= 4
 
-.PHONY: run worker test lint migrate chromium clean model docker-check lock
+.PHONY: run worker test lint migrate chromium clean model ood docker-check lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ $(TFLITE_VENV)/.installed: requirements-tflite-runtime.txt
 DATA_ROOT ?= ../shared/data
 model: $(VENV)/.dev-installed
 	$(BIN)/python -m ml.pipeline --data-root $(DATA_ROOT) --run ml/runs/shipped
+
+# Refit only the out-of-distribution gate of the packaged model (docs/ood.md), e.g. after
+# replacing ml/models/galaxy10.tflite; `make model` already does this.
+ood: $(VENV)/.dev-installed
+	$(BIN)/python -m ml.ood fit --models-dir ml/models --data-root $(DATA_ROOT)
 
 # A local, production-like configuration: DEBUG off, a secret generated once
 # and kept in the git-ignored .env, and plain HTTP because gunicorn listens on

@@ -52,13 +52,14 @@ class PredictionAdmin(admin.ModelAdmin):
         "original_filename",
         "galaxy_class",
         "confidence_percent",
+        "in_distribution",
         "source",
         "model_version",
         "user",
         "created_at",
     ]
     list_display_links = ["id", "thumbnail", "original_filename"]
-    list_filter = [GalaxyClassFilter, "source", "model_version", "created_at"]
+    list_filter = [GalaxyClassFilter, "in_distribution", "source", "model_version", "created_at"]
     search_fields = ["original_filename", "sha256"]
     date_hierarchy = "created_at"
     list_select_related = ["user"]
@@ -75,6 +76,8 @@ class PredictionAdmin(admin.ModelAdmin):
         "galaxy_class",
         "confidence_percent",
         "probability_list",
+        "in_distribution",
+        "ood_score",
         "model_version",
         "model_sha256",
         "inference_ms",

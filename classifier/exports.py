@@ -26,6 +26,8 @@ CSV_COLUMNS = (
     "model_version",
     "inference_ms",
     "source",
+    "in_distribution",
+    "ood_score",
 )
 
 # A formula character at the start of a cell, or at the start of what a spreadsheet
@@ -55,7 +57,14 @@ def prediction_csv_row(prediction: Prediction) -> list[object]:
         prediction.model_version,
         f"{prediction.inference_ms:.3f}",
         prediction.source,
+        optional_bool(prediction.in_distribution),
+        "" if prediction.ood_score is None else f"{prediction.ood_score:.3f}",
     ]
+
+
+def optional_bool(value: bool | None) -> str:
+    """true/false, or empty when unknown (a model without an out-of-distribution gate)."""
+    return "" if value is None else str(value).lower()
 
 
 def write_predictions_csv(queryset: Iterable[Prediction], stream: TextIO) -> int:

@@ -38,6 +38,7 @@ from classifier import fits
 from classifier.exceptions import Count
 from classifier.galaxy10 import CLASS_NAMES, NUM_CLASSES
 from classifier.manifest import ManifestError, ModelManifest
+from classifier.ood import OodGate
 from classifier.preprocessing import (
     ImageDecodeError,
     ImageSource,
@@ -83,6 +84,10 @@ class ClassificationResult:
     inference_ms: float
     width: int
     height: int
+    # Whether the image looks like the galaxy cutouts the model was trained on (classifier.ood);
+    # None when the manifest has no fitted gate.
+    in_distribution: bool | None = None
+    ood_score: float | None = None
 
 
 @dataclass(frozen=True)
@@ -249,6 +254,10 @@ class GalaxyClassifier:
                 f"model file {self.model_path.name} has sha256 {self.model_sha256[:12]}…, "
                 f"but the manifest expects {self.model_manifest.sha256[:12]}…"
             )
+        try:
+            self.ood_gate: OodGate | None = OodGate.from_manifest(self.manifest.get("ood"))
+        except ValueError as exc:
+            raise ModelUnavailableError(f"model manifest {exc}") from exc
 
         self._interpreter_class, self.backend_name = _interpreter_class(backend)
         self._model_bytes = model_bytes
@@ -403,6 +412,9 @@ class GalaxyClassifier:
         row = np.clip(row, 0.0, None)
         row = row / row.sum()
         class_index = int(np.argmax(row))
+        in_distribution = ood_score = None
+        if self.ood_gate is not None:
+            in_distribution, ood_score = self.ood_gate.judge(image.tensor, row, self.config)
         return ClassificationResult(
             class_index=class_index,
             class_name=CLASS_NAMES[class_index],
@@ -411,6 +423,8 @@ class GalaxyClassifier:
             inference_ms=round(inference_ms, 3),
             width=image.width,
             height=image.height,
+            in_distribution=in_distribution,
+            ood_score=None if ood_score is None else round(ood_score, 3),
         )
 
 

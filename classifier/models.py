@@ -7,8 +7,15 @@ from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 from classifier.galaxy10 import CLASS_NAMES, NUM_CLASSES
+
+# Shown on the result page (translated there) and sent in the API's "warnings" (in English).
+OUT_OF_DISTRIBUTION_WARNING = gettext_noop(
+    "This image does not look like the galaxy cutouts the model was trained on; "
+    "its class is probably meaningless."
+)
 
 CLASS_CHOICES = [(index, name) for index, name in enumerate(CLASS_NAMES)]
 
@@ -43,6 +50,22 @@ class Prediction(models.Model):
     model_version = models.CharField(_("model version"), max_length=128, db_index=True)
     model_sha256 = models.CharField(_("model SHA-256"), max_length=64)
     inference_ms = models.FloatField(_("inference time (ms)"))
+    # Null: the model that made the prediction had no fitted gate (docs/ood.md).
+    in_distribution = models.BooleanField(
+        _("looks like a galaxy cutout"),
+        null=True,
+        blank=True,
+        db_index=True,
+        help_text=_("Whether the image looked like the galaxy cutouts the model was trained on."),
+    )
+    ood_score = models.FloatField(
+        _("out-of-distribution score"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "Squared Mahalanobis distance from the training galaxies; above the threshold is flagged."
+        ),
+    )
     source = models.CharField(_("source"), max_length=3, choices=Source.choices, db_index=True)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -98,6 +121,11 @@ class Prediction(models.Model):
         if self.is_fits:
             return reverse("classifier:prediction-preview", args=[self.pk])
         return self.image.url
+
+    @property
+    def warnings(self) -> list[str]:
+        """What a reader of this prediction should be told before trusting its class, in English."""
+        return [OUT_OF_DISTRIBUTION_WARNING] if self.in_distribution is False else []
 
     @property
     def probabilities_by_name(self) -> dict[str, float]:

@@ -34,6 +34,11 @@ PREDICTIONS = Counter(
     "Predictions recorded in the audit log, by predicted class and source (web, api, cli).",
     ["class_name", "source"],
 )
+OUT_OF_DISTRIBUTION = Counter(
+    "galaxy_predictions_out_of_distribution_total",
+    "Predictions whose image did not look like a galaxy cutout (docs/ood.md), by source.",
+    ["source"],
+)
 INFERENCE_SECONDS = Histogram(
     "galaxy_model_inference_seconds",
     "Time of one model call (set_tensor, invoke, get_tensor), per image.",
@@ -89,6 +94,8 @@ def record_request_too_large() -> None:
 def record_predictions(predictions: Iterable[Any]) -> None:
     for prediction in predictions:
         PREDICTIONS.labels(class_name=prediction.class_name, source=prediction.source).inc()
+        if prediction.in_distribution is False:
+            OUT_OF_DISTRIBUTION.labels(source=prediction.source).inc()
 
 
 def record_inference(seconds_per_image: float, images: int) -> None:

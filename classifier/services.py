@@ -240,6 +240,8 @@ def _record(
                     model_version=model_version,
                     model_sha256=model_sha256,
                     inference_ms=result.inference_ms,
+                    in_distribution=result.in_distribution,
+                    ood_score=result.ood_score,
                     source=source,
                     user=user,
                     client_ip=client_ip,

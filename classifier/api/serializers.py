@@ -41,6 +41,24 @@ class PredictionOutputSerializer(serializers.Serializer):
     probabilities = serializers.SerializerMethodField()
     model_version = serializers.CharField(max_length=128)
     inference_ms = serializers.FloatField(label="Inference time (ms)")
+    in_distribution = serializers.BooleanField(
+        allow_null=True,
+        help_text=(
+            "Whether the image looks like the galaxy cutouts the model was trained on (docs/ood.md); "
+            "false means its class is probably meaningless; null when the model has no fitted gate."
+        ),
+    )
+    ood_score = serializers.FloatField(
+        allow_null=True,
+        help_text=(
+            "Squared Mahalanobis distance from the training galaxies; above the model's threshold is flagged."
+        ),
+    )
+    warnings = serializers.ListField(
+        child=serializers.CharField(),
+        read_only=True,
+        help_text="Reasons not to trust this prediction's class, in English (empty when there are none).",
+    )
     created_at = serializers.DateTimeField(read_only=True)
     image_url = serializers.SerializerMethodField()
 

@@ -10,13 +10,21 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Count, QuerySet
 from django.utils import timezone
 
-from classifier.exports import spreadsheet_safe
+from classifier.exports import optional_bool, spreadsheet_safe
 from classifier.galaxy10 import CLASS_NAMES
 from classifier.models import Job, JobMember, Prediction
 
 # The columns of `manage.py classify`, then the member's status and reason; catalogue
 # columns follow.
-RESULT_COLUMNS = ("path", "prediction", "class_index", "confidence", *CLASS_NAMES)
+RESULT_COLUMNS = (
+    "path",
+    "prediction",
+    "class_index",
+    "confidence",
+    *CLASS_NAMES,
+    "in_distribution",
+    "ood_score",
+)
 STATUS_COLUMNS = ("status", "error")
 
 
@@ -80,6 +88,8 @@ def job_results(job: Job) -> Iterator[dict[str, Any]]:
             "class_index": None,
             "confidence": None,
             "probabilities": None,
+            "in_distribution": None,
+            "ood_score": None,
             "prediction_id": None,
             "catalogue": {column: member.catalogue.get(column, "") for column in job.catalogue_columns},
         }
@@ -91,6 +101,8 @@ def job_results(job: Job) -> Iterator[dict[str, Any]]:
                 probabilities={
                     name: round(p, 6) for name, p in zip(CLASS_NAMES, prediction.probabilities, strict=True)
                 },
+                in_distribution=prediction.in_distribution,
+                ood_score=prediction.ood_score,
                 prediction_id=prediction.pk,
             )
         yield record
@@ -123,6 +135,8 @@ def job_results_csv(job: Job) -> Iterator[str]:
                 "" if record["class_index"] is None else record["class_index"],
                 "" if record["confidence"] is None else f"{record['confidence']:.6f}",
                 *(f"{probabilities[name]:.6f}" if probabilities else "" for name in CLASS_NAMES),
+                optional_bool(record["in_distribution"]),
+                "" if record["ood_score"] is None else f"{record['ood_score']:.3f}",
                 record["status"],
                 spreadsheet_safe(record["error"]),
                 *(_cell(str(record["catalogue"][c])) for c in job.catalogue_columns),

@@ -31,6 +31,9 @@ RESPONSE_KEYS = {
     "inference_ms",
     "created_at",
     "image_url",
+    "in_distribution",
+    "ood_score",
+    "warnings",
 }
 
 

@@ -46,7 +46,15 @@ def run(*args):
 def test_csv_to_stdout_for_a_folder_recursively(image_folder):
     out, _ = run(image_folder)
     rows = list(csv.DictReader(io.StringIO(out)))
-    assert list(rows[0]) == ["path", "prediction", "class_index", "confidence", *CLASS_NAMES]
+    assert list(rows[0]) == [
+        "path",
+        "prediction",
+        "class_index",
+        "confidence",
+        *CLASS_NAMES,
+        "in_distribution",
+        "ood_score",
+    ]
     assert [r["path"] for r in rows] == [
         str(image_folder / "a.png"),
         str(image_folder / "nested" / "b.jpg"),
@@ -56,6 +64,8 @@ def test_csv_to_stdout_for_a_folder_recursively(image_folder):
     assert rows[0]["prediction"] == expected.class_name
     assert int(rows[0]["class_index"]) == expected.class_index
     assert float(rows[0]["confidence"]) == pytest.approx(expected.confidence, abs=1e-6)
+    assert rows[0]["in_distribution"] == str(expected.in_distribution).lower()
+    assert float(rows[0]["ood_score"]) == pytest.approx(expected.ood_score, abs=1e-3)
     assert sum(float(rows[0][name]) for name in CLASS_NAMES) == pytest.approx(1.0, abs=1e-5)
     assert Prediction.objects.count() == 0
 
@@ -64,7 +74,15 @@ def test_json_to_output_file(image_folder, tmp_path):
     target = tmp_path / "out.json"
     run(image_folder / "a.png", "--format", "json", "--output", target, "--batch-size", "1")
     [item] = json.loads(target.read_text())
-    assert set(item) == {"path", "prediction", "class_index", "confidence", "probabilities"}
+    assert set(item) == {
+        "path",
+        "prediction",
+        "class_index",
+        "confidence",
+        "probabilities",
+        "in_distribution",
+        "ood_score",
+    }
     assert list(item["probabilities"]) == list(CLASS_NAMES)
     expected = get_classifier().classify(image_folder / "a.png")
     np.testing.assert_allclose(list(item["probabilities"].values()), expected.probabilities, atol=1e-6)

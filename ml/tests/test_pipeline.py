@@ -66,6 +66,10 @@ def test_pipeline_packages_a_model_from_a_galaxy10_h5(tmp_path, monkeypatch):
     assert written["quantization"] in {"int8", "float16"}
     assert (tmp_path / "models" / "galaxy10.tflite").stat().st_size > 1_000_000
     assert "galaxy10_h5" in (tmp_path / "models" / "MODEL_CARD.md").read_text()
+    # The out-of-distribution gate is fitted for the packaged model, and the card reports it.
+    assert written["ood"]["metrics"]["sets"]["test/galaxy10_h5@0.7"]["n"] == 10
+    assert written["sha256"] == manifest["sha256"]
+    assert "out-of-distribution gate" in (tmp_path / "models" / "MODEL_CARD.md").read_text()
 
 
 def test_overrides_parse_toml_values():

@@ -12,11 +12,19 @@ from tqdm import tqdm
 
 from classifier import services
 from classifier.exceptions import ClassifierError
-from classifier.exports import spreadsheet_safe
+from classifier.exports import optional_bool, spreadsheet_safe
 from classifier.galaxy10 import CLASS_NAMES
 from classifier.inference import get_classifier
 
-CSV_COLUMNS = ["path", "prediction", "class_index", "confidence", *CLASS_NAMES]
+CSV_COLUMNS = [
+    "path",
+    "prediction",
+    "class_index",
+    "confidence",
+    *CLASS_NAMES,
+    "in_distribution",
+    "ood_score",
+]
 
 
 def default_interpreters() -> int:
@@ -125,6 +133,8 @@ class Command(BaseCommand):
             "probabilities": {
                 name: round(p, 6) for name, p in zip(CLASS_NAMES, result.probabilities, strict=True)
             },
+            "in_distribution": result.in_distribution,
+            "ood_score": result.ood_score,
         }
         if outcome.prediction is not None:
             row["id"] = outcome.prediction.pk
@@ -148,6 +158,8 @@ class Command(BaseCommand):
                             row["class_index"],
                             f"{row['confidence']:.6f}",
                             *(f"{row['probabilities'][name]:.6f}" for name in CLASS_NAMES),
+                            optional_bool(row["in_distribution"]),
+                            "" if row["ood_score"] is None else f"{row['ood_score']:.3f}",
                         ]
                     )
         finally:

@@ -1,0 +1,325 @@
+"""The out-of-distribution gate (classifier/ood.py, docs/ood.md), with the shipped model and its
+fitted parameters.
+
+The images are made here: what a user might send that is not a galaxy cutout (noise, a blank
+frame, a gradient, a Pillow-drawn landscape), and a synthetic galaxy on dark sky that must pass.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
+from django.urls import reverse
+from PIL import Image, ImageDraw, ImageFilter
+
+from classifier import inference, observability
+from classifier.exceptions import ModelUnavailableError
+from classifier.models import OUT_OF_DISTRIBUTION_WARNING, Prediction
+from classifier.ood import FEATURE_NAMES, OodGate, all_features
+from classifier.preprocessing import PreprocessConfig
+from conftest import GALAXY_DATA_DIR
+
+SDSS_DIR = GALAXY_DATA_DIR.parent / "gz2_votes_sdss" / "images"
+
+
+def _jpeg(array: np.ndarray, quality: int = 90) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.clip(array, 0, 255).astype(np.uint8)).save(buffer, "JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def galaxy_blob(seed: int = 0, side: int = 256) -> bytes:
+    """An exponential-disc galaxy, inclined, on dark noisy sky with two faint stars, like a survey cutout."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:side, 0:side].astype(np.float64) - (side - 1) / 2
+    angle = rng.uniform(0, np.pi)
+    u = xx * np.cos(angle) + yy * np.sin(angle)
+    v = (-xx * np.sin(angle) + yy * np.cos(angle)) / rng.uniform(0.5, 0.9)
+    radius = np.hypot(u, v)
+    light = 200 * np.exp(-radius / (side * 0.035)) + 60 * np.exp(-radius / (side * 0.01))
+    frame = rng.normal(12, 4, (side, side, 1)) + light[..., None] * np.array([1.0, 0.92, 0.8])
+    for _ in range(2):
+        y, x = rng.uniform(0, side, 2) - (side - 1) / 2
+        frame += 90 * np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / 4.0)[..., None]
+    return _jpeg(frame)
+
+
+def noise_frame(seed: int = 0) -> bytes:
+    return _jpeg(np.random.default_rng(seed).uniform(0, 255, (256, 256, 3)))
+
+
+def blank_frame() -> bytes:
+    return _jpeg(np.full((256, 256, 3), 128.0))
+
+
+def gradient_frame() -> bytes:
+    ramp = np.linspace(0, 255, 320)[None, :, None]
+    return _jpeg(np.broadcast_to(ramp, (240, 320, 3)).copy())
+
+
+def landscape_photo(seed: int = 0) -> bytes:
+    """A natural-looking scene drawn with Pillow: sky, sun, hills, a house, textured grass."""
+    rng = np.random.default_rng(seed)
+    width, height = 480, 360
+    sky = np.linspace(0, 1, height)[:, None, None] * np.array([90, 60, 10]) + np.array([110, 170, 235])
+    image = Image.fromarray(np.broadcast_to(sky, (height, width, 3)).astype(np.uint8))
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((340, 40, 400, 100), fill=(255, 230, 120))
+    draw.polygon([(0, 230), (150, 170), (300, 220), (480, 160), (480, 360), (0, 360)], fill=(70, 130, 60))
+    draw.rectangle((180, 210, 260, 280), fill=(170, 80, 60))
+    draw.polygon([(170, 210), (220, 170), (270, 210)], fill=(100, 40, 30))
+    draw.rectangle((210, 245, 230, 280), fill=(60, 40, 30))
+    pixels = np.asarray(image, dtype=np.float64)
+    pixels[230:] += rng.normal(0, 12, pixels[230:].shape)
+    image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(0.8))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=88)
+    return buffer.getvalue()
+
+
+NOT_GALAXIES = {
+    "noise": noise_frame,
+    "blank": blank_frame,
+    "gradient": gradient_frame,
+    "landscape photo": landscape_photo,
+}
+
+
+@pytest.fixture
+def classifier():
+    inference.reset_classifier()
+    yield inference.get_classifier()
+    inference.reset_classifier()
+
+
+def test_shipped_manifest_has_a_fitted_gate(classifier):
+    gate = classifier.ood_gate
+    assert gate is not None
+    assert set(gate.features) <= set(FEATURE_NAMES)
+    assert gate.threshold > 0
+    # The gate's own centre is in distribution.
+    assert gate.distance(dict(zip(gate.features, gate.mean, strict=True))) == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("name", NOT_GALAXIES)
+def test_pictures_that_are_not_galaxy_cutouts_are_flagged(classifier, name):
+    result = classifier.classify(NOT_GALAXIES[name]())
+    assert result.in_distribution is False, (name, result.ood_score)
+    assert result.ood_score > classifier.ood_gate.threshold
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_synthetic_galaxy_on_dark_sky_is_in_distribution(classifier, seed):
+    result = classifier.classify(galaxy_blob(seed))
+    assert result.in_distribution is True, result.ood_score
+    assert 0 <= result.ood_score <= classifier.ood_gate.threshold
+
+
+def test_real_galaxies_are_rarely_flagged(classifier):
+    """The 30 Galaxy10 DECaLS dev images and 100 SDSS GZ2 cutouts (docs/ood.md has the measured rates)."""
+    if not GALAXY_DATA_DIR.is_dir() or not SDSS_DIR.is_dir():
+        pytest.skip(f"real galaxy images not available: {GALAXY_DATA_DIR} or {SDSS_DIR} is absent")
+    sdss = sorted(SDSS_DIR.glob("*.jpg"))[:100]
+    dev = sorted(GALAXY_DATA_DIR.glob("*.jpg"))
+    flagged_sdss = [p.name for p in sdss if not classifier.classify(p).in_distribution]
+    flagged_dev = [p.name for p in dev if not classifier.classify(p).in_distribution]
+    assert len(flagged_sdss) <= 0.03 * len(sdss), flagged_sdss
+    assert len(flagged_dev) <= 0.1 * len(dev), flagged_dev
+
+
+def test_features_are_computed_from_the_model_input():
+    config = PreprocessConfig(size=64)
+    dark = np.full((64, 64, 3), (10 - config.mean) / config.std, np.float32)
+    lit = dark.copy()
+    lit[24:40, 24:40] = (200 - config.mean) / config.std
+    flat = all_features(dark, np.full(10, 0.1), config)
+    blob = all_features(lit, np.eye(10)[3], config)
+    assert set(flat) == set(FEATURE_NAMES)
+    assert flat["concentration"] == 0.0
+    assert blob["concentration"] > 0.5
+    assert blob["centre_contrast"] > flat["centre_contrast"]
+    assert blob["entropy"] < flat["entropy"]
+
+
+def _manifest_without_ood(model_copy) -> None:
+    _, manifest_path = model_copy
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["ood"]
+    manifest_path.write_text(json.dumps(manifest))
+    inference.reset_classifier()
+
+
+def test_manifest_without_ood_gives_unknown(model_copy):
+    _manifest_without_ood(model_copy)
+    result = inference.get_classifier().classify(noise_frame())
+    assert result.in_distribution is None
+    assert result.ood_score is None
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda ood: ood.update(features=["no_such_feature"]),
+        lambda ood: ood.update(mean=ood["mean"][:-1]),
+        lambda ood: ood.update(threshold="high"),
+        lambda ood: ood.pop("inverse_covariance"),
+    ],
+)
+def test_malformed_gate_makes_the_model_unavailable(model_copy, change):
+    _, manifest_path = model_copy
+    manifest = json.loads(manifest_path.read_text())
+    change(manifest["ood"])
+    manifest_path.write_text(json.dumps(manifest))
+    inference.reset_classifier()
+    with pytest.raises(ModelUnavailableError, match="ood"):
+        inference.get_classifier()
+
+
+def test_gate_from_manifest_none():
+    assert OodGate.from_manifest(None) is None
+
+
+# --- audit log, API, pages, exports -----------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_api_reports_out_of_distribution_with_a_warning(anonymous_client):
+    before = observability.OUT_OF_DISTRIBUTION.labels(source="api")._value.get()
+    response = anonymous_client.post(
+        reverse("api:prediction-list"),
+        {
+            "image": [
+                SimpleUploadedFile("noise.jpg", noise_frame(), "image/jpeg"),
+                SimpleUploadedFile("galaxy.jpg", galaxy_blob(), "image/jpeg"),
+            ]
+        },
+        format="multipart",
+    )
+    assert response.status_code == 201, response.content
+    noise, galaxy = response.json()["predictions"]
+    assert noise["in_distribution"] is False
+    assert noise["warnings"] == [OUT_OF_DISTRIBUTION_WARNING]
+    assert noise["ood_score"] > galaxy["ood_score"]
+    assert galaxy["in_distribution"] is True
+    assert galaxy["warnings"] == []
+    stored = Prediction.objects.get(pk=noise["id"])
+    assert stored.in_distribution is False
+    assert stored.ood_score == pytest.approx(noise["ood_score"])
+    assert observability.OUT_OF_DISTRIBUTION.labels(source="api")._value.get() == before + 1
+
+
+@pytest.mark.django_db
+def test_api_detail_of_a_prediction_without_a_gate_says_null(staff_client):
+    from classifier.tests.factories import PredictionFactory
+
+    prediction = PredictionFactory()
+    response = staff_client.get(reverse("api:prediction-detail", args=[prediction.pk]))
+    assert response.status_code == 200
+    body = response.json()
+    assert body["in_distribution"] is None
+    assert body["ood_score"] is None
+    assert body["warnings"] == []
+
+
+@pytest.mark.django_db
+def test_result_page_warns_when_the_image_is_not_a_galaxy(client):
+    response = client.post(
+        reverse("classifier:upload"), {"images": SimpleUploadedFile("noise.jpg", noise_frame(), "image/jpeg")}
+    )
+    assert response.status_code == 302, response.content[:500]
+    prediction = Prediction.objects.get()
+    assert prediction.in_distribution is False
+    page = client.get(prediction.get_absolute_url()).content.decode()
+    assert 'id="ood-warning"' in page
+    assert "does not look like the galaxy cutouts the model was trained on" in page
+
+
+@pytest.mark.django_db
+def test_result_page_has_no_warning_for_a_galaxy(client):
+    client.post(
+        reverse("classifier:upload"), {"images": SimpleUploadedFile("g.jpg", galaxy_blob(), "image/jpeg")}
+    )
+    prediction = Prediction.objects.get()
+    assert prediction.in_distribution is True
+    assert 'id="ood-warning"' not in client.get(prediction.get_absolute_url()).content.decode()
+
+
+@pytest.mark.django_db
+def test_result_page_shows_the_stored_verdict(client, staff):
+    from classifier.tests.factories import PredictionFactory
+
+    client.force_login(staff)
+    flagged = PredictionFactory(in_distribution=False, ood_score=99.0)
+    unknown = PredictionFactory()
+    page = client.get(flagged.get_absolute_url()).content.decode()
+    assert 'id="ood-warning"' in page
+    assert 'id="ood-verdict"' in page
+    assert "99.0" in page
+    page = client.get(unknown.get_absolute_url()).content.decode()
+    assert 'id="ood-warning"' not in page
+    assert 'id="ood-verdict"' not in page
+
+
+@pytest.mark.django_db
+def test_audit_csv_export_has_the_gate_columns(staff_client):
+    from classifier.tests.factories import PredictionFactory
+
+    flagged = PredictionFactory(in_distribution=False, ood_score=123.4567)
+    unknown = PredictionFactory()
+    response = staff_client.get(reverse("api:prediction-list"), {"format": "csv"})
+    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+    by_id = {int(row["id"]): row for row in rows}
+    assert by_id[flagged.pk]["in_distribution"] == "false"
+    assert by_id[flagged.pk]["ood_score"] == "123.457"
+    assert by_id[unknown.pk]["in_distribution"] == ""
+
+
+def test_classify_command_outputs_the_gate(tmp_path):
+    (tmp_path / "noise.jpg").write_bytes(noise_frame())
+    (tmp_path / "galaxy.jpg").write_bytes(galaxy_blob())
+    out = io.StringIO()
+    call_command("classify", str(tmp_path), stdout=out, stderr=io.StringIO())
+    rows = {Path(row["path"]).name: row for row in csv.DictReader(io.StringIO(out.getvalue()))}
+    assert rows["noise.jpg"]["in_distribution"] == "false"
+    assert rows["galaxy.jpg"]["in_distribution"] == "true"
+    assert float(rows["noise.jpg"]["ood_score"]) > float(rows["galaxy.jpg"]["ood_score"])
+    out = io.StringIO()
+    call_command(
+        "classify", str(tmp_path / "noise.jpg"), "--format", "json", stdout=out, stderr=io.StringIO()
+    )
+    [record] = json.loads(out.getvalue())
+    assert record["in_distribution"] is False
+    assert record["ood_score"] > 0
+
+
+def test_settings_point_at_the_shipped_manifest():
+    # The serving tests above are only meaningful with the real fitted parameters.
+    manifest = json.loads(Path(settings.MODEL_MANIFEST).read_text())
+    assert "ood" in manifest
+
+
+@pytest.mark.django_db
+def test_results_grid_marks_only_the_non_galaxy(client):
+    response = client.post(
+        reverse("classifier:upload"),
+        {
+            "images": [
+                SimpleUploadedFile("noise.jpg", noise_frame(), "image/jpeg"),
+                SimpleUploadedFile("galaxy.jpg", galaxy_blob(), "image/jpeg"),
+            ]
+        },
+    )
+    assert response.status_code == 302
+    page = client.get(response["Location"]).content.decode()
+    flagged = Prediction.objects.get(original_filename="noise.jpg")
+    assert page.count('class="badge badge-ood"') == 1
+    card = page.split(f'data-prediction-id="{flagged.pk}"', 1)[1].split("</li>", 1)[0]
+    assert "badge-ood" in card
