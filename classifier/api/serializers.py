@@ -31,8 +31,9 @@ class PredictionCreateFormSerializer(serializers.Serializer):
 
 class PredictionOutputSerializer(serializers.Serializer):
     # Declared rather than a ModelSerializer: DRF rebuilds a ModelSerializer's fields from the
-    # model on every request, which was a tenth of the CPU of a one-image POST
-    # (docs/benchmarks.md). The read-only fields keep the schema of the model fields.
+    # model on every request, a measurable share of a one-image POST's CPU
+    # (docs/benchmarks.md, "The CPU per request"). The read-only fields keep the schema of the
+    # model fields.
     id = serializers.IntegerField(read_only=True)
     filename = serializers.CharField(source="original_filename")
     prediction = serializers.CharField(source="class_name")

@@ -29,7 +29,8 @@ CSV_COLUMNS = [
 
 def default_interpreters() -> int:
     # The cores this process may run on (a container's CPU set, not the host's), and no
-    # more than 8: every interpreter holds its own weights and activations (about 20 MB).
+    # more than 8: every interpreter holds its own weights and activations (docs/benchmarks.md,
+    # "Thread counts and interpreters").
     return max(1, min(len(os.sched_getaffinity(0)), 8))
 
 
@@ -64,8 +65,8 @@ class Command(BaseCommand):
         "--save also records each prediction in the audit log with source 'cli'. A path that does "
         "not exist stops the command before anything is classified."
     )
-    # The system checks import the URLconf, admin and API schema (about 0.3 s, a sixth of
-    # classifying 1,000 images) and check the web stack, which this command never uses; the
+    # The system checks import the URLconf, admin and API schema (a noticeable share of a bulk
+    # run: docs/benchmarks.md, "Bulk") and check the web stack, which this command never uses; the
     # model is checked by loading it, with its own clear error. `manage.py check` still runs them.
     requires_system_checks = []
 
