@@ -28,6 +28,7 @@ CSV_COLUMNS = (
     "source",
     "in_distribution",
     "ood_score",
+    "single_band",
 )
 
 # A formula character at the start of a cell, or at the start of what a spreadsheet
@@ -59,6 +60,7 @@ def prediction_csv_row(prediction: Prediction) -> list[object]:
         prediction.source,
         optional_bool(prediction.in_distribution),
         "" if prediction.ood_score is None else f"{prediction.ood_score:.3f}",
+        optional_bool(prediction.single_band),
     ]
 
 

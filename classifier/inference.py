@@ -88,6 +88,8 @@ class ClassificationResult:
     # None when the manifest has no fitted gate.
     in_distribution: bool | None = None
     ood_score: float | None = None
+    # Classified in grey from a single-band FITS image; the model was trained on colour.
+    single_band: bool = False
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,8 @@ class PreparedImage:
     width: int
     height: int
     image_format: str
+    # A single-band FITS image, classified in grey (docs/fits.md).
+    single_band: bool = False
 
 
 @dataclass
@@ -367,7 +371,13 @@ class GalaxyClassifier:
                 layout.width,
                 layout.height,
             )
-        return PreparedImage(tensor=tensor, width=layout.width, height=layout.height, image_format="FITS")
+        return PreparedImage(
+            tensor=tensor,
+            width=layout.width,
+            height=layout.height,
+            image_format="FITS",
+            single_band=layout.band_count == 1,
+        )
 
     def classify(self, source: ImageSource) -> ClassificationResult:
         return self.classify_prepared([self.prepare(source)])[0]
@@ -425,6 +435,7 @@ class GalaxyClassifier:
             height=image.height,
             in_distribution=in_distribution,
             ood_score=None if ood_score is None else round(ood_score, 3),
+            single_band=image.single_band,
         )
 
 

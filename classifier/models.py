@@ -16,6 +16,10 @@ OUT_OF_DISTRIBUTION_WARNING = gettext_noop(
     "This image does not look like the galaxy cutouts the model was trained on; "
     "its class is probably meaningless."
 )
+SINGLE_BAND_WARNING = gettext_noop(
+    "This FITS file has a single band, so it was classified in grey; the model was trained on "
+    "colour (g, r, z) images, so treat this class with care."
+)
 
 CLASS_CHOICES = [(index, name) for index, name in enumerate(CLASS_NAMES)]
 
@@ -57,6 +61,11 @@ class Prediction(models.Model):
         blank=True,
         db_index=True,
         help_text=_("Whether the image looked like the galaxy cutouts the model was trained on."),
+    )
+    single_band = models.BooleanField(
+        _("classified in grey"),
+        default=False,
+        help_text=_("A single-band FITS image, classified in grey; the model was trained on colour."),
     )
     ood_score = models.FloatField(
         _("out-of-distribution score"),
@@ -125,7 +134,10 @@ class Prediction(models.Model):
     @property
     def warnings(self) -> list[str]:
         """What a reader of this prediction should be told before trusting its class, in English."""
-        return [OUT_OF_DISTRIBUTION_WARNING] if self.in_distribution is False else []
+        warnings = [OUT_OF_DISTRIBUTION_WARNING] if self.in_distribution is False else []
+        if self.single_band:
+            warnings.append(SINGLE_BAND_WARNING)
+        return warnings
 
     @property
     def probabilities_by_name(self) -> dict[str, float]:

@@ -60,21 +60,6 @@ def parse_id(text: str) -> int | None:
     return value if 0 < value <= MAX_ID else None
 
 
-def prediction_is_grey_fits(prediction: Prediction) -> bool:
-    """Whether the stored upload is a single-band FITS image, classified in grey (docs/fits.md).
-
-    Reads only the headers; a file that cannot be read counts as not grey.
-    """
-    if not prediction.is_fits:
-        return False
-    try:
-        with prediction.image.open("rb") as stored:
-            layout = fits.inspect(stored.read(), max_pixels=settings.MAX_IMAGE_PIXELS)
-    except (OSError, ValueError):
-        return False
-    return layout.band_count == 1
-
-
 def prediction_preview_png(prediction: Prediction) -> bytes | None:
     """The stored FITS upload coloured and encoded as PNG for pages; None when the prediction is
     not a FITS upload or its file cannot be read."""

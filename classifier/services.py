@@ -242,6 +242,7 @@ def _record(
                     inference_ms=result.inference_ms,
                     in_distribution=result.in_distribution,
                     ood_score=result.ood_score,
+                    single_band=result.single_band,
                     source=source,
                     user=user,
                     client_ip=client_ip,

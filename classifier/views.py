@@ -55,7 +55,6 @@ from classifier.responses import service_unavailable, wants_json
 from classifier.selectors import (
     parse_id,
     prediction_filterset,
-    prediction_is_grey_fits,
     prediction_preview_png,
 )
 from classifier.services import prediction_create_batch, prediction_delete, request_client_ip
@@ -285,7 +284,6 @@ class PredictionDetailView(View):
         if not prediction_visible_to(prediction=prediction, user=request.user, session=request.session):
             return redirect_to_login(request.get_full_path())
         context = prediction_context(prediction)
-        context["grey_fits"] = prediction_is_grey_fits(prediction)
         if request.user.is_staff:
             context["admin_change_url"] = reverse("admin:classifier_prediction_change", args=[prediction.pk])
             context["delete_url"] = reverse("classifier:prediction-delete", args=[prediction.pk])

@@ -55,6 +55,13 @@ class PredictionOutputSerializer(serializers.Serializer):
             "Squared Mahalanobis distance from the training galaxies; above the model's threshold is flagged."
         ),
     )
+    single_band = serializers.BooleanField(
+        read_only=True,
+        help_text=(
+            "Classified in grey from a single-band FITS image (docs/fits.md); the model was trained "
+            "on colour, so its class is less trustworthy."
+        ),
+    )
     warnings = serializers.ListField(
         child=serializers.CharField(),
         read_only=True,

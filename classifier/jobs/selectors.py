@@ -24,6 +24,7 @@ RESULT_COLUMNS = (
     *CLASS_NAMES,
     "in_distribution",
     "ood_score",
+    "single_band",
 )
 STATUS_COLUMNS = ("status", "error")
 
@@ -90,6 +91,7 @@ def job_results(job: Job) -> Iterator[dict[str, Any]]:
             "probabilities": None,
             "in_distribution": None,
             "ood_score": None,
+            "single_band": None,
             "prediction_id": None,
             "catalogue": {column: member.catalogue.get(column, "") for column in job.catalogue_columns},
         }
@@ -103,6 +105,7 @@ def job_results(job: Job) -> Iterator[dict[str, Any]]:
                 },
                 in_distribution=prediction.in_distribution,
                 ood_score=prediction.ood_score,
+                single_band=prediction.single_band,
                 prediction_id=prediction.pk,
             )
         yield record
@@ -137,6 +140,7 @@ def job_results_csv(job: Job) -> Iterator[str]:
                 *(f"{probabilities[name]:.6f}" if probabilities else "" for name in CLASS_NAMES),
                 optional_bool(record["in_distribution"]),
                 "" if record["ood_score"] is None else f"{record['ood_score']:.3f}",
+                optional_bool(record["single_band"]),
                 record["status"],
                 spreadsheet_safe(record["error"]),
                 *(_cell(str(record["catalogue"][c])) for c in job.catalogue_columns),

@@ -86,6 +86,7 @@ def test_results_csv_has_classify_columns_status_and_catalogue(finished_job, use
         *CLASS_NAMES,
         "in_distribution",
         "ood_score",
+        "single_band",
         "status",
         "error",
         "id",
@@ -98,15 +99,15 @@ def test_results_csv_has_classify_columns_status_and_catalogue(finished_job, use
     assert g0[1] in CLASS_NAMES
     assert abs(sum(float(p) for p in g0[4:14]) - 1) < 1e-4
     stored = Prediction.objects.get(job=finished_job, job_member__path="field/g0.png")
-    assert g0[14:16] == [str(stored.in_distribution).lower(), f"{stored.ood_score:.3f}"]
-    assert g0[16:] == ["classified", "", "J001", "10.5", "-3.25"]
+    assert g0[14:17] == [str(stored.in_distribution).lower(), f"{stored.ood_score:.3f}", "false"]
+    assert g0[17:] == ["classified", "", "J001", "10.5", "-3.25"]
     # Catalogue matched by file name too; a formula-looking value is neutralised.
     assert by_path["g1.png"][-3] == "'=HYPERLINK(1)"
     notes = by_path["notes.txt"]
     assert notes[1:4] == ["", "", ""]
-    assert notes[14:16] == ["", ""]
-    assert notes[16] == "failed"
-    assert "not a recognised image format" in notes[17]
+    assert notes[14:17] == ["", "", ""]
+    assert notes[17] == "failed"
+    assert "not a recognised image format" in notes[18]
 
 
 def test_results_json_matches_the_audit_log(finished_job, user_client):
@@ -125,6 +126,7 @@ def test_results_json_matches_the_audit_log(finished_job, user_client):
         assert prediction.in_distribution is not None
         assert record["in_distribution"] == prediction.in_distribution
         assert record["ood_score"] == prediction.ood_score
+        assert record["single_band"] is False
     assert records[0]["catalogue"] == {"id": "J001", "ra": "10.5", "dec": "-3.25"}
 
 

@@ -33,6 +33,7 @@ RESPONSE_KEYS = {
     "image_url",
     "in_distribution",
     "ood_score",
+    "single_band",
     "warnings",
 }
 

@@ -54,6 +54,7 @@ def test_csv_to_stdout_for_a_folder_recursively(image_folder):
         *CLASS_NAMES,
         "in_distribution",
         "ood_score",
+        "single_band",
     ]
     assert [r["path"] for r in rows] == [
         str(image_folder / "a.png"),
@@ -66,6 +67,7 @@ def test_csv_to_stdout_for_a_folder_recursively(image_folder):
     assert float(rows[0]["confidence"]) == pytest.approx(expected.confidence, abs=1e-6)
     assert rows[0]["in_distribution"] == str(expected.in_distribution).lower()
     assert float(rows[0]["ood_score"]) == pytest.approx(expected.ood_score, abs=1e-3)
+    assert rows[0]["single_band"] == "false"
     assert sum(float(rows[0][name]) for name in CLASS_NAMES) == pytest.approx(1.0, abs=1e-5)
     assert Prediction.objects.count() == 0
 
@@ -82,6 +84,7 @@ def test_json_to_output_file(image_folder, tmp_path):
         "probabilities",
         "in_distribution",
         "ood_score",
+        "single_band",
     }
     assert list(item["probabilities"]) == list(CLASS_NAMES)
     expected = get_classifier().classify(image_folder / "a.png")

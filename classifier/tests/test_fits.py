@@ -253,6 +253,22 @@ def test_single_band_is_classified_with_a_logged_warning(anonymous_client, caplo
         )
     assert response.status_code == 201, response.content
     assert "trained on colour" in caplog.text
+    [created] = response.json()["predictions"]
+    assert created["single_band"] is True
+    assert any("single band" in warning for warning in created["warnings"])
+    assert Prediction.objects.get().single_band is True
+
+
+def test_a_colour_cube_is_not_single_band(anonymous_client):
+    response = anonymous_client.post(
+        reverse("api:prediction-list"),
+        {"image": [SimpleUploadedFile("cube.fits", cube_file())]},
+        format="multipart",
+    )
+    assert response.status_code == 201, response.content
+    [created] = response.json()["predictions"]
+    assert created["single_band"] is False
+    assert not any("single band" in warning for warning in created["warnings"])
 
 
 def test_result_page_warns_about_a_grey_fits_only(client):

@@ -24,6 +24,7 @@ CSV_COLUMNS = [
     *CLASS_NAMES,
     "in_distribution",
     "ood_score",
+    "single_band",
 ]
 
 
@@ -136,6 +137,7 @@ class Command(BaseCommand):
             },
             "in_distribution": result.in_distribution,
             "ood_score": result.ood_score,
+            "single_band": result.single_band,
         }
         if outcome.prediction is not None:
             row["id"] = outcome.prediction.pk
@@ -161,6 +163,7 @@ class Command(BaseCommand):
                             *(f"{row['probabilities'][name]:.6f}" for name in CLASS_NAMES),
                             optional_bool(row["in_distribution"]),
                             "" if row["ood_score"] is None else f"{row['ood_score']:.3f}",
+                            optional_bool(row["single_band"]),
                         ]
                     )
         finally:
