@@ -47,8 +47,39 @@ def test_archive_is_accepted_with_202_and_queued(user_client, user, media_root):
     assert job.user == user
     paths = list(job.members.values_list("path", flat=True))
     assert paths == [f"field-{i % 2}/g{i}.png" for i in range(5)]
-    # Staged through the storage API, one file per member.
-    assert len(media_files(media_root)) == 5
+    # Staged through the storage API, one file per chunk holding each member's bytes.
+    [staged] = media_files(media_root)
+    assert set(job.members.values_list("staged_name", flat=True)) == {
+        staged.relative_to(media_root).as_posix()
+    }
+    with zipfile.ZipFile(staged) as bundle:
+        assert [bundle.read(f"{i:07d}") for i in range(5)] == images
+
+
+def test_each_chunk_is_staged_in_a_file_of_its_own(
+    user_client, media_root, settings, django_capture_on_commit_callbacks
+):
+    settings.JOB_CHUNK_SIZE = 2
+    images = distinct_images(5)
+    response = _post(
+        user_client, archive=zip_upload(make_zip([(f"g{i}.png", d) for i, d in enumerate(images)]))
+    )
+    assert response.status_code == 202, response.content
+    job = Job.objects.get(pk=response.json()["id"])
+    names = list(job.members.order_by("index").values_list("staged_name", flat=True))
+    assert len(set(names)) == 3
+    assert names[0] == names[1] != names[2] == names[3] != names[4]
+    assert len(media_files(media_root)) == 3
+    # The worker reads each member back from its chunk, then deletes the chunk.
+    with django_capture_on_commit_callbacks(execute=True):
+        job = run_chunks_inline(job)
+    assert job.status == Job.Status.SUCCEEDED
+    assert job.done == 5
+    assert not (media_root / "jobs").exists() or not [
+        p for p in (media_root / "jobs").rglob("*") if p.is_file()
+    ]
+    stored = {p.name for p in media_files(media_root / "predictions")}
+    assert len(stored) == 5
 
 
 def test_image_fields_are_accepted(user_client):
