@@ -42,8 +42,9 @@ from classifier.models import Job, JobMember, Prediction
 logger = logging.getLogger(__name__)
 
 STAGING_FOLDER = "jobs"
-# A staged chunk larger than this is spooled to a temporary file while it is built.
-STAGING_SPOOL_BYTES = 16 * 1024 * 1024
+# A chunk being staged stays in memory up to this size (64 typical cutouts are about
+# 1.5 MB), then goes to a temporary file: a web process staging large files holds no more.
+STAGING_SPOOL_BYTES = 4 * 1024 * 1024
 
 
 class JobQueueUnavailableError(ClassifierError):
