@@ -7,7 +7,9 @@ PostgreSQL database (galaxy_bench_jobs, created and dropped here):
   a job of those images on one Celery worker with 1, then 2 pool processes (chunks of 64),
   submitted in this process as `submit_job` does: end-to-end time from the submit call to
   the last result, the steady rate (first to last result) and the fixed cost (end-to-end
-  time minus images / steady rate), and a 1-image job's submit-to-result time;
+  time minus images / steady rate), the CPU per image of every process the job runs in
+  (worker, submitter, PostgreSQL, Redis) against classify's, and a 1-image job's
+  submit-to-result time;
   a 10,000-image job on 2 processes, with the peak memory (RSS) of each worker process;
   what one chunk of 64 costs, part by part, in this process (docs/scaling.md uses these).
 The broker is Redis database 1 (BENCH_JOBS_BROKER overrides; the queue is emptied first);
