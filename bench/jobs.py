@@ -7,10 +7,13 @@ PostgreSQL database (galaxy_bench_jobs, created and dropped here):
   a job of those images on one Celery worker with 1, then 2 pool processes (chunks of 64),
   submitted in this process as `submit_job` does: end-to-end time from the submit call to
   the last result, the steady rate (first to last result) and the fixed cost (end-to-end
-  time minus images / steady rate), and a 1-image job's submit-to-result time;
+  time minus images / steady rate), the CPU per image of every process the job runs in
+  (worker, submitter, PostgreSQL, Redis) against classify's, and a 1-image job's
+  submit-to-result time;
   a 10,000-image job on 2 processes, with the peak memory (RSS) of each worker process;
   what one chunk of 64 costs, part by part, in this process (docs/scaling.md uses these).
-The broker is Redis database 1 (BENCH_JOBS_BROKER overrides; the queue is emptied first).
+The broker is Redis database 1 (BENCH_JOBS_BROKER overrides; the queue is emptied first);
+BENCH_JOBS_DATABASE names another database, so that two runs can share a PostgreSQL server.
 
     .venv/bin/python bench/jobs.py [--quick] [--images 1000] [--big 10000]
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -33,7 +37,7 @@ import numpy as np
 from PIL import Image
 
 BROKER = os.environ.get("BENCH_JOBS_BROKER", "redis://127.0.0.1:6379/1")
-DATABASE = "galaxy_bench_jobs"
+DATABASE = os.environ.get("BENCH_JOBS_DATABASE", "galaxy_bench_jobs")
 QUEUE = "jobs-bench"
 CHUNK = 64
 
@@ -63,7 +67,9 @@ def link_folder(paths: list[Path], folder: Path) -> Path:
     return folder
 
 
-def run_classify(env: dict[str, str], folder: Path, out: Path, *extra: str) -> float:
+def run_classify(env: dict[str, str], folder: Path, out: Path, *extra: str) -> tuple[float, float]:
+    """The command's wall time and the CPU time it used (all its threads), in seconds."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(  # noqa: S603
         [sys.executable, "manage.py", "classify", str(folder), "--output", str(out), *extra],
@@ -72,7 +78,9 @@ def run_classify(env: dict[str, str], folder: Path, out: Path, *extra: str) -> f
         capture_output=True,
         check=True,
     )
-    return time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return seconds, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 class Worker:
@@ -133,8 +141,13 @@ class Worker:
         self.process.wait(timeout=60)
 
 
-def run_job(paths: list[Path]) -> dict[str, float]:
-    """Submit as `submit_job` does, wait for the end, and read the timings off the database."""
+def run_job(paths: list[Path], worker: Worker) -> dict[str, float]:
+    """Submit as `submit_job` does, wait for the end, and read the timings off the database.
+
+    Also where the CPU went, per image: on a shared machine the wall-clock rates move with
+    the other load, while the CPU a job needs per image (every process it runs in
+    included) is what decides its rate on cores of its own.
+    """
     from django.db.models import Max, Min
 
     from classifier.jobs import services as job_services
@@ -144,15 +157,24 @@ def run_job(paths: list[Path]) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="galaxy_bench_job_") as tmp:
         folder = link_folder(paths, Path(tmp) / "images")
         submission = submission_from_paths([str(folder)])
-        started_wall = time.time()
-        started = time.perf_counter()
-        job = job_services.job_create(name=submission.name, members=submission.members)
-        submitted = time.perf_counter() - started
-        while True:
-            job.refresh_from_db()
-            if not job.is_active:
-                break
-            time.sleep(0.02)
+        groups = {
+            "workers": lambda: [worker.process.pid, *common.child_pids(worker.process.pid)],
+            "submit": lambda: [os.getpid()],
+            "PostgreSQL": lambda: common.pids_named("postgres"),
+            "Redis": lambda: common.pids_named("redis-server"),
+        }
+        with common.CpuAccount(groups) as account:
+            started_wall = time.time()
+            started = time.perf_counter()
+            job = job_services.job_create(name=submission.name, members=submission.members)
+            submitted = time.perf_counter() - started
+            while True:
+                job.refresh_from_db()
+                if not job.is_active:
+                    break
+                # The end is read off the job's finished_at, not this loop, so a slower poll
+                # only spares the cores the workers use.
+                time.sleep(0.1)
     if job.status != Job.Status.SUCCEEDED or job.done != len(paths):
         raise RuntimeError(f"job {job.pk} ended {job.status} with {job.done}/{job.total}: {job.error}")
     times = Prediction.objects.filter(job=job).aggregate(first=Min("created_at"), last=Max("created_at"))
@@ -168,6 +190,7 @@ def run_job(paths: list[Path]) -> dict[str, float]:
         "images_per_s": len(paths) / end_to_end,
         "steady_images_per_s": steady,
         "fixed_cost_s": end_to_end - len(paths) / steady if steady == steady else float("nan"),  # noqa: PLR0124
+        "cpu_ms_per_image": account.per_item_ms(len(paths)),
     }
 
 
@@ -176,7 +199,6 @@ def chunk_costs(paths: list[Path]) -> dict[str, float]:
     import io
 
     from django.core.files import File
-    from django.core.files.storage import default_storage
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -202,12 +224,9 @@ def chunk_costs(paths: list[Path]) -> dict[str, float]:
             folder = link_folder(chosen, Path(tmp) / "images")
             submission = submission_from_paths([str(folder)])
             job = job_services.job_create(name="chunk", members=submission.members)
-        names = list(JobMember.objects.filter(job=job).values_list("staged_name", flat=True))
+        members = list(JobMember.objects.filter(job=job).order_by("index"))
         t0 = time.perf_counter()
-        blobs = []
-        for name in names:
-            with default_storage.open(name, "rb") as handle:
-                blobs.append(handle.read())
+        blobs = [data for _, data in job_services.read_staged(members)]
         t1 = time.perf_counter()
         accepted = [services.validate_uploads([File(io.BytesIO(b), name="g.jpg")])[0] for b in blobs]
         t2 = time.perf_counter()
@@ -281,14 +300,15 @@ def main() -> None:  # noqa: PLR0915
         empty = tmp_path / "empty"
         empty.mkdir()
         common.say("classify: start-up, then the images without and with --save")
-        startup = min(run_classify(env, empty, tmp_path / "none.csv") for _ in range(2))
+        startup = min(run_classify(env, empty, tmp_path / "none.csv")[0] for _ in range(2))
 
         def classify(*extra: str) -> dict[str, float]:
-            seconds = run_classify(env, folder, tmp_path / "out.csv", *extra)
+            seconds, cpu = run_classify(env, folder, tmp_path / "out.csv", *extra)
             return {
                 "seconds": seconds,
                 "images_per_s": count / seconds,
                 "images_per_s_after_startup": count / (seconds - startup),
+                "cpu_ms_per_image": cpu * 1000 / count,
             }
 
         baseline = {"classify --save": classify("--save")}
@@ -303,18 +323,17 @@ def main() -> None:  # noqa: PLR0915
             try:
                 worker.wait_ready()
                 name = f"{processes} process(es)"
-                jobs[name] = run_job(paths)
+                jobs[name] = run_job(paths, worker)
                 around.append(classify())
                 jobs[name]["classify_around"] = around[-2:]
                 if processes == 2:
-                    latencies = [
-                        run_job(all_paths[count + i : count + i + 1])["end_to_end_s"] for i in range(3)
-                    ]
+                    singles = [all_paths[count + i : count + i + 1] for i in range(3)]
+                    latencies = [run_job(single, worker)["end_to_end_s"] for single in singles]
                     jobs["1-image job, 2 processes"] = {"end_to_end_s": statistics.median(latencies)}
                     common.say(f"job of {big} images on 2 worker processes")
                     worker.start_sampling()
                     name = f"{big:,}-image job, 2 processes"
-                    jobs[name] = run_job(all_paths[:big])
+                    jobs[name] = run_job(all_paths[:big], worker)
                     worker.stop_sampling()
                     around.append(classify())
                     jobs[name]["classify_around"] = around[-2:]
@@ -331,9 +350,33 @@ def main() -> None:  # noqa: PLR0915
         costs = chunk_costs(all_paths)
 
     rows = [
-        [name, f"{b['seconds']:.2f}", f"{b['images_per_s']:.0f}", f"{b['images_per_s_after_startup']:.0f}"]
+        [
+            name,
+            f"{b['seconds']:.2f}",
+            f"{b['images_per_s']:.0f}",
+            f"{b['images_per_s_after_startup']:.0f}",
+            f"{b['cpu_ms_per_image']:.2f}",
+        ]
         for name, b in baseline.items()
     ]
+    cpu_rows = []
+    for name, job in jobs.items():
+        if "images" not in job:
+            continue
+        cpu = job["cpu_ms_per_image"]
+        own = sum(cpu[key] for key in ("workers", "submit", "PostgreSQL", "Redis"))
+        classify_cpu = statistics.mean(run["cpu_ms_per_image"] for run in job["classify_around"])
+        cpu_rows.append(
+            [
+                name,
+                *(f"{cpu[key]:.2f}" for key in ("workers", "submit", "PostgreSQL", "Redis")),
+                f"{own:.2f}",
+                f"{classify_cpu:.2f}",
+                f"{classify_cpu / own:.0%}",
+                f"{cpu['other']:.2f}",
+                f"{cpu['idle']:.2f}",
+            ]
+        )
     job_rows = []
     for name, job in jobs.items():
         if "images" not in job:
@@ -370,7 +413,14 @@ def main() -> None:  # noqa: PLR0915
             *(["CPU contention at start: " + "; ".join(busy)] if busy else []),
             "",
             common.table(
-                ["baseline", "seconds (whole process)", "images/s", f"after start-up ({startup:.2f} s)"], rows
+                [
+                    "baseline",
+                    "seconds (whole process)",
+                    "images/s",
+                    f"after start-up ({startup:.2f} s)",
+                    "CPU ms per image",
+                ],
+                rows,
             ),
             "",
             common.table(
@@ -388,6 +438,22 @@ def main() -> None:  # noqa: PLR0915
                     "fixed cost (s)",
                 ],
                 job_rows,
+            ),
+            "",
+            common.table(
+                [
+                    "CPU ms per image, from submit to the end",
+                    "worker processes",
+                    "submitting process",
+                    "PostgreSQL",
+                    "Redis",
+                    "the job, all of these",
+                    "classify before and after it",
+                    "classify / the job",
+                    "other work on the machine",
+                    "idle",
+                ],
+                cpu_rows,
             ),
             "",
             f"A 1-image job, submit to result, on the warm 2-process worker: {one:.2f} s (median of 3).",

@@ -6,6 +6,7 @@ import zipfile
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import DatabaseError
 from django.urls import reverse
 
 from classifier.models import Job, JobMember, Prediction
@@ -47,8 +48,39 @@ def test_archive_is_accepted_with_202_and_queued(user_client, user, media_root):
     assert job.user == user
     paths = list(job.members.values_list("path", flat=True))
     assert paths == [f"field-{i % 2}/g{i}.png" for i in range(5)]
-    # Staged through the storage API, one file per member.
-    assert len(media_files(media_root)) == 5
+    # Staged through the storage API, one file per chunk holding each member's bytes.
+    [staged] = media_files(media_root)
+    assert set(job.members.values_list("staged_name", flat=True)) == {
+        staged.relative_to(media_root).as_posix()
+    }
+    with zipfile.ZipFile(staged) as bundle:
+        assert [bundle.read(f"{i:07d}") for i in range(5)] == images
+
+
+def test_each_chunk_is_staged_in_a_file_of_its_own(
+    user_client, media_root, settings, django_capture_on_commit_callbacks
+):
+    settings.JOB_CHUNK_SIZE = 2
+    images = distinct_images(5)
+    response = _post(
+        user_client, archive=zip_upload(make_zip([(f"g{i}.png", d) for i, d in enumerate(images)]))
+    )
+    assert response.status_code == 202, response.content
+    job = Job.objects.get(pk=response.json()["id"])
+    names = list(job.members.order_by("index").values_list("staged_name", flat=True))
+    assert len(set(names)) == 3
+    assert names[0] == names[1] != names[2] == names[3] != names[4]
+    assert len(media_files(media_root)) == 3
+    # The worker reads each member back from its chunk, then deletes the chunk.
+    with django_capture_on_commit_callbacks(execute=True):
+        job = run_chunks_inline(job)
+    assert job.status == Job.Status.SUCCEEDED
+    assert job.done == 5
+    assert not (media_root / "jobs").exists() or not [
+        p for p in (media_root / "jobs").rglob("*") if p.is_file()
+    ]
+    stored = {p.name for p in media_files(media_root / "predictions")}
+    assert len(stored) == 5
 
 
 def test_image_fields_are_accepted(user_client):
@@ -261,3 +293,53 @@ def test_storage_failure_while_staging_is_503_and_the_job_failed_with_its_reason
     assert job.status == Job.Status.FAILED
     assert "media storage failed" in job.error
     assert job.members.count() == 0
+
+
+def test_database_failure_while_staging_leaves_no_staged_chunk(
+    user_client, media_root, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    # The second chunk's member rows cannot be written: its staged file is named by no row,
+    # so it is removed at once; the first chunk's goes with the failed job.
+    settings.JOB_CHUNK_SIZE = 2
+    real_bulk_create = JobMember.objects.bulk_create
+    calls = []
+
+    def failing_bulk_create(rows, *args, **kwargs):
+        calls.append(len(rows))
+        if len(calls) == 2:
+            raise DatabaseError("the database went away")
+        return real_bulk_create(rows, *args, **kwargs)
+
+    monkeypatch.setattr(JobMember.objects, "bulk_create", failing_bulk_create)
+    archive = make_zip([(f"g{i}.png", data) for i, data in enumerate(distinct_images(5))])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = _post(user_client, archive=zip_upload(archive))
+    assert response.status_code == 503
+    assert "database failed" in response.json()["reason"]
+    job = Job.objects.get()
+    assert job.status == Job.Status.FAILED
+    assert calls == [2, 2]
+    assert media_files(media_root) == []
+
+
+def test_chunks_staged_one_file_per_member_before_bundling_still_run(
+    user_client, media_root, django_capture_on_commit_callbacks
+):
+    # A job queued by the previous release, which staged each member in a file of its own.
+    images = distinct_images(3)
+    response = _post(
+        user_client, archive=zip_upload(make_zip([(f"g{i}.png", d) for i, d in enumerate(images)]))
+    )
+    job = Job.objects.get(pk=response.json()["id"])
+    [bundle] = media_files(media_root)
+    bundle.unlink()
+    for member, data in zip(job.members.order_by("index"), images, strict=True):
+        name = f"jobs/{job.pk}/{member.index:07d}"
+        (media_root / name).write_bytes(data)
+        member.staged_name = name
+        member.save(update_fields=["staged_name"])
+    with django_capture_on_commit_callbacks(execute=True):
+        job = run_chunks_inline(job)
+    assert (job.status, job.done) == (Job.Status.SUCCEEDED, 3)
+    assert sorted(Prediction.objects.filter(job=job).values_list("width", flat=True)) == [96, 96, 96]
+    assert not [p for p in (media_root / "jobs").rglob("*") if p.is_file()]
