@@ -170,27 +170,18 @@ def prediction_create_batch(
 def prediction_create_validated(
     *,
     accepted: Sequence[AcceptedUpload],
-    results: Sequence[ClassificationResult] | None = None,
     source: str,
     user=None,  # noqa: ANN001 - any user model, or AnonymousUser
     client_ip: str | None = None,
     job_members: Sequence[JobMember] | None = None,
 ) -> list[Prediction]:
-    """Record uploads that validate_uploads accepted, all or none, classifying them first
-    unless ``results`` (from the same process's classifier) are given.
+    """Classify uploads that validate_uploads accepted and record them, all or none.
 
     ``job_members`` (one per upload) links each row to its job and member (source "job").
-
-    For batch jobs that decode and classify on other threads and record on this one,
-    without decoding any file twice.
     """
     _check_source(source)
     classifier = get_classifier()
-    if results is None:
-        results = classifier.classify_prepared([upload.prepared for upload in accepted])
-    elif len(results) != len(accepted):
-        msg = f"{len(results)} results for {len(accepted)} uploads"
-        raise ValueError(msg)
+    results = classifier.classify_prepared([upload.prepared for upload in accepted])
     owner = user if user is not None and getattr(user, "is_authenticated", False) else None
     return _record(
         accepted,

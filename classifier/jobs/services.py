@@ -233,7 +233,6 @@ def job_chunk_process(*, job_id: int, start: int, stop: int) -> ChunkOutcome:
             refused[member.pk] = "; ".join(error["error"] for error in exc.errors)[:500]
             continue
         ok.append((member, accepted))
-    results = classifier.classify_prepared([accepted.prepared for _, accepted in ok])
 
     with transaction.atomic():
         # Shared: the chunks of one job record side by side; cancel and fail wait for them.
@@ -251,15 +250,16 @@ def job_chunk_process(*, job_id: int, start: int, stop: int) -> ChunkOutcome:
             member.status = JobMember.Status.FAILED
             member.error = refused[member.pk]
         JobMember.objects.bulk_update(failed_rows, ["status", "error"])
-        kept = [(i, m, a) for i, (m, a) in enumerate(ok) if m.pk in still_pending]
-        JobMember.objects.filter(pk__in=[m.pk for _, m, _ in kept]).update(status=JobMember.Status.CLASSIFIED)
+        kept = [(m, a) for m, a in ok if m.pk in still_pending]
+        JobMember.objects.filter(pk__in=[m.pk for m, _ in kept]).update(status=JobMember.Status.CLASSIFIED)
         if kept:
+            # Classified here, under the job's shared lock: only members still pending cost
+            # model time, and a chunk delivered twice classifies nothing twice.
             services.prediction_create_validated(
-                accepted=[a for _, _, a in kept],
-                results=[results[i] for i, _, _ in kept],
+                accepted=[a for _, a in kept],
                 source=Prediction.Source.JOB,
                 user=job.user,
-                job_members=[m for _, m, _ in kept],
+                job_members=[m for m, _ in kept],
             )
         finished_names = {m.staged_name for m in members if m.pk in still_pending and m.staged_name}
         transaction.on_commit(lambda: _delete_staged(finished_names))

@@ -119,33 +119,23 @@ def test_unknown_source_is_a_programming_error():
         create(make_image_bytes(), source="fax")
 
 
-def test_validated_uploads_are_recorded_with_the_given_results(media_root):
+def test_validated_uploads_are_classified_and_recorded(media_root):
     uploads = [
         SimpleUploadedFile("red.png", make_image_bytes(color=(220, 30, 30))),
         SimpleUploadedFile("blue.png", make_image_bytes(color=(30, 30, 220))),
     ]
     accepted = services.validate_uploads(uploads)
     assert [upload.filename for upload in accepted] == ["red.png", "blue.png"]
-    results = get_classifier().classify_prepared([upload.prepared for upload in accepted])
+    expected = get_classifier().classify_prepared([upload.prepared for upload in accepted])
 
-    predictions = services.prediction_create_validated(accepted=accepted, results=results, source="cli")
+    predictions = services.prediction_create_validated(accepted=accepted, source="cli")
 
     assert [p.original_filename for p in predictions] == ["red.png", "blue.png"]
-    for prediction, result in zip(predictions, results, strict=True):
+    for prediction, result in zip(predictions, expected, strict=True):
         prediction.refresh_from_db()
         assert prediction.class_index == result.class_index
         assert prediction.probabilities == pytest.approx(list(result.probabilities))
     assert len(media_files(media_root)) == 2
-
-
-def test_results_that_do_not_match_the_uploads_are_refused(media_root):
-    accepted = services.validate_uploads([SimpleUploadedFile("one.png", make_image_bytes())])
-    with pytest.raises(ValueError, match="2 results for 1 uploads"):
-        services.prediction_create_validated(
-            accepted=accepted, results=get_classifier().classify_batch([make_image_bytes()] * 2), source="cli"
-        )
-    assert Prediction.objects.count() == 0
-    assert media_files(media_root) == []
 
 
 @pytest.mark.parametrize(
