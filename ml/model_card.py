@@ -71,16 +71,19 @@ def _prior_sentence(manifest: dict[str, Any]) -> str:
     prior = manifest["training"].get("prior") or {}
     served = prior.get("served", "training")
     described = {
-        "training": "the training mix's own (accidental) class prior",
-        "balanced": "a uniform class prior",
-        "galaxy10": "Galaxy10 DECaLS's class frequencies as the prior",
+        "training": (
+            "the training mix's own class prior, which pooled validation preferred to a uniform "
+            "prior and to Galaxy10 DECaLS's class frequencies (docs/ablations.md)"
+        ),
+        "balanced": "a uniform class prior (a logit adjustment folded into the head's bias)",
+        "galaxy10": (
+            "Galaxy10 DECaLS's class frequencies as the prior (a logit adjustment folded into the "
+            "head's bias)"
+        ),
     }[served]
     epoch = manifest["training"].get("selected_epoch")
     chosen = f" Epoch {epoch} was selected on pooled validation top-1." if epoch else ""
-    return (
-        f"The served probabilities use {described} (a logit adjustment folded into the head's "
-        f"bias, `[prior]` in ml/config.toml).{chosen}"
-    )
+    return f"The served probabilities use {described}; `[prior]` in ml/config.toml.{chosen}"
 
 
 def _peer_section(peer: dict[str, Any] | None) -> list[str]:
