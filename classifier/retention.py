@@ -1,8 +1,8 @@
 """Retention: deleting audit records (and their images) older than a cut-off, in batches.
 
 Each batch is its own short transaction through services.prediction_delete_many, which
-takes the same per-file locks as an upload: an image shared by content hash with a newer
-record, or with an upload arriving meanwhile, is kept.
+takes the same per-file locks as an upload (classifier/storage.py): an image shared by
+content hash with a newer record, or with an upload arriving meanwhile, is kept.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def _write_lock_first() -> None:
     A SQLite transaction that reads and then writes while another connection writes fails
     at once with "database is locked" (waiting could deadlock); one that starts by writing
     waits its turn on the busy timeout, like an upload does. PostgreSQL needs nothing here:
-    the per-file advisory locks of services.py do the serialising.
+    the per-file advisory locks of classifier/storage.py do the serialising.
     """
     if connection.vendor != "sqlite":
         return

@@ -14,22 +14,20 @@ import ipaddress
 import logging
 import unicodedata
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
 from django.core.files import File
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.core.management.color import no_style
 from django.db import DatabaseError, connection, transaction
 from django.db.models import QuerySet
 from django.utils.translation import gettext_noop
 from rest_framework.throttling import BaseThrottle
 
-from classifier import observability
+from classifier import observability, storage
 from classifier.exceptions import Count, FileRefusal, ImageValidationError, StorageUnavailableError
 from classifier.inference import (
     ACCEPTED_FORMATS,
@@ -213,7 +211,6 @@ def _record(
     job_members: Sequence[JobMember] | None = None,
 ) -> list[Prediction]:
     written: list[str] = []
-    predictions: list[Prediction] = []
     members = job_members if job_members is not None else [None] * len(accepted)
     try:
         with transaction.atomic():
@@ -243,102 +240,37 @@ def _record(
                 extension = ACCEPTED_FORMATS[upload.prepared.image_format]
                 prediction.image.name = prediction_image_path(prediction, f"image.{extension}")
                 pending.append((prediction, upload))
-            # Held until commit: a concurrent delete of the last row sharing one of these
-            # files cannot remove it between the existence check and this commit.
-            _lock_stored_images({prediction.image.name for prediction, _ in pending})
-            try:
-                for prediction, upload in pending:
-                    # Identical content is stored once and shared by every row that refers to it.
-                    if not default_storage.exists(prediction.image.name):
-                        stored = strip_metadata(upload.data, upload.prepared.image_format)
-                        # Noted before saving: a save that fails half-way leaves a partial file.
-                        written.append(prediction.image.name)
-                        name = default_storage.save(prediction.image.name, ContentFile(stored))
-                        written[-1] = prediction.image.name = name
-                # One INSERT for the whole batch; the ids come back with it (RETURNING).
-                predictions = Prediction.objects.bulk_create([prediction for prediction, _ in pending])
-            except BaseException:
-                # Still under the lock, so no other writer can have started sharing these files.
-                for name in written:
-                    _delete_file_quietly(name)
-                written.clear()
-                raise
+            # Identical content is stored once and shared by every row that refers to it (storage.py).
+            stored = storage.store_shared(
+                [(prediction.image.name, _stored_bytes(upload)) for prediction, upload in pending]
+            )
+            written = stored.written
+            for (prediction, _), name in zip(pending, stored.names, strict=True):
+                prediction.image.name = name
+            # One INSERT for the whole batch; the ids come back with it (RETURNING).
+            predictions = Prediction.objects.bulk_create([prediction for prediction, _ in pending])
     except (DatabaseError, OSError) as exc:
-        # Files left here were written by a transaction whose commit failed.
-        _discard_unreferenced(written)
+        storage.discard_written(written)
         kind = "database" if isinstance(exc, DatabaseError) else "media storage"
         logger.exception("could not record %d prediction(s): %s failed", len(accepted), kind)
         raise StorageUnavailableError(f"the {kind} is unavailable, nothing was saved") from exc
     except BaseException:
-        _discard_unreferenced(written)
+        storage.discard_written(written)
         raise
     observability.record_predictions(predictions)
     return predictions
 
 
-def _lock_stored_images(names: set[str]) -> None:
-    """Serialise, until the end of the current transaction, every writer and deleter of these files.
-
-    Stored files are shared by content hash, so "is this file still referenced?" and
-    "the file exists, I will refer to it" must not interleave across requests or
-    processes. PostgreSQL takes one advisory lock per file, in one statement and in a
-    fixed order, so two batches cannot deadlock; SQLite has a single database write lock, taken by a
-    write statement that changes nothing.
-    """
-    if not names:
-        return
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            keys = sorted(
-                int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-                for name in names
-            )
-            # One round trip for a whole batch; the sorted subquery fixes the order the locks are taken in.
-            cursor.execute(
-                "SELECT pg_advisory_xact_lock(key) "
-                "FROM (SELECT unnest(%s::bigint[]) AS key ORDER BY key) AS keys",
-                [keys],
-            )
-        else:
-            table = connection.ops.quote_name(Prediction._meta.db_table)
-            cursor.execute(f"UPDATE {table} SET id = id WHERE id IS NULL")  # noqa: S608 - a model's table name
-
-
-def _delete_file_quietly(name: str) -> None:
-    try:
-        default_storage.delete(name)
-    except OSError:
-        logger.warning("could not delete stored image %s", name, exc_info=True)
-
-
-def _delete_orphaned_files(names: set[str]) -> None:
-    """Delete each file that no committed prediction refers to (runs after the delete commits)."""
-    with transaction.atomic():
-        _lock_stored_images(names)
-        still_used = set(Prediction.objects.filter(image__in=names).values_list("image", flat=True))
-        for name in sorted(names - still_used):
-            _delete_file_quietly(name)
-
-
-def _discard_unreferenced(names: list[str]) -> None:
-    if not names:
-        return
-    try:
-        _delete_orphaned_files(set(names))
-    except DatabaseError:
-        # The database cannot be asked whether another request shares a file now.
-        # It failed this request's commit, so it is most likely down for the others
-        # too: removing the file is what keeps "no row, no file" true.
-        for name in names:
-            _delete_file_quietly(name)
+def _stored_bytes(upload: AcceptedUpload) -> Callable[[], bytes]:
+    # Read (and stripped of metadata) only if the file is not stored yet.
+    return lambda: strip_metadata(upload.data, upload.prepared.image_format)
 
 
 def prediction_delete(*, prediction: Prediction) -> None:
     with transaction.atomic():
         name = prediction.image.name
         prediction.delete()
-        if name:
-            transaction.on_commit(lambda: _delete_orphaned_files({name}))
+        storage.release_after_delete({name})
 
 
 def prediction_delete_many(*, queryset: QuerySet[Prediction]) -> int:
@@ -348,8 +280,7 @@ def prediction_delete_many(*, queryset: QuerySet[Prediction]) -> int:
         doomed = Prediction.objects.filter(pk__in=ids)
         names = {name for name in doomed.values_list("image", flat=True) if name}
         deleted, _ = doomed.delete()
-        if names:
-            transaction.on_commit(lambda: _delete_orphaned_files(names))
+        storage.release_after_delete(names)
     return deleted
 
 

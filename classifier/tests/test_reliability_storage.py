@@ -15,7 +15,7 @@ from django.db.models import QuerySet
 from django.http.multipartparser import MultiPartParser
 from django.urls import reverse
 
-from classifier import services
+from classifier import services, storage
 from classifier.models import Prediction
 from classifier.tests.utils import make_image_bytes, media_files
 
@@ -88,7 +88,7 @@ def test_identical_upload_while_the_last_record_is_being_deleted(monkeypatch, me
     [first] = create(content, "first.png")
     stored = media_root / first.image.name
     about_to_delete, release_delete = threading.Event(), threading.Event()
-    original_delete = services._delete_file_quietly
+    original_delete = storage._delete_file_quietly
 
     def pausing_delete(name):
         if threading.current_thread().name == "delete":
@@ -96,7 +96,7 @@ def test_identical_upload_while_the_last_record_is_being_deleted(monkeypatch, me
             release_delete.wait(10)
         original_delete(name)
 
-    monkeypatch.setattr(services, "_delete_file_quietly", pausing_delete)
+    monkeypatch.setattr(storage, "_delete_file_quietly", pausing_delete)
     results = {}
     delete = in_thread(lambda: services.prediction_delete(prediction=first), results, "delete")
     assert about_to_delete.wait(10)
