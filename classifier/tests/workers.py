@@ -16,7 +16,9 @@ from django.conf import settings
 from django.db import connection
 
 REDIS_URL = os.environ.get("JOBS_TEST_REDIS_URL", "redis://127.0.0.1:6379/1")
-RABBITMQ_URL = os.environ.get("JOBS_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/jobs")
+# RabbitMQ's default virtual host, which a fresh server has (a "jobs" one would have to be made
+# with rabbitmqctl first); each test run declares queues of its own there.
+RABBITMQ_URL = os.environ.get("JOBS_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
 READY_TIMEOUT_S = 90
 
 
