@@ -12,6 +12,12 @@ from django.http import HttpResponse
 from classifier.galaxy10 import CLASS_NAMES
 from classifier.models import Prediction
 
+# What a classification result says beyond its class, in every export: the out-of-distribution
+# verdict and score, and whether a single-band FITS image was classified in grey.
+CHECK_COLUMNS = ("in_distribution", "ood_score", "single_band")
+# A result as `manage.py classify` and the job results write it.
+RESULT_COLUMNS = ("path", "prediction", "class_index", "confidence", *CLASS_NAMES, *CHECK_COLUMNS)
+
 CSV_COLUMNS = (
     "id",
     "created_at",
@@ -26,9 +32,7 @@ CSV_COLUMNS = (
     "model_version",
     "inference_ms",
     "source",
-    "in_distribution",
-    "ood_score",
-    "single_band",
+    *CHECK_COLUMNS,
 )
 
 # A formula character at the start of a cell, or at the start of what a spreadsheet
@@ -58,9 +62,16 @@ def prediction_csv_row(prediction: Prediction) -> list[object]:
         prediction.model_version,
         f"{prediction.inference_ms:.3f}",
         prediction.source,
-        optional_bool(prediction.in_distribution),
-        "" if prediction.ood_score is None else f"{prediction.ood_score:.3f}",
-        optional_bool(prediction.single_band),
+        *check_cells(prediction.in_distribution, prediction.ood_score, prediction.single_band),
+    ]
+
+
+def check_cells(in_distribution: bool | None, ood_score: float | None, single_band: bool | None) -> list[str]:
+    """The CHECK_COLUMNS cells; empty where unknown."""
+    return [
+        optional_bool(in_distribution),
+        "" if ood_score is None else f"{ood_score:.3f}",
+        optional_bool(single_band),
     ]
 
 

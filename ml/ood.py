@@ -96,21 +96,10 @@ def galaxy_splits(
     Galaxy10 DECaLS cutout at the serving crop, ml/config.toml) and with the serving crop
     applied to the file as it is (a survey cutout uploaded as it comes).
     """
-    crops = config["crops"]
-    loaders = [
-        ("gz2_votes_sdss", src.load_gz2_hart, crops["gz2_hart"]),
-        ("kaggle_gz_votes_sdss", src.load_gz2_kaggle, crops["gz2_kaggle"]),
-        ("gz1_sdss", src.load_gz1, crops["gz1"]),
-        ("gz_decals_partial", src.load_gz_decals_partial, crops["gz_decals_partial"]),
-    ]
-    found = []
-    for folder, loader, crop in loaders:
-        if (data_root / folder).is_dir():
-            found.append(loader(data_root / folder, crop))
-        else:
-            log.warning("source %s not found under %s; skipped", folder, data_root)
-    if galaxy10_h5:
-        found.append(src.load_galaxy10_h5(galaxy10_h5, crops["galaxy10"]))
+    # The sources exactly as training loads them (ml.train imports torch: only when fitting).
+    from ml.train import collect_sources
+
+    found = collect_sources(config, data_root, galaxy10_h5)
     splits: dict[str, list[GalaxyView]] = {"train": [], "val": [], "test": []}
     for source in found:
         crop = source.crop_fraction

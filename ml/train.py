@@ -75,7 +75,8 @@ def collect_sources(
     manifests: list[Path] | None = None,
 ) -> list[src.SourceSet]:
     crops = config["crops"]
-    read_spiral = config["labels"]["read_spiral"]
+    # Configurations written before the v2 label rule have no [labels]: they did not read t04.
+    read_spiral = config.get("labels", {}).get("read_spiral", False)
     found: list[src.SourceSet] = []
     loaders = [
         ("gz2_votes_sdss", partial(src.load_gz2_hart, read_spiral=read_spiral), crops["gz2_hart"]),

@@ -10,22 +10,12 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Count, QuerySet
 from django.utils import timezone
 
-from classifier.exports import optional_bool, spreadsheet_safe
+from classifier.exports import RESULT_COLUMNS, check_cells, spreadsheet_safe
 from classifier.galaxy10 import CLASS_NAMES
 from classifier.models import Job, JobMember, Prediction
 
-# The columns of `manage.py classify`, then the member's status and reason; catalogue
-# columns follow.
-RESULT_COLUMNS = (
-    "path",
-    "prediction",
-    "class_index",
-    "confidence",
-    *CLASS_NAMES,
-    "in_distribution",
-    "ood_score",
-    "single_band",
-)
+# After the columns of `manage.py classify` (exports.RESULT_COLUMNS), the member's status and
+# reason; catalogue columns follow.
 STATUS_COLUMNS = ("status", "error")
 
 
@@ -138,9 +128,7 @@ def job_results_csv(job: Job) -> Iterator[str]:
                 "" if record["class_index"] is None else record["class_index"],
                 "" if record["confidence"] is None else f"{record['confidence']:.6f}",
                 *(f"{probabilities[name]:.6f}" if probabilities else "" for name in CLASS_NAMES),
-                optional_bool(record["in_distribution"]),
-                "" if record["ood_score"] is None else f"{record['ood_score']:.3f}",
-                optional_bool(record["single_band"]),
+                *check_cells(record["in_distribution"], record["ood_score"], record["single_band"]),
                 record["status"],
                 spreadsheet_safe(record["error"]),
                 *(_cell(str(record["catalogue"][c])) for c in job.catalogue_columns),

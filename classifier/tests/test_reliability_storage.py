@@ -17,7 +17,7 @@ from django.urls import reverse
 
 from classifier import services, storage
 from classifier.models import Prediction
-from classifier.tests.utils import make_image_bytes, media_files
+from classifier.tests.utils import in_thread, make_image_bytes, media_files
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -29,20 +29,6 @@ def create(content, name):
     return services.prediction_create_batch(
         uploads=[SimpleUploadedFile(name, content)], source=Prediction.Source.API
     )
-
-
-def in_thread(target, results, key):
-    def run():
-        try:
-            results[key] = target()
-        except BaseException as exc:  # noqa: BLE001 - reported by the test's assertions
-            results[key] = exc
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run, name=key, daemon=True)
-    thread.start()
-    return thread
 
 
 def test_deleting_the_last_record_while_an_identical_upload_commits(monkeypatch, media_root):

@@ -15,7 +15,7 @@ from django.db import OperationalError, connection, transaction
 from classifier import storage
 from classifier.models import Prediction
 from classifier.tests.factories import PredictionFactory
-from classifier.tests.utils import media_files
+from classifier.tests.utils import in_thread, media_files
 
 NAME = "predictions/ab/" + "ab" * 32 + ".png"
 OTHER = "predictions/cd/" + "cd" * 32 + ".png"
@@ -32,20 +32,6 @@ class Reader:
     def __call__(self) -> bytes:
         self.calls += 1
         return self.content
-
-
-def in_thread(target, results, key):
-    def run():
-        try:
-            results[key] = target()
-        except BaseException as exc:  # noqa: BLE001 - reported by the test's assertions
-            results[key] = exc
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run, name=key, daemon=True)
-    thread.start()
-    return thread
 
 
 @pytest.mark.django_db

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import io
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
+from django.db import connection
 from PIL import Image
 
 GALAXY_DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "galaxy10_decals_dev"
@@ -28,3 +31,20 @@ def make_image_bytes(
 def media_files(root: Path) -> list[Path]:
     """Every file under ``root`` (a test's MEDIA_ROOT), sorted."""
     return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+def in_thread(target: Callable[[], object], results: dict, key: str) -> threading.Thread:
+    """Run ``target`` on a started thread with its own database connection; its return value,
+    or the exception it raised, lands in ``results[key]``."""
+
+    def run() -> None:
+        try:
+            results[key] = target()
+        except BaseException as exc:  # noqa: BLE001 - reported by the test's assertions
+            results[key] = exc
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run, name=key, daemon=True)
+    thread.start()
+    return thread

@@ -12,20 +12,9 @@ from tqdm import tqdm
 
 from classifier import services
 from classifier.exceptions import ClassifierError
-from classifier.exports import optional_bool, spreadsheet_safe
+from classifier.exports import RESULT_COLUMNS, check_cells, spreadsheet_safe
 from classifier.galaxy10 import CLASS_NAMES
 from classifier.inference import get_classifier
-
-CSV_COLUMNS = [
-    "path",
-    "prediction",
-    "class_index",
-    "confidence",
-    *CLASS_NAMES,
-    "in_distribution",
-    "ood_score",
-    "single_band",
-]
 
 
 def default_interpreters() -> int:
@@ -152,7 +141,7 @@ class Command(BaseCommand):
             else:
                 # File names may come from anyone: quoted and formula-guarded like every export.
                 writer = csv.writer(stream, lineterminator="\n", quoting=csv.QUOTE_ALL)
-                writer.writerow(CSV_COLUMNS)
+                writer.writerow(RESULT_COLUMNS)
                 for row in rows:
                     writer.writerow(
                         [
@@ -161,9 +150,7 @@ class Command(BaseCommand):
                             row["class_index"],
                             f"{row['confidence']:.6f}",
                             *(f"{row['probabilities'][name]:.6f}" for name in CLASS_NAMES),
-                            optional_bool(row["in_distribution"]),
-                            "" if row["ood_score"] is None else f"{row['ood_score']:.3f}",
-                            optional_bool(row["single_band"]),
+                            *check_cells(row["in_distribution"], row["ood_score"], row["single_band"]),
                         ]
                     )
         finally:
