@@ -20,6 +20,9 @@ from classifier.tests.utils import in_thread, media_files
 NAME = "predictions/ab/" + "ab" * 32 + ".png"
 OTHER = "predictions/cd/" + "cd" * 32 + ".png"
 PAUSE_S = 0.5
+# Only ever reached when something hangs: a held lock is always released by the test, so a
+# long bound costs nothing, while a short one let a loaded machine release a lock early.
+WAIT_S = 60
 
 
 class Reader:
@@ -156,7 +159,7 @@ class TestLock:
             with transaction.atomic():
                 storage.lock(names)
                 held.set()
-                release.wait(10)
+                release.wait(WAIT_S)
 
         return run
 
@@ -172,18 +175,18 @@ class TestLock:
             with transaction.atomic():
                 stored = storage.store_shared([(NAME, Reader(b"never read"))])
                 found.set()
-                release_writer.wait(10)
+                release_writer.wait(WAIT_S)
                 return PredictionFactory(image=stored.names[0])
 
         results = {}
         write = in_thread(writer, results, "writer")
-        assert found.wait(10)
+        assert found.wait(WAIT_S)
         delete = in_thread(lambda: TestReleaseAfterDelete().delete(last), results, "deleter")
         time.sleep(PAUSE_S)
         deleter_waited = delete.is_alive()
         release_writer.set()
-        write.join(10)
-        delete.join(10)
+        write.join(WAIT_S)
+        delete.join(WAIT_S)
 
         assert results["deleter"] is None
         assert isinstance(results["writer"], Prediction)
@@ -202,7 +205,7 @@ class TestLock:
             with transaction.atomic():
                 storage.lock({NAME})
                 held.set()
-                release.wait(10)
+                release.wait(WAIT_S)
                 storage._delete_file_quietly(NAME)
 
         def writer():
@@ -211,13 +214,13 @@ class TestLock:
 
         results = {}
         delete = in_thread(deleter, results, "deleter")
-        assert held.wait(10)
+        assert held.wait(WAIT_S)
         write = in_thread(writer, results, "writer")
         time.sleep(PAUSE_S)
         writer_waited = write.is_alive()
         release.set()
-        delete.join(10)
-        write.join(10)
+        delete.join(WAIT_S)
+        write.join(WAIT_S)
 
         assert results["deleter"] is None
         assert results["writer"].written == [NAME]
@@ -230,15 +233,15 @@ class TestLock:
         held, release = threading.Event(), threading.Event()
         results = {}
         holder = in_thread(self.hold({NAME}, held, release), results, "holder")
-        assert held.wait(10)
+        assert held.wait(WAIT_S)
         other = in_thread(lambda: lock_and_return({OTHER}), results, "other")
         same = in_thread(lambda: lock_and_return({NAME, OTHER}), results, "same")
-        other.join(10)
+        other.join(WAIT_S)
         time.sleep(PAUSE_S)
         same_waited = same.is_alive()
         release.set()
-        holder.join(10)
-        same.join(10)
+        holder.join(WAIT_S)
+        same.join(WAIT_S)
 
         assert results["other"] == "locked", "a lock on another name waited"
         assert results["same"] == "locked"
@@ -250,13 +253,13 @@ class TestLock:
         held, release = threading.Event(), threading.Event()
         results = {}
         holder = in_thread(self.hold({NAME}, held, release), results, "holder")
-        assert held.wait(10)
+        assert held.wait(WAIT_S)
         other = in_thread(lambda: lock_and_return({OTHER}), results, "other")
         time.sleep(PAUSE_S)
         other_waited = other.is_alive()
         release.set()
-        holder.join(10)
-        other.join(10)
+        holder.join(WAIT_S)
+        other.join(WAIT_S)
 
         assert other_waited, "a lock on another name did not wait for SQLite's write lock"
         assert results["other"] == "locked"
