@@ -235,8 +235,10 @@ class TestLock:
         holder = in_thread(self.hold({NAME}, held, release), results, "holder")
         assert held.wait(WAIT_S)
         other = in_thread(lambda: lock_and_return({OTHER}), results, "other")
-        same = in_thread(lambda: lock_and_return({NAME, OTHER}), results, "same")
         other.join(WAIT_S)
+        # Started only now: a set of names is locked in key order, so a "same" started first
+        # could hold OTHER while it waits for NAME, and "other" would wait behind it.
+        same = in_thread(lambda: lock_and_return({NAME, OTHER}), results, "same")
         time.sleep(PAUSE_S)
         same_waited = same.is_alive()
         release.set()
