@@ -13,7 +13,7 @@ on are exactly the ones serving computes.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,62 +62,106 @@ def _geometry(size: int) -> _Geometry:
     return _Geometry(border, radius <= CENTRE_RADIUS, radius <= APERTURE_RADIUS, dy, dx)
 
 
-def _image_features(pixels: np.ndarray) -> dict[str, float]:
-    """Statistics of one (size, size, 3) image in 0-255."""
-    size = pixels.shape[0]
-    geometry = _geometry(size)
-    # Channel by channel: numpy's reductions over a last axis of 3 are slow (3 ms a call here).
-    red, green, blue = pixels[..., 0], pixels[..., 1], pixels[..., 2]
-    grey = (red + green + blue) / (3 * 255.0)
-    border = grey[geometry.border]
-    sky = float(np.median(border))
-    sky_spread = float(np.median(np.abs(border - sky))) * 1.4826
-    light = np.clip(grey - sky, 0.0, None)
-    total = float(light.sum())
-    centre_level = float(grey[geometry.centre].mean())
-    if total > 0:
-        concentration = float(light[geometry.centre].sum() / total)
-        aperture = float(light[geometry.aperture].sum() / total)
-        offset = float(np.hypot((light * geometry.dy).sum(), (light * geometry.dx).sum()) / total / size)
-    else:
+class _Image:
+    """One (size, size, 3) image in 0-255 and the statistics the features share, each
+    computed on first use: serving asks only for the few features its gate was fitted on."""
+
+    def __init__(self, pixels: np.ndarray, probabilities: np.ndarray) -> None:
+        self.size = pixels.shape[0]
+        self.geometry = _geometry(self.size)
+        # Channel by channel: numpy's reductions over a last axis of 3 are slow (3 ms a call here).
+        self.red, self.green, self.blue = pixels[..., 0], pixels[..., 1], pixels[..., 2]
+        self.probabilities = np.clip(np.asarray(probabilities, dtype=np.float64), 1e-12, 1.0)
+
+    @functools.cached_property
+    def grey(self) -> np.ndarray:
+        return (self.red + self.green + self.blue) / (3 * 255.0)
+
+    @functools.cached_property
+    def border(self) -> np.ndarray:
+        return self.grey[self.geometry.border]
+
+    @functools.cached_property
+    def sky(self) -> float:
+        return float(np.median(self.border))
+
+    @functools.cached_property
+    def light(self) -> np.ndarray:
+        return np.clip(self.grey - self.sky, 0.0, None)
+
+    @functools.cached_property
+    def total(self) -> float:
+        return float(self.light.sum())
+
+    def share(self, mask: np.ndarray) -> float:
         # No light above the sky anywhere: as un-galaxy-like as the features can say.
-        concentration, aperture, offset = 0.0, 0.0, 0.5
-    high = np.maximum(np.maximum(red, green), blue)
-    chroma = (high - np.minimum(np.minimum(red, green), blue)) / 255.0
-    steps = np.maximum(np.abs(np.diff(grey, axis=0))[:, :-1], np.abs(np.diff(grey, axis=1))[:-1, :])
-    # Pixel-scale noise: what a one-pixel difference leaves in the sky, robust to the odd star.
-    residual = border - np.roll(grey, 1, axis=1)[geometry.border]
-    return {
-        "sky_level": _log(sky),
-        "sky_spread": _log(sky_spread),
-        "sky_noise": _log(float(np.median(np.abs(residual))) * 1.4826),
-        "centre_contrast": float(centre_level - sky),
-        "concentration": concentration,
-        "aperture_fraction": aperture,
-        "centroid_offset": offset,
-        "saturated_fraction": _log(float((high >= SATURATED).mean())),
-        "chroma": _log(float(chroma.mean())),
-        "sky_chroma": _log(float(chroma[geometry.border].mean())),
-        "edge_density": _log(float((steps > EDGE_STEP).mean())),
-    }
+        return float(self.light[mask].sum() / self.total) if self.total > 0 else 0.0
+
+    def centroid_offset(self) -> float:
+        if self.total <= 0:
+            return 0.5
+        light, geometry = self.light, self.geometry
+        return float(
+            np.hypot((light * geometry.dy).sum(), (light * geometry.dx).sum()) / self.total / self.size
+        )
+
+    @functools.cached_property
+    def high(self) -> np.ndarray:
+        return np.maximum(np.maximum(self.red, self.green), self.blue)
+
+    @functools.cached_property
+    def chroma(self) -> np.ndarray:
+        return (self.high - np.minimum(np.minimum(self.red, self.green), self.blue)) / 255.0
+
+    def sky_noise(self) -> float:
+        # Pixel-scale noise: what a one-pixel difference leaves in the sky, robust to the odd star.
+        residual = self.border - np.roll(self.grey, 1, axis=1)[self.geometry.border]
+        return float(np.median(np.abs(residual))) * 1.4826
+
+    def edge_density(self) -> float:
+        grey = self.grey
+        steps = np.maximum(np.abs(np.diff(grey, axis=0))[:, :-1], np.abs(np.diff(grey, axis=1))[:-1, :])
+        return float((steps > EDGE_STEP).mean())
 
 
-def _model_features(probabilities: np.ndarray) -> dict[str, float]:
-    p = np.clip(np.asarray(probabilities, dtype=np.float64), 1e-12, 1.0)
-    return {
-        "max_probability": _log(1.0 - float(p.max())),
-        "entropy": float(-(p * np.log(p)).sum()),
-    }
+# Every candidate feature, by name; the manifest names the ones a fitted gate uses.
+_FEATURES: dict[str, Callable[[_Image], float]] = {
+    "sky_level": lambda im: _log(im.sky),
+    "sky_spread": lambda im: _log(float(np.median(np.abs(im.border - im.sky))) * 1.4826),
+    "sky_noise": lambda im: _log(im.sky_noise()),
+    "centre_contrast": lambda im: float(im.grey[im.geometry.centre].mean()) - im.sky,
+    "concentration": lambda im: im.share(im.geometry.centre),
+    "aperture_fraction": lambda im: im.share(im.geometry.aperture),
+    "centroid_offset": lambda im: im.centroid_offset(),
+    "saturated_fraction": lambda im: _log(float((im.high >= SATURATED).mean())),
+    "chroma": lambda im: _log(float(im.chroma.mean())),
+    "sky_chroma": lambda im: _log(float(im.chroma[im.geometry.border].mean())),
+    "edge_density": lambda im: _log(im.edge_density()),
+    "max_probability": lambda im: _log(1.0 - float(im.probabilities.max())),
+    "entropy": lambda im: float(-(im.probabilities * np.log(im.probabilities)).sum()),
+}
+FEATURE_NAMES: tuple[str, ...] = tuple(_FEATURES)
 
 
-def all_features(tensor: np.ndarray, probabilities: np.ndarray, config: PreprocessConfig) -> dict[str, float]:
-    """Every candidate feature of one model input (the normalised tensor) and its served
-    probabilities; the manifest names the ones the fitted gate uses."""
+def features(
+    tensor: np.ndarray,
+    probabilities: np.ndarray,
+    config: PreprocessConfig,
+    names: Iterable[str] = FEATURE_NAMES,
+) -> dict[str, float]:
+    """The named features (every candidate by default) of one model input (the normalised
+    tensor) and its served probabilities."""
     # float32 like the model input: half the memory traffic of float64, and no precision the features need.
     pixels = np.clip(
         np.asarray(tensor, dtype=np.float32) * np.float32(config.std) + np.float32(config.mean), 0, 255
     )
-    return {**_image_features(pixels), **_model_features(probabilities)}
+    image = _Image(pixels, probabilities)
+    return {name: _FEATURES[name](image) for name in names}
+
+
+def all_features(tensor: np.ndarray, probabilities: np.ndarray, config: PreprocessConfig) -> dict[str, float]:
+    """Every candidate feature: what training measures and fits on."""
+    return features(tensor, probabilities, config)
 
 
 @dataclass(frozen=True)
@@ -171,10 +215,5 @@ class OodGate:
         self, tensor: np.ndarray, probabilities: np.ndarray, config: PreprocessConfig
     ) -> tuple[bool, float]:
         """(in distribution, score) for one model input; the score is the squared Mahalanobis distance."""
-        score = self.distance(all_features(tensor, probabilities, config))
+        score = self.distance(features(tensor, probabilities, config, self.features))
         return score <= self.threshold, score
-
-
-FEATURE_NAMES: tuple[str, ...] = tuple(
-    all_features(np.zeros((8, 8, 3), np.float32), np.full(10, 0.1), PreprocessConfig(size=8))
-)
