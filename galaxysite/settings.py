@@ -216,6 +216,10 @@ else:
         "visibility_timeout": _VISIBILITY_TIMEOUT,
         "unacked_restore_interval": max(1, min(10, _VISIBILITY_TIMEOUT // 3)),
         "unacked_restore_throttle": 1,
+        # The lock around a restore scan (milliseconds of work) outlives a worker killed while
+        # holding it: kombu's default 300 s would hold back every redelivery for that long,
+        # longer than a short visibility timeout itself.
+        "unacked_mutex_expire": min(300, _VISIBILITY_TIMEOUT),
     }
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="jobs")
 CELERY_TASK_ACKS_LATE = True
