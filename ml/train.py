@@ -54,6 +54,7 @@ class Split:
 
     ``target_domain``: images from the survey the model serves (DECaLS).
     ``consistency``: unlabelled target-domain images, trained by agreement between two views.
+    ``teacher``: (N, 4) group distributions from galamo's CNN (ml/teacher.py), or None.
     """
 
     source: src.SourceSet
@@ -61,6 +62,7 @@ class Split:
     zoom: float
     target_domain: bool = False
     consistency: bool = False
+    teacher: np.ndarray | None = None
 
 
 def serving_preprocess_config(config: dict[str, Any]) -> PreprocessConfig:
@@ -162,6 +164,36 @@ def consistency_loss(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
     return -(target * F.log_softmax(second, dim=1)).sum(dim=1)
 
 
+def teacher_loss(logits: torch.Tensor, teacher_groups: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the model's 4-group distribution against the teacher's, per sample."""
+    groups = F.softmax(logits, dim=1) @ torch.from_numpy(GROUP_MATRIX.astype(np.float32))
+    return -(teacher_groups * groups.clamp_min(1e-6).log()).sum(dim=1)
+
+
+def target_domain_terms(
+    per_sample: torch.Tensor,
+    first: torch.Tensor,
+    second: torch.Tensor,
+    batch: dict[str, torch.Tensor],
+    settings: dict[str, Any],
+) -> torch.Tensor:
+    """``per_sample`` plus the terms of the unlabelled DECaLS rows: view consistency (``second``
+    holds their second views' logits) and, with ``teacher_weight`` > 0, the teacher's groups."""
+    pairs, taught = batch["consistency"], batch["has_teacher"]
+    teacher_weight = settings.get("teacher_weight", 0.0)
+    if pairs.any():
+        per_sample = per_sample.clone()
+        per_sample[pairs] = per_sample[pairs] + settings["consistency_weight"] * consistency_loss(
+            first[pairs], second
+        )
+    if teacher_weight > 0 and taught.any():
+        per_sample = per_sample.clone()
+        per_sample[taught] = per_sample[taught] + teacher_weight * teacher_loss(
+            first[taught], batch["teacher"][taught]
+        )
+    return per_sample
+
+
 def _batch_tensors(splits: list[Split], picks: list[tuple[int, int]]) -> dict[str, torch.Tensor]:
     fields = ("soft", "soft_weight", "group_masks", "group_targets", "group_weights")
     out = {f: torch.from_numpy(np.stack([getattr(splits[s].source, f)[i] for s, i in picks])) for f in fields}
@@ -169,6 +201,15 @@ def _batch_tensors(splits: list[Split], picks: list[tuple[int, int]]) -> dict[st
     out["zoom"] = torch.tensor([splits[s].zoom for s, _ in picks], dtype=torch.float32)
     out["target_domain"] = torch.tensor([splits[s].target_domain for s, _ in picks], dtype=torch.bool)
     out["consistency"] = torch.tensor([splits[s].consistency for s, _ in picks], dtype=torch.bool)
+    out["has_teacher"] = torch.tensor([splits[s].teacher is not None for s, _ in picks], dtype=torch.bool)
+    out["teacher"] = torch.from_numpy(
+        np.stack(
+            [
+                splits[s].teacher[i] if splits[s].teacher is not None else np.zeros(4, np.float32)
+                for s, i in picks
+            ]
+        )
+    )
     return out
 
 
@@ -367,7 +408,8 @@ def prepare_splits(sources: list[src.SourceSet], config: dict[str, Any]) -> dict
     With ``train.decals_partial = "adaptation"`` the Galaxy Zoo DECaLS training images
     lose their group targets (the three fractions contradict each other there) and
     train by view consistency only; their validation and test splits keep the
-    fractions as a reported group error.
+    fractions as a reported group error. With ``train.teacher_weight`` > 0 those training
+    images also get galamo's group distribution as a low-weight target (ml/teacher.py).
     """
     side = round(config["image_size"] * config["cache_margin"])
     fractions = tuple(config["split"]["fractions"])
@@ -387,7 +429,14 @@ def prepare_splits(sources: list[src.SourceSet], config: dict[str, Any]) -> dict
             )
             if adapt:
                 subset.group_weights[:] = 0.0
-            split = Split(subset, pixels[indices], zoom, source.name in target_domain, adapt)
+            teacher = None
+            if name == "train" and settings.get("teacher_weight", 0.0) > 0:
+                # Imported here: ml.teacher builds on this module (collect_sources).
+                from ml.teacher import TEACHER_SOURCE, group_targets
+
+                if source.name == TEACHER_SOURCE:
+                    teacher = group_targets(Path(settings["teacher_file"]), subset)
+            split = Split(subset, pixels[indices], zoom, source.name in target_domain, adapt, teacher)
             splits[name].append(split)
     return splits
 
@@ -481,12 +530,7 @@ def train(
             per_sample = loss_terms(
                 first, batch, weights, settings["group_loss_weight"], settings["agreement_power"]
             )
-            if pairs.any():
-                per_sample = per_sample.clone()
-                per_sample[pairs] = per_sample[pairs] + settings["consistency_weight"] * consistency_loss(
-                    first[pairs], logits[len(pairs) :]
-                )
-            loss = per_sample.mean()
+            loss = target_domain_terms(per_sample, first, logits[len(pairs) :], batch, settings).mean()
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
