@@ -86,11 +86,18 @@ def _prior_sentence(manifest: dict[str, Any]) -> str:
     return f"The served probabilities use {described}; `[prior]` in ml/config.toml.{chosen}"
 
 
-def _peer_section(peer: dict[str, Any] | None) -> list[str]:
+def _peer_section(peer: dict[str, Any] | None, teacher_weight: float) -> list[str]:
     """The comparison with galamo's CNN (ml/peer.py), when it has been run for this file."""
     if not peer:
         return []
     from ml.peer import table
+
+    taught = (
+        f"This model learnt from it as a group-level teacher (weight {teacher_weight}, ml/teacher.py)."
+        if teacher_weight
+        else "This model does not learn from it: as a group-level teacher on the GZ DECaLS training"
+        " images it made the model worse (docs/ablations.md)."
+    )
 
     return [
         "## Compared with the pip-installable peer",
@@ -100,6 +107,7 @@ def _peer_section(peer: dict[str, Any] | None) -> list[str]:
         "own preprocessing, in the same TFLite runtime. galamo's numbers on the DECaLS dev images may",
         "be optimistic: its training split is unknown, and these 30 images come from Galaxy10 DECaLS",
         "itself, so some may have been in its training set. It was never trained on SDSS images.",
+        taught,
         "",
         table(peer),
         "",
@@ -236,7 +244,7 @@ def write_model_card(
         "",
         *_quantisation_choice(manifest, check),
         "",
-        *_peer_section(peer),
+        *_peer_section(peer, training["train"].get("teacher_weight", 0.0)),
         "## Limits",
         "",
         "- Trained mostly on SDSS; expect lower accuracy on DECaLS than on the held-out SDSS rows.",

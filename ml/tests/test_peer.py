@@ -54,3 +54,13 @@ def test_the_model_card_takes_only_a_comparison_of_the_same_file(tmp_path):
     assert peer_results(tmp_path, manifest) is None
     (tmp_path / "peer.json").write_text(json.dumps({"model_sha256": "a" * 64, "metrics": {}}))
     assert peer_results(tmp_path, manifest) == {"model_sha256": "a" * 64, "metrics": {}}
+
+
+@pytest.mark.parametrize(("weight", "says"), [(0.0, "does not learn from it"), (0.25, "weight 0.25")])
+def test_the_card_says_whether_the_model_learnt_from_galamo(weight, says):
+    from ml.model_card import _peer_section
+
+    peer = {"metrics": {}, "latency_ms": {"ours": 1.0, "galamo": 2.0}}
+    section = "\n".join(_peer_section(peer, weight))
+    assert says in section
+    assert _peer_section(None, weight) == []
