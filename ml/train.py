@@ -455,10 +455,13 @@ def train(
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     log.addHandler(handler)
     settings = config["train"]
-    torch.manual_seed(config["seed"])
+    # train.seed (default: the top-level seed) moves initialisation, batch order and augmentation
+    # only; the split stays on the top-level seed, so runs of two seeds score the same galaxies.
+    seed = settings.get("seed", config["seed"])
+    torch.manual_seed(seed)
     torch.set_num_threads(settings["num_threads"])
-    rng = np.random.default_rng(config["seed"])
-    generator = torch.Generator().manual_seed(config["seed"])
+    rng = np.random.default_rng(seed)
+    generator = torch.Generator().manual_seed(seed)
     pre = serving_preprocess_config(config)
 
     sources = collect_sources(config, data_root, galaxy10_h5, folders, manifests)
