@@ -138,16 +138,24 @@ def test_pooled_validation_pools_covered_vote_galaxies_only():
     assert pooled["balanced_accuracy"] == pytest.approx((1 + 0 + 1) / 3)
 
 
-@pytest.mark.slow
-def test_training_with_decals_adaptation_stops_at_the_step_budget(tmp_path, monkeypatch):
+def tiny_galaxy10_h5(tmp_path, monkeypatch) -> np.random.Generator:
+    """A generated 40-image Galaxy10 file at tmp_path/g10.h5, the cache in tmp_path; the rng after it."""
     from ml.tests.test_pipeline import galaxy_like
     from ml.tests.test_sources import write_h5
-    from ml.train import train
 
     monkeypatch.setattr(cache, "CACHE_DIR", tmp_path / "cache")
     rng = np.random.default_rng(0)
     labels_ = np.repeat(np.arange(10), 4)
     write_h5(tmp_path / "g10.h5", np.stack([galaxy_like(int(c), rng) for c in labels_]), labels_)
+    return rng
+
+
+@pytest.mark.slow
+def test_training_with_decals_adaptation_stops_at_the_step_budget(tmp_path, monkeypatch):
+    from ml.tests.test_pipeline import galaxy_like
+    from ml.train import train
+
+    rng = tiny_galaxy10_h5(tmp_path, monkeypatch)
     decals = tmp_path / "data" / "gz_decals_partial"
     (decals / "images").mkdir(parents=True)
     header = (
@@ -181,14 +189,9 @@ def test_training_with_decals_adaptation_stops_at_the_step_budget(tmp_path, monk
 
 @pytest.mark.slow
 def test_train_seed_moves_the_training_but_not_the_split(tmp_path, monkeypatch):
-    from ml.tests.test_pipeline import galaxy_like
-    from ml.tests.test_sources import write_h5
     from ml.train import train
 
-    monkeypatch.setattr(cache, "CACHE_DIR", tmp_path / "cache")
-    rng = np.random.default_rng(0)
-    labels_ = np.repeat(np.arange(10), 4)
-    write_h5(tmp_path / "g10.h5", np.stack([galaxy_like(int(c), rng) for c in labels_]), labels_)
+    tiny_galaxy10_h5(tmp_path, monkeypatch)
     overrides = {"image_size": 32, "train.batch_size": 8, "train.max_steps": 2, "prior.samples": 16}
 
     def run(name, **extra):
