@@ -72,8 +72,7 @@ def compare(
 
 def training_draw(config: dict[str, Any], found: list[src.SourceSet], samples: int) -> np.ndarray:
     """Model inputs for ``samples`` training images drawn as one epoch draws them."""
-    fractions = tuple(config["split"]["fractions"])
-    train = [s.subset(src.stratified_split(s.strata, fractions, config["seed"])[0]) for s in found]
+    train = [s.subset(src.split_indices(s, config)["train"]) for s in found]
     splits = [Split(source, np.zeros(0, np.uint8), 1.0) for source in train]
     plan = epoch_plan(splits, config, np.random.default_rng(config["seed"]))[:samples]
     pre = serving_preprocess_config(config)

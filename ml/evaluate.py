@@ -95,13 +95,7 @@ def evaluation_sets(
     if dev is not None:
         sets.append(dev)
     for source in sources:
-        parts = dict(
-            zip(
-                ("train", "val", "test"),
-                src.stratified_split(source.strata, tuple(config["split"]["fractions"]), config["seed"]),
-                strict=True,
-            )
-        )
+        parts = src.split_indices(source, config)
         for split in splits:
             held_out = source.subset(parts[split])
             sets.append(EvaluationSet(f"{split}/{held_out.name}", held_out, source_inputs(held_out, pre)))

@@ -35,8 +35,6 @@ from classifier.preprocessing import ImageSource, PreprocessConfig, preprocess
 from ml import sources as src
 from ml.config import DEFAULT_CONFIG, load_config
 
-log = logging.getLogger("ml.ood")
-
 VERSION = "gaussian-mahalanobis-1"
 # Every feature classifier.ood computes is measured and reported; the fit keeps those that
 # describe one galaxy on sky rather than a camera or a pipeline.
@@ -103,8 +101,7 @@ def galaxy_splits(
     splits: dict[str, list[GalaxyView]] = {"train": [], "val": [], "test": []}
     for source in found:
         crop = source.crop_fraction
-        parts = src.stratified_split(source.strata, tuple(config["split"]["fractions"]), config["seed"])
-        for split, indices in zip(("train", "val", "test"), parts, strict=True):
+        for split, indices in src.split_indices(source, config).items():
             images = [source.images[i] for i in indices]
             for fraction in dict.fromkeys((crop, serving_crop)):
                 splits[split].append(GalaxyView(f"{split}/{source.name}@{fraction}", images, fraction))

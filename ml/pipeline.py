@@ -61,9 +61,7 @@ def representative_inputs(config: dict[str, Any], sources: list[src.SourceSet], 
     pre = serving_preprocess_config(config)
     picked = []
     for source in sources:
-        train_idx, _, _ = src.stratified_split(
-            source.strata, tuple(config["split"]["fractions"]), config["seed"]
-        )
+        train_idx = src.split_indices(source, config)["train"]
         take = rng.choice(train_idx, size=min(len(train_idx), count // len(sources)), replace=False)
         picked.append(source_inputs(source.subset(take), pre))
     return np.concatenate(picked)

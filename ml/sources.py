@@ -20,6 +20,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -294,3 +295,10 @@ def stratified_split(
         parts[0].extend(members[n_val + n_test :])
     train, val, test = (np.sort(np.array(p, dtype=np.int64)) for p in parts)
     return train, val, test
+
+
+def split_indices(source: SourceSet, config: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The "train", "val" and "test" indices of ``source`` as every part of ml/ splits it:
+    stratified, with the configuration's fractions and its top-level seed."""
+    parts = stratified_split(source.strata, tuple(config["split"]["fractions"]), config["seed"])
+    return dict(zip(("train", "val", "test"), parts, strict=True))

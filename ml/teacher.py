@@ -43,8 +43,7 @@ def training_images(config: dict[str, Any], data_root: Path) -> src.SourceSet:
     if TEACHER_SOURCE not in found:
         raise SystemExit(f"{TEACHER_SOURCE} not found under {data_root}")
     source = found[TEACHER_SOURCE]
-    train_idx, _, _ = src.stratified_split(source.strata, tuple(config["split"]["fractions"]), config["seed"])
-    return source.subset(train_idx)
+    return source.subset(src.split_indices(source, config)["train"])
 
 
 def predict(config: dict[str, Any], data_root: Path, galamo_tflite: Path) -> dict[str, Any]:

@@ -412,15 +412,13 @@ def prepare_splits(sources: list[src.SourceSet], config: dict[str, Any]) -> dict
     images also get galamo's group distribution as a low-weight target (ml/teacher.py).
     """
     side = round(config["image_size"] * config["cache_margin"])
-    fractions = tuple(config["split"]["fractions"])
     settings = config["train"]
     target_domain = set(settings["target_domain_sources"])
     splits: dict[str, list[Split]] = {"train": [], "val": [], "test": []}
     for source in sources:
         pixels = cache_pixels(source, side=side, margin=config["cache_margin"])
         zoom = source.crop_fraction / cached_fraction(source.crop_fraction, config["cache_margin"])
-        parts = src.stratified_split(source.strata, fractions, config["seed"])
-        for name, indices in zip(("train", "val", "test"), parts, strict=True):
+        for name, indices in src.split_indices(source, config).items():
             subset = source.subset(indices)
             adapt = (
                 name == "train"

@@ -60,6 +60,21 @@ def test_stratified_split_is_disjoint_proportional_and_seeded():
     assert not np.array_equal(other[1], val)
 
 
+def test_split_indices_follow_the_configured_fractions_and_top_level_seed_only():
+    strata = np.repeat(np.arange(5), 40)
+    source = sources.soft_source(
+        "gz2_hart", list(range(200)), list(range(200)), np.eye(10, dtype=np.float32)[strata], 0.6
+    )
+    source.strata = strata
+    config = {"seed": 3, "split": {"fractions": [0.7, 0.2, 0.1]}, "train": {"seed": 99}}
+    parts = sources.split_indices(source, config)
+    expected = sources.stratified_split(strata, (0.7, 0.2, 0.1), seed=3)
+    assert list(parts) == ["train", "val", "test"]
+    for got, want in zip(parts.values(), expected, strict=True):
+        assert np.array_equal(got, want)
+    assert len(parts["val"]) == 40
+
+
 def make_image(path, colour=(10, 20, 30)):
     Image.new("RGB", (32, 32), colour).save(path)
 
