@@ -85,7 +85,8 @@ def score(config: dict[str, Any], reference_labels: dict[str, Any], weights: Pat
 
 def run_variant(name: str, args: argparse.Namespace) -> dict[str, Any]:
     reason, overrides = VARIANTS[name]
-    config = load_config(args.config, {**overrides, "train.epochs": args.epochs, **args.threads})
+    threads = {"train.num_threads": args.threads} if args.threads else {}
+    config = load_config(args.config, {**overrides, "train.epochs": args.epochs, **threads})
     reference_labels = load_config(args.config)["labels"]
     out = args.out / name
     run = train(config, out, args.data_root)
@@ -137,7 +138,6 @@ def main() -> None:
     parser.add_argument("--only", action="append", choices=sorted(VARIANTS), help="run only these variants")
     parser.add_argument("--threads", type=int, help="torch threads per run (default: train.num_threads)")
     args = parser.parse_args()
-    args.threads = {"train.num_threads": args.threads} if args.threads else {}
     results = {}
     for name in args.only or VARIANTS:
         done = args.out / name / "ablation.json"

@@ -29,16 +29,16 @@ import numpy as np
 
 from ml import sources as src
 from ml.config import add_data_arguments, load_config
-from ml.evaluate import TFLiteModel
 from ml.metrics import GROUP_MATRIX
-from ml.peer import convert_to_tflite, galamo_keras_file, peer_inputs
-from ml.train import collect_sources, serving_preprocess_config
 
 TEACHER_SOURCE = "gz_decals_partial"
 
 
 def training_images(config: dict[str, Any], data_root: Path) -> src.SourceSet:
     """The GZ DECaLS images of the training split, exactly as training splits them."""
+    # The command's side imports ml.train here: ml.train reads this module's targets.
+    from ml.train import collect_sources
+
     found = {s.name: s for s in collect_sources(config, data_root)}
     if TEACHER_SOURCE not in found:
         raise SystemExit(f"{TEACHER_SOURCE} not found under {data_root}")
@@ -47,10 +47,12 @@ def training_images(config: dict[str, Any], data_root: Path) -> src.SourceSet:
 
 
 def predict(config: dict[str, Any], data_root: Path, galamo_tflite: Path) -> dict[str, Any]:
+    from ml.evaluate import TFLiteModel
+    from ml.peer import peer_inputs
+    from ml.train import serving_preprocess_config
+
     images = training_images(config, data_root)
-    inputs = peer_inputs(images, serving_preprocess_config(config).crop_fraction)
-    model = TFLiteModel(galamo_tflite, num_threads=2)
-    probs = np.concatenate([model(inputs[i : i + 64]) for i in range(0, len(inputs), 64)])
+    probs = TFLiteModel(galamo_tflite)(peer_inputs(images, serving_preprocess_config(config).crop_fraction))
     return {
         "source": TEACHER_SOURCE,
         "split": "train",
@@ -94,6 +96,8 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=Path("ml/runs/teacher/galamo_gz_decals.json"))
     args = parser.parse_args()
+    from ml.peer import convert_to_tflite, galamo_keras_file
+
     config = load_config(args.config)
     with tempfile.TemporaryDirectory() as work:
         keras_file = galamo_keras_file(args.galamo_wheel, Path(work))

@@ -42,6 +42,7 @@ from ml.metrics import (
     weighted_recall,
 )
 from ml.model import backbone_parameters, build_model, freeze_early_layers, head_parameters
+from ml.teacher import TEACHER_SOURCE, group_targets
 
 log = logging.getLogger("ml.train")
 
@@ -179,14 +180,15 @@ def target_domain_terms(
 ) -> torch.Tensor:
     """``per_sample`` plus the terms of the unlabelled DECaLS rows: view consistency (``second``
     holds their second views' logits) and, with ``teacher_weight`` > 0, the teacher's groups."""
-    pairs, taught = batch["consistency"], batch["has_teacher"]
+    pairs = batch["consistency"]
     teacher_weight = settings.get("teacher_weight", 0.0)
     if pairs.any():
         per_sample = per_sample.clone()
         per_sample[pairs] = per_sample[pairs] + settings["consistency_weight"] * consistency_loss(
             first[pairs], second
         )
-    if teacher_weight > 0 and taught.any():
+    if teacher_weight > 0 and "teacher" in batch:
+        taught = batch["has_teacher"]
         per_sample = per_sample.clone()
         per_sample[taught] = per_sample[taught] + teacher_weight * teacher_loss(
             first[taught], batch["teacher"][taught]
@@ -201,15 +203,18 @@ def _batch_tensors(splits: list[Split], picks: list[tuple[int, int]]) -> dict[st
     out["zoom"] = torch.tensor([splits[s].zoom for s, _ in picks], dtype=torch.float32)
     out["target_domain"] = torch.tensor([splits[s].target_domain for s, _ in picks], dtype=torch.bool)
     out["consistency"] = torch.tensor([splits[s].consistency for s, _ in picks], dtype=torch.bool)
-    out["has_teacher"] = torch.tensor([splits[s].teacher is not None for s, _ in picks], dtype=torch.bool)
-    out["teacher"] = torch.from_numpy(
-        np.stack(
-            [
-                splits[s].teacher[i] if splits[s].teacher is not None else np.zeros(4, np.float32)
-                for s, i in picks
-            ]
+    taught = [splits[s].teacher is not None for s, _ in picks]
+    # Only batches that hold taught rows carry the teacher's groups (none when it is off).
+    if any(taught):
+        out["has_teacher"] = torch.tensor(taught, dtype=torch.bool)
+        out["teacher"] = torch.from_numpy(
+            np.stack(
+                [
+                    splits[s].teacher[i] if splits[s].teacher is not None else np.zeros(4, np.float32)
+                    for s, i in picks
+                ]
+            )
         )
-    )
     return out
 
 
@@ -413,6 +418,7 @@ def prepare_splits(sources: list[src.SourceSet], config: dict[str, Any]) -> dict
     """
     side = round(config["image_size"] * config["cache_margin"])
     settings = config["train"]
+    teacher_weight = settings.get("teacher_weight", 0.0)
     target_domain = set(settings["target_domain_sources"])
     splits: dict[str, list[Split]] = {"train": [], "val": [], "test": []}
     for source in sources:
@@ -427,13 +433,8 @@ def prepare_splits(sources: list[src.SourceSet], config: dict[str, Any]) -> dict
             )
             if adapt:
                 subset.group_weights[:] = 0.0
-            teacher = None
-            if name == "train" and settings.get("teacher_weight", 0.0) > 0:
-                # Imported here: ml.teacher builds on this module (collect_sources).
-                from ml.teacher import TEACHER_SOURCE, group_targets
-
-                if source.name == TEACHER_SOURCE:
-                    teacher = group_targets(Path(settings["teacher_file"]), subset)
+            taught = name == "train" and source.name == TEACHER_SOURCE and teacher_weight > 0
+            teacher = group_targets(Path(settings["teacher_file"]), subset) if taught else None
             split = Split(subset, pixels[indices], zoom, source.name in target_domain, adapt, teacher)
             splits[name].append(split)
     return splits
