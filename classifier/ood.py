@@ -159,11 +159,6 @@ def features(
     return {name: _FEATURES[name](image) for name in names}
 
 
-def all_features(tensor: np.ndarray, probabilities: np.ndarray, config: PreprocessConfig) -> dict[str, float]:
-    """Every candidate feature: what training measures and fits on."""
-    return features(tensor, probabilities, config)
-
-
 @dataclass(frozen=True)
 class OodGate:
     """The fitted gate: squared Mahalanobis distance above ``threshold`` means out of distribution."""

@@ -263,7 +263,7 @@ def _served(
     def flush() -> None:
         results = classifier.classify_prepared(prepared)
         for image, result in zip(prepared, results, strict=True):
-            features = ood.all_features(image.tensor, np.asarray(result.probabilities), pre)
+            features = ood.features(image.tensor, np.asarray(result.probabilities), pre)
             rows.append([features[name] for name in FEATURES])
         prepared.clear()
 

@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from classifier import inference, observability
 from classifier.exceptions import ModelUnavailableError
 from classifier.models import OUT_OF_DISTRIBUTION_WARNING, Prediction
-from classifier.ood import FEATURE_NAMES, OodGate, all_features
+from classifier.ood import FEATURE_NAMES, OodGate, features
 from classifier.preprocessing import PreprocessConfig
 from conftest import GALAXY_DATA_DIR
 
@@ -140,8 +140,8 @@ def test_features_are_computed_from_the_model_input():
     dark = np.full((64, 64, 3), (10 - config.mean) / config.std, np.float32)
     lit = dark.copy()
     lit[24:40, 24:40] = (200 - config.mean) / config.std
-    flat = all_features(dark, np.full(10, 0.1), config)
-    blob = all_features(lit, np.eye(10)[3], config)
+    flat = features(dark, np.full(10, 0.1), config)
+    blob = features(lit, np.eye(10)[3], config)
     assert set(flat) == set(FEATURE_NAMES)
     assert flat["concentration"] == 0.0
     assert blob["concentration"] > 0.5
