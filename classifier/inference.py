@@ -34,7 +34,7 @@ from django.dispatch import receiver
 from django.utils.translation import gettext_noop
 from PIL import Image
 
-from classifier import fits
+from classifier import fits, jpeg
 from classifier.exceptions import Count
 from classifier.galaxy10 import CLASS_NAMES, NUM_CLASSES
 from classifier.manifest import ManifestError, ModelManifest
@@ -320,11 +320,30 @@ class GalaxyClassifier:
             raise ImageDecodeError(gettext_noop("the file is empty"))
         if fits.is_fits(data):
             return self._prepare_fits(data, max_pixels=limit)
+        # Read from the markers before Pillow parses anything, so a file of thousands of
+        # scans or segments is refused without being walked by Pillow or libjpeg (classifier.jpeg).
+        layout = jpeg.inspect(data) if jpeg.is_jpeg(data) else None
         width, height, image_format = inspect_header(data, max_pixels=limit)
         try:
             image = open_image(data, self.config)
             cost = decoded_bytes(image)
             max_bytes = settings.MAX_DECODE_BYTES
+            if layout is not None and layout.buffered:
+                # Draft mode shrinks the output, not the full-size coefficient buffer that a
+                # progressive or multi-scan JPEG is decoded into.
+                cost += layout.coefficient_bytes()
+                if cost > max_bytes:
+                    raise ImageDecodeError(
+                        gettext_noop(
+                            "the image is a progressive or multi-scan JPEG of %(width)sx%(height)s pixels "
+                            "and would need %(needed)s MB of memory to decode, more than the limit of "
+                            "%(limit)s MB: send a smaller image, or a baseline JPEG"
+                        ),
+                        width=layout.width,
+                        height=layout.height,
+                        needed=f"{cost / 1e6:,.0f}",
+                        limit=f"{max_bytes / 1e6:,.0f}",
+                    )
             if cost > max_bytes:
                 raise ImageDecodeError(
                     gettext_noop(

@@ -7,10 +7,12 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.storage import default_storage
 from django.db.models import QuerySet
 
-from classifier import fits
+from classifier import storage
 from classifier.filters import PredictionFilter
+from classifier.inference import fits_preview_png
 from classifier.models import Prediction
 
 # The largest id a BigAutoField holds; a larger one cannot exist, so it is not looked up.
@@ -62,11 +64,23 @@ def parse_id(text: str) -> int | None:
 
 def prediction_preview_png(prediction: Prediction) -> bytes | None:
     """The stored FITS upload coloured and encoded as PNG for pages; None when the prediction is
-    not a FITS upload or its file cannot be read."""
+    not a FITS upload or its file cannot be read.
+
+    Rendered once, on the first request, and stored beside the FITS file (storage.preview_name),
+    so that later requests cost a file read, not a decode (docs/fits.md).
+    """
     if not prediction.is_fits:
         return None
+    image_name = prediction.image.name
+    try:
+        with default_storage.open(storage.preview_name(image_name), "rb") as stored:
+            return stored.read()
+    except OSError:
+        pass  # not rendered yet
     try:
         with prediction.image.open("rb") as stored:
-            return fits.preview_png(stored.read(), max_pixels=settings.MAX_IMAGE_PIXELS)
-    except (OSError, ValueError):
+            png = fits_preview_png(stored.read(settings.MAX_UPLOAD_BYTES + 1))
+    except (OSError, ValueError):  # ImageDecodeError is a ValueError
         return None
+    storage.store_preview(image_name, png)
+    return png
