@@ -6,6 +6,9 @@ copied byte for byte, so the pixels decode exactly as the upload's did, and only
 the metadata blocks are left out. The EXIF orientation is the one piece kept (as an
 orientation-only EXIF block), so the stored picture still displays upright.
 
+A FITS file loses its personal and location header keywords (classifier.fits,
+docs/fits.md).
+
 No maintained library strips these six formats losslessly, hence this module. A
 container it cannot walk (truncated, or a variant it does not know) is re-encoded
 with Pillow instead: its first frame, losslessly, except a JPEG, which keeps its
@@ -22,6 +25,8 @@ from collections.abc import Callable, Iterator
 
 from PIL import ExifTags, Image
 
+from classifier import fits
+
 logger = logging.getLogger(__name__)
 
 ORIENTATION_TAG = ExifTags.Base.Orientation
@@ -37,10 +42,12 @@ class _ContainerError(ValueError):
 def strip_metadata(data: bytes, image_format: str) -> bytes:
     """A copy of ``data`` (an image in Pillow's ``image_format``) without EXIF, XMP, IPTC,
     comments and text chunks; its pixels decode identically and its orientation is kept."""
+    if image_format == "FITS":
+        # Header keywords that name a person or a place go; the data units stay byte for byte.
+        return fits.strip_private_keywords(data)
     rewrite = _REWRITERS.get(image_format)
     if rewrite is None:
-        # BMP has no metadata blocks and FITS is stored as sent (docs/fits.md); anything else
-        # was refused before it got here.
+        # BMP has no metadata blocks; anything else was refused before it got here.
         return data
     try:
         return rewrite(data)

@@ -131,7 +131,38 @@ def _delete_orphaned_files(names: set[str]) -> None:
 def _delete_file_quietly(name: str) -> None:
     # A file that cannot be removed is logged, not raised: its rows are already gone (or never
     # committed), and failing the request would not bring the file back.
+    for doomed in (name, preview_name(name)) if name.endswith(FITS_SUFFIX) else (name,):
+        try:
+            default_storage.delete(doomed)
+        except OSError:
+            logger.warning("could not delete stored image %s", doomed, exc_info=True)
+
+
+# --- FITS previews: a PNG beside the stored FITS file, removed with it ------------------------
+
+FITS_SUFFIX = ".fits"
+
+
+def preview_name(name: str) -> str:
+    """Where the PNG preview of the stored FITS file ``name`` is kept."""
+    return f"{name}.png"
+
+
+def store_preview(name: str, png: bytes) -> None:
+    """Keep the rendered preview of the stored FITS file ``name``, unless it is kept already or
+    no row refers to the file any more (a delete won the race: the preview would be orphaned).
+
+    Under the file's lock, like an upload, so a delete removes both files or neither has been
+    written. A failure is logged, not raised: the caller still has the PNG it rendered.
+    """
+    preview = preview_name(name)
     try:
-        default_storage.delete(name)
-    except OSError:
-        logger.warning("could not delete stored image %s", name, exc_info=True)
+        with transaction.atomic():
+            lock({name})
+            if default_storage.exists(preview) or not Prediction.objects.filter(image=name).exists():
+                return
+            saved = default_storage.save(preview, ContentFile(png))
+            if saved != preview:  # another process wrote it between the check and the save
+                default_storage.delete(saved)
+    except (DatabaseError, OSError):
+        logger.warning("could not store the preview of %s", name, exc_info=True)

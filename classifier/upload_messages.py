@@ -31,6 +31,9 @@ FITS_TEMPLATES = (
     gettext_noop("the FITS cube has bands %(bands)s: only g, r, z cubes are accepted"),
     gettext_noop("the image is %(width)sx%(height)s pixels, more than the limit of %(limit)s pixels"),
     gettext_noop("the FITS image has no finite values (all NaN or infinite)"),
+    gettext_noop(
+        "tile-compressed FITS images (%(method)s) are not accepted: send the uncompressed file (funpack)"
+    ),
 )
 
 
