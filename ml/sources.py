@@ -28,6 +28,9 @@ from classifier.galaxy10 import CLASS_NAMES, NUM_CLASSES
 from ml import labels
 
 MAX_GROUPS = 3
+# Sources scored on their own, never joined into the pooled (SDSS-voted) validation:
+# GZ DECaLS votes are the target-domain validation set (ml/decals_validation.py).
+NOT_POOLED = frozenset({"gz_decals_votes"})
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"}
 
 

@@ -1,0 +1,390 @@
+"""Model choice on the target survey: a Galaxy Zoo DECaLS validation set.
+
+    python -m ml.decals_validation --data-root ../shared/data --model ml/models
+    python -m ml.decals_validation --model ml/models --model ml/runs/votes --all-folds
+
+SDSS validation did not predict accuracy on DECaLS (issue 18), so models are chosen here:
+
+* **folds**: the galaxies of ``gz_decals_votes`` with at least ``min_votes`` votes on
+  smooth-or-featured, cut into ``folds`` folds, stratified by the Galaxy10 group their
+  votes imply and seeded, and ordered by IAU name first, so neither the row order of the
+  table nor a new row moves any other galaxy between folds. The folds listed in
+  ``validation_folds`` are the validation set; training (the ``gz_decals_votes`` source)
+  never sees them. Two of five folds (about 127 galaxies) rather than one: a single fold of
+  64 galaxies has a 95% interval of about +-12 points, too wide to choose an epoch on; all
+  five would leave the training source only few-vote galaxies, which hold a third of the votes.
+* **members**: the 69 exact Galaxy10 DECaLS members with an image on disk
+  (``galaxy10_decals_coords/members_on_disk.csv``), a separate small set, also never trained on.
+
+Scores for one model (its 10 Galaxy10 probabilities, through the serving preprocessing):
+(a) agreement of its top class with the class the votes imply (``ml.votes.vote_targets``,
+argmax, where Galaxy10 covers at least ``MIN_COVERAGE`` of the votes), top-1 and 4-group;
+(b) the mean absolute error of its smooth fraction (the summed probability of the three smooth
+classes) against the volunteers' smooth fraction; (c) accuracy on the exact members.
+The 30 dev images never enter it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from classifier.galaxy10 import GROUP_OF_CLASS, NUM_CLASSES
+from classifier.statistics import wilson_interval
+from ml import sources as src
+from ml import votes
+from ml.config import DEFAULT_CONFIG, load_config
+from ml.labels import SMOOTH
+from ml.metrics import GROUP_MATRIX, MIN_COVERAGE
+
+VOTES_DIR = "gz_decals_votes"
+MEMBERS_CSV = Path("galaxy10_decals_coords") / "members_on_disk.csv"
+DEFAULTS: dict[str, Any] = {"min_votes": 20, "folds": 5, "validation_folds": [0, 1], "seed": 20261205}
+Predictor = Callable[[np.ndarray], np.ndarray]
+
+
+def settings(config: dict[str, Any]) -> dict[str, Any]:
+    """``[decals_validation]`` of the configuration, defaults filled in (older runs have none)."""
+    return {**DEFAULTS, **config.get("decals_validation", {})}
+
+
+def assign_folds(
+    iaunames: list[str], strata: np.ndarray, eligible: np.ndarray, folds: int, seed: int
+) -> np.ndarray:
+    """Fold index per row (-1 where not ``eligible``): stratified, seeded, and independent of row order.
+
+    Within each stratum the galaxies are sorted by name, shuffled with ``seed`` and dealt
+    round-robin; each stratum starts dealing where the previous one stopped, so fold sizes
+    differ by at most one.
+    """
+    fold = np.full(len(iaunames), -1, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    dealt = 0
+    for stratum in np.unique(strata[eligible]):
+        members = list(np.flatnonzero(eligible & (strata == stratum)))
+        members.sort(key=lambda i: iaunames[i])
+        for position, row in enumerate(rng.permutation(members)):
+            fold[row] = (dealt + position) % folds
+        dealt += len(members)
+    return fold
+
+
+@dataclass(frozen=True)
+class DecalsValidation:
+    """The vote table with each row's fold (-1: too few votes) and role."""
+
+    table: votes.VoteTable
+    fold: np.ndarray
+    validation: np.ndarray  # bool: in a validation fold
+    member: np.ndarray  # bool: an exact Galaxy10 member
+    soft: np.ndarray  # vote-implied Galaxy10 targets (N, 10)
+    coverage: np.ndarray
+
+    @property
+    def held_out(self) -> np.ndarray:
+        """Rows the training source must not see: validation folds and exact members."""
+        return self.validation | self.member
+
+
+def build(table: votes.VoteTable, config: dict[str, Any]) -> DecalsValidation:
+    opts = settings(config)
+    read_spiral = config.get("labels", {}).get("read_spiral", True)
+    soft, coverage = votes.vote_targets(table.counts, read_spiral=read_spiral)
+    strata = np.asarray(GROUP_OF_CLASS)[soft.argmax(axis=1)]
+    eligible = table.total("smooth-or-featured") >= opts["min_votes"]
+    fold = assign_folds(table.iaunames, strata, eligible, opts["folds"], opts["seed"])
+    validation = np.isin(fold, opts["validation_folds"])
+    return DecalsValidation(table, fold, validation, table.galaxy10_label >= 0, soft, coverage)
+
+
+def load(data_root: Path, config: dict[str, Any]) -> DecalsValidation:
+    return build(votes.read_vote_table(data_root / VOTES_DIR / "labels.csv"), config)
+
+
+def vote_rule_agreement(validation: DecalsValidation) -> dict[str, Any]:
+    """How often the vote-implied class is the exact Galaxy10 class of the members in the table."""
+    member = validation.member
+    implied = validation.soft[member].argmax(axis=1)
+    truth = validation.table.galaxy10_label[member]
+    agree = int((implied == truth).sum())
+    group = np.asarray(GROUP_OF_CLASS)
+    return {
+        "n": int(member.sum()),
+        "agree": agree,
+        "top1": agree / max(1, int(member.sum())),
+        "group4": float((group[implied] == group[truth]).mean()) if member.any() else 0.0,
+        "disagreements": [
+            {"iauname": validation.table.iaunames[i], "exact": int(t), "implied": int(p)}
+            for i, t, p in zip(np.flatnonzero(member), truth, implied, strict=True)
+            if t != p
+        ],
+    }
+
+
+def _rate(hits: np.ndarray) -> dict[str, Any]:
+    n, k = len(hits), int(np.sum(hits))
+    return {"n": n, "value": k / n if n else None, "interval95": list(wilson_interval(k, n))}
+
+
+def mean_interval(values: np.ndarray) -> dict[str, Any]:
+    """Mean with a normal 95% interval (fine for the few hundred absolute errors here)."""
+    n = len(values)
+    if n == 0:
+        return {"n": 0, "value": None, "interval95": [None, None]}
+    mean = float(values.mean())
+    half = 1.96 * float(values.std(ddof=1)) / np.sqrt(n) if n > 1 else float("nan")
+    return {"n": n, "value": mean, "interval95": [mean - half, mean + half]}
+
+
+def smooth_mae(probs: np.ndarray, counts: np.ndarray) -> dict[str, Any]:
+    """Mean |model smooth fraction - volunteers' smooth fraction| over galaxies with smooth/featured votes."""
+    volunteers = votes.smooth_fraction(counts)
+    model = probs[:, list(SMOOTH)].sum(axis=1)
+    known = ~np.isnan(volunteers)
+    return mean_interval(np.abs(model[known] - volunteers[known]))
+
+
+def fold_scores(probs: np.ndarray, soft: np.ndarray, coverage: np.ndarray, counts: np.ndarray) -> dict:
+    """Agreement with the vote-implied class (covered galaxies) and the smooth-fraction error."""
+    covered = coverage >= MIN_COVERAGE
+    implied = soft[covered].argmax(axis=1)
+    predicted = probs[covered].argmax(axis=1)
+    group_hit = (probs[covered] @ GROUP_MATRIX).argmax(axis=1) == np.asarray(GROUP_OF_CLASS)[implied]
+    return {
+        "galaxies": len(probs),
+        "top1": _rate(predicted == implied),
+        "group4": _rate(group_hit),
+        "smooth_mae": smooth_mae(probs, counts),
+        "correct": (predicted == implied).tolist(),
+    }
+
+
+def member_scores(probs: np.ndarray, label: np.ndarray) -> dict[str, Any]:
+    group = np.asarray(GROUP_OF_CLASS)
+    return {
+        "top1": _rate(probs.argmax(axis=1) == label),
+        "group4": _rate((probs @ GROUP_MATRIX).argmax(axis=1) == group[label]),
+    }
+
+
+def paired_difference(
+    correct_a: np.ndarray, correct_b: np.ndarray, samples: int = 10000, seed: int = 0
+) -> dict[str, float]:
+    """Accuracy of b minus a on the same galaxies, with a paired bootstrap 95% interval."""
+    a, b = np.asarray(correct_a, float), np.asarray(correct_b, float)
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(a), size=(samples, len(a)))
+    differences = (b[draws] - a[draws]).mean(axis=1)
+    return {
+        "difference": float(b.mean() - a.mean()),
+        "interval95": [float(np.quantile(differences, 0.025)), float(np.quantile(differences, 0.975))],
+    }
+
+
+# ---- models and their inputs ----------------------------------------------------------------
+
+
+def _source(name: str, images: list[str], soft: np.ndarray, crop: float) -> src.SourceSet:
+    return src.soft_source(name, images, list(images), soft, crop)
+
+
+def crop_fraction(config: dict[str, Any]) -> float:
+    """The GZ DECaLS crop; configurations older than the votes source use the partial
+    cutouts' crop (the same rendering)."""
+    crops = config["crops"]
+    return crops.get("gz_decals_votes", crops["gz_decals_partial"])
+
+
+def model_inputs(
+    data_root: Path, validation: DecalsValidation, rows: np.ndarray, config: dict[str, Any]
+) -> np.ndarray:
+    from ml.cache import source_inputs
+    from ml.train import serving_preprocess_config
+
+    images = [str(data_root / VOTES_DIR / validation.table.files[i]) for i in rows]
+    source = _source("gz_decals_votes", images, validation.soft[rows], crop_fraction(config))
+    return source_inputs(source, serving_preprocess_config(config))
+
+
+def read_members(data_root: Path) -> tuple[list[str], np.ndarray]:
+    rows = src._read_csv(data_root / MEMBERS_CSV)
+    return [str(data_root / r["file"]) for r in rows], np.array([int(r["label_index"]) for r in rows])
+
+
+def member_inputs(data_root: Path, config: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    from ml.cache import source_inputs
+    from ml.train import serving_preprocess_config
+
+    images, label = read_members(data_root)
+    source = _source("galaxy10_members", images, np.eye(NUM_CLASSES)[label], crop_fraction(config))
+    return source_inputs(source, serving_preprocess_config(config)), label
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    predict: Predictor
+    config: dict[str, Any]
+    sdss_pooled: dict[str, Any] | None  # val/pooled as recorded, when the model carries it
+
+
+def load_model(path: Path) -> LoadedModel:
+    """A packaged model folder (galaxy10.tflite + galaxy10.json), a .tflite file beside its
+    manifest, or a training run folder (model.pt + run.json, scored in PyTorch)."""
+    if path.is_dir() and (path / "run.json").exists() and not (path / "galaxy10.tflite").exists():
+        return _torch_model(path)
+    tflite = path / "galaxy10.tflite" if path.is_dir() else path
+    manifest = json.loads(tflite.with_suffix(".json").read_text())
+    from ml.evaluate import TFLiteModel
+
+    return LoadedModel(
+        f"{tflite} ({manifest.get('model_version', '?')})",
+        TFLiteModel(tflite),
+        manifest["training"]["config"],
+        manifest.get("metrics", {}).get("val/pooled"),
+    )
+
+
+def _torch_model(run_dir: Path, weights: str = "model.pt") -> LoadedModel:
+    import torch
+
+    from ml.model import build_model
+
+    run = json.loads((run_dir / "run.json").read_text())
+    config = run["config"]
+    model = build_model(config["image_size"], pretrained=False)
+    model.load_state_dict(torch.load(run_dir / weights))
+    model.eval()
+    temperature = float(run.get("temperature", 1.0))
+
+    @torch.no_grad()
+    def predict(inputs: np.ndarray) -> np.ndarray:
+        batch = torch.from_numpy(inputs).permute(0, 3, 1, 2).contiguous()
+        logits = torch.cat([model(batch[i : i + 64]) for i in range(0, len(batch), 64)])
+        return torch.softmax(logits / temperature, dim=1).numpy()
+
+    return LoadedModel(f"{run_dir}/{weights} (PyTorch)", predict, config, None)
+
+
+def sdss_pooled(model: LoadedModel, data_root: Path) -> dict[str, Any]:
+    """Pooled SDSS validation through the serving preprocessing (for runs, which carry none)."""
+    from ml.evaluate import evaluation_sets, pooled_report
+    from ml.train import collect_sources
+
+    sets = evaluation_sets(
+        model.config, data_root, collect_sources(model.config, data_root), ("val",), with_dev=False
+    )
+    parts = [(model.predict(s.inputs), s.source) for s in sets if s.source.name not in src.NOT_POOLED]
+    return pooled_report([(p, s) for p, s in parts if (s.soft_weight > 0).any()])
+
+
+def score_model(
+    model: LoadedModel, data_root: Path, validation: DecalsValidation, *, all_folds: bool = False
+) -> dict[str, Any]:
+    """The DECaLS validation scores of one model (validation folds; with ``all_folds`` every fold too)."""
+    results: dict[str, Any] = {"model": model.name}
+    parts = {"validation folds": validation.validation}
+    if all_folds:
+        parts["all folds"] = validation.fold >= 0
+    for name, mask in parts.items():
+        rows = np.flatnonzero(mask)
+        probs = model.predict(model_inputs(data_root, validation, rows, model.config))
+        results[name] = fold_scores(
+            probs, validation.soft[rows], validation.coverage[rows], validation.table.counts[rows]
+        )
+    inputs, label = member_inputs(data_root, model.config)
+    results["members"] = member_scores(model.predict(inputs), label)
+    return results
+
+
+def _pct(rate: dict[str, Any]) -> str:
+    if rate.get("value") is None:
+        return "n/a"
+    low, high = rate["interval95"]
+    return f"{100 * rate['value']:.1f}% ({100 * low:.0f}-{100 * high:.0f}), n={rate['n']}"
+
+
+def _mae(stat: dict[str, Any]) -> str:
+    low, high = stat["interval95"]
+    return f"{stat['value']:.3f} ({low:.3f}-{high:.3f}), n={stat['n']}"
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    lines = [
+        (
+            "| model | set | top-1 vs vote-implied | 4-group | smooth-fraction MAE | exact members top-1 "
+            "| members 4-group | SDSS val/pooled top-1 |"
+        ),
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for result in results:
+        pooled = result.get("sdss_pooled") or {}
+        sdss = (
+            f"{100 * pooled['top1']:.1f}% ({100 * pooled['top1_interval95'][0]:.0f}-"
+            f"{100 * pooled['top1_interval95'][1]:.0f}), n={pooled['n']}"
+            if pooled
+            else "n/a"
+        )
+        for part in ("validation folds", "all folds"):
+            if part not in result:
+                continue
+            scores = result[part]
+            lines.append(
+                f"| {result['model']} | {part} | {_pct(scores['top1'])} | {_pct(scores['group4'])} | "
+                f"{_mae(scores['smooth_mae'])} | {_pct(result['members']['top1'])} | "
+                f"{_pct(result['members']['group4'])} | {sdss} |"
+            )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data-root", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="defines the folds")
+    parser.add_argument(
+        "--model", type=Path, action="append", default=[], help="repeatable; default ml/models"
+    )
+    parser.add_argument(
+        "--all-folds", action="store_true", help="also score every fold (trained-on folds for runs)"
+    )
+    parser.add_argument("--json", type=Path, help="write the full results here")
+    args = parser.parse_args()
+    models = [load_model(p) for p in (args.model or [Path("ml/models")])]
+    # The folds come from the one configuration (--config), the same for every model scored,
+    # so all models are compared on the same galaxies.
+    config = load_config(args.config)
+    validation = load(args.data_root, config)
+    rule = vote_rule_agreement(validation)
+    print(
+        f"vote rule vs exact Galaxy10 class: {rule['agree']}/{rule['n']} top-1 "
+        f"({100 * rule['top1']:.1f}%), 4-group {100 * rule['group4']:.1f}%"
+    )
+    sizes = np.bincount(validation.fold[validation.fold >= 0]).tolist()
+    held = int(validation.validation.sum())
+    print(f"folds (>= {settings(config)['min_votes']} votes): sizes {sizes}; validation {held} galaxies")
+    results = []
+    for model in models:
+        result = score_model(model, args.data_root, validation, all_folds=args.all_folds)
+        result["sdss_pooled"] = model.sdss_pooled or sdss_pooled(model, args.data_root)
+        results.append(result)
+    base = results[0]["validation folds"]["correct"]
+    for result in results[1:]:
+        result["top1_difference_vs_first"] = paired_difference(base, result["validation folds"]["correct"])
+        print(
+            f"{result['model']} minus {results[0]['model']}: {json.dumps(result['top1_difference_vs_first'])}"
+        )
+    print(table(results))
+    if args.json:
+        args.json.write_text(json.dumps({"vote_rule": rule, "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

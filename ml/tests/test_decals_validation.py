@@ -1,0 +1,278 @@
+"""The GZ DECaLS validation set: vote table, vote -> Galaxy10 rule, folds and scores."""
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from classifier.galaxy10 import NUM_CLASSES
+from ml import decals_validation as dv
+from ml import votes
+from ml.config import load_config
+
+
+def counts_row(**answers: int) -> np.ndarray:
+    """One row of answer counts from keywords like smooth_or_featured__smooth=30."""
+    row = np.zeros(votes.NUM_ANSWERS, dtype=np.int64)
+    for key, value in answers.items():
+        question, answer = key.split("__")
+        column = f"{question.replace('_', '-')}_{answer.replace('_', '-')}"
+        row[votes.ANSWER_COLUMNS.index(column)] = value
+    return row
+
+
+def write_table(path: Path, rows: list[tuple[str, np.ndarray, int]]) -> Path:
+    """A labels.csv in the gz_decals_votes schema: (iauname, counts, galaxy10_label) per row."""
+    totals = [f"{q}_total-votes" for q in votes.QUESTIONS]
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file", "iauname", *totals, *votes.ANSWER_COLUMNS, "galaxy10_label"])
+        for name, counts, label in rows:
+            sums = [int(counts[part].sum()) for part in votes.ANSWER_SLICES.values()]
+            writer.writerow([f"images/{name}.jpg", name, *sums, *counts.tolist(), label])
+    return path
+
+
+def generated_table(n: int, seed: int) -> votes.VoteTable:
+    rng = np.random.default_rng(seed)
+    counts = np.zeros((n, votes.NUM_ANSWERS), dtype=np.int64)
+    for part in votes.ANSWER_SLICES.values():
+        width = part.stop - part.start
+        counts[:, part] = rng.multinomial(1, np.ones(width) / width, size=n) * rng.integers(
+            0, 45, size=(n, 1)
+        )
+    names = [f"J{i:06d}" for i in rng.permutation(n)]
+    return votes.VoteTable([f"images/{x}.jpg" for x in names], names, counts, np.full(n, -1))
+
+
+# ---- the vote -> Galaxy10 rule on hand-written rows ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("answers", "expected"),
+    [
+        ({"smooth_or_featured__smooth": 30, "how_rounded__round": 28, "merging__none": 30}, 2),
+        ({"smooth_or_featured__smooth": 30, "how_rounded__in_between": 25, "merging__none": 30}, 3),
+        ({"smooth_or_featured__smooth": 30, "how_rounded__cigar_shaped": 25, "merging__none": 30}, 4),
+        ({"smooth_or_featured__smooth": 5, "merging__merger": 30, "merging__none": 2}, 1),
+        (
+            {
+                "smooth_or_featured__featured_or_disk": 30,
+                "merging__major_disturbance": 25,
+                "merging__none": 5,
+            },
+            0,
+        ),
+        (
+            {
+                "smooth_or_featured__featured_or_disk": 30,
+                "disk_edge_on__yes": 28,
+                "edge_on_bulge__none": 25,
+                "merging__none": 30,
+            },
+            8,
+        ),
+        (
+            {
+                "smooth_or_featured__featured_or_disk": 30,
+                "disk_edge_on__yes": 28,
+                "edge_on_bulge__boxy": 10,
+                "edge_on_bulge__rounded": 15,
+                "merging__none": 30,
+            },
+            9,
+        ),
+        (
+            {
+                "smooth_or_featured__featured_or_disk": 30,
+                "disk_edge_on__no": 30,
+                "bar__strong": 12,
+                "bar__weak": 10,
+                "bar__no": 8,
+                "has_spiral_arms__yes": 30,
+                "merging__none": 30,
+            },
+            5,
+        ),
+        (
+            {
+                "smooth_or_featured__featured_or_disk": 30,
+                "disk_edge_on__no": 30,
+                "bar__no": 30,
+                "has_spiral_arms__yes": 30,
+                "spiral_winding__tight": 25,
+                "merging__none": 30,
+            },
+            6,
+        ),
+        (
+            {
+                "smooth_or_featured__featured_or_disk": 30,
+                "disk_edge_on__no": 30,
+                "bar__no": 30,
+                "has_spiral_arms__yes": 30,
+                "spiral_winding__medium": 15,
+                "spiral_winding__loose": 10,
+                "merging__none": 30,
+            },
+            7,
+        ),
+    ],
+)
+def test_votes_imply_the_galaxy10_class_of_their_branch(answers, expected):
+    soft, coverage = votes.vote_targets(counts_row(**answers)[None])
+    assert soft.argmax() == expected
+    assert coverage[0] > 0.5
+
+
+def test_a_minor_disturbance_keeps_a_spiral_a_spiral():
+    spiral = {
+        "smooth_or_featured__featured_or_disk": 30,
+        "disk_edge_on__no": 30,
+        "bar__no": 30,
+        "has_spiral_arms__yes": 30,
+        "spiral_winding__tight": 30,
+    }
+    soft, _ = votes.vote_targets(counts_row(**spiral, merging__minor_disturbance=25, merging__none=5)[None])
+    assert soft.argmax() == 6
+    assert soft[0, 0] == 0  # minor disturbance alone is not Galaxy10's Disturbed
+
+
+def test_armless_face_on_disks_have_no_galaxy10_class():
+    lenticular = counts_row(
+        smooth_or_featured__featured_or_disk=30,
+        disk_edge_on__no=30,
+        bar__no=30,
+        has_spiral_arms__no=30,
+        merging__none=30,
+    )
+    _, coverage = votes.vote_targets(lenticular[None])
+    assert coverage[0] == pytest.approx(0.0)
+
+
+def test_smooth_fraction_drops_artifact_votes_and_is_undefined_without_votes():
+    rows = np.stack(
+        [
+            counts_row(
+                smooth_or_featured__smooth=6,
+                smooth_or_featured__featured_or_disk=2,
+                smooth_or_featured__artifact=10,
+            ),
+            counts_row(),
+        ]
+    )
+    fraction = votes.smooth_fraction(rows)
+    assert fraction[0] == pytest.approx(0.75)
+    assert np.isnan(fraction[1])
+
+
+def test_read_vote_table_reads_counts_and_refuses_answers_above_the_total(tmp_path):
+    row = counts_row(smooth_or_featured__smooth=3, merging__none=2)
+    table = votes.read_vote_table(write_table(tmp_path / "labels.csv", [("J1", row, 2)]))
+    np.testing.assert_array_equal(table.counts[0], row)
+    assert table.galaxy10_label.tolist() == [2]
+    text = (tmp_path / "labels.csv").read_text().splitlines()
+    header = text[0].split(",")
+    cells = text[1].split(",")
+    cells[header.index("smooth-or-featured_total-votes")] = "1"
+    (tmp_path / "labels.csv").write_text("\n".join([text[0], ",".join(cells)]) + "\n")
+    with pytest.raises(ValueError, match="smooth-or-featured answers add up to more"):
+        votes.read_vote_table(tmp_path / "labels.csv")
+
+
+# ---- folds ------------------------------------------------------------------------------------
+
+
+def test_folds_are_deterministic_disjoint_and_independent_of_row_order():
+    table = generated_table(400, seed=1)
+    config = load_config()
+    first = dv.build(table, config)
+    again = dv.build(table, config)
+    np.testing.assert_array_equal(first.fold, again.fold)
+    eligible = table.total("smooth-or-featured") >= 20
+    assert (first.fold[eligible] >= 0).all()
+    assert (first.fold[~eligible] == -1).all()
+    sizes = np.bincount(first.fold[eligible])
+    assert len(sizes) == 5
+    assert sizes.max() - sizes.min() <= 1
+    # Shuffle the rows: every galaxy keeps its fold, so no galaxy can be in two folds.
+    order = np.random.default_rng(7).permutation(len(table))
+    shuffled = votes.VoteTable(
+        [table.files[i] for i in order],
+        [table.iaunames[i] for i in order],
+        table.counts[order],
+        table.galaxy10_label[order],
+    )
+    moved = dv.build(shuffled, config)
+    by_name = dict(zip(table.iaunames, first.fold, strict=True))
+    assert all(by_name[name] == fold for name, fold in zip(shuffled.iaunames, moved.fold, strict=True))
+    # Another seed deals differently.
+    reseeded = dv.build(table, {**config, "decals_validation": {**dv.settings(config), "seed": 5}})
+    assert (reseeded.fold != first.fold).any()
+
+
+def test_validation_folds_and_members_are_held_out():
+    table = generated_table(200, seed=2)
+    table.galaxy10_label[:3] = 1
+    validation = dv.build(table, load_config())
+    assert validation.held_out[:3].all()
+    assert set(np.unique(validation.fold[validation.validation])) == {0, 1}
+    assert not validation.held_out[validation.fold >= 2][~validation.member[validation.fold >= 2]].any()
+
+
+# ---- scores -----------------------------------------------------------------------------------
+
+
+def test_smooth_mae_compares_summed_smooth_probability_with_the_volunteers():
+    counts = np.stack(
+        [
+            counts_row(smooth_or_featured__smooth=30, smooth_or_featured__featured_or_disk=10),  # 0.75
+            counts_row(smooth_or_featured__smooth=0, smooth_or_featured__featured_or_disk=20),  # 0.0
+            counts_row(),  # no smooth-or-featured votes: left out
+        ]
+    )
+    probs = np.zeros((3, NUM_CLASSES))
+    probs[0, [2, 3, 4, 6]] = [0.25, 0.25, 0.0, 0.5]  # smooth 0.5 -> error 0.25
+    probs[1, [3, 7]] = [0.1, 0.9]  # smooth 0.1 -> error 0.1
+    probs[2, 2] = 1.0
+    result = dv.smooth_mae(probs, counts)
+    assert result["n"] == 2
+    assert result["value"] == pytest.approx(0.175)
+
+
+def test_fold_scores_count_only_galaxies_galaxy10_covers():
+    soft = np.eye(NUM_CLASSES)[[2, 6, 8]]
+    coverage = np.array([1.0, 0.9, 0.2])
+    probs = np.eye(NUM_CLASSES)[[2, 5, 8]] * 0.9 + 0.01
+    scores = dv.fold_scores(probs, soft, coverage, np.zeros((3, votes.NUM_ANSWERS), np.int64))
+    assert scores["top1"]["n"] == 2
+    assert scores["top1"]["value"] == pytest.approx(0.5)
+    assert scores["group4"]["value"] == pytest.approx(1.0)  # barred for tight: same face-on group
+
+
+def test_paired_difference_interval_contains_the_difference():
+    a = np.array([1, 0, 1, 1, 0, 1, 0, 1] * 10)
+    b = np.array([1, 1, 1, 1, 0, 1, 1, 1] * 10)
+    result = dv.paired_difference(a, b)
+    assert result["difference"] == pytest.approx(0.25)
+    low, high = result["interval95"]
+    assert low < 0.25 < high
+    assert low > 0
+
+
+# ---- the real data (skips without ../shared/data) ----------------------------------------------
+
+
+def test_real_vote_rule_agrees_with_the_exact_galaxy10_members(data_root):
+    if not (data_root / dv.VOTES_DIR).is_dir():
+        pytest.skip(f"{data_root / dv.VOTES_DIR} not present")
+    validation = dv.load(data_root, load_config())
+    rule = dv.vote_rule_agreement(validation)
+    assert rule["n"] == 63
+    assert rule["agree"] >= 58  # measured 60 of 63
+    assert int(validation.validation.sum()) == 128
+    assert not (validation.held_out & ~validation.validation & ~validation.member).any()
+    images, _label = dv.read_members(data_root)
+    assert len(images) == 69
+    assert all(Path(p).exists() for p in images)
