@@ -12,10 +12,11 @@ from classifier.ownership import stored_image_visible_to
 
 @require_safe
 def protected_media(request: HttpRequest, path: str) -> HttpResponse:
-    """Logged-in users see every image; anonymous visitors only those they uploaded.
+    """The image of a prediction the reader may see (classifier.ownership), and nothing else:
+    a job's staged chunks under jobs/ are served to nobody, their owner included.
 
     Images are not public: the audit log needs a login to read. 404 rather than
-    403 so that the existence of an image is not revealed.
+    403 so that the existence of a file is not revealed.
     """
     if not stored_image_visible_to(name=path, user=request.user, session=request.session):
         raise Http404

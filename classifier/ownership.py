@@ -1,9 +1,11 @@
-"""Anonymous ownership: which predictions a visitor who is not logged in may see.
+"""Who may see which predictions: the one home of the audit log's access rule.
 
-Logged-in users read the whole audit log. An anonymous visitor sees only what they uploaded
-in their own session, for ANONYMOUS_OWNERSHIP_SECONDS (SECURITY.md, "Anonymous uploads"): the
-pages, the result downloads, the FITS previews and the stored images (/media/) all ask here,
-so the rule has one home.
+Logged-in users read the audit log, except the predictions of other users' classification
+jobs: a job's predictions are seen by whoever may see the job (its owner, and staff), as
+classifier.jobs.selectors.job_list decides. An anonymous visitor sees only what they uploaded
+in their own session, for ANONYMOUS_OWNERSHIP_SECONDS (SECURITY.md, "Anonymous uploads"). The
+API, the pages, the result downloads, the FITS previews and the stored images (/media/) all
+ask here.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from classifier.models import Prediction
+from classifier.models import Job, Prediction
 
 # The session key under which the pages remember an anonymous visitor's uploads.
 OWN_PREDICTIONS_SESSION_KEY = "classifier_own_predictions"
@@ -33,7 +35,7 @@ def _is_logged_in(user: Any) -> bool:
 def remember_own_predictions(*, session: SessionBase, user: Any, predictions: Iterable[Prediction]) -> None:
     """Record an anonymous visitor's new uploads in their session, so they may read them."""
     if _is_logged_in(user):
-        return  # a logged-in user reads the whole log anyway
+        return  # a logged-in user's reads go by their account, not their session
     remembered = list(session.get(OWN_PREDICTIONS_SESSION_KEY, []))
     remembered.extend(p.pk for p in predictions)
     session[OWN_PREDICTIONS_SESSION_KEY] = remembered[-MAX_REMEMBERED_PREDICTIONS:]
@@ -46,6 +48,28 @@ def anonymous_owned_ids(session: Mapping[str, Any] | None) -> list[int]:
     """The ids this anonymous session uploaded (it may still hold some that were deleted or
     have aged out: prediction_visible_to checks those)."""
     return list((session or {}).get(OWN_PREDICTIONS_SESSION_KEY, []))
+
+
+def _is_staff(user: Any) -> bool:
+    return _is_logged_in(user) and bool(getattr(user, "is_staff", False))
+
+
+def logged_in_reader_filter(user: Any) -> Q:
+    """The predictions a logged-in ``user`` may read: every one outside jobs, and those of the
+    jobs they may see (their own; staff see every job)."""
+    if _is_staff(user):
+        return Q()
+    # A prediction marked as a job's but with no job (it cannot happen: the job's deletion
+    # cascades) stays hidden rather than falling back to the shared log.
+    return (Q(job__isnull=True) & ~Q(source=Prediction.Source.JOB)) | Q(job__user=user)
+
+
+def visible_predictions(*, user: Any, session: Mapping[str, Any] | None) -> QuerySet[Prediction]:
+    """Every prediction this reader may see."""
+    if _is_logged_in(user):
+        return Prediction.objects.filter(logged_in_reader_filter(user))
+    # Jobs need a login, so an anonymous session never uploaded a job's prediction.
+    return anonymous_owned(session).filter(job__isnull=True).exclude(source=Prediction.Source.JOB)
 
 
 def may_look_up(*, pk: int, user: Any, session: Mapping[str, Any] | None) -> bool:
@@ -66,28 +90,35 @@ def anonymous_owned(session: Mapping[str, Any] | None) -> QuerySet[Prediction]:
     )
 
 
+def _in_a_job(prediction: Prediction) -> bool:
+    return prediction.job_id is not None or prediction.source == Prediction.Source.JOB
+
+
 def prediction_visible_to(*, prediction: Prediction, user: Any, session: Mapping[str, Any] | None) -> bool:
-    """Logged-in users read the whole log; anonymous visitors only what they uploaded, for
-    ANONYMOUS_OWNERSHIP_SECONDS."""
+    """Logged-in users read the log outside jobs and the predictions of the jobs they may see;
+    anonymous visitors only what they uploaded, for ANONYMOUS_OWNERSHIP_SECONDS."""
     if _is_logged_in(user):
-        return True
+        if not _in_a_job(prediction) or _is_staff(user):
+            return True
+        return (
+            prediction.job_id is not None
+            and Job.objects.filter(pk=prediction.job_id, user_id=user.pk).exists()
+        )
     return (
-        prediction.pk in anonymous_owned_ids(session)
+        not _in_a_job(prediction)
+        and prediction.pk in anonymous_owned_ids(session)
         and prediction.created_at >= anonymous_ownership_cutoff()
     )
 
 
 def predictions_visible(*, ids: list[int], user: Any, session: Mapping[str, Any] | None) -> list[Prediction]:
     """The predictions among ``ids`` that this reader may see, in the order asked for."""
-    found = Prediction.objects.in_bulk(ids)
-    return [
-        found[pk]
-        for pk in ids
-        if pk in found and prediction_visible_to(prediction=found[pk], user=user, session=session)
-    ]
+    found = visible_predictions(user=user, session=session).in_bulk(ids)
+    return [found[pk] for pk in ids if pk in found]
 
 
 def stored_image_visible_to(*, name: str, user: Any, session: Mapping[str, Any] | None) -> bool:
-    """Whether the stored image ``name`` (relative to MEDIA_ROOT) belongs to a prediction this
-    reader may see."""
-    return _is_logged_in(user) or anonymous_owned(session).filter(image=name).exists()
+    """Whether the stored file ``name`` (relative to MEDIA_ROOT) is the image of a prediction
+    this reader may see. Nothing else under MEDIA_ROOT is served to anyone: a job's staged
+    chunks (jobs/<id>/...) are the image of no prediction."""
+    return visible_predictions(user=user, session=session).filter(image=name).exists()

@@ -14,6 +14,7 @@ from classifier import storage
 from classifier.filters import PredictionFilter
 from classifier.inference import fits_preview_png
 from classifier.models import Prediction
+from classifier.ownership import logged_in_reader_filter
 
 # The largest id a BigAutoField holds; a larger one cannot exist, so it is not looked up.
 MAX_ID = 2**63 - 1
@@ -25,11 +26,17 @@ def _check_reader(user: Any) -> None:
         raise PermissionDenied("log in to read the prediction log")
 
 
-def prediction_filterset(*, filters: Mapping[str, Any] | None = None, user: Any = None) -> PredictionFilter:
-    """The bound filter set, for pages that render its form as well as its results."""
+def _readable(user: Any) -> QuerySet[Prediction]:
+    """The predictions ``user`` may read: those of other users' jobs are left out
+    (classifier.ownership); internal callers (user None) read all."""
     _check_reader(user)
     queryset = Prediction.objects.select_related("user")
-    return PredictionFilter(data=filters or None, queryset=queryset)
+    return queryset if user is None else queryset.filter(logged_in_reader_filter(user))
+
+
+def prediction_filterset(*, filters: Mapping[str, Any] | None = None, user: Any = None) -> PredictionFilter:
+    """The bound filter set, for pages that render its form as well as its results."""
+    return PredictionFilter(data=filters or None, queryset=_readable(user))
 
 
 def prediction_list(*, filters: Mapping[str, Any] | None = None, user: Any = None) -> QuerySet[Prediction]:
@@ -47,11 +54,12 @@ def prediction_list(*, filters: Mapping[str, Any] | None = None, user: Any = Non
 
 
 def prediction_get(*, pk: int | str, user: Any = None) -> Prediction:
-    """One prediction; raises Prediction.DoesNotExist."""
-    _check_reader(user)
+    """One prediction the reader may see; raises Prediction.DoesNotExist otherwise (no hint
+    that it exists)."""
+    readable = _readable(user)
     if not -MAX_ID <= int(pk) <= MAX_ID:
         raise Prediction.DoesNotExist  # the database could not even compare it
-    return Prediction.objects.select_related("user").get(pk=pk)
+    return readable.get(pk=pk)
 
 
 def parse_id(text: str) -> int | None:

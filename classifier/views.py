@@ -282,6 +282,9 @@ class PredictionDetailView(View):
             return redirect_to_login(request.get_full_path())
         prediction = get_object_or_404(Prediction.objects.select_related("user"), pk=pk)
         if not prediction_visible_to(prediction=prediction, user=request.user, session=request.session):
+            # Another user's job prediction reads as one that does not exist.
+            if request.user.is_authenticated:
+                raise Http404
             return redirect_to_login(request.get_full_path())
         context = prediction_context(prediction)
         if request.user.is_staff:

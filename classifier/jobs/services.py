@@ -8,6 +8,7 @@ member twice. Predictions go through classifier.services like every other caller
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import logging
@@ -17,7 +18,7 @@ import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from django.conf import settings
@@ -45,6 +46,9 @@ STAGING_FOLDER = "jobs"
 # A chunk being staged stays in memory up to this size (64 typical cutouts are about
 # 1.5 MB), then goes to a temporary file: a web process staging large files holds no more.
 STAGING_SPOOL_BYTES = 4 * 1024 * 1024
+# A member whose staged chunk is gone while it is still pending (the storage lost it): it
+# cannot be classified, and retrying would not bring it back.
+STAGED_FILE_GONE_REASON = "the staged copy of this file is gone; submit it again"
 
 
 class JobQueueUnavailableError(ClassifierError):
@@ -108,8 +112,8 @@ def job_create(
     _refresh_progress(job.pk)
     job.refresh_from_db()
     if not job.is_active:
-        # Cancelled (or failed) while staging: chunks staged after its clean-up are removed too.
-        _delete_staged(_pending_staged_names(job.pk))
+        # Ended (cancelled, failed) while staging: chunks staged after its clean-up are removed too.
+        _delete_job_staging(job.pk, _staged_names_of(job.pk))
     return job
 
 
@@ -224,15 +228,23 @@ def job_chunk_process(*, job_id: int, start: int, stop: int) -> ChunkOutcome:
 
     ok: list[tuple[JobMember, services.AcceptedUpload]] = []
     refused: dict[int, str] = {}
-    for member, data in read_staged(members):
-        try:
-            [accepted] = services.validate_uploads(
-                [File(io.BytesIO(data), name=PurePosixPath(member.path).name)]
-            )
-        except ImageValidationError as exc:
-            refused[member.pk] = "; ".join(error["error"] for error in exc.errors)[:500]
-            continue
-        ok.append((member, accepted))
+    try:
+        for member, data in read_staged(members):
+            try:
+                [accepted] = services.validate_uploads(
+                    [File(io.BytesIO(data), name=PurePosixPath(member.path).name)]
+                )
+            except ImageValidationError as exc:
+                refused[member.pk] = "; ".join(error["error"] for error in exc.errors)[:500]
+                continue
+            ok.append((member, accepted))
+    except FileNotFoundError:
+        # Either another delivery of this chunk recorded its members and deleted the file (the
+        # pending check below then finds nothing to do), or the file was lost: its members end
+        # failed with a reason, so the job still ends instead of retrying for ever.
+        logger.warning("job %s chunk %s-%s: a staged file is gone", job_id, start, stop)
+        read = {member.pk for member, _ in ok} | set(refused)
+        refused.update({member.pk: STAGED_FILE_GONE_REASON for member in members if member.pk not in read})
 
     with transaction.atomic():
         # Shared: the chunks of one job record side by side; cancel and fail wait for them.
@@ -274,8 +286,9 @@ def job_chunk_process(*, job_id: int, start: int, stop: int) -> ChunkOutcome:
 def read_staged(members: Sequence[JobMember]) -> Iterator[tuple[JobMember, bytes]]:
     """Each staged member with its bytes, in order, opening each staged chunk once.
 
-    Raises OSError when a staged file is missing (another delivery of the chunk recorded
-    it and deleted its files) or unreadable; the task retries, and finds nothing pending.
+    Raises FileNotFoundError when a staged file is gone (another delivery of the chunk
+    recorded it and deleted its files, or the storage lost it), and OSError when one is
+    unreadable (the task retries).
     """
     for name, group in itertools.groupby(members, key=lambda member: member.staged_name):
         with default_storage.open(name, "rb") as handle:
@@ -335,9 +348,9 @@ def _refresh_progress(job_id: int) -> None:
         return
     now = timezone.now()
     if done:
-        active.update(done=done, failed=failed, status=Job.Status.SUCCEEDED, finished_at=now)
+        ended = active.update(done=done, failed=failed, status=Job.Status.SUCCEEDED, finished_at=now)
     else:
-        active.update(
+        ended = active.update(
             done=done,
             failed=failed,
             status=Job.Status.FAILED,
@@ -345,6 +358,8 @@ def _refresh_progress(job_id: int) -> None:
             error="no file could be classified; see each file's reason",
         )
     Job.objects.filter(pk=job_id, started_at__isnull=True).update(started_at=now)
+    if ended:
+        _delete_job_staging_on_commit(job_id)
 
 
 def job_cancel(*, job: Job) -> bool:
@@ -355,8 +370,7 @@ def job_cancel(*, job: Job) -> bool:
             status=Job.Status.CANCELLED, finished_at=timezone.now()
         )
         if changed:
-            names = _pending_staged_names(job.pk)
-            transaction.on_commit(lambda: _delete_staged(names))
+            _delete_job_staging_on_commit(job.pk)
     job.refresh_from_db()
     return bool(changed)
 
@@ -369,24 +383,45 @@ def job_fail(*, job_id: int, reason: str) -> None:
             status=Job.Status.FAILED, finished_at=timezone.now(), error=reason[:2000]
         )
         if changed:
-            names = _pending_staged_names(job_id)
-            transaction.on_commit(lambda: _delete_staged(names))
+            _delete_job_staging_on_commit(job_id)
 
 
 def job_delete(*, job: Job) -> None:
     """Delete a job, its members and its predictions with their images (staff only)."""
     with transaction.atomic():
         services.prediction_delete_many(queryset=Prediction.objects.filter(job=job))
-        names = set(
-            JobMember.objects.filter(job=job).exclude(staged_name="").values_list("staged_name", flat=True)
-        )
+        _delete_job_staging_on_commit(job.pk)
         job.delete()
-        transaction.on_commit(lambda: _delete_staged(names))
 
 
-def _pending_staged_names(job_id: int) -> set[str]:
-    pending = JobMember.objects.filter(job_id=job_id, status=JobMember.Status.PENDING).exclude(staged_name="")
-    return set(pending.values_list("staged_name", flat=True))
+def _staged_names_of(job_id: int) -> set[str]:
+    members = JobMember.objects.filter(job_id=job_id).exclude(staged_name="")
+    return set(members.values_list("staged_name", flat=True))
+
+
+def _delete_job_staging_on_commit(job_id: int) -> None:
+    """Once the job's end (or deletion) commits, delete every file it staged.
+
+    Called in the transaction that ends the job, whatever the end: staged files hold the
+    owner's uploads, and once the job has ended no chunk will read them again.
+    """
+    names = _staged_names_of(job_id)  # read now: a deleted job's members are gone after the commit
+    transaction.on_commit(lambda: _delete_job_staging(job_id, names))
+
+
+def _delete_job_staging(job_id: int, names: Iterable[str]) -> None:
+    """Delete the job's staged chunks, and anything else left in its staging folder (a chunk
+    saved when its members could not be recorded, or a delete that failed before)."""
+    _delete_staged(names)
+    folder = f"{STAGING_FOLDER}/{job_id}"
+    try:
+        _folders, files = default_storage.listdir(folder)
+    except (OSError, NotImplementedError):
+        return  # no folder (nothing staged), or a storage that cannot list
+    _delete_staged(f"{folder}/{name}" for name in files)
+    # The empty folder too, where the storage has folders (object storage has none).
+    with contextlib.suppress(OSError, NotImplementedError):
+        Path(default_storage.path(folder)).rmdir()
 
 
 def _delete_staged(names: Iterable[str]) -> None:
