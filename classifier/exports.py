@@ -1,11 +1,12 @@
-"""CSV export of the audit log, shared by the API, the history page and the admin."""
+"""CSV exports: the audit log's (the API, the history page and the admin), and the one writer
+that every CSV the project produces goes through (job results, `manage.py classify` too)."""
 
 from __future__ import annotations
 
 import csv
 import re
 from collections.abc import Iterable
-from typing import TextIO
+from typing import Any, Protocol, TextIO
 
 from django.http import HttpResponse
 
@@ -41,10 +42,42 @@ CSV_COLUMNS = (
 _FORMULA_START = re.compile(r"""(?:^|(?<=[,;|\t\r\n]))([ "']*)(?=[=+\-@\t\r])""")
 
 
+# A cell that is a number and nothing else (a coordinate such as dec=-3.25, a score) is no
+# formula whatever its sign, and stays a number for the spreadsheet.
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
 def spreadsheet_safe(value: object) -> str:
     """Keep text from being run as a formula when the CSV is opened in a spreadsheet,
     whichever separator the spreadsheet splits on."""
     return _FORMULA_START.sub(r"\1'", str(value))
+
+
+def spreadsheet_cell(value: object) -> object:
+    """A cell as every export writes it: numbers as they are, any other text through
+    spreadsheet_safe. Header cells too: a job's catalogue names its own columns."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    text = str(value)
+    return text if _PLAIN_NUMBER.fullmatch(text) else spreadsheet_safe(text)
+
+
+class _Writable(Protocol):
+    def write(self, text: str, /) -> Any: ...
+
+
+class SafeCsvWriter:
+    """The CSV writer of every export: every cell, of the header as of the rows, goes through
+    spreadsheet_cell, and every field is quoted, so a separator inside a value never starts a
+    new cell for a spreadsheet that honours quotes (spreadsheet_safe covers those that split
+    anyway)."""
+
+    def __init__(self, stream: _Writable, *, lineterminator: str = "\r\n") -> None:
+        self._writer = csv.writer(stream, quoting=csv.QUOTE_ALL, lineterminator=lineterminator)
+
+    def writerow(self, cells: Iterable[object]) -> Any:
+        """Write one row; returns what the stream's write returned (the line, for streaming)."""
+        return self._writer.writerow([spreadsheet_cell(cell) for cell in cells])
 
 
 def prediction_csv_row(prediction: Prediction) -> list[object]:
@@ -82,14 +115,12 @@ def optional_bool(value: bool | None) -> str:
 
 def write_predictions_csv(queryset: Iterable[Prediction], stream: TextIO) -> int:
     """Write a header and one row per prediction; returns the number of rows."""
-    # Every cell quoted, so a separator inside a value never starts a new cell for a
-    # spreadsheet that honours quotes; spreadsheet_safe covers those that split anyway.
-    writer = csv.writer(stream, quoting=csv.QUOTE_ALL)
+    writer = SafeCsvWriter(stream)
     writer.writerow(CSV_COLUMNS)
     rows = queryset.iterator(chunk_size=500) if hasattr(queryset, "iterator") else queryset
     count = 0
     for prediction in rows:
-        writer.writerow([spreadsheet_safe(cell) for cell in prediction_csv_row(prediction)])
+        writer.writerow(prediction_csv_row(prediction))
         count += 1
     return count
 

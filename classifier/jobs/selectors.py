@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,7 +9,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Count, QuerySet
 from django.utils import timezone
 
-from classifier.exports import RESULT_COLUMNS, check_cells, spreadsheet_safe
+from classifier.exports import RESULT_COLUMNS, SafeCsvWriter, check_cells
 from classifier.galaxy10 import CLASS_NAMES
 from classifier.models import Job, JobMember, Prediction
 
@@ -101,36 +100,30 @@ def job_results(job: Job) -> Iterator[dict[str, Any]]:
         yield record
 
 
-def _cell(value: str) -> str:
-    # Coordinates such as dec=-3.25 are numbers, not formulas: only other text is neutralised.
-    try:
-        float(value)
-    except ValueError:
-        return spreadsheet_safe(value)
-    return value
-
-
 class _Echo:
     def write(self, value: str) -> str:
         return value
 
 
 def job_results_csv(job: Job) -> Iterator[str]:
-    """The results as CSV lines, streamed: classify's columns, status and error, catalogue columns."""
-    writer = csv.writer(_Echo(), lineterminator="\n")
+    """The results as CSV lines, streamed: classify's columns, status and error, catalogue columns.
+
+    The catalogue's column names came with the submission: the header is escaped as the cells are.
+    """
+    writer = SafeCsvWriter(_Echo(), lineterminator="\n")
     yield writer.writerow([*RESULT_COLUMNS, *STATUS_COLUMNS, *job.catalogue_columns])
     for record in job_results(job):
         probabilities = record["probabilities"]
         yield writer.writerow(
             [
-                spreadsheet_safe(record["path"]),
+                record["path"],
                 record["prediction"] or "",
                 "" if record["class_index"] is None else record["class_index"],
                 "" if record["confidence"] is None else f"{record['confidence']:.6f}",
                 *(f"{probabilities[name]:.6f}" if probabilities else "" for name in CLASS_NAMES),
                 *check_cells(record["in_distribution"], record["ood_score"], record["single_band"]),
                 record["status"],
-                spreadsheet_safe(record["error"]),
-                *(_cell(str(record["catalogue"][c])) for c in job.catalogue_columns),
+                record["error"],
+                *(str(record["catalogue"][c]) for c in job.catalogue_columns),
             ]
         )

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
+from rest_framework.test import APIClient
 
-from classifier.exports import spreadsheet_safe, write_predictions_csv
-from classifier.models import Prediction
+from classifier.exports import SafeCsvWriter, spreadsheet_cell, spreadsheet_safe, write_predictions_csv
+from classifier.models import Job, Prediction
 from classifier.tests.factories import PredictionFactory
+from classifier.tests.jobs_support import make_zip, run_chunks_inline, zip_upload
 from classifier.tests.utils import make_image_bytes
 
 pytestmark = pytest.mark.django_db
@@ -151,3 +154,99 @@ def test_history_csv_errors_are_json(client, user):
     assert response.status_code == 400
     assert response["Content-Type"] == "application/json"
     assert "source" in response.json()
+
+
+# --- Job results: the header row is escaped as the cells are (issue 21, item 7) --------------
+
+# Catalogue column names as an attacker sends them; the tab and carriage return lead the name
+# in the file (the catalogue reader strips them, leaving a formula start behind).
+HOSTILE_COLUMNS = [
+    '=HYPERLINK("http://evil.example","x")',
+    "=cmd|' /C calc'!A0",
+    "@SUM(1)",
+    "+1",
+    "-1",
+    "\t=2+2",
+    "\r@A1",
+    "a;=1+1",
+    "b|-2+3",
+]
+
+
+def assert_no_formula_cell_but_numbers(body: str) -> None:
+    """As assert_no_formula_cell, but a cell that is a plain number (-1, -3.25) is a number,
+    not a formula, and stays one in every export."""
+    number = re.compile(r"[+-]?[0-9.]+")
+    for delimiter in SEPARATORS:
+        starting = [
+            cell
+            for cell in cells(body, delimiter)
+            if cell.startswith(FORMULA_CHARACTERS) and not number.fullmatch(cell)
+        ]
+        assert starting == [], f"split on {delimiter!r}"
+
+
+def test_job_results_header_is_escaped_exactly_like_its_cells(user, django_capture_on_commit_callbacks):
+    catalogue = io.StringIO()
+    writer = csv.writer(catalogue)
+    writer.writerow(["file", *HOSTILE_COLUMNS])
+    writer.writerow(["g0.png", *HOSTILE_COLUMNS])  # each value is its own column's name
+    client = APIClient()
+    client.force_authenticate(user)
+    archive = make_zip([("g0.png", make_image_bytes()), ("catalogue.csv", catalogue.getvalue().encode())])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("api:job-list"), {"archive": zip_upload(archive)}, format="multipart")
+        assert response.status_code == 202, response.content
+        run_chunks_inline(Job.objects.get(pk=response.json()["id"]))
+
+    results = client.get(reverse("api:job-results-csv", args=[response.json()["id"]]))
+    body = b"".join(results.streaming_content).decode()
+    header, row = list(csv.reader(io.StringIO(body)))
+    count = len(HOSTILE_COLUMNS)
+    assert header[-count:] == row[-count:]
+    assert header[-count:] == [spreadsheet_cell(column.strip()) for column in HOSTILE_COLUMNS]
+    assert header[-count:] == [
+        '\'=HYPERLINK("http://evil.example","x")',
+        "'=cmd|' /C calc'!A0",
+        "'@SUM(1)",
+        "+1",  # numbers stay numbers, in the header as in the cells
+        "-1",
+        "'=2+2",
+        "'@A1",
+        "a;'=1+1",
+        "b|'-2+3",
+    ]
+    assert_no_formula_cell_but_numbers(body)
+
+
+def test_every_export_writes_through_the_one_writer():
+    """The header of the audit log's export goes through the same escaping as its cells."""
+    stream = io.StringIO()
+    SafeCsvWriter(stream).writerow(HOSTILE_COLUMNS)
+    [written] = list(csv.reader(io.StringIO(stream.getvalue())))
+    assert written == [spreadsheet_cell(column) for column in HOSTILE_COLUMNS]
+    assert written[HOSTILE_COLUMNS.index("\t=2+2")] == "'\t'=2+2"
+    assert written[HOSTILE_COLUMNS.index("\r@A1")] == "'\r'@A1"
+    # Split on each separator (a bare carriage return cannot be split by csv.reader: left out).
+    stream = io.StringIO()
+    SafeCsvWriter(stream).writerow(column for column in HOSTILE_COLUMNS if "\r" not in column)
+    assert_no_formula_cell_but_numbers(stream.getvalue())
+
+
+@pytest.mark.parametrize(
+    ("value", "cell"),
+    [
+        ("-3.25", "-3.25"),
+        ("+1", "+1"),
+        ("1e5", "1e5"),
+        ("-1+1", "'-1+1"),
+        ("-1e5;=1", "'-1e5;'=1"),
+        ("-inf", "'-inf"),
+        (" -1", " '-1"),  # escaped: only a cell that is a number and nothing else is one
+        ("=1", "'=1"),
+        (-2, -2),
+        (0.5, 0.5),
+    ],
+)
+def test_only_plain_numbers_escape_the_guard(value, cell):
+    assert spreadsheet_cell(value) == cell

@@ -1,5 +1,4 @@
 import contextlib
-import csv
 import json
 import logging
 import os
@@ -12,7 +11,7 @@ from tqdm import tqdm
 
 from classifier import services
 from classifier.exceptions import ClassifierError
-from classifier.exports import RESULT_COLUMNS, check_cells, spreadsheet_safe
+from classifier.exports import RESULT_COLUMNS, SafeCsvWriter, check_cells
 from classifier.galaxy10 import CLASS_NAMES
 from classifier.inference import get_classifier
 
@@ -140,12 +139,12 @@ class Command(BaseCommand):
                 stream.write("\n")
             else:
                 # File names may come from anyone: quoted and formula-guarded like every export.
-                writer = csv.writer(stream, lineterminator="\n", quoting=csv.QUOTE_ALL)
+                writer = SafeCsvWriter(stream, lineterminator="\n")
                 writer.writerow(RESULT_COLUMNS)
                 for row in rows:
                     writer.writerow(
                         [
-                            spreadsheet_safe(row["path"]),
+                            row["path"],
                             row["prediction"],
                             row["class_index"],
                             f"{row['confidence']:.6f}",
