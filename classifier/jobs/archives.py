@@ -1,11 +1,14 @@
 """What a job is made of: archive members, plain files and an optional catalogue CSV.
 
-A .zip is checked as a whole before any member is read: its size, its member count, the
-size it would expand to and its compression ratio (zip bombs), and every member's name
-(absolute paths, "..", links). Those refuse the whole archive. A member that is itself an
-archive, or larger than the per-file upload limit, is kept as a failed member with its
-reason, so the rest of the job goes on. Images are checked later, by the worker, through
-the same validation as an upload.
+A .zip is checked as a whole before any member is read: its size, then its central
+directory's entry count and size (from the end records, before zipfile builds a list of
+them), the size it would expand to and its compression ratio (zip bombs), and every
+member's name (absolute paths, "..", links), encryption and compression method. Those
+refuse the whole archive. A member that is itself an archive, larger than the per-file
+upload limit, or whose compressed data turns out to be corrupt, is kept as a failed member
+with its reason, so the rest of the job goes on. Images are checked later, by the worker,
+through the same validation as an upload. Member paths are cleaned as upload file names
+are (bidi overrides and zero-width characters removed).
 """
 
 from __future__ import annotations
@@ -13,10 +16,14 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import lzma
+import os
 import re
 import stat
+import struct
 import unicodedata
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -25,6 +32,7 @@ from typing import IO, Any
 from django.conf import settings
 
 from classifier.exceptions import ClassifierError
+from classifier.services import sanitise_filename
 
 NESTED_ARCHIVE_SUFFIXES = (".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar", ".zst")
 _ARCHIVE_MAGIC = (b"PK\x03\x04", b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"7z\xbc\xaf", b"Rar!")
@@ -33,6 +41,9 @@ CATALOGUE_FILE_COLUMN = "file"
 MAX_CATALOGUE_BYTES = 64 * 1024 * 1024
 MAX_CATALOGUE_COLUMNS = 32
 MAX_COLUMN_NAME_LENGTH = 64
+MAX_CELL_LENGTH = 200
+# Removed from cells (PostgreSQL's JSON refuses it), so it can join a row's cells.
+_CELL_SEPARATOR = "\0"
 # At most 4 bytes a character: the (job, path) index stays under PostgreSQL's btree row limit.
 MAX_MEMBER_PATH_LENGTH = 500
 # Ratios are checked only above this size: small files are harmless whatever their ratio.
@@ -41,6 +52,38 @@ RATIO_CHECK_MIN_BYTES = 1024 * 1024
 _IGNORED_PREFIXES = ("__MACOSX/",)
 NESTED_ARCHIVE_REASON = "nested archives are not expanded; send their files in the outer archive"
 _DRIVE = re.compile(r"^[A-Za-z]:")
+# zipfile holds the whole central directory, and an object per entry, in memory: both are
+# bounded per file a job may have, before zipfile reads them. Entries: each file, its
+# folders and a __MACOSX copy. Bytes: a fixed 46-byte record, a path and its extra fields.
+ENTRIES_PER_MEMBER = 2
+DIRECTORY_BYTES_PER_MEMBER = 512
+# The end records (APPNOTE 4.3.14-4.3.16), and the part of a directory record that gives
+# its length: the signature and the lengths of its name, extra field and comment.
+_EOCD = struct.Struct("<4s4H2LH")
+_EOCD_SIGNATURE = b"PK\x05\x06"
+_ZIP64_LOCATOR = struct.Struct("<4sLQL")
+_ZIP64_LOCATOR_SIGNATURE = b"PK\x06\x07"
+_ZIP64_EOCD = struct.Struct("<4sQ2H2L4Q")
+_ZIP64_EOCD_SIGNATURE = b"PK\x06\x06"
+_MAX_TAIL = _EOCD.size + (1 << 16)  # the record and the longest archive comment
+_RECORD = struct.Struct("<4s24x3H")
+_RECORD_SIZE = 46
+_RECORD_SIGNATURE = b"PK\x01\x02"
+_DIRECTORY_BLOCK = 1024 * 1024
+_ENCRYPTED = 0x1  # general purpose flag bit 0: traditional PKWARE or WinZip AES encryption
+_READABLE_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
+_METHOD_NAMES = {6: "Implode", 9: "Deflate64", 93: "Zstandard", 95: "XZ", 98: "PPMd", 99: "AES"}
+# What reading a damaged member raises: zipfile's CRC and header checks, each decompressor's
+# error (bz2's is an OSError), a stream cut short, and an encrypted local header.
+_DAMAGED_MEMBER_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    lzma.LZMAError,
+    EOFError,
+    OSError,
+    RuntimeError,
+    NotImplementedError,
+)
 
 
 class JobInputError(ClassifierError):
@@ -52,6 +95,15 @@ class JobInputError(ClassifierError):
     def __init__(self, reason: str, *, too_large: bool = False) -> None:
         self.reason = reason
         self.too_large = too_large
+        super().__init__(reason)
+
+
+class MemberUnreadableError(ClassifierError):
+    """One member's bytes could not be read (corrupt compressed data, a failed read): the
+    member fails with this reason, the rest of the job goes on."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
         super().__init__(reason)
 
 
@@ -69,9 +121,13 @@ class MemberInput:
     error: str = ""
 
     def read(self) -> bytes:
-        with self.opener() as stream:  # type: ignore[operator]
-            # Never more than the size announced and checked against the limits.
-            return stream.read(self.size + 1)
+        """The bytes; raises MemberUnreadableError when they cannot be read."""
+        try:
+            with self.opener() as stream:  # type: ignore[operator]
+                # Never more than the size announced and checked against the limits.
+                return stream.read(self.size + 1)
+        except _DAMAGED_MEMBER_ERRORS as exc:
+            raise MemberUnreadableError(f"the file is corrupt or could not be read: {exc}"[:500]) from exc
 
 
 @dataclass
@@ -79,7 +135,9 @@ class Catalogue:
     """The astronomer's table: its extra columns, and one row per file path."""
 
     columns: list[str]
-    rows: dict[str, dict[str, str]] = field(default_factory=dict)
+    # A row's values in the order of columns, joined into one string: a job's worth of rows
+    # then costs about the CSV's own size, where a dict (or tuple) of strings a row cost 5-8x.
+    rows: dict[str, str] = field(default_factory=dict)
 
     def row_for(self, path: str, *, basenames: dict[str, int]) -> dict[str, str]:
         """The row of a member: by its full path, else by its file name when that is unique."""
@@ -88,28 +146,44 @@ class Catalogue:
             name = PurePosixPath(path).name
             if basenames.get(name) == 1:
                 row = self.rows.get(name)
-        return dict(row) if row else {}
+        if row is None or not self.columns:
+            return {}
+        return dict(zip(self.columns, row.split(_CELL_SEPARATOR), strict=True))
 
 
 def is_nested_archive(path: str, head: bytes = b"") -> bool:
     return path.lower().endswith(NESTED_ARCHIVE_SUFFIXES) or head.startswith(_ARCHIVE_MAGIC)
 
 
+def _path_parts(raw: str) -> list[str]:
+    return [part for part in raw.replace("\\", "/").split("/") if part not in ("", ".")]
+
+
+def _clean_path(parts: Sequence[str]) -> str:
+    # Each part as an upload's file name: NFC, no bidi overrides, zero-width or other
+    # invisible characters, at most 255 characters.
+    return "/".join(sanitise_filename(part) for part in parts)
+
+
 def check_member_path(raw: str) -> str:
-    """The member's path if it is a safe relative path; raises JobInputError otherwise."""
+    """The member's path, cleaned, if it is a safe relative path; raises JobInputError otherwise."""
     if any(unicodedata.category(ch) == "Cc" for ch in raw):
         raise JobInputError(f"the archive member {raw!r} has control characters in its name")
     path = raw.replace("\\", "/")
     if path.startswith("/") or _DRIVE.match(path):
         raise JobInputError(f"the archive member {raw!r} has an absolute path")
-    parts = [part for part in path.split("/") if part not in ("", ".")]
+    parts = _path_parts(path)
     if ".." in parts:
         raise JobInputError(f"the archive member {raw!r} points outside the archive ('..')")
-    clean = "/".join(parts)
-    if len(clean) > MAX_MEMBER_PATH_LENGTH:
+    joined = "/".join(parts)
+    if len(joined) > MAX_MEMBER_PATH_LENGTH:
         raise JobInputError(
-            f"the archive member path {clean[:60]!r}… is longer than {MAX_MEMBER_PATH_LENGTH}"
+            f"the archive member path {joined[:60]!r}… is longer than {MAX_MEMBER_PATH_LENGTH}"
         )
+    clean = _clean_path(parts)
+    if _DRIVE.match(clean):
+        # A drive letter that an invisible character hid.
+        raise JobInputError(f"the archive member {raw!r} has an absolute path")
     return clean
 
 
@@ -126,10 +200,18 @@ def read_zip(archive: IO[bytes], *, archive_size: int) -> tuple[list[MemberInput
             f"{settings.JOB_MAX_ARCHIVE_BYTES:,} bytes",
             too_large=True,
         )
+    _check_central_directory(archive)
     try:
         zf = zipfile.ZipFile(archive)
         infos = zf.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        OSError,
+        ValueError,
+        EOFError,
+        NotImplementedError,
+    ) as exc:
         raise JobInputError(f"not a readable .zip archive: {exc}") from exc
     files = _checked_files(infos, archive_size=archive_size)
 
@@ -142,9 +224,14 @@ def read_zip(archive: IO[bytes], *, archive_size: int) -> tuple[list[MemberInput
         info = catalogues[0]
         if info.file_size > MAX_CATALOGUE_BYTES:
             raise JobInputError(
-                f"the catalogue {info.filename!r} is larger than {MAX_CATALOGUE_BYTES:,} bytes"
+                f"the catalogue {info.filename!r} is larger than {MAX_CATALOGUE_BYTES:,} bytes",
+                too_large=True,
             )
-        catalogue = read_catalogue(_read_member(zf, info), name=info.filename)
+        try:
+            with zf.open(info) as stream:
+                catalogue = read_catalogue(stream, name=info.filename)
+        except _DAMAGED_MEMBER_ERRORS as exc:
+            raise JobInputError(f"the catalogue {info.filename!r} is unreadable: {exc}") from exc
         files.remove(info)
 
     members = [
@@ -160,8 +247,88 @@ def read_zip(archive: IO[bytes], *, archive_size: int) -> tuple[list[MemberInput
     return members, catalogue
 
 
+def _check_central_directory(archive: IO[bytes]) -> None:
+    """Refuse an archive whose central directory has more entries, or bytes, than a job may
+    have, reading only its end records and walking its records' lengths (nothing is kept)."""
+    declared, size, start = _central_directory(archive)
+    max_entries = ENTRIES_PER_MEMBER * settings.JOB_MAX_MEMBERS
+    max_bytes = DIRECTORY_BYTES_PER_MEMBER * settings.JOB_MAX_MEMBERS
+    if size > max_bytes:
+        raise JobInputError(
+            f"the archive's file list is {size:,} bytes, more than the limit of {max_bytes:,} bytes",
+            too_large=True,
+        )
+    # zipfile reads records until the directory's bytes are used up, whatever the count in
+    # the end record says: the records are counted the same way.
+    too_many = declared > max_entries or (
+        _count_records(archive, start=start, size=size, limit=max_entries) > max_entries
+    )
+    if too_many:
+        raise JobInputError(
+            f"the archive lists more than {max_entries:,} entries (files, folders and __MACOSX copies), "
+            f"the limit for {settings.JOB_MAX_MEMBERS:,} files",
+            too_large=True,
+        )
+
+
+def _central_directory(archive: IO[bytes]) -> tuple[int, int, int]:
+    """The central directory's entry count (as declared), size and offset, found as zipfile
+    finds them (_EndRecData): the end record in the last 22 bytes, else the last one in the
+    final 64 KiB, and the ZIP64 end record when its locator comes just before."""
+    end = archive.seek(0, os.SEEK_END)
+    if end < _EOCD.size:
+        raise JobInputError("not a readable .zip archive: File is not a zip file")
+    tail_start = max(end - _MAX_TAIL, 0)
+    archive.seek(tail_start)
+    tail = archive.read(end - tail_start)
+    last = tail[-_EOCD.size :]
+    at = len(tail) - _EOCD.size
+    if not (last.startswith(_EOCD_SIGNATURE) and last.endswith(b"\0\0")):
+        at = tail.rfind(_EOCD_SIGNATURE)
+        if at < 0 or at + _EOCD.size > len(tail):
+            raise JobInputError("not a readable .zip archive: File is not a zip file")
+    _, _, _, _, declared, size, _, _ = _EOCD.unpack_from(tail, at)
+    record = tail_start + at
+    locator_at = record - _ZIP64_LOCATOR.size
+    zip64_at = locator_at - _ZIP64_EOCD.size
+    if zip64_at >= 0:
+        archive.seek(zip64_at)
+        zip64 = archive.read(_ZIP64_EOCD.size + _ZIP64_LOCATOR.size)
+        signature, disk, _, disks = _ZIP64_LOCATOR.unpack_from(zip64, _ZIP64_EOCD.size)
+        if signature == _ZIP64_LOCATOR_SIGNATURE:
+            if disk != 0 or disks > 1:
+                raise JobInputError("not a readable .zip archive: it spans several disks")
+            fields = _ZIP64_EOCD.unpack_from(zip64)
+            if fields[0] == _ZIP64_EOCD_SIGNATURE:
+                declared, size, record = fields[7], fields[8], zip64_at
+    # Where zipfile starts reading: just before the end records, whatever the stated offset.
+    return declared, size, max(record - size, 0)
+
+
+def _count_records(archive: IO[bytes], *, start: int, size: int, limit: int) -> int:
+    """The records in the directory's size bytes from start, counted up to limit + 1.
+
+    Stops early at a truncated or unsigned record: zipfile refuses the archive there.
+    """
+    count = offset = 0
+    block, block_start = b"", 0
+    while offset < size and count <= limit:
+        if offset + _RECORD_SIZE > block_start + len(block):
+            archive.seek(start + offset)
+            block, block_start = archive.read(min(_DIRECTORY_BLOCK, size - offset)), offset
+            if len(block) < _RECORD_SIZE:
+                break
+        signature, name, extra, comment = _RECORD.unpack_from(block, offset - block_start)
+        if signature != _RECORD_SIGNATURE:
+            break
+        offset += _RECORD_SIZE + name + extra + comment
+        count += 1
+    return count
+
+
 def _checked_files(infos: list[zipfile.ZipInfo], *, archive_size: int) -> list[zipfile.ZipInfo]:
-    """The archive's files, once no member is a link or escapes it and no limit is passed."""
+    """The archive's files, once no member is a link, escapes it, is encrypted or compressed
+    in a way zipfile cannot read, and no limit is passed."""
     files: list[zipfile.ZipInfo] = []
     for info in infos:
         if _is_link(info):
@@ -169,6 +336,16 @@ def _checked_files(infos: list[zipfile.ZipInfo], *, archive_size: int) -> list[z
         path = check_member_path(info.filename)
         if info.is_dir() or not path or path.startswith(_IGNORED_PREFIXES):
             continue
+        if info.flag_bits & _ENCRYPTED:
+            raise JobInputError(
+                f"the archive member {info.filename!r} is encrypted; send an archive without a password"
+            )
+        if info.compress_type not in _READABLE_METHODS:
+            method = _METHOD_NAMES.get(info.compress_type, f"method {info.compress_type}")
+            raise JobInputError(
+                f"the archive member {info.filename!r} is compressed with {method}, which cannot be "
+                "read; use Deflate (zip's default) or no compression"
+            )
         files.append(info)
     if len(files) > settings.JOB_MAX_MEMBERS:
         raise JobInputError(
@@ -203,40 +380,75 @@ def _member_refusal(path: str, size: int) -> str:
     return ""
 
 
-def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
-    try:
-        with zf.open(info) as stream:
-            return stream.read(info.file_size + 1)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-        raise JobInputError(f"the archive member {info.filename!r} is unreadable: {exc}") from exc
+class _CatalogueTooLargeError(Exception):
+    """Raised inside the CSV reader's stream; read_catalogue turns it into a JobInputError."""
 
 
-def read_catalogue(data: bytes, *, name: str = "catalogue.csv") -> Catalogue:
-    """Parse a catalogue CSV: a ``file`` column and any others (``id``, ``ra``, ``dec``, ...)."""
+class _BoundedReader(io.RawIOBase):
+    """A binary stream that raises _CatalogueTooLargeError once more than limit bytes were read."""
+
+    def __init__(self, stream: IO[bytes], limit: int) -> None:
+        self._stream = stream
+        self._left = limit
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._stream.read(min(len(buffer), self._left + 1))
+        self._left -= len(data)
+        if self._left < 0:
+            raise _CatalogueTooLargeError
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def read_catalogue(stream: IO[bytes], *, name: str = "catalogue.csv") -> Catalogue:
+    """Parse a catalogue CSV: a ``file`` column and any others (``id``, ``ra``, ``dec``, ...).
+
+    Read as a stream, a row at a time, and refused as soon as it passes MAX_CATALOGUE_BYTES
+    or has more rows than a job may have files: nothing is read whole.
+    """
+    max_rows = settings.JOB_MAX_MEMBERS
+    text = io.TextIOWrapper(
+        io.BufferedReader(_BoundedReader(stream, MAX_CATALOGUE_BYTES)), encoding="utf-8-sig", newline=""
+    )
+    reader = csv.reader(text)
+    rows: dict[str, str] = {}
     try:
-        text = data.decode("utf-8-sig")
+        header = [column.strip() for column in next(reader, [])]
+        if CATALOGUE_FILE_COLUMN not in header:
+            raise JobInputError(
+                f"the catalogue {name!r} has no {CATALOGUE_FILE_COLUMN!r} column "
+                f"(it has: {', '.join(header)[:200]})"
+            )
+        columns = [column for column in header if column and column != CATALOGUE_FILE_COLUMN]
+        if len(columns) > MAX_CATALOGUE_COLUMNS or any(len(c) > MAX_COLUMN_NAME_LENGTH for c in columns):
+            raise JobInputError(
+                f"the catalogue {name!r} has more than {MAX_CATALOGUE_COLUMNS} columns or a column name "
+                f"longer than {MAX_COLUMN_NAME_LENGTH} characters"
+            )
+        key_at = header.index(CATALOGUE_FILE_COLUMN)
+        value_at = [index for index, column in enumerate(header) if column in columns]
+        for count, record in enumerate(reader, start=1):
+            if count > max_rows:
+                raise JobInputError(
+                    f"the catalogue {name!r} has more than {max_rows:,} rows, the most files a job may have",
+                    too_large=True,
+                )
+            cells = record + [""] * (len(header) - len(record))
+            # Cleaned as member paths are, so a row still finds its member.
+            parts = _path_parts(cells[key_at].strip())
+            if parts and ".." not in parts:
+                rows[_clean_path(parts)] = _CELL_SEPARATOR.join(
+                    cells[index].replace(_CELL_SEPARATOR, "").strip()[:MAX_CELL_LENGTH] for index in value_at
+                )
+    except _CatalogueTooLargeError:
+        raise JobInputError(
+            f"the catalogue {name!r} is larger than {MAX_CATALOGUE_BYTES:,} bytes", too_large=True
+        ) from None
     except UnicodeDecodeError as exc:
         raise JobInputError(f"the catalogue {name!r} is not UTF-8 text") from exc
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = [column.strip() for column in (reader.fieldnames or [])]
-    if CATALOGUE_FILE_COLUMN not in header:
-        raise JobInputError(
-            f"the catalogue {name!r} has no {CATALOGUE_FILE_COLUMN!r} column "
-            f"(it has: {', '.join(header)[:200]})"
-        )
-    columns = [column for column in header if column and column != CATALOGUE_FILE_COLUMN]
-    if len(columns) > MAX_CATALOGUE_COLUMNS or any(len(c) > MAX_COLUMN_NAME_LENGTH for c in columns):
-        raise JobInputError(
-            f"the catalogue {name!r} has more than {MAX_CATALOGUE_COLUMNS} columns or a column name "
-            f"longer than {MAX_COLUMN_NAME_LENGTH} characters"
-        )
-    reader.fieldnames = header
-    rows: dict[str, dict[str, str]] = {}
-    try:
-        for record in reader:
-            key = (record.get(CATALOGUE_FILE_COLUMN) or "").strip().replace("\\", "/").removeprefix("./")
-            if key:
-                rows[key] = {column: (record.get(column) or "").strip()[:200] for column in columns}
     except csv.Error as exc:
         raise JobInputError(f"the catalogue {name!r} is not valid CSV: {exc}") from exc
     return Catalogue(columns=columns, rows=rows)
@@ -250,11 +462,15 @@ def file_members(uploads: Iterable[tuple[str, int, object]]) -> Iterator[MemberI
 
 @dataclass
 class Submission:
-    """Everything a job is made from, before it is staged."""
+    """Everything a job is made from, before it is staged.
+
+    ``skipped`` names the links found in folders, which are never followed.
+    """
 
     name: str
     members: list[MemberInput]
     catalogue: Catalogue | None = None
+    skipped: list[str] = field(default_factory=list)
 
 
 def _reopened(upload: IO[bytes]) -> IO[bytes]:
@@ -274,7 +490,8 @@ def submission_from_uploads(
     if catalogue is not None:
         if catalogue.size > MAX_CATALOGUE_BYTES:
             raise JobInputError(f"the catalogue is larger than {MAX_CATALOGUE_BYTES:,} bytes", too_large=True)
-        table = read_catalogue(catalogue.read(), name=catalogue.name or "catalogue.csv")
+        catalogue.seek(0)
+        table = read_catalogue(catalogue, name=catalogue.name or "catalogue.csv")
     if archive is not None:
         members, inner = read_zip(archive, archive_size=archive.size)
         if inner is not None and table is not None:
@@ -283,8 +500,6 @@ def submission_from_uploads(
         if not members:
             raise JobInputError(f"the archive {name!r} has no files to classify")
         return Submission(name=name, members=members, catalogue=table or inner)
-    from classifier.services import sanitise_filename
-
     entries = [
         (sanitise_filename(upload.name), upload.size, lambda u=upload: _reopened(u)) for upload in images
     ]
@@ -292,11 +507,19 @@ def submission_from_uploads(
 
 
 def submission_from_paths(paths: Sequence[str]) -> Submission:
-    """A submission from the command line: files, folders (recursively) or one .zip, and a CSV."""
-    files, archives, catalogues = _collect_paths(paths)
+    """A submission from the command line: files, folders (recursively) or one .zip, and a CSV.
+
+    Links inside folders are skipped and listed in ``skipped``, like links in archives,
+    which are refused: a folder's job holds only the folder's own files.
+    """
+    skipped: list[str] = []
+    files, archives, catalogues = _collect_paths(paths, skipped=skipped)
     if len(catalogues) > 1:
         raise JobInputError("more than one catalogue CSV was given")
-    table = read_catalogue(catalogues[0].read_bytes(), name=catalogues[0].name) if catalogues else None
+    table = None
+    if catalogues:
+        with catalogues[0].open("rb") as stream:
+            table = read_catalogue(stream, name=catalogues[0].name)
     if archives:
         if len(archives) > 1 or files:
             raise JobInputError("give one .zip archive, or files and folders, not both")
@@ -304,21 +527,48 @@ def submission_from_paths(paths: Sequence[str]) -> Submission:
         members, inner = read_zip(handle, archive_size=archives[0].stat().st_size)
         if not members:
             raise JobInputError(f"the archive {archives[0].name!r} has no files to classify")
-        return Submission(name=archives[0].name, members=members, catalogue=table or inner)
+        return Submission(name=archives[0].name, members=members, catalogue=table or inner, skipped=skipped)
     if not files:
         raise JobInputError("no files to classify")
-    entries = [(name, found.stat().st_size, lambda f=found: f.open("rb")) for name, found in files]
-    return Submission(name=Path(paths[0]).name, members=list(file_members(entries)), catalogue=table)
+    entries = [(name, found.stat().st_size, lambda f=found: _open_no_follow(f)) for name, found in files]
+    return Submission(
+        name=Path(paths[0]).name, members=list(file_members(entries)), catalogue=table, skipped=skipped
+    )
 
 
-def _collect_paths(paths: Sequence[str]) -> tuple[list[tuple[str, Path]], list[Path], list[Path]]:
+def _open_no_follow(path: Path) -> IO[bytes]:
+    # A file swapped for a link after the folder was listed is not followed either.
+    return os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)), "rb")
+
+
+def _folder_files(folder: Path, *, skipped: list[str]) -> list[tuple[str, Path]]:
+    """The regular files under folder, by their cleaned relative paths. Links, to files or
+    to folders, are added to skipped and never followed."""
+    found: list[Path] = []
+    for root, folders, names in os.walk(folder):  # never enters a linked folder
+        base = Path(root)
+        for name in folders:
+            if (base / name).is_symlink():
+                skipped.append((base / name).relative_to(folder).as_posix())
+        for name in names:
+            entry = base / name
+            if entry.is_symlink():
+                skipped.append(entry.relative_to(folder).as_posix())
+            elif entry.is_file():
+                found.append(entry)
+    return [(_clean_path(_path_parts(p.relative_to(folder).as_posix())), p) for p in sorted(found)]
+
+
+def _collect_paths(
+    paths: Sequence[str], *, skipped: list[str]
+) -> tuple[list[tuple[str, Path]], list[Path], list[Path]]:
     files: list[tuple[str, Path]] = []
     archives: list[Path] = []
     catalogues: list[Path] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            files.extend((p.relative_to(path).as_posix(), p) for p in sorted(path.rglob("*")) if p.is_file())
+            files.extend(_folder_files(path, skipped=skipped))
         elif not path.is_file():
             raise JobInputError(f"{raw}: no such file or directory")
         elif path.suffix.lower() == ".zip":
@@ -326,5 +576,5 @@ def _collect_paths(paths: Sequence[str]) -> tuple[list[tuple[str, Path]], list[P
         elif path.suffix.lower() == CATALOGUE_SUFFIX:
             catalogues.append(path)
         else:
-            files.append((path.name, path))
+            files.append((sanitise_filename(path.name), path))
     return files, archives, catalogues
