@@ -29,13 +29,19 @@ from django.db.models import Count, F
 from django.utils import timezone
 
 from classifier import services
-from classifier.exceptions import ClassifierError, ImageValidationError, StorageUnavailableError
+from classifier.exceptions import (
+    ClassifierError,
+    ImageValidationError,
+    ModelUnavailableError,
+    StorageUnavailableError,
+)
 from classifier.inference import get_classifier
 from classifier.jobs.archives import (
     NESTED_ARCHIVE_REASON,
     Catalogue,
     JobInputError,
     MemberInput,
+    MemberUnreadableError,
     is_nested_archive,
 )
 from classifier.models import Job, JobMember, Prediction
@@ -109,6 +115,11 @@ def job_create(
         logger.exception("could not stage job %s", job.pk)
         job_fail(job_id=job.pk, reason=reason)
         raise StorageUnavailableError(reason) from exc
+    except BaseException as exc:
+        # Whatever stopped the staging, the job ends rather than staying queued with no members
+        # (a job already failed, by a broker outage, keeps its reason).
+        job_fail(job_id=job.pk, reason=f"the job could not be staged ({type(exc).__name__})")
+        raise
     _refresh_progress(job.pk)
     job.refresh_from_db()
     if not job.is_active:
@@ -175,8 +186,8 @@ def _read_member(member: MemberInput) -> tuple[bytes, str]:
     """The member's bytes, or the reason it is a failed member."""
     try:
         data = member.read()
-    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
-        return b"", f"the archive member is corrupt: {exc}"[:500]
+    except MemberUnreadableError as exc:
+        return b"", exc.reason
     if len(data) > settings.MAX_UPLOAD_BYTES:
         return b"", f"the file is larger than the limit of {settings.MAX_UPLOAD_BYTES:,} bytes"
     if is_nested_archive("", data[:8]):
@@ -236,6 +247,14 @@ def job_chunk_process(*, job_id: int, start: int, stop: int) -> ChunkOutcome:
                 )
             except ImageValidationError as exc:
                 refused[member.pk] = "; ".join(error["error"] for error in exc.errors)[:500]
+                continue
+            except (ModelUnavailableError, DatabaseError):
+                raise
+            except Exception as exc:
+                # A file a decoder fails on in a way it did not foresee fails alone: the rest of
+                # its chunk is still classified, and the job still ends.
+                logger.exception("job %s member %s could not be decoded", job_id, member.index)
+                refused[member.pk] = f"the file could not be decoded ({type(exc).__name__})"
                 continue
             ok.append((member, accepted))
     except FileNotFoundError:
