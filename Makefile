@@ -85,11 +85,12 @@ run: migrate
 		--access-logfile -
 
 # Debian packages the tests need: Chromium for the browser tests, GNU gettext to
-# check that the shipped Spanish catalog covers every marked string.
+# check that the shipped Spanish catalog covers every marked string, GnuPG for the
+# encrypted backup round trip.
 chromium:
-	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/xgettext ]; then \
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/xgettext ] || [ ! -x /usr/bin/gpg ]; then \
 		if [ "$$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
-		$$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends chromium gettext; \
+		$$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends chromium gettext gnupg; \
 	fi
 
 lint: $(VENV)/.dev-installed

@@ -415,11 +415,17 @@ MODEL_REPOSITORY = Path(env.str("MODEL_REPOSITORY", default=str(MODEL_PATH.paren
 # Backups (django-dbbackup): `manage.py dbbackup` and `mediabackup` write here, `dbrestore` and
 # `mediarestore` read the newest from here. PostgreSQL needs pg_dump and pg_restore.
 BACKUP_DIR = Path(env.str("DJANGO_BACKUP_DIR", default=str(BASE_DIR / "backups")))
+# Backups hold every record and the API tokens: files 0600 in a 0700 folder (classifier/backups.py).
 STORAGES["dbbackup"] = {
-    "BACKEND": "django.core.files.storage.FileSystemStorage",
+    "BACKEND": "classifier.backups.PrivateFileSystemStorage",
     "OPTIONS": {"location": str(BACKUP_DIR)},
 }
 DBBACKUP_SEND_EMAIL = False
+# `dbbackup --encrypt` / `mediabackup --encrypt` encrypt to this GPG key (a fingerprint or an
+# e-mail in the keyring of GNUPGHOME); `dbrestore --decrypt` needs the private key.
+DBBACKUP_GPG_RECIPIENT = env.str("DJANGO_BACKUP_GPG_RECIPIENT", default="") or None
+# Trust the recipient's key without it being signed in the keyring (a key imported for backups only).
+DBBACKUP_GPG_ALWAYS_TRUST = env.bool("DJANGO_BACKUP_GPG_ALWAYS_TRUST", default=False)
 
 # Secret key rotation: the previous key(s) keep sessions and signed links valid until they expire.
 SECRET_KEY_FALLBACKS = env.list("DJANGO_SECRET_KEY_FALLBACKS", default=[])
