@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+import uuid
 import zlib
 
 import numpy as np
@@ -33,6 +34,7 @@ from classifier.tests.jobs_support import make_zip, run_chunks_inline, zip_uploa
 from classifier.tests.test_decode_memory import SLACK_BYTES, WORKER_LIMIT_KB, measure
 from classifier.tests.test_fits import cube_file, fits_bytes, galaxy_cube
 from classifier.tests.utils import make_image_bytes, media_files
+from classifier.tests.workers import REDIS_URL, Worker, reachable, wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -529,3 +531,43 @@ def test_the_stored_preview_is_not_served_as_media(client, user, media_root):
     client.force_login(user)
     assert client.get(prediction.image.url).status_code == 200
     assert client.get(prediction.image.url + ".png").status_code == 404
+
+
+@pytest.fixture
+def redis_worker(settings, tmp_path):
+    """One real `celery worker` on Redis, on a queue of this test's own."""
+    if not reachable(REDIS_URL):
+        pytest.skip(f"Redis is not reachable at {REDIS_URL} (set JOBS_TEST_REDIS_URL)")
+    import redis
+
+    settings.CELERY_TASK_DEFAULT_QUEUE = f"fits-test-{uuid.uuid4().hex[:12]}"
+    settings.CELERY_BROKER_URL = REDIS_URL
+    worker = Worker(name="fits-attacks", broker_url=REDIS_URL, log_dir=tmp_path).wait_ready()
+    yield worker
+    worker.stop()
+    redis.Redis.from_url(REDIS_URL).delete(settings.CELERY_TASK_DEFAULT_QUEUE)
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_fails_the_attack_members_and_ends_the_job(redis_worker, user):
+    # With astropy inflating the bomb, this chunk killed its worker and was redelivered forever.
+    entries = [(name, make()) for name, make, _ in ATTACKS]
+    entries.append(("good.jpg", make_image_bytes(fmt="JPEG", color=(40, 80, 160))))
+    submission = submission_from_uploads(archive=zip_upload(make_zip(entries)))
+    job = job_services.job_create(
+        name=submission.name, members=submission.members, catalogue=submission.catalogue, user=user
+    )
+
+    def ended() -> bool:
+        job.refresh_from_db()
+        return not job.is_active
+
+    wait_for(ended, timeout=180, what=f"job {job.pk} to end")
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    assert (job.done, job.failed) == (1, len(ATTACKS))
+    reasons = dict(job.members.values_list("path", "error"))
+    for name, _, message in ATTACKS:
+        assert message in reasons[name]
+    assert [p.original_filename for p in Prediction.objects.filter(job=job)] == ["good.jpg"]
+    assert "Traceback" not in redis_worker.log
