@@ -14,6 +14,7 @@ and written out in docs/fits.md.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import math
 import re
@@ -87,7 +88,9 @@ class _Hdu:
 
     def integer(self, keyword: str, *, default: int | None = None) -> int:
         value = self.value(keyword)
-        if value is None and default is not None:
+        if value is None:
+            if default is None:
+                raise _HeaderError(f"{keyword} is missing")
             return default
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise _HeaderError(f"{keyword} = {value!s:.40} is not a whole number of 0 or more")
@@ -95,7 +98,7 @@ class _Hdu:
 
     @property
     def kind(self) -> str:
-        """ "PRIMARY" for the first HDU, else its XTENSION ("IMAGE", "BINTABLE", ...)."""
+        """PRIMARY for the first HDU, else its XTENSION ("IMAGE", "BINTABLE", ...)."""
         return "PRIMARY" if self.index == 0 else str(self.value("XTENSION") or "").upper()
 
     @property
@@ -105,7 +108,7 @@ class _Hdu:
             raise _HeaderError(f"BITPIX = {bitpix!s:.40} is not one of 8, 16, 32, 64, -32, -64")
         return int(bitpix)
 
-    @property
+    @functools.cached_property
     def axes(self) -> tuple[int, ...]:
         """NAXIS1, NAXIS2, ... in the header's order (fastest first)."""
         naxis = self.integer("NAXIS")
