@@ -53,9 +53,10 @@ _IGNORED_PREFIXES = ("__MACOSX/",)
 NESTED_ARCHIVE_REASON = "nested archives are not expanded; send their files in the outer archive"
 _DRIVE = re.compile(r"^[A-Za-z]:")
 # zipfile holds the whole central directory, and an object per entry, in memory: both are
-# bounded per file a job may have, before zipfile reads them. Entries: each file, its
-# folders and a __MACOSX copy. Bytes: a fixed 46-byte record, a path and its extra fields.
+# bounded by the files a job may have, before zipfile reads them. Entries: each file and a
+# __MACOSX copy of it, and folders. Bytes: a 46-byte record, a path and its extra fields.
 ENTRIES_PER_MEMBER = 2
+FOLDER_ENTRIES = 10_000
 DIRECTORY_BYTES_PER_MEMBER = 512
 # The end records (APPNOTE 4.3.14-4.3.16), and the part of a directory record that gives
 # its length: the signature and the lengths of its name, extra field and comment.
@@ -251,7 +252,7 @@ def _check_central_directory(archive: IO[bytes]) -> None:
     """Refuse an archive whose central directory has more entries, or bytes, than a job may
     have, reading only its end records and walking its records' lengths (nothing is kept)."""
     declared, size, start = _central_directory(archive)
-    max_entries = ENTRIES_PER_MEMBER * settings.JOB_MAX_MEMBERS
+    max_entries = ENTRIES_PER_MEMBER * settings.JOB_MAX_MEMBERS + FOLDER_ENTRIES
     max_bytes = DIRECTORY_BYTES_PER_MEMBER * settings.JOB_MAX_MEMBERS
     if size > max_bytes:
         raise JobInputError(
@@ -529,7 +530,8 @@ def submission_from_paths(paths: Sequence[str]) -> Submission:
             raise JobInputError(f"the archive {archives[0].name!r} has no files to classify")
         return Submission(name=archives[0].name, members=members, catalogue=table or inner, skipped=skipped)
     if not files:
-        raise JobInputError("no files to classify")
+        links = f" ({len(skipped)} symbolic link{'s' * (len(skipped) != 1)} skipped)" if skipped else ""
+        raise JobInputError(f"no files to classify{links}")
     entries = [(name, found.stat().st_size, lambda f=found: _open_no_follow(f)) for name, found in files]
     return Submission(
         name=Path(paths[0]).name, members=list(file_members(entries)), catalogue=table, skipped=skipped

@@ -36,6 +36,9 @@ class Command(BaseCommand):
                 raise CommandError(f"no user {user!r}") from exc
         try:
             submission = submission_from_paths(paths)
+            for link in submission.skipped:
+                # Links are never followed: a folder's job holds only the folder's own files.
+                self.stderr.write(f"warning: skipped {link}: it is a symbolic link")
             job = job_services.job_create(
                 name=submission.name, members=submission.members, catalogue=submission.catalogue, user=owner
             )
