@@ -22,7 +22,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -230,6 +230,38 @@ class _DecodeBudget:
 _DECODE_BUDGET = _DecodeBudget()
 
 
+def _fits_layout(data: bytes, *, max_pixels: int) -> fits.FitsLayout:
+    """The FITS image's layout, every header size and the decoding cost checked against the limits."""
+    layout = fits.inspect(data, max_pixels=max_pixels)
+    cost = layout.decoded_bytes()
+    max_bytes = settings.MAX_DECODE_BYTES
+    if cost > max_bytes:
+        raise ImageDecodeError(
+            gettext_noop(
+                "the FITS image is %(shape)s values of %(bitpix)s bits and would need %(needed)s MB "
+                "of memory to decode, more than the limit of %(limit)s MB: send a smaller cutout"
+            ),
+            shape="x".join(str(n) for n in layout.shape),
+            bitpix=abs(layout.bitpix),
+            needed=f"{cost / 1e6:,.0f}",
+            limit=f"{max_bytes / 1e6:,.0f}",
+        )
+    return layout
+
+
+def _fits_decode_reserved(layout: fits.FitsLayout) -> AbstractContextManager[None]:
+    capacity = max(settings.DECODE_MEMORY_BUDGET, settings.MAX_DECODE_BYTES)
+    return _DECODE_BUDGET.reserve(layout.decoded_bytes(), capacity=capacity)
+
+
+def fits_preview_png(data: bytes) -> bytes:
+    """A stored FITS upload coloured as PNG for pages, under the same limits and decode budget
+    as an upload (the limits may have changed since it was stored); raises ImageDecodeError."""
+    layout = _fits_layout(data, max_pixels=settings.MAX_IMAGE_PIXELS)
+    with _fits_decode_reserved(layout):
+        return fits.preview_png(data, layout)
+
+
 class GalaxyClassifier:
     """A loaded, verified TFLite model and the preprocessing it was trained with."""
 
@@ -366,21 +398,8 @@ class GalaxyClassifier:
         return PreparedImage(tensor=tensor, width=width, height=height, image_format=image_format)
 
     def _prepare_fits(self, data: bytes, *, max_pixels: int) -> PreparedImage:
-        layout = fits.inspect(data, max_pixels=max_pixels)
-        cost = layout.decoded_bytes()
-        max_bytes = settings.MAX_DECODE_BYTES
-        if cost > max_bytes:
-            raise ImageDecodeError(
-                gettext_noop(
-                    "the FITS image is %(shape)s values of %(bitpix)s bits and would need %(needed)s MB "
-                    "of memory to decode, more than the limit of %(limit)s MB: send a smaller cutout"
-                ),
-                shape="x".join(str(n) for n in layout.shape),
-                bitpix=abs(layout.bitpix),
-                needed=f"{cost / 1e6:,.0f}",
-                limit=f"{max_bytes / 1e6:,.0f}",
-            )
-        with _DECODE_BUDGET.reserve(cost, capacity=max(settings.DECODE_MEMORY_BUDGET, max_bytes)):
+        layout = _fits_layout(data, max_pixels=max_pixels)
+        with _fits_decode_reserved(layout):
             rgb = fits.read_rgb(data, layout)
             tensor = preprocess_image(Image.fromarray(rgb, "RGB"), self.config)
         if layout.band_count == 1:
