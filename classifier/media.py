@@ -7,10 +7,12 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.http import require_safe
 from django.views.static import serve
 
+from classifier import throttles
 from classifier.ownership import stored_image_visible_to
 
 
 @require_safe
+@throttles.throttle_get(throttles.MEDIA)
 def protected_media(request: HttpRequest, path: str) -> HttpResponse:
     """The image of a prediction the reader may see (classifier.ownership), and nothing else:
     a job's staged chunks under jobs/ are served to nobody, their owner included.

@@ -12,6 +12,9 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext as _
+from rest_framework.authentication import TokenAuthentication
+from rest_framework.exceptions import APIException
+from rest_framework.request import Request
 
 from classifier import observability
 from classifier.responses import service_unavailable, wants_json
@@ -20,20 +23,57 @@ logger = logging.getLogger(__name__)
 
 
 JOB_SUBMIT_PATHS = ("/api/jobs/", "/jobs/new/")
+PREDICTION_UPLOAD_PATHS = ("/", "/api/predictions/")
 
 
 def is_api_request(request: HttpRequest) -> bool:
     return request.path.startswith("/api/")
 
 
+def _logged_in(request: HttpRequest) -> bool:
+    """Whether the request comes from a logged-in user, by session or by API token, read from
+    the headers only. DRF's SessionAuthentication is not asked: its CSRF check reads the form."""
+    try:
+        if request.user.is_authenticated:
+            return True
+        if not is_api_request(request):
+            return False
+        # A DRF Request also honours the test client's force_authenticate, as the view would.
+        return Request(request, authenticators=[TokenAuthentication()]).user.is_authenticated
+    except (APIException, OperationalError, InterfaceError):
+        # A bad token, or no database to check it in: judged as anonymous.
+        return False
+
+
+def body_limits(path: str) -> tuple[int, int]:
+    """The largest request body that ``path`` takes from (anonymous visitors, logged-in users).
+
+    Only the prediction uploads and the job submissions take files. Every other endpoint takes
+    at most a form or a JSON document, which Django caps at DATA_UPLOAD_MAX_MEMORY_SIZE once
+    read, so a larger body is refused before it is read.
+    """
+    form = settings.DATA_UPLOAD_MAX_MEMORY_SIZE or settings.MAX_REQUEST_BYTES
+    if path in PREDICTION_UPLOAD_PATHS:
+        upload = settings.MAX_REQUEST_BYTES
+        return (upload if settings.ALLOW_ANONYMOUS_PREDICT else form, upload)
+    if path in JOB_SUBMIT_PATHS:
+        # Only users submit jobs; a job's archive has its own, larger limit (the job services
+        # check the archive itself).
+        return (form, max(settings.MAX_REQUEST_BYTES, settings.JOB_MAX_ARCHIVE_BYTES + form))
+    return (form, form)
+
+
 class RequestSizeLimitMiddleware:
-    """Refuses a request whose declared body is larger than MAX_REQUEST_BYTES with 413.
+    """Refuses a request whose declared body is larger than its endpoint takes, with 413.
 
     Django caps only the non-file part of a multipart body (DATA_UPLOAD_MAX_MEMORY_SIZE)
     and spools files to disk whatever their size; the per-file limit is checked only
-    afterwards. This runs first, on the Content-Length header, so an oversized request
-    is refused before a byte of it is parsed or written. A body sent without
-    Content-Length (chunked) is read by Django as empty, so it cannot bypass the cap.
+    afterwards, and CSRF's check alone reads (and spools) the whole form. This runs first,
+    on the Content-Length header, so an oversized request is refused before a byte of it is
+    parsed or written; the limit is the endpoint's, for the client's class (body_limits).
+    Django reads at most Content-Length bytes, so a body longer than declared is cut there;
+    a body without Content-Length (chunked) would be read as empty, so it is refused with 411
+    before any of it is read.
 
     It sits after the session, locale, CSRF and auth middleware, none of which reads
     the body before the view (CSRF checks the form in process_view, which runs after
@@ -45,18 +85,28 @@ class RequestSizeLimitMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        limit = settings.MAX_REQUEST_BYTES
-        if request.path in JOB_SUBMIT_PATHS:
-            # A job's archive has its own, larger limit (the job services check the archive itself).
-            limit = max(limit, settings.JOB_MAX_ARCHIVE_BYTES + settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+        if "CONTENT_LENGTH" not in request.META and "HTTP_TRANSFER_ENCODING" in request.META:
+            return self.length_required(request)
         try:
             declared = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             declared = 0
+        anonymous_limit, user_limit = body_limits(request.path)
+        if declared <= anonymous_limit:
+            return self.get_response(request)
+        # Only a body larger than an anonymous visitor may send needs to know who sends it.
+        limit = user_limit if _logged_in(request) else anonymous_limit
         if declared > limit:
             observability.record_request_too_large()
             return self.refuse(request, declared=declared, limit=limit)
         return self.get_response(request)
+
+    @staticmethod
+    def length_required(request: HttpRequest) -> HttpResponse:
+        message = _("Send the request body with a Content-Length header; nothing was read or saved.")
+        if is_api_request(request) or wants_json(request):
+            return JsonResponse({"detail": message}, status=411)
+        return HttpResponse(message, status=411, content_type="text/plain; charset=utf-8")
 
     @staticmethod
     def refuse(request: HttpRequest, *, declared: int, limit: int) -> HttpResponse:

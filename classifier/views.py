@@ -31,6 +31,7 @@ from django.views import View
 from django.views.generic import TemplateView
 from rest_framework.throttling import AnonRateThrottle
 
+from classifier import throttles
 from classifier.api.serializers import PredictionOutputSerializer
 from classifier.exceptions import (
     FileRefusal,
@@ -242,6 +243,11 @@ class PredictionResultsDownloadView(_ResultsView):
 
     export_format = "csv"
 
+    def get(self, request: HttpRequest) -> HttpResponse:
+        if refused := throttles.throttled(request, throttles.DOWNLOADS):
+            return refused
+        return super().get(request)
+
     def respond(
         self, request: HttpRequest, *, requested: list[int], visible: list[Prediction]
     ) -> HttpResponse:
@@ -259,6 +265,9 @@ class PredictionPreviewView(View):
     a 404 for anyone who may not see the prediction, so its existence is not revealed."""
 
     def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        # Counted with /media/: the history page asks for both.
+        if refused := throttles.throttled(request, throttles.MEDIA):
+            return refused
         prediction = Prediction.objects.filter(pk=pk).first()
         if prediction is None or not prediction_visible_to(
             prediction=prediction, user=request.user, session=request.session
@@ -325,6 +334,8 @@ class HistoryCsvView(LoginRequiredMixin, View):
     """The history as CSV, with the same filters as the page."""
 
     def get(self, request: HttpRequest) -> HttpResponse:
+        if refused := throttles.throttled(request, throttles.DOWNLOADS):
+            return refused
         filterset = prediction_filterset(filters=request.GET, user=request.user)
         if filterset.is_bound and not filterset.is_valid():
             return HttpResponse(filterset.errors.as_json(), status=400, content_type="application/json")

@@ -136,6 +136,14 @@ AXES_LOCKOUT_TEMPLATE = "registration/lockout.html"
 AXES_CLIENT_IP_CALLABLE = "classifier.services.request_client_ip"
 AXES_VERBOSE = False
 
+# Outgoing mail, used by password reset only: EMAIL_URL as django-environ reads it
+# (smtp+tls://user:password@host:587). Unset, the reset pages answer 404 rather than hand
+# the mail to Django's default, localhost:25 (classifier/accounts.py).
+EMAIL_URL = env.str("EMAIL_URL", default="")
+if EMAIL_URL:
+    vars().update(env.email_url("EMAIL_URL"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="webmaster@localhost")
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/"
@@ -258,6 +266,13 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.AnonRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env.str("API_ANON_THROTTLE_RATE", default="60/minute"),
+        # Pages and files that cost work to serve, per user or client (classifier/throttles.py):
+        # stored images and FITS previews (a history page shows 24), result downloads, and
+        # password reset (per client and per address mailed) and change attempts.
+        "media": env.str("MEDIA_THROTTLE_RATE", default="300/minute"),
+        "downloads": env.str("DOWNLOAD_THROTTLE_RATE", default="30/minute"),
+        "password_reset": env.str("PASSWORD_RESET_THROTTLE_RATE", default="5/hour"),
+        "password_change": env.str("PASSWORD_CHANGE_THROTTLE_RATE", default="10/hour"),
     },
     # Set below from TRUSTED_PROXY_HOPS: the connecting address, or exactly that many entries
     # from the end of X-Forwarded-For behind a proxy, so a client cannot choose its identity.

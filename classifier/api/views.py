@@ -330,6 +330,15 @@ class PredictionBulkDeleteApi(APIView):
         deleted = services.prediction_delete_many(queryset=queryset)
         return Response(PredictionBulkDeleteOutputSerializer({"deleted": deleted}).data)
 
+    def http_method_not_allowed(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        # This path also spells /api/predictions/{id}/ with an id that is not a number, and a
+        # client that follows the API root's links (schemathesis's stateful phase) asks it for
+        # that operation's GET and DELETE: they get what the schema documents there for an id
+        # that does not exist, 404, as /api/predictions/abc/ does.
+        if request.method in ("GET", "DELETE"):
+            raise drf_exceptions.NotFound
+        return super().http_method_not_allowed(request, *args, **kwargs)
+
 
 class ModelInfoApi(APIView):
     name = _("Model")
