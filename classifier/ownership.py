@@ -10,8 +10,10 @@ ask here.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
+from pathlib import PurePosixPath
 from typing import Any
 
 from django.conf import settings
@@ -26,6 +28,7 @@ OWN_PREDICTIONS_SESSION_KEY = "classifier_own_predictions"
 # An anonymous session remembers at most this many of its own uploads; older
 # ones fall out first, which keeps the session cookie/row small.
 MAX_REMEMBERED_PREDICTIONS = 500
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 def _is_logged_in(user: Any) -> bool:
@@ -121,4 +124,10 @@ def stored_image_visible_to(*, name: str, user: Any, session: Mapping[str, Any] 
     """Whether the stored file ``name`` (relative to MEDIA_ROOT) is the image of a prediction
     this reader may see. Nothing else under MEDIA_ROOT is served to anyone: a job's staged
     chunks (jobs/<id>/...) are the image of no prediction."""
-    return visible_predictions(user=user, session=session).filter(image=name).exists()
+    candidates = visible_predictions(user=user, session=session)
+    stem = PurePosixPath(name).stem
+    if _SHA256_HEX.fullmatch(stem):
+        # Stored images are named by their row's sha256 (models.prediction_image_path), which
+        # is indexed: the image column is not, and would be scanned whole on every GET.
+        candidates = candidates.filter(sha256=stem)
+    return candidates.filter(image=name).exists()
