@@ -216,13 +216,13 @@ def read_zip(archive: IO[bytes], *, archive_size: int) -> tuple[list[MemberInput
         raise JobInputError(f"not a readable .zip archive: {exc}") from exc
     files = _checked_files(infos, archive_size=archive_size)
 
-    catalogues = [info for info in files if info.filename.lower().endswith(CATALOGUE_SUFFIX)]
+    catalogues = [item for item in files if item[0].filename.lower().endswith(CATALOGUE_SUFFIX)]
     if len(catalogues) > 1:
-        names = ", ".join(info.filename for info in catalogues[:5])
+        names = ", ".join(info.filename for info, _ in catalogues[:5])
         raise JobInputError(f"the archive has more than one catalogue CSV ({names}); send one")
     catalogue = None
     if catalogues:
-        info = catalogues[0]
+        info = catalogues[0][0]
         if info.file_size > MAX_CATALOGUE_BYTES:
             raise JobInputError(
                 f"the catalogue {info.filename!r} is larger than {MAX_CATALOGUE_BYTES:,} bytes",
@@ -233,15 +233,11 @@ def read_zip(archive: IO[bytes], *, archive_size: int) -> tuple[list[MemberInput
                 catalogue = read_catalogue(stream, name=info.filename)
         except _DAMAGED_MEMBER_ERRORS as exc:
             raise JobInputError(f"the catalogue {info.filename!r} is unreadable: {exc}") from exc
-        files.remove(info)
+        files.remove(catalogues[0])
 
     members = [
-        MemberInput(
-            path=check_member_path(info.filename),
-            size=info.file_size,
-            opener=lambda info=info: zf.open(info),
-        )
-        for info in files
+        MemberInput(path=path, size=info.file_size, opener=lambda info=info: zf.open(info))
+        for info, path in files
     ]
     for member in members:
         member.error = _member_refusal(member.path, member.size)
@@ -327,10 +323,10 @@ def _count_records(archive: IO[bytes], *, start: int, size: int, limit: int) -> 
     return count
 
 
-def _checked_files(infos: list[zipfile.ZipInfo], *, archive_size: int) -> list[zipfile.ZipInfo]:
-    """The archive's files, once no member is a link, escapes it, is encrypted or compressed
-    in a way zipfile cannot read, and no limit is passed."""
-    files: list[zipfile.ZipInfo] = []
+def _checked_files(infos: list[zipfile.ZipInfo], *, archive_size: int) -> list[tuple[zipfile.ZipInfo, str]]:
+    """The archive's files with their cleaned paths, once no member is a link, escapes it, is
+    encrypted or compressed in a way zipfile cannot read, and no limit is passed."""
+    files: list[tuple[zipfile.ZipInfo, str]] = []
     for info in infos:
         if _is_link(info):
             raise JobInputError(f"the archive member {info.filename!r} is a link; links are not accepted")
@@ -347,14 +343,14 @@ def _checked_files(infos: list[zipfile.ZipInfo], *, archive_size: int) -> list[z
                 f"the archive member {info.filename!r} is compressed with {method}, which cannot be "
                 "read; use Deflate (zip's default) or no compression"
             )
-        files.append(info)
+        files.append((info, path))
     if len(files) > settings.JOB_MAX_MEMBERS:
         raise JobInputError(
             f"the archive has {len(files):,} files, more than the limit of {settings.JOB_MAX_MEMBERS:,}",
             too_large=True,
         )
     # Sizes from the headers: reading never goes past them, so a lying header cannot expand further.
-    expanded = sum(info.file_size for info in files)
+    expanded = sum(info.file_size for info, _ in files)
     if expanded > settings.JOB_MAX_UNCOMPRESSED_BYTES:
         raise JobInputError(
             f"the archive would expand to {expanded:,} bytes, more than the limit of "
@@ -362,7 +358,7 @@ def _checked_files(infos: list[zipfile.ZipInfo], *, archive_size: int) -> list[z
             too_large=True,
         )
     ratio = settings.JOB_MAX_COMPRESSION_RATIO
-    for info in files:
+    for info, _ in files:
         if info.file_size >= RATIO_CHECK_MIN_BYTES and info.file_size > ratio * max(info.compress_size, 1):
             raise JobInputError(
                 f"the archive member {info.filename!r} is compressed more than {ratio}:1 "
