@@ -344,11 +344,10 @@ def _checked_files(infos: list[zipfile.ZipInfo], *, archive_size: int) -> list[t
                 "read; use Deflate (zip's default) or no compression"
             )
         files.append((info, path))
-    if len(files) > settings.JOB_MAX_MEMBERS:
-        raise JobInputError(
-            f"the archive has {len(files):,} files, more than the limit of {settings.JOB_MAX_MEMBERS:,}",
-            too_large=True,
-        )
+        if len(files) > settings.JOB_MAX_MEMBERS:
+            raise JobInputError(
+                f"the archive has more than {settings.JOB_MAX_MEMBERS:,} files, the limit", too_large=True
+            )
     # Sizes from the headers: reading never goes past them, so a lying header cannot expand further.
     expanded = sum(info.file_size for info, _ in files)
     if expanded > settings.JOB_MAX_UNCOMPRESSED_BYTES:

@@ -204,6 +204,15 @@ def test_archive_at_the_limits_with_folders_and_macos_copies_is_accepted(setting
     assert "more than 12 entries" in response.json()["reason"]
 
 
+def test_archive_with_more_files_than_a_job_may_have_is_413(settings, user_client, media_root):
+    settings.JOB_MAX_MEMBERS = 3
+    archive = make_zip([(f"g{index}.png", data) for index, data in enumerate(distinct_images(4))])
+    response = _post(user_client, archive=zip_upload(archive))
+    assert response.status_code == 413
+    assert "more than 3 files" in response.json()["reason"]
+    _nothing_saved(media_root)
+
+
 def _self_extracting(archive: bytes) -> bytes:
     # A program in front of the archive: zipfile finds the directory from the end records.
     return b"MZ" + b"\0" * 5000 + archive
