@@ -10,15 +10,20 @@ count it, and the throttle bounds the guesses.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import views as auth_views
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 
 from classifier import throttles
+from classifier.error_views import page_not_found
+from classifier.observability import loggable_path
+
+logger = logging.getLogger("django.request")
 
 # Backends that deliver nothing: a reset mail through them reaches nobody.
 _UNDELIVERED_BACKENDS = frozenset(
@@ -34,11 +39,20 @@ def password_reset_by_mail() -> bool:
     return bool(settings.EMAIL_URL) and settings.EMAIL_BACKEND not in _UNDELIVERED_BACKENDS
 
 
+def _not_found(request: HttpRequest) -> HttpResponse:
+    response = page_not_found(request)
+    # Django would log the path, and a reset link's path holds its token: logged masked instead.
+    logger.warning("Not Found: %s", loggable_path(request.path))
+    # How Django itself marks a response it must not log again (django.utils.log.log_response).
+    response._has_been_logged = True
+    return response
+
+
 def _mail_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if not password_reset_by_mail():
-            raise Http404
+            return _not_found(request)
         return view(request, *args, **kwargs)
 
     return wrapper
