@@ -14,7 +14,6 @@ from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext as _
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import APIException
-from rest_framework.request import Request
 
 from classifier import observability
 from classifier.responses import service_unavailable, wants_json
@@ -38,8 +37,9 @@ def _logged_in(request: HttpRequest) -> bool:
             return True
         if not is_api_request(request):
             return False
-        # A DRF Request also honours the test client's force_authenticate, as the view would.
-        return Request(request, authenticators=[TokenAuthentication()]).user.is_authenticated
+        # Asked directly, not through a DRF Request, whose user setter would change request.user.
+        authenticated = TokenAuthentication().authenticate(request)
+        return authenticated is not None and authenticated[0].is_authenticated
     except (APIException, OperationalError, InterfaceError):
         # A bad token, or no database to check it in: judged as anonymous.
         return False

@@ -10,8 +10,8 @@
 - Accounts: password reset answers 404 unless outgoing mail is configured; reset and change
   are rate-limited.
 
-Callers: anonymous (nobody logged in), user (a logged-in non-staff reader, by session, forced
-API authentication or API token), staff (may also delete).
+Callers: anonymous (nobody logged in), user (a logged-in non-staff reader, by session or by API
+token), staff (may also delete).
 """
 
 from __future__ import annotations
@@ -58,6 +58,13 @@ def unparsed(monkeypatch):
 
 
 @pytest.fixture
+def session_client(user) -> APIClient:
+    client = APIClient()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
 def token_client(user) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
@@ -75,14 +82,16 @@ def test_an_anonymous_400_mb_job_page_post_is_413_unread(client, unparsed):
 
 
 @pytest.mark.django_db
-def test_a_job_archive_is_for_users_only(anonymous_client, user_client, token_client, unparsed, monkeypatch):
+def test_a_job_archive_is_for_users_only(
+    anonymous_client, session_client, token_client, unparsed, monkeypatch
+):
     url = reverse("api:job-list")
     refused = declared(anonymous_client, url, FORM_LIMIT + 1)
     assert refused.status_code == 413
     assert f"more than the limit of {FORM_LIMIT:,} bytes" in refused.json()["reason"]
     # A user's archive may be far larger: the same body reaches the view (which parses it).
     monkeypatch.undo()
-    for client in (user_client, token_client):
+    for client in (session_client, token_client):
         assert sent(client, url, FORM_LIMIT + 1).status_code == 400
     # Beyond the archive limit even a user is refused unread.
     assert declared(token_client, url, 3 * 1024**3).status_code == 413
@@ -96,14 +105,14 @@ def test_a_bad_token_counts_as_anonymous(unparsed):
 
 
 @pytest.mark.django_db
-def test_prediction_uploads_take_a_full_batch_from_anyone_allowed(anonymous_client, user_client, settings):
+def test_prediction_uploads_take_a_full_batch_from_anyone_allowed(anonymous_client, token_client, settings):
     url = reverse("api:prediction-list")
     assert declared(anonymous_client, url, settings.MAX_REQUEST_BYTES + 1).status_code == 413
     assert sent(anonymous_client, url, FORM_LIMIT + 1).status_code == 400  # read, and malformed
     # With anonymous classification off, a visitor's upload is refused unread; a user's is not.
     settings.ALLOW_ANONYMOUS_PREDICT = False
     assert declared(anonymous_client, url, FORM_LIMIT + 1).status_code == 413
-    assert sent(user_client, url, FORM_LIMIT + 1).status_code == 400
+    assert sent(token_client, url, FORM_LIMIT + 1).status_code == 400
 
 
 @pytest.mark.django_db
