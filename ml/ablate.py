@@ -61,12 +61,39 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
         "(teacher) added: galamo's 4-group distribution, weight 0.25, on the GZ DECaLS training images",
         {"train.teacher_weight": 0.25},
     ),
+    # Issue 18: the GZ DECaLS votes outside the DECaLS validation folds (ml/decals_validation.py).
+    "votes": (
+        (
+            "(votes) added: GZ DECaLS vote-implied targets and the Dirichlet-multinomial vote head; "
+            "epoch chosen on DECaLS validation"
+        ),
+        {"train.gz_decals_votes": True, "train.select_on": "decals"},
+    ),
+    "votes-likelihood-only": (
+        "(vote likelihood) GZ DECaLS votes through the vote head only, no 10-class targets",
+        {"train.gz_decals_votes": True, "train.select_on": "decals", "train.votes_soft_weight": 0.0},
+    ),
+    "votes-soft-only": (
+        "(votes source) GZ DECaLS vote-implied 10-class targets only, no vote head",
+        {"train.gz_decals_votes": True, "train.select_on": "decals", "train.votes_likelihood_weight": 0.0},
+    ),
+    "decals-selection": (
+        "(DECaLS selection) epoch chosen on DECaLS validation; the votes images train with no target",
+        {
+            "train.gz_decals_votes": True,
+            "train.select_on": "decals",
+            "train.votes_soft_weight": 0.0,
+            "train.votes_likelihood_weight": 0.0,
+        },
+    ),
 }
 
 
 def score(config: dict[str, Any], reference_labels: dict[str, Any], weights: Path, data_root: Path) -> dict:
-    """Pooled validation of ``weights`` (trained with ``config``) under the reference label rule."""
-    scoring = {**config, "labels": reference_labels}
+    """Pooled validation of ``weights`` (trained with ``config``) under the reference label rule,
+    and agreement with the vote-implied class on the GZ DECaLS validation folds."""
+    # Every variant is scored on the DECaLS validation folds, whether it trained on votes or not.
+    scoring = {**config, "labels": reference_labels, "train": {**config["train"], "gz_decals_votes": True}}
     val = prepare_splits(collect_sources(scoring, data_root), scoring)["val"]
     model = build_model(config["image_size"], pretrained=False)
     model.load_state_dict(torch.load(weights))
@@ -80,6 +107,8 @@ def score(config: dict[str, Any], reference_labels: dict[str, Any], weights: Pat
         if split.source.name == "gz_decals_partial":
             metrics = split_metrics(split_logits_, split.source)
             scores["gz_decals_group_error"] = metrics.get("group_abs_error")
+        if split.source.name == "gz_decals_votes":
+            scores["decals_votes_top1"] = split_metrics(split_logits_, split.source).get("top1")
     return scores
 
 
@@ -107,9 +136,9 @@ def table(results: dict[str, dict[str, Any]]) -> str:
     lines = [
         (
             "| variant | change against the reference | n | top-1 | vs reference | class-balanced "
-            "| Galaxy10-weighted | 4-group | GZ DECaLS group error |"
+            "| Galaxy10-weighted | 4-group | GZ DECaLS group error | DECaLS votes top-1 |"
         ),
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, result in results.items():
         m = result["val_pooled_v2_labels"]
@@ -119,7 +148,8 @@ def table(results: dict[str, dict[str, Any]]) -> str:
         lines.append(
             f"| {name} | {result['change']} | {m['n']} | {100 * m['top1']:.1f}% | {delta} "
             f"| {100 * m['balanced_accuracy']:.1f}% | {100 * m['galaxy10_weighted_accuracy']:.1f}% "
-            f"| {100 * m['group4']:.1f}% | {_error(m.get('gz_decals_group_error'))} |"
+            f"| {100 * m['group4']:.1f}% | {_error(m.get('gz_decals_group_error'))} "
+            f"| {_error(m.get('decals_votes_top1'))} |"
         )
     return "\n".join(lines)
 

@@ -129,7 +129,8 @@ def evaluate(model: TFLiteModel, sets: list[EvaluationSet]) -> dict[str, Any]:
         else:
             results[evaluation.name] = source_report(probs, evaluation.source)
             split = evaluation.name.split("/", 1)[0]
-            if (evaluation.source.soft_weight > 0).any():
+            # GZ DECaLS votes are scored on their own (ml/decals_validation.py), never pooled with SDSS.
+            if (evaluation.source.soft_weight > 0).any() and evaluation.source.name not in src.NOT_POOLED:
                 pooled.setdefault(split, []).append((probs, evaluation.source))
     for split, parts in pooled.items():
         report = pooled_report(parts)

@@ -59,6 +59,10 @@ class SourceSet:
     # The class (or coarse group, offset by NUM_CLASSES) a stratified split keeps balanced.
     strata: np.ndarray
     notes: dict[str, object] = field(default_factory=dict)
+    # Galaxy Zoo DECaLS answer counts (N, ml.votes.NUM_ANSWERS) for the vote likelihood, or None.
+    votes: np.ndarray | None = None
+    # A split fixed by the source itself (0 train, 1 validation, 2 test), or None: stratified.
+    fixed_split: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.images)
@@ -77,6 +81,8 @@ class SourceSet:
             group_weights=self.group_weights[idx],
             strata=self.strata[idx],
             notes=dict(self.notes),
+            votes=None if self.votes is None else self.votes[idx],
+            fixed_split=None if self.fixed_split is None else self.fixed_split[idx],
         )
 
 
@@ -202,6 +208,33 @@ def load_gz_decals_partial(root: Path, crop_fraction: float) -> SourceSet:
     return group_source("gz_decals_partial", images, [r["file"] for r in rows], constraints, crop_fraction)
 
 
+def load_gz_decals_votes(root: Path, crop_fraction: float, config: dict[str, Any]) -> SourceSet:
+    """Galaxy Zoo DECaLS vote counts: every galaxy, with its answer counts and vote-implied target.
+
+    The split is fixed by ml/decals_validation.py rather than drawn: the validation folds
+    (galaxies with >= 20 votes) are "val", the exact Galaxy10 members outside them "test",
+    and every other galaxy, however few its votes, "train". ``soft_weight`` is the target's
+    coverage, as for GZ2 votes; training scales it by the number of votes (ml/train.py).
+    """
+    from ml import decals_validation, votes
+
+    validation = decals_validation.build(votes.read_vote_table(root / "labels.csv"), config)
+    table = validation.table
+    images: list[ImageRef] = [str(root / f) for f in table.files]
+    source = soft_source("gz_decals_votes", images, list(table.files), validation.soft, crop_fraction)
+    source.soft_weight[:] = validation.coverage
+    source.votes = table.counts.astype(np.float32)
+    source.fixed_split = np.where(validation.validation, 1, np.where(validation.member, 2, 0))
+    source.notes.update(
+        {
+            "validation_galaxies": int(validation.validation.sum()),
+            "held_out_members": int((validation.member & ~validation.validation).sum()),
+            "votes": int(table.total("smooth-or-featured").sum()),
+        }
+    )
+    return source
+
+
 def load_galaxy10_dev(root: Path, crop_fraction: float) -> SourceSet:
     rows = _read_csv(root / "labels.csv")
     label = np.array([int(r["label_index"]) for r in rows])
@@ -302,6 +335,11 @@ def stratified_split(
 
 def split_indices(source: SourceSet, config: dict[str, Any]) -> dict[str, np.ndarray]:
     """The "train", "val" and "test" indices of ``source`` as every part of ml/ splits it:
-    stratified, with the configuration's fractions and its top-level seed."""
+    stratified, with the configuration's fractions and its top-level seed, unless the
+    source fixes its own split (the GZ DECaLS votes: ml/decals_validation.py)."""
+    if source.fixed_split is not None:
+        return {
+            name: np.flatnonzero(source.fixed_split == i) for i, name in enumerate(("train", "val", "test"))
+        }
     parts = stratified_split(source.strata, tuple(config["split"]["fractions"]), config["seed"])
     return dict(zip(("train", "val", "test"), parts, strict=True))

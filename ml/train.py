@@ -43,6 +43,8 @@ from ml.metrics import (
 )
 from ml.model import backbone_parameters, build_model, freeze_early_layers, head_parameters
 from ml.teacher import TEACHER_SOURCE, group_targets
+from ml.vote_loss import VoteHead, vote_nll
+from ml.votes import NUM_ANSWERS
 
 log = logging.getLogger("ml.train")
 
@@ -87,6 +89,11 @@ def collect_sources(
         ("gz1_sdss", src.load_gz1, crops["gz1"]),
         ("gz_decals_partial", src.load_gz_decals_partial, crops["gz_decals_partial"]),
     ]
+    # Configurations written before the GZ DECaLS votes source have no switch: it stays out.
+    if config["train"].get("gz_decals_votes", False):
+        loaders.append(
+            ("gz_decals_votes", partial(src.load_gz_decals_votes, config=config), crops["gz_decals_votes"])
+        )
     for folder, loader, crop in loaders:
         if (data_root / folder).is_dir():
             found.append(loader(data_root / folder, crop))
@@ -199,6 +206,15 @@ def target_domain_terms(
 def _batch_tensors(splits: list[Split], picks: list[tuple[int, int]]) -> dict[str, torch.Tensor]:
     fields = ("soft", "soft_weight", "group_masks", "group_targets", "group_weights")
     out = {f: torch.from_numpy(np.stack([getattr(splits[s].source, f)[i] for s, i in picks])) for f in fields}
+    # Only batches that hold GZ DECaLS rows carry vote counts; other rows count no votes,
+    # which the Dirichlet-multinomial scores as exactly zero.
+    if any(splits[s].source.votes is not None for s, _ in picks):
+        no_votes = np.zeros(NUM_ANSWERS, np.float32)
+        out["votes"] = torch.from_numpy(
+            np.stack(
+                [no_votes if splits[s].source.votes is None else splits[s].source.votes[i] for s, i in picks]
+            )
+        )
     out["pixels"] = torch.from_numpy(np.stack([splits[s].pixels[i] for s, i in picks]))
     out["zoom"] = torch.tensor([splits[s].zoom for s, _ in picks], dtype=torch.float32)
     out["target_domain"] = torch.tensor([splits[s].target_domain for s, _ in picks], dtype=torch.bool)
@@ -287,7 +303,7 @@ def pooled_validation(logits: list[torch.Tensor], splits: list[Split]) -> dict[s
     probs, labels = [], []
     for split_logits_, split in zip(logits, splits, strict=True):
         covered = split.source.soft_weight >= MIN_COVERAGE
-        if covered.any():
+        if covered.any() and split.source.name not in src.NOT_POOLED:
             probs.append(split_logits_.softmax(dim=1).numpy()[covered])
             labels.append(split.source.soft[covered].argmax(axis=1))
     if not probs:
@@ -361,7 +377,8 @@ def calibrate(model: torch.nn.Module, val: list[Split], config: dict[str, Any]) 
     logits, labels = [], []
     for split in val:
         has_votes = split.source.soft_weight >= MIN_COVERAGE
-        if not has_votes.any():
+        # The GZ DECaLS validation folds choose models; they do not also fit the temperature.
+        if not has_votes.any() or split.source.name in src.NOT_POOLED:
             continue
         clear = has_votes & (split.source.soft.max(axis=1) >= minimum)
         logits.append(split_logits(model, split, pre)[torch.from_numpy(clear)])
@@ -407,6 +424,60 @@ def git_commit() -> str:
         return "unknown"
 
 
+def vote_soft_weight(counts: np.ndarray, settings: dict[str, Any]) -> np.ndarray:
+    """The weight of a GZ DECaLS galaxy's vote-implied 10-class target: ``votes_soft_weight``
+    times its smooth-or-featured vote count over ``votes_full_weight`` (at most 1), so a 5-vote
+    galaxy's noisy target teaches a quarter as much as a 20-vote one's; 0 turns the soft
+    targets off and leaves the vote likelihood."""
+    from ml.votes import ANSWER_SLICES
+
+    answered = counts[:, ANSWER_SLICES["smooth-or-featured"]].sum(axis=1)
+    scale = np.minimum(1.0, answered / settings.get("votes_full_weight", 20))
+    return (settings.get("votes_soft_weight", 0.0) * scale).astype(np.float32)
+
+
+def make_vote_head(model: torch.nn.Module, train: list[Split], weight: float) -> VoteHead | None:
+    """A vote head reading the classifier's features, when the training data has vote counts and
+    ``votes_likelihood_weight`` > 0."""
+    if weight <= 0 or not any(s.source.votes is not None for s in train):
+        return None
+    head = VoteHead(model._fc.in_features)
+    head.attach(model._fc)
+    return head
+
+
+def vote_terms(
+    per_sample: torch.Tensor, vote_head: VoteHead | None, batch: dict[str, torch.Tensor], weight: float
+) -> torch.Tensor:
+    """``per_sample`` plus the weighted Dirichlet-multinomial vote loss of the batch's first views."""
+    if vote_head is None or "votes" not in batch:
+        return per_sample
+    outputs = vote_head()[: len(per_sample)]
+    return per_sample + weight * vote_nll(outputs, batch["votes"])
+
+
+def save_best(out: Path, model: torch.nn.Module, vote_head: VoteHead | None) -> None:
+    torch.save(model.state_dict(), out / "best.pt")
+    if vote_head is not None:
+        torch.save(vote_head.state_dict(), out / "vote_head.pt")
+
+
+def selection_score(record: dict[str, Any], select_on: str) -> float:
+    """The number an epoch is chosen by (higher is better).
+
+    "sdss_pooled": pooled SDSS validation top-1. "decals": agreement with the vote-implied class
+    on the GZ DECaLS validation folds, ties broken by the lower cross-entropy against the
+    vote-implied targets. Without the score's validation images the last epoch wins.
+    """
+    if select_on == "decals":
+        decals = record.get("val/gz_decals_votes", {})
+        if "top1" in decals:
+            return decals["top1"] - 1e-3 * decals["cross_entropy"]
+    elif select_on != "sdss_pooled":
+        raise ValueError(f"unknown train.select_on {select_on!r}; expected 'sdss_pooled' or 'decals'")
+    return record["val/pooled"].get("top1", float(record["epoch"]))
+
+
 def prepare_splits(sources: list[src.SourceSet], config: dict[str, Any]) -> dict[str, list[Split]]:
     """Each source's train/validation/test split, cached pixels attached.
 
@@ -433,6 +504,8 @@ def prepare_splits(sources: list[src.SourceSet], config: dict[str, Any]) -> dict
             )
             if adapt:
                 subset.group_weights[:] = 0.0
+            if name == "train" and source.votes is not None:
+                subset.soft_weight[:] = subset.soft_weight * vote_soft_weight(subset.votes, settings)
             taught = name == "train" and source.name == TEACHER_SOURCE and teacher_weight > 0
             teacher = group_targets(Path(settings["teacher_file"]), subset) if taught else None
             split = Split(subset, pixels[indices], zoom, source.name in target_domain, adapt, teacher)
@@ -474,9 +547,12 @@ def train(
     log.info("class weights %s", weights.numpy().round(3).tolist())
     model = build_model(config["image_size"])
     frozen = freeze_early_layers(model, settings["frozen_blocks"])
+    likelihood_weight = settings.get("votes_likelihood_weight", 0.0)
+    vote_head = make_vote_head(model, splits["train"], likelihood_weight)
+    head = head_parameters(model) + ([] if vote_head is None else list(vote_head.parameters()))
     optimiser = torch.optim.AdamW(
         [
-            {"params": head_parameters(model), "lr": settings["lr_head"]},
+            {"params": head, "lr": settings["lr_head"]},
             {"params": backbone_parameters(model), "lr": settings["lr_backbone"]},
         ],
         weight_decay=settings["weight_decay"],
@@ -500,6 +576,7 @@ def train(
     best_score, best_epoch = -math.inf, 0
     steps_done = 0
     bridge_target_domain = config["augment"]["bridge_target_domain"]
+    select_on = settings.get("select_on", "sdss_pooled")
     started = time.time()
     for epoch in range(1, settings["epochs"] + 1):
         model.train()
@@ -532,6 +609,7 @@ def train(
             per_sample = loss_terms(
                 first, batch, weights, settings["group_loss_weight"], settings["agreement_power"]
             )
+            per_sample = vote_terms(per_sample, vote_head, batch, likelihood_weight)
             loss = target_domain_terms(per_sample, first, logits[len(pairs) :], batch, settings).mean()
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
@@ -555,17 +633,16 @@ def train(
         log.info(json.dumps(record))
         # A checkpoint per epoch: a run stopped early still leaves its latest weights.
         torch.save(model.state_dict(), out / "last.pt")
-        # Without vote-labelled validation images the last epoch wins.
-        score = record["val/pooled"].get("top1", float(epoch))
+        score = selection_score(record, select_on)
         if score > best_score:
             best_score, best_epoch = score, epoch
-            torch.save(model.state_dict(), out / "best.pt")
+            save_best(out, model, vote_head)
         print(json.dumps(record), flush=True)
         if steps_done >= total_steps:
             break
 
     model.load_state_dict(torch.load(out / "best.pt"))
-    log.info("selected epoch %d (pooled validation top-1 %.4f)", best_epoch, best_score)
+    log.info("selected epoch %d (%s validation score %.4f)", best_epoch, select_on, best_score)
     prior = choose_prior(model, splits, config)
     temperature, calibration_samples = calibrate(model, splits["val"], config)
     log.info("calibration temperature %.3f", temperature)
@@ -575,6 +652,7 @@ def train(
         "temperature": temperature,
         "calibration_samples": calibration_samples,
         "selected_epoch": best_epoch,
+        "selected_on": select_on,
         "train_steps": steps_done,
         "prior": prior,
         "class_weights": weights.numpy().round(4).tolist(),
@@ -599,9 +677,16 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("ml/runs/latest"))
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--limit", type=int, help="use at most N images per source (smoke runs)")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="as ml.pipeline's"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
-    overrides = {"train.epochs": args.epochs} if args.epochs else {}
+    from ml.pipeline import parse_override
+
+    overrides = dict(parse_override(text) for text in args.overrides)
+    if args.epochs:
+        overrides["train.epochs"] = args.epochs
     config = load_config(args.config, overrides)
     train(config, args.out, args.data_root, args.galaxy10_h5, args.folder, args.csv, args.limit)
 
