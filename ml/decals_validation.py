@@ -232,6 +232,8 @@ class LoadedModel:
     predict: Predictor
     config: dict[str, Any]
     sdss_pooled: dict[str, Any] | None  # val/pooled as recorded, when the model carries it
+    # A run's vote head (vote_head.pt): inputs -> raw outputs (N, votes.NUM_ANSWERS), or None.
+    predict_votes: Predictor | None = None
 
 
 def load_model(path: Path) -> LoadedModel:
@@ -269,7 +271,44 @@ def _torch_model(run_dir: Path, weights: str = "model.pt") -> LoadedModel:
         logits = torch.cat([model(batch[i : i + 64]) for i in range(0, len(batch), 64)])
         return torch.softmax(logits / temperature, dim=1).numpy()
 
-    return LoadedModel(f"{run_dir}/{weights} (PyTorch)", predict, config, None)
+    predict_votes = None
+    if (run_dir / "vote_head.pt").exists():
+        from ml.vote_loss import VoteHead
+
+        head = VoteHead(model._fc.in_features)
+        head.load_state_dict(torch.load(run_dir / "vote_head.pt"))
+        head.attach(model._fc)
+        head.eval()
+
+        @torch.no_grad()
+        def predict_votes(inputs: np.ndarray) -> np.ndarray:
+            batch = torch.from_numpy(inputs).permute(0, 3, 1, 2).contiguous()
+            outputs = []
+            for i in range(0, len(batch), 64):
+                model(batch[i : i + 64])
+                outputs.append(head())
+            return torch.cat(outputs).numpy()
+
+    return LoadedModel(f"{run_dir}/{weights} (PyTorch)", predict, config, None, predict_votes)
+
+
+def vote_head_scores(outputs: np.ndarray, counts: np.ndarray) -> dict[str, Any]:
+    """The vote head on held-out galaxies: mean vote negative log-likelihood per galaxy, and the
+    error of its predicted smooth fraction (Dirichlet mean, artifact dropped) against the volunteers'."""
+    import torch
+
+    from ml.vote_loss import expected_fractions, vote_nll
+
+    raw = torch.from_numpy(outputs)
+    nll = vote_nll(raw, torch.from_numpy(counts.astype(np.float32))).numpy()
+    fractions = expected_fractions(raw).numpy()[:, votes.ANSWER_SLICES["smooth-or-featured"]]
+    predicted = fractions[:, 0] / fractions[:, :2].sum(axis=1)
+    volunteers = votes.smooth_fraction(counts)
+    known = ~np.isnan(volunteers)
+    return {
+        "vote_nll": mean_interval(nll),
+        "smooth_mae": mean_interval(np.abs(predicted[known] - volunteers[known])),
+    }
 
 
 def sdss_pooled(model: LoadedModel, data_root: Path) -> dict[str, Any]:
@@ -294,10 +333,13 @@ def score_model(
         parts["all folds"] = validation.fold >= 0
     for name, mask in parts.items():
         rows = np.flatnonzero(mask)
-        probs = model.predict(model_inputs(data_root, validation, rows, model.config))
+        inputs = model_inputs(data_root, validation, rows, model.config)
+        counts = validation.table.counts[rows]
         results[name] = fold_scores(
-            probs, validation.soft[rows], validation.coverage[rows], validation.table.counts[rows]
+            model.predict(inputs), validation.soft[rows], validation.coverage[rows], counts
         )
+        if model.predict_votes is not None:
+            results[name]["vote_head"] = vote_head_scores(model.predict_votes(inputs), counts)
     inputs, label = member_inputs(data_root, model.config)
     results["members"] = member_scores(model.predict(inputs), label)
     return results
@@ -382,6 +424,13 @@ def main() -> None:
             f"{result['model']} minus {results[0]['model']}: {json.dumps(result['top1_difference_vs_first'])}"
         )
     print(table(results))
+    for result in results:
+        head = result["validation folds"].get("vote_head")
+        if head:
+            print(
+                f"{result['model']} vote head on the validation folds: vote NLL {_mae(head['vote_nll'])}, "
+                f"smooth-fraction MAE {_mae(head['smooth_mae'])}"
+            )
     if args.json:
         args.json.write_text(json.dumps({"vote_rule": rule, "results": results}, indent=2))
 

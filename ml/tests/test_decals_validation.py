@@ -276,3 +276,13 @@ def test_real_vote_rule_agrees_with_the_exact_galaxy10_members(data_root):
     images, _label = dv.read_members(data_root)
     assert len(images) == 69
     assert all(Path(p).exists() for p in images)
+
+
+def test_vote_head_scores_read_the_smooth_fraction_from_the_dirichlet_mean():
+    counts = np.stack([counts_row(smooth_or_featured__smooth=30, smooth_or_featured__featured_or_disk=10)])
+    outputs = np.full((1, votes.NUM_ANSWERS), -20.0, np.float32)  # every alpha about 1
+    part = votes.ANSWER_SLICES["smooth-or-featured"]
+    outputs[0, part.start] = 20.0  # smooth alpha 100, featured 1: predicted smooth 100/101
+    scores = dv.vote_head_scores(outputs, counts)
+    assert scores["smooth_mae"]["value"] == pytest.approx(abs(100 / 101 - 0.75), abs=1e-4)
+    assert scores["vote_nll"]["value"] > 0
