@@ -349,14 +349,33 @@ def _mark_running(job_id: int, *, model_version: str) -> None:
     )
 
 
+def _member_counts(job_id: int) -> dict[str, int]:
+    return dict(
+        JobMember.objects.filter(job_id=job_id).values_list("status").annotate(n=Count("id")).order_by()
+    )
+
+
+def _final_counts(job_id: int) -> dict[str, int]:
+    """done and failed from the members' recorded states, for a job ended by cancel or failure.
+
+    Called under the job's exclusive lock: every chunk that recorded before it has committed,
+    and none records after it, so the counters match the results file. A chunk's own count
+    runs after its commit and leaves an ended job alone, so without this a job cancelled
+    part-way kept the counters of its last count (done = 406 beside 470 classified rows).
+    """
+    counts = _member_counts(job_id)
+    return {
+        "done": counts.get(JobMember.Status.CLASSIFIED, 0),
+        "failed": counts.get(JobMember.Status.FAILED, 0),
+    }
+
+
 def _refresh_progress(job_id: int) -> None:
     """Recount the job's members, and end it once none is pending.
 
     Counted, not incremented, so a chunk that runs twice cannot count twice.
     """
-    counts = dict(
-        JobMember.objects.filter(job_id=job_id).values_list("status").annotate(n=Count("id")).order_by()
-    )
+    counts = _member_counts(job_id)
     done = counts.get(JobMember.Status.CLASSIFIED, 0)
     failed = counts.get(JobMember.Status.FAILED, 0)
     active = Job.objects.filter(pk=job_id, status__in=Job.ACTIVE)
@@ -386,7 +405,7 @@ def job_cancel(*, job: Job) -> bool:
     with transaction.atomic():
         _lock_job(job.pk)
         changed = Job.objects.filter(pk=job.pk, status__in=Job.ACTIVE).update(
-            status=Job.Status.CANCELLED, finished_at=timezone.now()
+            status=Job.Status.CANCELLED, finished_at=timezone.now(), **_final_counts(job.pk)
         )
         if changed:
             _delete_job_staging_on_commit(job.pk)
@@ -399,7 +418,7 @@ def job_fail(*, job_id: int, reason: str) -> None:
     with transaction.atomic():
         _lock_job(job_id)
         changed = Job.objects.filter(pk=job_id, status__in=Job.ACTIVE).update(
-            status=Job.Status.FAILED, finished_at=timezone.now(), error=reason[:2000]
+            status=Job.Status.FAILED, finished_at=timezone.now(), error=reason[:2000], **_final_counts(job_id)
         )
         if changed:
             _delete_job_staging_on_commit(job_id)
