@@ -41,7 +41,7 @@ from ml import sources as src
 from ml import votes
 from ml.config import DEFAULT_CONFIG, load_config
 from ml.labels import SMOOTH
-from ml.metrics import GROUP_MATRIX, MIN_COVERAGE
+from ml.metrics import GROUP_MATRIX, MIN_COVERAGE, confusion_matrix
 
 VOTES_DIR = "gz_decals_votes"
 MEMBERS_CSV = Path("galaxy10_decals_coords") / "members_on_disk.csv"
@@ -162,6 +162,7 @@ def fold_scores(probs: np.ndarray, soft: np.ndarray, coverage: np.ndarray, count
         "group4": _rate(group_hit),
         "smooth_mae": smooth_mae(probs, counts),
         "correct": (predicted == implied).tolist(),
+        "confusion_matrix": confusion_matrix(implied, predicted).tolist(),  # rows: vote-implied
     }
 
 
