@@ -2,16 +2,49 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.http import require_safe
 from django.views.static import serve
+from rest_framework.authentication import TokenAuthentication
+from rest_framework.exceptions import AuthenticationFailed
 
 from classifier import throttles
 from classifier.ownership import stored_image_visible_to
 
 
+def accept_api_token(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Let a script that holds an API token ("Authorization: Token ...") read what its user
+    may read: the API's image_url points here, and a session cookie is not what scripts hold.
+
+    The token is checked with DRF's TokenAuthentication, as the API checks it; the user it
+    names then goes through the same access rule (classifier.ownership) and the same per-user
+    rate limit as a logged-in browser. A token that names nobody gets 401, as from the API.
+    """
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.is_authenticated:
+            try:
+                authenticated = TokenAuthentication().authenticate(request)
+            except AuthenticationFailed as exc:
+                response = HttpResponse(str(exc.detail), status=401, content_type="text/plain; charset=utf-8")
+                response["WWW-Authenticate"] = "Token"
+                return response
+            if authenticated is not None:
+                # For this request only: no session is created or changed.
+                request.user = authenticated[0]
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
 @require_safe
+@accept_api_token
 @throttles.throttle_get(throttles.MEDIA)
 def protected_media(request: HttpRequest, path: str) -> HttpResponse:
     """The image of a prediction the reader may see (classifier.ownership), and nothing else:

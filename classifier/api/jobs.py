@@ -28,6 +28,8 @@ from classifier.models import Job, JobMember
 ARCHIVE_FIELD = "archive"
 IMAGE_FIELD = "image"
 CATALOGUE_FIELD = "catalogue"
+# A broker outage is usually a restart: a client may try again after this many seconds.
+JOB_QUEUE_RETRY_AFTER_S = 30
 
 
 class JobCreateInputSerializer(serializers.Serializer):
@@ -131,9 +133,11 @@ class JobApi(APIView):
             code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE if exc.too_large else status.HTTP_400_BAD_REQUEST
             return Response({"detail": "the job was refused, nothing was saved", "reason": exc.reason}, code)
         if isinstance(exc, job_services.JobQueueUnavailableError):
+            # The reason names no broker host or port (the service keeps those for its log).
             return Response(
                 {"detail": "the job queue is unavailable", "reason": exc.reason},
                 status.HTTP_503_SERVICE_UNAVAILABLE,
+                headers={"Retry-After": str(JOB_QUEUE_RETRY_AFTER_S)},
             )
         if isinstance(exc, Job.DoesNotExist):
             return Response({"detail": "No job with this id."}, status.HTTP_404_NOT_FOUND)

@@ -196,17 +196,26 @@ def _read_member(member: MemberInput) -> tuple[bytes, str]:
 
 
 def _enqueue(job: Job, start: int) -> None:
+    """Queue a staged chunk once its member rows are committed (at once in autocommit): a
+    worker that took it earlier would find no member pending, and the job would never end."""
+    job_id, stop = job.pk, start + job.chunk_size
+    transaction.on_commit(lambda: _publish_chunk(job_id=job_id, start=start, stop=stop))
+
+
+def _publish_chunk(*, job_id: int, start: int, stop: int) -> None:
     from classifier.tasks import classify_chunk
 
     try:
-        # The queue read now, not when Celery was configured, so tests can give each run its own.
-        classify_chunk.apply_async(
-            (job.pk, start, start + job.chunk_size), queue=settings.CELERY_TASK_DEFAULT_QUEUE
-        )
+        # Bounded in time by the broker settings (CELERY_BROKER_TIMEOUT). The queue is read
+        # now, not when Celery was configured, so tests can give each run its own.
+        classify_chunk.apply_async((job_id, start, stop), queue=settings.CELERY_TASK_DEFAULT_QUEUE)
     except Exception as exc:
-        reason = f"the job queue is unavailable: {type(exc).__name__}: {exc}"
-        logger.exception("could not queue job %s", job.pk)
-        job_fail(job_id=job.pk, reason=reason)
+        # The broker's own message names its host and port: it goes to the log only, and the
+        # job (whose error its owner reads) ends failed rather than queued with nothing queued.
+        broker = classify_chunk.app.connection_for_write().as_uri()  # the password masked
+        logger.exception("could not queue chunk %s-%s of job %s on %s", start, stop, job_id, broker)
+        reason = f"the job queue is unavailable ({type(exc).__name__}); submit the job again later"
+        job_fail(job_id=job_id, reason=reason)
         raise JobQueueUnavailableError(reason) from exc
 
 
