@@ -55,6 +55,8 @@ ood: $(VENV)/.dev-installed
 	@echo "DJANGO_ALLOWED_HOSTS=127.0.0.1,localhost" >> $@
 	@echo "DJANGO_SECURE_HTTPS=false" >> $@
 
+# Safe to run twice at once (`make run` and `make worker` together on a fresh database): the
+# project's migrate command holds a lock for its whole run (classifier/management/commands/migrate.py).
 migrate: $(VENV)/.runtime-installed .env
 	$(MANAGE) migrate --noinput
 
