@@ -83,6 +83,15 @@ def galaxy_images() -> list[Path]:
 
 
 @pytest.fixture
+def cutout_server(settings):
+    """A stand-in for the Legacy Surveys cutout service on loopback, CUTOUT_URL pointed at it
+    (classifier/tests/cutout_server.py). Tests never reach the internet."""
+    from classifier.tests.cutout_server import running_cutout_server
+
+    yield from running_cutout_server(settings)
+
+
+@pytest.fixture
 def model_copy(settings, tmp_path: Path):
     """A private copy of the served model and manifest that a test may break.
 

@@ -93,6 +93,11 @@ class Prediction(models.Model):
     job_member = models.OneToOneField(
         "JobMember", on_delete=models.CASCADE, null=True, blank=True, related_name="prediction"
     )
+    # Where on the sky the image is: the position it was fetched at, or the centre of a FITS
+    # file's celestial WCS (docs/positions.md). cutout_url is set only for fetched cutouts.
+    ra = models.FloatField(_("right ascension (deg)"), null=True, blank=True)
+    dec = models.FloatField(_("declination (deg)"), null=True, blank=True)
+    cutout_url = models.URLField(_("cutout URL"), max_length=1000, blank=True, default="")
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -105,6 +110,16 @@ class Prediction(models.Model):
             models.CheckConstraint(
                 condition=models.Q(confidence__gte=0) & models.Q(confidence__lte=1),
                 name="prediction_confidence_is_probability",
+            ),
+            models.CheckConstraint(
+                condition=(models.Q(ra__isnull=True) & models.Q(dec__isnull=True))
+                | (
+                    models.Q(ra__gte=0)
+                    & models.Q(ra__lt=360)
+                    & models.Q(dec__gte=-90)
+                    & models.Q(dec__lte=90)
+                ),
+                name="prediction_position_on_sky",
             ),
         ]
 
@@ -130,6 +145,15 @@ class Prediction(models.Model):
         if self.is_fits:
             return reverse("classifier:prediction-preview", args=[self.pk])
         return self.image.url
+
+    @property
+    def viewer_url(self) -> str:
+        """The Legacy Surveys viewer at this prediction's position, or "" without one."""
+        if self.ra is None or self.dec is None:
+            return ""
+        from classifier.cutouts import viewer_url
+
+        return viewer_url(self.ra, self.dec)
 
     @property
     def warnings(self) -> list[str]:
@@ -184,6 +208,8 @@ class Job(models.Model):
     chunk_size = models.PositiveIntegerField(_("chunk size"), default=64)
     model_version = models.CharField(_("model version"), max_length=128, blank=True)
     catalogue_columns = models.JSONField(_("catalogue columns"), default=list, blank=True)
+    # A catalogue of positions (no files): each member's cutout is fetched by the worker.
+    by_position = models.BooleanField(_("by position"), default=False)
     error = models.TextField(_("reason"), blank=True)
 
     class Meta:

@@ -27,7 +27,7 @@ from django.db.models import QuerySet
 from django.utils.translation import gettext_noop
 from rest_framework.throttling import BaseThrottle
 
-from classifier import observability, storage
+from classifier import cutouts, observability, storage
 from classifier.exceptions import Count, FileRefusal, ImageValidationError, StorageUnavailableError
 from classifier.inference import (
     ACCEPTED_FORMATS,
@@ -65,6 +65,15 @@ def sanitise_filename(name: str | None) -> str:
         else:
             name = name[:MAX_FILENAME_LENGTH]
     return name
+
+
+@dataclass(frozen=True)
+class SkyProvenance:
+    """Where on the sky an image is, and the cutout URL it was fetched from ("" for an upload)."""
+
+    ra: float
+    dec: float
+    cutout_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -172,10 +181,12 @@ def prediction_create_validated(
     user=None,  # noqa: ANN001 - any user model, or AnonymousUser
     client_ip: str | None = None,
     job_members: Sequence[JobMember] | None = None,
+    provenance: Sequence[SkyProvenance | None] | None = None,
 ) -> list[Prediction]:
     """Classify uploads that validate_uploads accepted and record them, all or none.
 
-    ``job_members`` (one per upload) links each row to its job and member (source "job").
+    ``job_members`` (one per upload) links each row to its job and member (source "job");
+    ``provenance`` (one per upload, or None) records where on the sky each image is.
     """
     _check_source(source)
     classifier = get_classifier()
@@ -190,7 +201,51 @@ def prediction_create_validated(
         model_version=classifier.model_version,
         model_sha256=classifier.model_sha256,
         job_members=job_members,
+        provenance=provenance,
     )
+
+
+def accept_cutout(*, ra: object, dec: object) -> tuple[AcceptedUpload, SkyProvenance]:
+    """Fetch and validate the cutout at a position, as an upload would be validated.
+
+    Raises cutouts.PositionError for coordinates that are not a position, NoImagingError
+    where the survey has no imaging (a 404 or a blank cutout), and CutoutUnavailableError
+    when the service fails or sends something that is not an image.
+    """
+    position = cutouts.parse_position(ra, dec)
+    cutout = cutouts.fetch_cutout(position)
+    name = f"ra{position.ra:.6f}_dec{position.dec:+.6f}.jpg"
+    try:
+        [accepted] = validate_uploads([File(io.BytesIO(cutout.data), name=name)])
+    except ImageValidationError as exc:
+        reason = "; ".join(error["error"] for error in exc.errors)
+        raise cutouts.CutoutUnavailableError(f"the cutout service sent an unusable image: {reason}") from exc
+    if cutouts.is_blank(cutout.data):
+        raise cutouts.NoImagingError(
+            f"the survey has no imaging at this position (the cutout is blank: at least "
+            f"{cutouts.BLANK_FRACTION:.0%} of its pixels are one colour)",
+            url=cutout.url,
+        )
+    return accepted, SkyProvenance(ra=position.ra, dec=position.dec, cutout_url=cutout.url)
+
+
+def prediction_create_from_position(
+    *,
+    ra: object,
+    dec: object,
+    source: str,
+    user=None,  # noqa: ANN001 - any user model, or AnonymousUser
+    client_ip: str | None = None,
+) -> Prediction:
+    """Fetch the survey's cutout at (ra, dec) in degrees, classify it and record it with its
+    position and cutout URL. Nothing is written unless every step succeeds (accept_cutout
+    lists the errors)."""
+    _check_source(source)
+    accepted, provenance = accept_cutout(ra=ra, dec=dec)
+    [prediction] = prediction_create_validated(
+        accepted=[accepted], source=source, user=user, client_ip=client_ip, provenance=[provenance]
+    )
+    return prediction
 
 
 def _check_source(source: str) -> None:
@@ -209,13 +264,16 @@ def _record(
     model_version: str,
     model_sha256: str,
     job_members: Sequence[JobMember] | None = None,
+    provenance: Sequence[SkyProvenance | None] | None = None,
 ) -> list[Prediction]:
     written: list[str] = []
     members = job_members if job_members is not None else [None] * len(accepted)
+    given = provenance if provenance is not None else [None] * len(accepted)
+    places = [place or _fits_centre(upload) for upload, place in zip(accepted, given, strict=True)]
     try:
         with transaction.atomic():
             pending = []
-            for upload, result, member in zip(accepted, results, members, strict=True):
+            for upload, result, member, place in zip(accepted, results, members, places, strict=True):
                 prediction = Prediction(
                     original_filename=upload.filename,
                     sha256=upload.sha256,
@@ -236,6 +294,9 @@ def _record(
                     client_ip=client_ip,
                     job_id=member.job_id if member else None,
                     job_member=member,
+                    ra=place.ra if place else None,
+                    dec=place.dec if place else None,
+                    cutout_url=place.cutout_url if place else "",
                 )
                 extension = ACCEPTED_FORMATS[upload.prepared.image_format]
                 prediction.image.name = prediction_image_path(prediction, f"image.{extension}")
@@ -259,6 +320,11 @@ def _record(
         raise
     observability.record_predictions(predictions)
     return predictions
+
+
+def _fits_centre(upload: AcceptedUpload) -> SkyProvenance | None:
+    centre = getattr(upload.prepared, "sky_centre", None)
+    return SkyProvenance(ra=centre[0], dec=centre[1]) if centre is not None else None
 
 
 def _stored_bytes(upload: AcceptedUpload) -> Callable[[], bytes]:

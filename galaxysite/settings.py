@@ -290,6 +290,25 @@ JOB_MAX_COMPRESSION_RATIO = env.int("JOB_MAX_COMPRESSION_RATIO", default=100)
 JOB_MAX_MEMBERS = env.int("JOB_MAX_MEMBERS", default=200_000)
 # --- end of classification jobs ---
 
+# --- classify by position (docs/positions.md) ---
+# A URL template with {ra} and {dec} in degrees. The default is the Legacy Surveys viewer's
+# JPEG cutout at Galaxy10 DECaLS's framing: 256x256 pixels at 0.524"/pixel, g/r/z colour.
+CUTOUT_URL = env.str(
+    "CUTOUT_URL",
+    default="https://www.legacysurvey.org/viewer/jpeg-cutout?ra={ra}&dec={dec}&layer=ls-dr10&pixscale=0.524&size=256",
+)
+CUTOUT_CONNECT_TIMEOUT_S = env.float("CUTOUT_CONNECT_TIMEOUT_S", default=3.0)
+CUTOUT_READ_TIMEOUT_S = env.float("CUTOUT_READ_TIMEOUT_S", default=10.0)
+CUTOUT_RETRIES = env.int("CUTOUT_RETRIES", default=2)
+CUTOUT_BACKOFF_S = env.float("CUTOUT_BACKOFF_S", default=0.5)
+# Fetches in flight at once per process (web worker or Celery pool process).
+CUTOUT_MAX_CONCURRENT = env.int("CUTOUT_MAX_CONCURRENT", default=4)
+# Named in the User-Agent so the survey's operators can reach whoever runs this site.
+CUTOUT_CONTACT_URL = env.str("CUTOUT_CONTACT_URL", default="")
+CUTOUT_CACHE_SECONDS = env.int("CUTOUT_CACHE_SECONDS", default=30 * 24 * 3600)
+CUTOUT_MAX_BYTES = env.int("CUTOUT_MAX_BYTES", default=2 * 1024 * 1024)
+# --- end of classify by position ---
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: unauthenticated API calls then get 401 with a WWW-Authenticate header.

@@ -11,6 +11,9 @@ from pathlib import Path
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-production-use-0123456789")
 os.environ.setdefault("DJANGO_SECURE_HTTPS", "false")
 os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
+# Tests never reach the internet: a position fetch goes to the discard port (refused) unless a
+# test points CUTOUT_URL at its stand-in cutout service (classifier/tests/cutout_server.py).
+os.environ.setdefault("CUTOUT_URL", "http://127.0.0.1:9/jpeg-cutout?ra={ra}&dec={dec}")
 
 from galaxysite.settings import *  # noqa: F403
 

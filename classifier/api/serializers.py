@@ -11,15 +11,29 @@ from classifier.galaxy10 import CLASS_NAMES
 from classifier.models import CLASS_CHOICES, Prediction
 
 
+RA_HELP = "Right ascension in degrees (ICRS), 0 <= ra < 360; with `dec`, instead of images."
+DEC_HELP = "Declination in degrees (ICRS), -90 <= dec <= 90; with `ra`, instead of images."
+
+
 class PredictionCreateInputSerializer(serializers.Serializer):
     image = serializers.ListField(
         child=serializers.FileField(allow_empty_file=True),
         allow_empty=False,
+        required=False,
         help_text=(
             "One or more image files (JPEG, PNG, GIF, WebP, TIFF, BMP, or a FITS cutout: docs/fits.md), "
-            "each in an `image` field."
+            "each in an `image` field; or no image, and `ra` and `dec`."
         ),
     )
+    ra = serializers.FloatField(required=False, min_value=0, max_value=360, help_text=RA_HELP)
+    dec = serializers.FloatField(required=False, min_value=-90, max_value=90, help_text=DEC_HELP)
+
+
+class PredictionPositionInputSerializer(serializers.Serializer):
+    """A JSON body: classify the survey's cutout at this position (docs/positions.md)."""
+
+    ra = serializers.FloatField(min_value=0, max_value=360, help_text=RA_HELP)
+    dec = serializers.FloatField(min_value=-90, max_value=90, help_text=DEC_HELP)
 
 
 class PredictionCreateFormSerializer(serializers.Serializer):
@@ -69,6 +83,18 @@ class PredictionOutputSerializer(serializers.Serializer):
     )
     created_at = serializers.DateTimeField(read_only=True)
     image_url = serializers.SerializerMethodField()
+    ra = serializers.FloatField(
+        allow_null=True, read_only=True, help_text="Right ascension (deg) of the image's position, if known."
+    )
+    dec = serializers.FloatField(
+        allow_null=True, read_only=True, help_text="Declination (deg) of the image's position, if known."
+    )
+    cutout_url = serializers.CharField(
+        read_only=True, help_text="The survey cutout the image was fetched from; empty for uploads."
+    )
+    viewer_url = serializers.CharField(
+        read_only=True, help_text="The Legacy Surveys viewer at the position; empty without one."
+    )
 
     @extend_schema_field(
         {

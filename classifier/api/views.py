@@ -28,7 +28,7 @@ from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from classifier import selectors, services
+from classifier import cutouts, selectors, services
 from classifier.api.parsers import JSONParser
 from classifier.api.serializers import (
     ApiRootOutputSerializer,
@@ -42,6 +42,7 @@ from classifier.api.serializers import (
     PredictionCreateOutputSerializer,
     PredictionDetailOutputSerializer,
     PredictionListOutputSerializer,
+    PredictionPositionInputSerializer,
 )
 from classifier.exceptions import ImageValidationError, ModelUnavailableError, StorageUnavailableError
 from classifier.exports import write_predictions_csv
@@ -52,6 +53,7 @@ from classifier.models import Prediction
 logger = logging.getLogger(__name__)
 
 UPLOAD_FIELD = "image"
+POSITION_FIELDS = ("ra", "dec")
 
 
 def errors_as_json(
@@ -79,6 +81,21 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, ImageValidationError):
         code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE if exc.too_large else status.HTTP_400_BAD_REQUEST
         return Response({"detail": "the upload was refused, nothing was saved", "errors": exc.errors}, code)
+    if isinstance(exc, cutouts.PositionError):
+        return Response(
+            {"detail": "the position was refused, nothing was saved", "reason": exc.reason},
+            status.HTTP_400_BAD_REQUEST,
+        )
+    if isinstance(exc, cutouts.NoImagingError):
+        return Response(
+            {"detail": "no imaging at this position, nothing was saved", "reason": exc.reason},
+            status.HTTP_422_UNPROCESSABLE_ENTITY,
+        )
+    if isinstance(exc, cutouts.CutoutUnavailableError):
+        code = status.HTTP_504_GATEWAY_TIMEOUT if exc.timed_out else status.HTTP_502_BAD_GATEWAY
+        return Response(
+            {"detail": "the cutout service failed, nothing was saved", "reason": exc.reason}, code
+        )
     if isinstance(exc, ModelUnavailableError):
         return Response(
             {"detail": "the model is unavailable", "reason": exc.reason}, status.HTTP_503_SERVICE_UNAVAILABLE
@@ -172,20 +189,32 @@ class PredictionListCreateApi(APIView):
 
     @extend_schema(
         operation_id="predictions_create",
-        request={"multipart/form-data": PredictionCreateInputSerializer},
+        request={
+            "multipart/form-data": PredictionCreateInputSerializer,
+            "application/json": PredictionPositionInputSerializer,
+        },
         responses={
             201: PredictionCreateOutputSerializer,
             400: ErrorOutputSerializer,
             401: ErrorOutputSerializer,
             403: ErrorOutputSerializer,
             413: ErrorOutputSerializer,
+            422: ErrorOutputSerializer,
             429: ErrorOutputSerializer,
+            502: ErrorOutputSerializer,
             503: ErrorOutputSerializer,
+            504: ErrorOutputSerializer,
         },
-        description="Classify one or more images. Every file is validated first; if any is refused, "
-        "nothing is saved and each file's error is listed.",
+        description="Classify one or more images, or the survey's cutout at a sky position. Every file "
+        "is validated first; if any is refused, nothing is saved and each file's error is listed. "
+        "With `ra` and `dec` (degrees, form fields or JSON) instead of images, the cutout at that "
+        "position is fetched from CUTOUT_URL (docs/positions.md): 422 where the survey has no imaging, "
+        "502 when the service fails, 504 when it is too slow; nothing is saved then.",
     )
     def post(self, request: Request) -> Response:
+        position = _position_fields(request)
+        if position is not None:
+            return self._post_position(request, *position)
         other_fields = sorted(set(request.FILES) - {UPLOAD_FIELD})
         uploads = request.FILES.getlist(UPLOAD_FIELD)
         if not uploads:
@@ -213,6 +242,17 @@ class PredictionListCreateApi(APIView):
             client_ip=services.request_client_ip(request),
         )
         output = PredictionCreateOutputSerializer({"predictions": predictions}, context={"request": request})
+        return Response(output.data, status=status.HTTP_201_CREATED)
+
+    def _post_position(self, request: Request, ra: object, dec: object) -> Response:
+        prediction = services.prediction_create_from_position(
+            ra=ra,
+            dec=dec,
+            source=Prediction.Source.API,
+            user=request.user,
+            client_ip=services.request_client_ip(request),
+        )
+        output = PredictionCreateOutputSerializer({"predictions": [prediction]}, context={"request": request})
         return Response(output.data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
@@ -249,6 +289,32 @@ class PredictionListCreateApi(APIView):
         page = paginator.paginate_queryset(queryset, request, view=self)
         output = PredictionDetailOutputSerializer(page, many=True, context={"request": request})
         return paginator.get_paginated_response(output.data)
+
+
+def _position_fields(request: Request) -> tuple[object, object] | None:
+    """ra and dec from the form or the JSON body, or None when neither was sent; raises
+    PositionError when only one was, when either is repeated, or when files came too."""
+    data = request.data
+    if not hasattr(data, "keys"):
+        return None
+    sent = [name for name in POSITION_FIELDS if name in data]
+    if not sent:
+        return None
+    if request.FILES:
+        raise cutouts.PositionError("send either images or ra and dec, not both")
+    if len(sent) == 1:
+        missing = next(name for name in POSITION_FIELDS if name not in sent)
+        raise cutouts.PositionError(f"{sent[0]} was sent without {missing}; send both, in degrees")
+    values = []
+    for name in POSITION_FIELDS:
+        if hasattr(data, "getlist"):
+            given = data.getlist(name)
+            if len(given) != 1:
+                raise cutouts.PositionError(f"send {name} once")
+            values.append(given[0])
+        else:
+            values.append(data[name])
+    return values[0], values[1]
 
 
 class PredictionDetailApi(APIView):

@@ -35,6 +35,10 @@ RESPONSE_KEYS = {
     "ood_score",
     "single_band",
     "warnings",
+    "ra",
+    "dec",
+    "cutout_url",
+    "viewer_url",
 }
 
 

@@ -48,3 +48,20 @@ def in_thread(target: Callable[[], object], results: dict, key: str) -> threadin
     thread = threading.Thread(target=run, name=key, daemon=True)
     thread.start()
     return thread
+
+
+def galaxy_jpeg(seed: int = 0, side: int = 256) -> bytes:
+    """A synthetic survey cutout: an inclined exponential disc on dark, noisy sky, as JPEG."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:side, 0:side].astype(np.float64) - (side - 1) / 2
+    angle = rng.uniform(0, np.pi)
+    u = xx * np.cos(angle) + yy * np.sin(angle)
+    v = (-xx * np.sin(angle) + yy * np.cos(angle)) / rng.uniform(0.5, 0.9)
+    radius = np.hypot(u, v)
+    light = 200 * np.exp(-radius / (side * 0.035)) + 60 * np.exp(-radius / (side * 0.01))
+    frame = rng.normal(12, 4, (side, side, 1)) + light[..., None] * np.array([1.0, 0.92, 0.8])
+    buffer = io.BytesIO()
+    Image.fromarray(np.clip(frame, 0, 255).astype(np.uint8)).save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()

@@ -1,0 +1,291 @@
+"""Cutouts fetched by sky position from a survey's image service (docs/positions.md).
+
+The service is CUTOUT_URL, a template with ``{ra}`` and ``{dec}`` in degrees; by default the
+Legacy Surveys viewer's JPEG cutout at Galaxy10 DECaLS's framing. Fetching is polite: connect
+and read timeouts, retries with back-off on connection failures and 429/5xx (urllib3's Retry),
+at most CUTOUT_MAX_CONCURRENT fetches in flight per process, a User-Agent that names the
+product and whom to contact, and a cache (Django's) so that a position is fetched once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import threading
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import numpy as np
+import urllib3
+from django.conf import settings
+from django.core.cache import cache
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from PIL import Image
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    MaxRetryError,
+    NewConnectionError,
+    ReadTimeoutError,
+)
+
+from classifier.exceptions import ClassifierError
+
+# Six decimals are 3.6 milliarcseconds, far below a 0.524" pixel: positions that round alike
+# are the same cutout, fetched and cached once.
+COORDINATE_DECIMALS = 6
+CACHE_PREFIX = "cutout:v1:"
+# A cutout is blank (no imaging there) when at least this share of its pixels have exactly
+# the same RGB value: outside the footprint the viewer sends a uniform (black) image, while
+# sky noise makes even an empty field of a real cutout vary pixel to pixel.
+BLANK_FRACTION = 0.9
+VIEWER_URL = "https://www.legacysurvey.org/viewer"
+VIEWER_ZOOM = 15
+# Retried: the service is overloaded or restarting; other answers will not change on retry.
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+PRODUCT = "GalaxyClassifier"
+
+
+class PositionError(ClassifierError):
+    """The coordinates are not a position on the sky (HTTP 400)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class NoImagingError(ClassifierError):
+    """The survey has no imaging at this position: a 404, or a blank cutout (HTTP 422)."""
+
+    def __init__(self, reason: str, *, url: str = "") -> None:
+        self.reason = reason
+        self.url = url
+        super().__init__(reason)
+
+
+class CutoutUnavailableError(ClassifierError):
+    """The cutout service failed, after retries: 504 when it was too slow, 502 otherwise."""
+
+    def __init__(self, reason: str, *, timed_out: bool = False) -> None:
+        self.reason = reason
+        self.timed_out = timed_out
+        super().__init__(reason)
+
+
+@dataclass(frozen=True)
+class Position:
+    """A position in ICRS degrees: 0 <= ra < 360, -90 <= dec <= 90."""
+
+    ra: float
+    dec: float
+
+
+@dataclass(frozen=True)
+class Cutout:
+    data: bytes
+    url: str
+    from_cache: bool = False
+
+
+def _coordinate(value: Any, name: str) -> float:
+    if isinstance(value, bool) or value is None:
+        raise PositionError(f"{name} must be a number of degrees")
+    if isinstance(value, str):
+        value = value.strip()
+        if not value:
+            raise PositionError(f"{name} is empty; give it in degrees")
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise PositionError(f"{name} is not a number: {str(value)[:40]!r}") from None
+    if not math.isfinite(number):
+        raise PositionError(f"{name} must be a finite number of degrees, not {str(value)[:40]!r}")
+    return number
+
+
+def parse_position(ra: Any, dec: Any) -> Position:
+    """A Position from numbers or decimal strings in degrees; raises PositionError."""
+    ra_deg, dec_deg = _coordinate(ra, "ra"), _coordinate(dec, "dec")
+    if not 0 <= ra_deg < 360:
+        raise PositionError(f"ra must be in [0, 360) degrees, got {ra_deg:g}")
+    if not -90 <= dec_deg <= 90:
+        raise PositionError(f"dec must be in [-90, 90] degrees, got {dec_deg:g}")
+    return Position(round(ra_deg, COORDINATE_DECIMALS), round(dec_deg, COORDINATE_DECIMALS))
+
+
+def parse_sky_position(text: str) -> Position:
+    """One position typed by a person: "150.1 2.2", "150.1, 2.2" (degrees) or sexagesimal
+    ("10h00m28.6s +02d12m21s", "10:00:28.6 +02:12:21", hours for RA), read by astropy."""
+    from astropy import units as u
+    from astropy.coordinates import SkyCoord
+
+    cleaned = " ".join(text.replace(",", " ").split())
+    if not cleaned:
+        raise PositionError("the position is empty")
+    parts = cleaned.split(" ")
+    try:
+        if len(parts) == 2 and all(_is_number(part) for part in parts):
+            return parse_position(parts[0], parts[1])
+        coord = SkyCoord(cleaned, unit=(u.hourangle, u.deg), frame="icrs")
+    except PositionError:
+        raise
+    except (ValueError, TypeError, u.UnitsError) as exc:
+        raise PositionError(f"not a sky position: {cleaned[:60]!r} ({exc})"[:300]) from None
+    return parse_position(float(coord.ra.deg), float(coord.dec.deg))
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _format(value: float) -> str:
+    return f"{value:.{COORDINATE_DECIMALS}f}"
+
+
+def cutout_url(position: Position) -> str:
+    return settings.CUTOUT_URL.format(ra=_format(position.ra), dec=_format(position.dec))
+
+
+def viewer_url(ra: float, dec: float) -> str:
+    """The Legacy Surveys viewer centred on the position."""
+    return f"{VIEWER_URL}?{urlencode({'ra': _format(ra), 'dec': _format(dec), 'zoom': VIEWER_ZOOM})}"
+
+
+def user_agent() -> str:
+    contact = settings.CUTOUT_CONTACT_URL
+    version = settings.SPECTACULAR_SETTINGS.get("VERSION", "1")
+    return f"{PRODUCT}/{version}" + (f" (+{contact})" if contact else "")
+
+
+# --- the per-process HTTP client, built lazily and reset when the settings change -------------
+
+_lock = threading.Lock()
+_client: tuple[Any, threading.BoundedSemaphore] | None = None
+
+
+def _http() -> tuple[Any, threading.BoundedSemaphore]:
+    global _client  # noqa: PLW0603 - one pool and one limit per process
+    client = _client
+    if client is None:
+        with _lock:
+            if _client is None:
+                retries = settings.CUTOUT_RETRIES
+                retry = urllib3.Retry(
+                    total=retries,
+                    connect=retries,
+                    # A read that timed out once is retried at most once: a slow service
+                    # rarely gets faster, and each retry costs the caller a full read timeout.
+                    read=min(retries, 1),
+                    status=retries,
+                    other=0,
+                    redirect=2,
+                    backoff_factor=settings.CUTOUT_BACKOFF_S,
+                    status_forcelist=RETRY_STATUSES,
+                    allowed_methods=frozenset({"GET"}),
+                    raise_on_status=False,
+                    # A Retry-After of minutes would hold a web request that must answer quickly.
+                    respect_retry_after_header=False,
+                )
+                timeout = urllib3.Timeout(
+                    connect=settings.CUTOUT_CONNECT_TIMEOUT_S, read=settings.CUTOUT_READ_TIMEOUT_S
+                )
+                limit = max(settings.CUTOUT_MAX_CONCURRENT, 1)
+                pool = urllib3.PoolManager(
+                    num_pools=4,
+                    maxsize=limit,
+                    retries=retry,
+                    timeout=timeout,
+                    headers={"User-Agent": user_agent()},
+                )
+                _client = (pool, threading.BoundedSemaphore(limit))
+            client = _client
+    return client
+
+
+@receiver(setting_changed)
+def _reset_client(*, setting: str, **kwargs: Any) -> None:
+    global _client  # noqa: PLW0603
+    if setting.startswith("CUTOUT_") or setting == "SPECTACULAR_SETTINGS":
+        with _lock:
+            _client = None
+
+
+def _cache_key(url: str) -> str:
+    # By URL: the rounded position, and the service and framing it was fetched with.
+    return CACHE_PREFIX + hashlib.sha256(url.encode()).hexdigest()
+
+
+def fetch_cutout(position: Position) -> Cutout:
+    """The cutout at the position, from the cache or the service.
+
+    Raises NoImagingError when the service answers 404, and CutoutUnavailableError when it
+    fails, is too slow, or sends more than CUTOUT_MAX_BYTES.
+    """
+    url = cutout_url(position)
+    key = _cache_key(url)
+    cached = cache.get(key)
+    if isinstance(cached, bytes):
+        return Cutout(cached, url, from_cache=True)
+    data = _download(url)
+    cache.set(key, data, timeout=settings.CUTOUT_CACHE_SECONDS)
+    return Cutout(data, url)
+
+
+def _download(url: str) -> bytes:
+    pool, slots = _http()
+    wait_s = settings.CUTOUT_CONNECT_TIMEOUT_S + settings.CUTOUT_READ_TIMEOUT_S
+    if not slots.acquire(timeout=wait_s):
+        raise CutoutUnavailableError(
+            "too many cutouts are being fetched at once; try again shortly", timed_out=True
+        )
+    try:
+        response = pool.request("GET", url, preload_content=False)
+        try:
+            if response.status == 404:
+                raise NoImagingError("the survey has no imaging at this position (HTTP 404)", url=url)
+            if response.status != 200:
+                raise CutoutUnavailableError(f"the cutout service answered HTTP {response.status}")
+            limit = settings.CUTOUT_MAX_BYTES
+            data = response.read(limit + 1)
+            if len(data) > limit:
+                raise CutoutUnavailableError(f"the cutout service sent more than {limit:,} bytes")
+            return data
+        finally:
+            response.release_conn()
+    except MaxRetryError as exc:
+        # urllib3's NewConnectionError (refused, no such host) is a ConnectTimeoutError by descent.
+        timed_out = isinstance(
+            exc.reason, ConnectTimeoutError | ReadTimeoutError | TimeoutError
+        ) and not isinstance(exc.reason, NewConnectionError)
+        kind = "did not answer in time" if timed_out else "could not be reached"
+        raise CutoutUnavailableError(
+            f"the cutout service {kind} ({type(exc.reason).__name__})", timed_out=timed_out
+        ) from exc
+    except (ReadTimeoutError, TimeoutError) as exc:
+        raise CutoutUnavailableError("the cutout service did not answer in time", timed_out=True) from exc
+    except (HTTPError, OSError) as exc:
+        # A connection cut mid-body (ProtocolError) or any other transport failure.
+        raise CutoutUnavailableError(
+            f"the cutout service dropped the connection ({type(exc).__name__})"
+        ) from exc
+    finally:
+        slots.release()
+
+
+def is_blank(data: bytes) -> bool:
+    """Whether a cutout that already passed upload validation is blank: at least
+    BLANK_FRACTION of its pixels share exactly one RGB value."""
+    with Image.open(io.BytesIO(data)) as image:
+        pixels = np.asarray(image.convert("RGB"), dtype=np.uint32).reshape(-1, 3)
+    if pixels.size == 0:
+        return True
+    packed = (pixels[:, 0] << 16) | (pixels[:, 1] << 8) | pixels[:, 2]
+    _values, counts = np.unique(packed, return_counts=True)
+    return counts.max() >= BLANK_FRACTION * len(packed)
