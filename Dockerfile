@@ -23,9 +23,11 @@ RUN pip install --no-deps --require-hashes -r requirements.lock
 # Owned by root: the app user can read the code and the model, not change them.
 COPY . .
 
-# collectstatic needs settings but no real secret; the key exists only in this build step.
+# collectstatic needs settings but no real secret; a throwaway key (settings refuse short
+# ones) exists only in this build step.
 # The bytecode is compiled here because the runtime user cannot write next to the code.
-RUN DJANGO_SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput \
+RUN DJANGO_SECRET_KEY="$(python -c 'import secrets; print(secrets.token_urlsafe(50))')" \
+    python manage.py collectstatic --noinput \
     && python -m compileall -q classifier galaxysite docker \
     && mkdir -p /app/data/media \
     && chown -R app:app /app/data

@@ -1,6 +1,7 @@
 # make run   - create .venv, install, migrate, collect static, serve with gunicorn on 127.0.0.1:$(PORT)
 #              and start a Celery worker for classification jobs beside it
 # make worker - a Celery worker only (CELERY_BROKER_URL from the environment or .env)
+# make env   - create .env from .env.example with generated secrets, or fill those it lacks
 # make test  - install the dev tools (and Chromium if missing), lint, validate the API schema, run pytest
 # make model - rebuild ml/models/ (train, export, evaluate, package) from ../shared/data
 # make docker-check - build the image, run the compose stack on a private dockerd, check it (root)
@@ -14,7 +15,7 @@ MANAGE := $(BIN)/python manage.py
 GUNICORN_WORKERS ?= 2
 GUNICORN_THREADS ?= 4
 
-.PHONY: run worker test lint migrate chromium clean model ood docker-check lock
+.PHONY: run worker test lint migrate env chromium clean model ood docker-check lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,19 +46,17 @@ model: $(VENV)/.dev-installed
 ood: $(VENV)/.dev-installed
 	$(BIN)/python -m ml.ood fit --models-dir ml/models --data-root $(DATA_ROOT)
 
-# A local, production-like configuration: DEBUG off, a secret generated once
-# and kept in the git-ignored .env, and plain HTTP because gunicorn listens on
-# loopback only (put TLS in front of it before exposing it anywhere).
-.env: | $(BIN)/python
-	@echo "Creating .env with a new secret key (kept out of git)."
-	@$(BIN)/python -c "import secrets; print('DJANGO_SECRET_KEY=' + secrets.token_urlsafe(50))" > $@
-	@echo "DJANGO_DEBUG=false" >> $@
-	@echo "DJANGO_ALLOWED_HOSTS=127.0.0.1,localhost" >> $@
-	@echo "DJANGO_SECURE_HTTPS=false" >> $@
+# A local, production-like configuration: .env.example's (DEBUG off, plain HTTP because
+# gunicorn listens on loopback only: put TLS in front of it before exposing it anywhere), with
+# secrets generated once and kept in the git-ignored .env, which docker compose reads too.
+# Run on every `make run`: it fills secrets left empty (a `cp .env.example .env`) and never
+# changes one already set (galaxysite/envfile.py).
+env:
+	@$(PYTHON) galaxysite/envfile.py .env
 
 # Safe to run twice at once (`make run` and `make worker` together on a fresh database): the
 # project's migrate command holds a lock for its whole run (classifier/management/commands/migrate.py).
-migrate: $(VENV)/.runtime-installed .env
+migrate: $(VENV)/.runtime-installed env
 	$(MANAGE) migrate --noinput
 
 # MALLOC_ARENA_MAX=2: glibc otherwise gives each of a worker's threads its own malloc arena,

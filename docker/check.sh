@@ -144,7 +144,7 @@ echo "image sizes: $image $(size "$image"), galaxy-classifier-proxy:$TAG $(size 
   "base python:3.11-slim $(size python:3.11-slim)"
 
 phase "the image alone: SQLite default in its volume, code read-only, non-root"
-docker run --rm --network none -e DJANGO_SECRET_KEY=check "$image" sh -ec '
+docker run --rm --network none -e DJANGO_SECRET_KEY="$(python3 -c 'import secrets; print(secrets.token_urlsafe(50))')" "$image" sh -ec '
   python manage.py migrate --noinput >/dev/null
   test -s /app/data/db.sqlite3
   test "$(id -u)" -ne 0

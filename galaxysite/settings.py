@@ -25,10 +25,26 @@ if ENV_FILE.is_file():
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
+_NEW_KEY_HINT = 'generate one with: python -c "import secrets; print(secrets.token_urlsafe(50))"'
+# Values copied from examples and tutorials: a site signed with one of them can be forged.
+_PLACEHOLDER_KEYS = {"change-me", "changeme", "change-me-too", "secret", "secret-key", "your-secret-key"}
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off.")
+        raise ImproperlyConfigured(
+            f"DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off; {_NEW_KEY_HINT}."
+        )
     SECRET_KEY = "django-insecure-debug-only-key-never-use-in-production"  # noqa: S105
+elif not DEBUG:
+    if SECRET_KEY.strip().lower() in _PLACEHOLDER_KEYS or SECRET_KEY.startswith("django-insecure-"):
+        raise ImproperlyConfigured(
+            f"DJANGO_SECRET_KEY is a placeholder ({SECRET_KEY[:20]!r}), not a secret; {_NEW_KEY_HINT}."
+        )
+    # Django's own deployment check (security.W009) asks for this much, and only warns.
+    if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:
+        raise ImproperlyConfigured(
+            f"DJANGO_SECRET_KEY is too short or too simple ({len(SECRET_KEY)} characters, "
+            f"{len(set(SECRET_KEY))} different): use at least 50 random characters; {_NEW_KEY_HINT}."
+        )
 
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])

@@ -1,0 +1,71 @@
+"""Create or complete the git-ignored .env that `make run` and `docker compose` share.
+
+    python3 galaxysite/envfile.py .env
+
+Without .env, it is made from .env.example. Then every secret it lacks (absent, commented out
+or empty) gets a freshly generated value; a value already set is never changed, so running it
+again (every `make run` does) keeps the key that signs existing sessions. .env.example holds no
+usable secret on purpose: `cp .env.example .env` followed by `make run` or by this script gives
+a working key, and settings.py refuses the old `change-me` placeholder when DEBUG is off.
+
+Run by path with the system Python: standard library only, and no Django import.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import sys
+from pathlib import Path
+
+# Each secret and how to make one: the Django signing key, and the PostgreSQL password that
+# docker-compose.yml gives the database and the app (make run does not use it).
+SECRETS = {
+    "DJANGO_SECRET_KEY": lambda: secrets.token_urlsafe(50),
+    "POSTGRES_PASSWORD": lambda: secrets.token_urlsafe(24),
+}
+
+
+def _assignment(name: str) -> re.Pattern[str]:
+    # "NAME=value", "NAME=" or "# NAME=..." (the example's commented-out line).
+    return re.compile(rf"^(?P<comment>#\s*)?{name}=(?P<value>.*)$", re.MULTILINE)
+
+
+def complete(path: Path, example: Path) -> list[str]:
+    """Fill the missing secrets of ``path`` (made from ``example`` if absent); the names filled."""
+    created = not path.exists()
+    text = example.read_text() if created else path.read_text()
+    filled = []
+    for name, make in SECRETS.items():
+        pattern = _assignment(name)
+        if any(not m["comment"] and m["value"].strip() for m in pattern.finditer(text)):
+            continue
+        line = f"{name}={make()}"
+        # The first commented or empty line becomes the value, in place, so it keeps its
+        # comment above it; without one, the line is appended.
+        text, count = pattern.subn(lambda _m, line=line: line, text, count=1)
+        if not count:
+            text = text.rstrip("\n") + f"\n{line}\n"
+        filled.append(name)
+    if created or filled:
+        path.touch(mode=0o600)
+        path.write_text(text)
+    return filled
+
+
+def main(argv: list[str]) -> int:
+    path = Path(argv[1] if len(argv) > 1 else ".env")
+    example = Path(__file__).resolve().parent.parent / ".env.example"
+    created = not path.exists()
+    filled = complete(path, example)
+    if created:
+        sys.stdout.write(
+            f"Created {path} from {example.name} with new {', '.join(filled)} (kept out of git).\n"
+        )
+    elif filled:
+        sys.stdout.write(f"Added new {', '.join(filled)} to {path}; nothing else in it was changed.\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
