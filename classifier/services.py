@@ -383,10 +383,16 @@ IMAGE_SUFFIXES = frozenset(
 @dataclass(frozen=True)
 class InputFile:
     """A file to classify and the name it is shown and recorded under: its path inside the
-    folder it was found in, so that files of the same name in two subfolders stay apart."""
+    folder it was found in, so that files of the same name in two subfolders stay apart.
+
+    ``read`` replaces reading ``path`` for a file that is not on disk by itself (a member of
+    a .zip): it returns at most MAX_UPLOAD_BYTES + 1 bytes, or raises OSError with the reason
+    the file cannot be classified.
+    """
 
     path: Path
     name: str
+    read: Callable[[], bytes] | None = None
 
 
 @dataclass(frozen=True)
@@ -501,6 +507,8 @@ def _classify_batch(classifier: GalaxyClassifier, batch: Sequence[InputFile]) ->
 def _read_input_file(item: InputFile) -> File:
     # At most one byte past the limit is read, so a huge file costs no memory before it is
     # refused; kept in memory (not reopened) so that what is stored is what was classified.
+    if item.read is not None:
+        return File(io.BytesIO(item.read()), name=item.name)
     with item.path.open("rb") as handle:
         data = handle.read(settings.MAX_UPLOAD_BYTES + 1)
     return File(io.BytesIO(data), name=item.name)

@@ -3,7 +3,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
@@ -11,9 +11,10 @@ from tqdm import tqdm
 
 from classifier import services
 from classifier.exceptions import ClassifierError
-from classifier.exports import RESULT_COLUMNS, SafeCsvWriter, check_cells
+from classifier.exports import RESULT_COLUMNS, SafeCsvWriter, check_cells, probability_cell, round_probability
 from classifier.galaxy10 import CLASS_NAMES
 from classifier.inference import get_classifier
+from classifier.jobs.archives import JobInputError, MemberInput, MemberUnreadableError, read_zip
 
 
 def default_interpreters() -> int:
@@ -48,11 +49,37 @@ def native_stderr_silenced(*, silenced: bool) -> Iterator[None]:
         app_logger.setLevel(level)
 
 
+def _member_reader(member: MemberInput) -> Callable[[], bytes]:
+    def read() -> bytes:
+        if member.error:  # refused by the archive checks (a nested archive, too large)
+            raise OSError(member.error)
+        try:
+            return member.read()
+        except MemberUnreadableError as exc:
+            raise OSError(exc.reason) from exc
+
+    return read
+
+
+def archive_input_files(archive: Path, stack: contextlib.ExitStack) -> tuple[list[services.InputFile], str]:
+    """The members of a .zip as input files, read through the same checks as a job's archive
+    (classifier.jobs.archives: size, zip bombs, paths, encryption); the archive stays open on
+    ``stack`` while they are classified. Also the name of a catalogue CSV found inside, if any.
+    Raises JobInputError when the archive is refused as a whole."""
+    handle = stack.enter_context(archive.open("rb"))
+    members, catalogue = read_zip(handle, archive_size=archive.stat().st_size)
+    if not members:
+        raise JobInputError(f"the archive {archive.name!r} has no files to classify")
+    files = [services.InputFile(archive / m.path, m.path, read=_member_reader(m)) for m in members]
+    return files, ", ".join(catalogue.columns) if catalogue else ""
+
+
 class Command(BaseCommand):
     help = (
-        "Classify image files or folders (recursively). Writes CSV or JSON to stdout or --output; "
-        "--save also records each prediction in the audit log with source 'cli'. A path that does "
-        "not exist stops the command before anything is classified."
+        "Classify image files, folders (recursively) or .zip archives. Writes CSV or JSON to stdout "
+        "or --output; --save also records each prediction in the audit log with source 'cli'. A "
+        "path that does not exist, or a .zip refused by the checks a job's archive gets, stops the "
+        "command before anything is classified."
     )
     # The system checks import the URLconf, admin and API schema (a noticeable share of a bulk
     # run: docs/benchmarks.md, "Bulk") and check the web stack, which this command never uses; the
@@ -60,8 +87,14 @@ class Command(BaseCommand):
     requires_system_checks = []
 
     def add_arguments(self, parser):
-        parser.add_argument("paths", nargs="+", metavar="PATH", help="Image files or folders.")
-        parser.add_argument("--format", choices=["csv", "json"], default="csv", dest="output_format")
+        parser.add_argument("paths", nargs="+", metavar="PATH", help="Image files, folders or .zip archives.")
+        parser.add_argument(
+            "--format",
+            choices=["csv", "json"],
+            default="csv",
+            dest="output_format",
+            help="csv (default): one row per image, a column per class probability; json: a list of objects.",
+        )
         parser.add_argument("--output", metavar="FILE", help="Write here instead of stdout.")
         parser.add_argument("--save", action="store_true", help="Record the predictions in the audit log.")
         parser.add_argument("--batch-size", type=int, default=8, metavar="N", help="Images per batch.")
@@ -79,13 +112,40 @@ class Command(BaseCommand):
             raise CommandError("--batch-size must be at least 1")
         if interpreters < 1:
             raise CommandError("--interpreters must be at least 1")
-        # Checked before the model loads: a mistyped path should not wait for it.
-        files, missing = services.collect_input_files(paths)
+        with contextlib.ExitStack() as stack:
+            files = self._input_files(paths, stack, verbosity=verbosity)
+            self._classify(
+                files,
+                output_format,
+                output=output,
+                save=save,
+                batch_size=batch_size,
+                interpreters=interpreters,
+                verbosity=verbosity,
+            )
+
+    def _input_files(self, paths, stack, *, verbosity) -> list[services.InputFile]:
+        # Checked before the model loads: a mistyped path or a refused archive should not wait for it.
+        archives = [Path(p) for p in paths if p.lower().endswith(".zip") and Path(p).is_file()]
+        files, missing = services.collect_input_files([p for p in paths if Path(p) not in archives])
         if missing:
             raise CommandError("no such file or directory: " + ", ".join(missing))
+        for archive in archives:
+            try:
+                members, catalogue = archive_input_files(archive, stack)
+            except JobInputError as exc:
+                raise CommandError(f"{archive}: {exc.reason}") from exc
+            if catalogue and verbosity:
+                self.stderr.write(
+                    f"{archive}: its catalogue CSV is not used by classify (submit_job uses it)"
+                )
+            files.extend(members)
         if not files:
             suffixes = " ".join(sorted(services.IMAGE_SUFFIXES))
             raise CommandError(f"no images found (folders are searched for {suffixes})")
+        return files
+
+    def _classify(self, files, output_format, *, output, save, batch_size, interpreters, verbosity):
         quiet = verbosity == 0
         try:
             with native_stderr_silenced(silenced=quiet):
@@ -119,9 +179,9 @@ class Command(BaseCommand):
             "path": str(outcome.file.path),
             "prediction": result.class_name,
             "class_index": result.class_index,
-            "confidence": round(result.confidence, 6),
+            "confidence": round_probability(result.confidence),
             "probabilities": {
-                name: round(p, 6) for name, p in zip(CLASS_NAMES, result.probabilities, strict=True)
+                name: round_probability(p) for name, p in zip(CLASS_NAMES, result.probabilities, strict=True)
             },
             "in_distribution": result.in_distribution,
             "ood_score": result.ood_score,
@@ -147,8 +207,8 @@ class Command(BaseCommand):
                             row["path"],
                             row["prediction"],
                             row["class_index"],
-                            f"{row['confidence']:.6f}",
-                            *(f"{row['probabilities'][name]:.6f}" for name in CLASS_NAMES),
+                            probability_cell(row["confidence"]),
+                            *(probability_cell(row["probabilities"][name]) for name in CLASS_NAMES),
                             *check_cells(row["in_distribution"], row["ood_score"], row["single_band"]),
                         ]
                     )
