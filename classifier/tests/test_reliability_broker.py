@@ -4,7 +4,10 @@ A real gunicorn with the production settings module is pointed at a listening so
 accepts every connection and never sends a byte, as a hung Redis or RabbitMQ does. Job
 submissions must get a 503 after a bounded wait (CELERY_BROKER_TIMEOUT) naming no broker
 host or port, the job must end "failed" instead of staying "queued" with nothing queued, and
-the liveness probe must keep answering while the submissions wait.
+the liveness probe must keep answering while the submissions wait. A relay to the real Redis
+and RabbitMQ is cut (a restart: the publish's retry gets through) and frozen (a hang in the
+middle of a kept connection: 503 as well). The default broker settings are checked against
+the 5-minute redelivery target, and a chunk is published only once its members are committed.
 """
 
 from __future__ import annotations
@@ -331,3 +334,31 @@ def test_default_rabbitmq_settings_confirm_and_bound_every_publish():
     # dead connection) and the pause before the one retry.
     assert conf["policy"]["max_retries"] == 1
     assert 3 * conf["timeout"] + conf["policy"]["interval_max"] <= 7
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_chunk_is_published_only_once_its_members_are_committed(user, settings):
+    # In the in-process memory broker. A worker that took a chunk before its member rows were
+    # committed would find none pending, and the job would never end.
+    from django.db import transaction
+
+    from classifier.jobs import services as job_services
+    from classifier.jobs.archives import submission_from_uploads
+    from classifier.tests.jobs_support import zip_upload
+    from galaxysite.celery import app as celery_app
+
+    settings.CELERY_TASK_DEFAULT_QUEUE = queue = f"jobs-test-{uuid.uuid4().hex[:12]}"
+    settings.JOB_CHUNK_SIZE = 2
+    archive = make_zip([(f"g{i}.png", data) for i, data in enumerate(distinct_images(5))])
+    submission = submission_from_uploads(archive=zip_upload(archive))
+
+    def queued() -> int:
+        with celery_app.connection_for_write() as conn:
+            return conn.default_channel.queue_declare(queue, passive=True).message_count
+
+    with celery_app.connection_for_write() as conn:
+        conn.default_channel.queue_declare(queue)
+    with transaction.atomic():
+        job_services.job_create(name=submission.name, members=submission.members, user=user)
+        assert queued() == 0
+    assert queued() == 3
