@@ -217,6 +217,9 @@ def _reset_client(*, setting: str, **kwargs: Any) -> None:
             _client = None
 
 
+_FETCH_LOCKS = tuple(threading.Lock() for _ in range(256))
+
+
 def _cache_key(url: str) -> str:
     # By URL: the rounded position, and the service and framing it was fetched with.
     return CACHE_PREFIX + hashlib.sha256(url.encode()).hexdigest()
@@ -233,8 +236,14 @@ def fetch_cutout(position: Position) -> Cutout:
     cached = cache.get(key)
     if isinstance(cached, bytes):
         return Cutout(cached, url, from_cache=True)
-    data = _download(url)
-    cache.set(key, data, timeout=settings.CUTOUT_CACHE_SECONDS)
+    # Threads fetching the same position (a catalogue that lists it twice) wait for the
+    # first: it is fetched once. Striped locks, so unrelated positions rarely wait.
+    with _FETCH_LOCKS[int(key[-8:], 16) % len(_FETCH_LOCKS)]:
+        cached = cache.get(key)
+        if isinstance(cached, bytes):
+            return Cutout(cached, url, from_cache=True)
+        data = _download(url)
+        cache.set(key, data, timeout=settings.CUTOUT_CACHE_SECONDS)
     return Cutout(data, url)
 
 

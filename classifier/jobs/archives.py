@@ -31,6 +31,7 @@ from typing import IO, Any
 
 from django.conf import settings
 
+from classifier.cutouts import PositionError, parse_position
 from classifier.exceptions import ClassifierError
 from classifier.services import sanitise_filename
 
@@ -38,6 +39,8 @@ NESTED_ARCHIVE_SUFFIXES = (".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", 
 _ARCHIVE_MAGIC = (b"PK\x03\x04", b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"7z\xbc\xaf", b"Rar!")
 CATALOGUE_SUFFIX = ".csv"
 CATALOGUE_FILE_COLUMN = "file"
+# A catalogue without files is a list of positions in these columns (degrees; any case).
+POSITION_COLUMNS = ("ra", "dec")
 MAX_CATALOGUE_BYTES = 64 * 1024 * 1024
 MAX_CATALOGUE_COLUMNS = 32
 MAX_COLUMN_NAME_LENGTH = 64
@@ -120,6 +123,8 @@ class MemberInput:
     size: int
     opener: object = None  # a callable returning a binary stream, unless error is set
     error: str = ""
+    # A catalogue row whose cutout the worker fetches (docs/positions.md): nothing to read.
+    by_position: bool = False
 
     def read(self) -> bytes:
         """The bytes; raises MemberUnreadableError when they cannot be read."""
@@ -450,6 +455,83 @@ def read_catalogue(stream: IO[bytes], *, name: str = "catalogue.csv") -> Catalog
     return Catalogue(columns=columns, rows=rows)
 
 
+def position_columns(columns: Sequence[str]) -> tuple[str, str] | None:
+    """The catalogue's ra and dec columns (matched in any case), or None if it lacks one."""
+    found = []
+    for wanted in POSITION_COLUMNS:
+        matches = [column for column in columns if column.strip().lower() == wanted]
+        if len(matches) > 1:
+            raise JobInputError(f"the catalogue has more than one {wanted!r} column: {', '.join(matches)}")
+        if not matches:
+            return None
+        found.append(matches[0])
+    return found[0], found[1]
+
+
+def read_position_catalogue(
+    stream: IO[bytes], *, name: str = "catalogue.csv"
+) -> tuple[list[MemberInput], Catalogue]:
+    """A catalogue of positions: one member per row, named "row N", whose cutout the worker
+    fetches. Every column is kept; a row whose ra or dec is not a position is a failed
+    member with the reason. Streamed and bounded as read_catalogue is."""
+    max_rows = settings.JOB_MAX_MEMBERS
+    text = io.TextIOWrapper(
+        io.BufferedReader(_BoundedReader(stream, MAX_CATALOGUE_BYTES)), encoding="utf-8-sig", newline=""
+    )
+    reader = csv.reader(text)
+    members: list[MemberInput] = []
+    rows: dict[str, str] = {}
+    try:
+        header = [column.strip() for column in next(reader, [])]
+        columns = [column for column in header if column]
+        if len(columns) > MAX_CATALOGUE_COLUMNS or any(len(c) > MAX_COLUMN_NAME_LENGTH for c in columns):
+            raise JobInputError(
+                f"the catalogue {name!r} has more than {MAX_CATALOGUE_COLUMNS} columns or a column name "
+                f"longer than {MAX_COLUMN_NAME_LENGTH} characters"
+            )
+        if len(set(columns)) != len(columns):
+            raise JobInputError(f"the catalogue {name!r} names a column twice")
+        found = position_columns(columns)
+        if found is None:
+            raise JobInputError(
+                f"the catalogue {name!r} has no 'ra' and 'dec' columns (it has: {', '.join(columns)[:200]}); "
+                "send positions in degrees, or images or a .zip with the catalogue"
+            )
+        value_at = [index for index, column in enumerate(header) if column]
+        ra_at, dec_at = (columns.index(column) for column in found)
+        for number, record in enumerate(reader, start=1):
+            if not any(cell.strip() for cell in record):
+                continue  # a blank line
+            if len(members) >= max_rows:
+                raise JobInputError(
+                    f"the catalogue {name!r} has more than {max_rows:,} rows, the most a job may have",
+                    too_large=True,
+                )
+            cells = record + [""] * (len(header) - len(record))
+            values = [
+                cells[index].replace(_CELL_SEPARATOR, "").strip()[:MAX_CELL_LENGTH] for index in value_at
+            ]
+            path = f"row {number}"
+            error = ""
+            try:
+                parse_position(values[ra_at], values[dec_at])
+            except PositionError as exc:
+                error = exc.reason
+            rows[path] = _CELL_SEPARATOR.join(values)
+            members.append(MemberInput(path=path, size=0, error=error, by_position=True))
+    except _CatalogueTooLargeError:
+        raise JobInputError(
+            f"the catalogue {name!r} is larger than {MAX_CATALOGUE_BYTES:,} bytes", too_large=True
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise JobInputError(f"the catalogue {name!r} is not UTF-8 text") from exc
+    except csv.Error as exc:
+        raise JobInputError(f"the catalogue {name!r} is not valid CSV: {exc}") from exc
+    if not members:
+        raise JobInputError(f"the catalogue {name!r} has no positions")
+    return members, Catalogue(columns=columns, rows=rows)
+
+
 def file_members(uploads: Iterable[tuple[str, int, object]]) -> Iterator[MemberInput]:
     """Plain files (name, size, opener) as members, with the same per-file checks."""
     for name, size, opener in uploads:
@@ -468,6 +550,10 @@ class Submission:
     catalogue: Catalogue | None = None
     skipped: list[str] = field(default_factory=list)
 
+    @property
+    def by_position(self) -> bool:
+        return any(member.by_position for member in self.members)
+
 
 def _reopened(upload: IO[bytes]) -> IO[bytes]:
     upload.seek(0)
@@ -480,13 +566,20 @@ def submission_from_uploads(
     """A submission from uploaded files: one .zip, or image files, and a catalogue CSV beside them."""
     if archive is not None and images:
         raise JobInputError("send either one archive or image files, not both")
-    if archive is None and not images:
-        raise JobInputError("send a .zip archive in the 'archive' field or images in 'image' fields")
+    if archive is None and not images and catalogue is None:
+        raise JobInputError(
+            "send a .zip archive in the 'archive' field, images in 'image' fields, "
+            "or a catalogue CSV of positions (ra and dec columns) in the 'catalogue' field"
+        )
     table = None
     if catalogue is not None:
         if catalogue.size > MAX_CATALOGUE_BYTES:
             raise JobInputError(f"the catalogue is larger than {MAX_CATALOGUE_BYTES:,} bytes", too_large=True)
         catalogue.seek(0)
+        if archive is None and not images:
+            name = sanitise_filename(catalogue.name or "catalogue.csv")
+            members, table = read_position_catalogue(catalogue, name=name)
+            return Submission(name=name, members=members, catalogue=table)
         table = read_catalogue(catalogue, name=catalogue.name or "catalogue.csv")
     if archive is not None:
         members, inner = read_zip(archive, archive_size=archive.size)
@@ -513,6 +606,11 @@ def submission_from_paths(paths: Sequence[str]) -> Submission:
     if len(catalogues) > 1:
         raise JobInputError("more than one catalogue CSV was given")
     table = None
+    if catalogues and not files and not archives:
+        # A catalogue alone is a list of positions (ra and dec columns).
+        with catalogues[0].open("rb") as stream:
+            members, table = read_position_catalogue(stream, name=catalogues[0].name)
+        return Submission(name=catalogues[0].name, members=members, catalogue=table, skipped=skipped)
     if catalogues:
         with catalogues[0].open("rb") as stream:
             table = read_catalogue(stream, name=catalogues[0].name)

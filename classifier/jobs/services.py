@@ -17,6 +17,7 @@ import zipfile
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -28,7 +29,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
-from classifier import services
+from classifier import cutouts, services
 from classifier.exceptions import (
     ClassifierError,
     ImageValidationError,
@@ -43,6 +44,7 @@ from classifier.jobs.archives import (
     MemberInput,
     MemberUnreadableError,
     is_nested_archive,
+    position_columns,
 )
 from classifier.models import Job, JobMember, Prediction
 
@@ -92,6 +94,7 @@ def job_create(
         chunk_size=settings.JOB_CHUNK_SIZE,
         total=len(members),
         catalogue_columns=catalogue.columns if catalogue is not None else [],
+        by_position=any(member.by_position for member in members),
     )
     basenames = Counter(PurePosixPath(member.path).name for member in members)
     try:
@@ -155,6 +158,9 @@ def _stage_members(job: Job, members: Sequence[MemberInput], *, start: int) -> l
             for index in range(start, min(start + job.chunk_size, len(members))):
                 member = members[index]
                 row = JobMember(job=job, index=index, path=member.path, error=member.error)
+                if member.by_position and not row.error:
+                    rows.append(row)  # nothing to stage: the worker fetches its cutout
+                    continue
                 if not row.error:
                     data, row.error = _read_member(member)
                 if row.error:
@@ -163,7 +169,11 @@ def _stage_members(job: Job, members: Sequence[MemberInput], *, start: int) -> l
                     bundle.writestr(_bundle_entry(index), data)
                     del data
                 rows.append(row)
-        staged = [row for row in rows if row.status == JobMember.Status.PENDING]
+        staged = [
+            row
+            for row in rows
+            if row.status == JobMember.Status.PENDING and not members[row.index].by_position
+        ]
         if staged:
             spool.seek(0)
             name = _staged_name(job.pk, start)
@@ -248,8 +258,10 @@ def job_chunk_process(*, job_id: int, start: int, stop: int) -> ChunkOutcome:
 
     ok: list[tuple[JobMember, services.AcceptedUpload]] = []
     refused: dict[int, str] = {}
+    # Members of a catalogue of positions have no staged file: their cutouts are fetched.
+    places = _fetch_positions(job, [m for m in members if not m.staged_name], ok=ok, refused=refused)
     try:
-        for member, data in read_staged(members):
+        for member, data in read_staged([member for member in members if member.staged_name]):
             try:
                 [accepted] = services.validate_uploads(
                     [File(io.BytesIO(data), name=PurePosixPath(member.path).name)]
@@ -300,6 +312,7 @@ def job_chunk_process(*, job_id: int, start: int, stop: int) -> ChunkOutcome:
                 source=Prediction.Source.JOB,
                 user=job.user,
                 job_members=[m for m, _ in kept],
+                provenance=[places.get(m.pk) for m, _ in kept],
             )
         finished_names = {m.staged_name for m in members if m.pk in still_pending and m.staged_name}
         transaction.on_commit(lambda: _delete_staged(finished_names))
@@ -309,6 +322,54 @@ def job_chunk_process(*, job_id: int, start: int, stop: int) -> ChunkOutcome:
         _lock_job(job_id)
         _refresh_progress(job_id)
     return ChunkOutcome(classified=len(kept), failed=len(failed_rows))
+
+
+def _fetch_positions(
+    job: Job,
+    members: Sequence[JobMember],
+    *,
+    ok: list[tuple[JobMember, services.AcceptedUpload]],
+    refused: dict[int, str],
+) -> dict[int, services.SkyProvenance]:
+    """Fetch the members' cutouts: each accepted one joins ``ok``, each failure ``refused``
+    with its reason; returns where each accepted member's image came from."""
+    places: dict[int, services.SkyProvenance] = {}
+    for member, outcome in _fetch_cutouts(job, members) if members else ():
+        if isinstance(outcome, str):
+            refused[member.pk] = outcome[:500]
+        else:
+            ok.append((member, outcome[0]))
+            places[member.pk] = outcome[1]
+    return places
+
+
+def _fetch_cutouts(
+    job: Job, members: Sequence[JobMember]
+) -> Iterator[tuple[JobMember, tuple[services.AcceptedUpload, services.SkyProvenance] | str]]:
+    """Each member's fetched and validated cutout, or the reason it failed, in order.
+
+    Fetched on CUTOUT_MAX_CONCURRENT threads (the per-process limit in classifier.cutouts
+    holds whatever the number of threads). A position without imaging, or a service that
+    still fails after its retries, fails the member alone: the job goes on.
+    """
+    found = position_columns(job.catalogue_columns)
+
+    def fetch(member: JobMember) -> tuple[services.AcceptedUpload, services.SkyProvenance] | str:
+        if found is None:
+            return "the job's catalogue has no ra and dec columns"
+        try:
+            return services.accept_cutout(
+                ra=member.catalogue.get(found[0]), dec=member.catalogue.get(found[1])
+            )
+        except (cutouts.PositionError, cutouts.NoImagingError, cutouts.CutoutUnavailableError) as exc:
+            return exc.reason
+        finally:
+            connection.close()  # a thread's own connection, opened by the cache or validation
+
+    with ThreadPoolExecutor(
+        max_workers=max(settings.CUTOUT_MAX_CONCURRENT, 1), thread_name_prefix="cutout"
+    ) as pool:
+        yield from zip(members, pool.map(fetch, members), strict=True)
 
 
 def read_staged(members: Sequence[JobMember]) -> Iterator[tuple[JobMember, bytes]]:
