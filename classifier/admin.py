@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.utils import formats, timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -16,6 +19,19 @@ from classifier.jobs import services as job_services
 from classifier.models import Job, Prediction
 from classifier.templatetags.classifier_tags import percent
 from classifier.templatetags.galaxy10_i18n import galaxy_class_name
+
+
+def created_column(value: datetime) -> str:
+    """The site's timestamp ("2026-12-05 04:38 UTC"), which may wrap between the date and the
+    time only: the locale's long form ("5 de diciembre de 2026 a las 4:38") was clipped at
+    the changelist's right edge at 1280 px."""
+    local = timezone.localtime(value)
+    return format_html(
+        '<time datetime="{}"><span class="nowrap">{}</span> <span class="nowrap">{}</span></time>',
+        local.isoformat(),
+        formats.date_format(local, "Y-m-d"),
+        formats.date_format(local, "H:i T"),
+    )
 
 
 class GalaxyClassFilter(admin.SimpleListFilter):
@@ -55,7 +71,7 @@ class PredictionAdmin(admin.ModelAdmin):
         "source",
         "model_version",
         "user",
-        "created_at",
+        "created",
     ]
     list_display_links = ["id", "thumbnail", "original_filename"]
     # The out-of-distribution verdict is a filter and a detail field, not a column: one more
@@ -131,6 +147,10 @@ class PredictionAdmin(admin.ModelAdmin):
     def confidence_percent(self, obj: Prediction) -> str:
         return percent(obj.confidence)
 
+    @admin.display(description=Prediction._meta.get_field("created_at").verbose_name, ordering="created_at")
+    def created(self, obj: Prediction) -> str:
+        return created_column(obj.created_at)
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
@@ -155,7 +175,7 @@ class PredictionAdmin(admin.ModelAdmin):
 class JobAdmin(admin.ModelAdmin):
     """Classification jobs, read-only; deleting one removes its predictions and their images."""
 
-    list_display = ["id", "name", "status", "progress", "failed", "user", "model_version", "created_at"]
+    list_display = ["id", "name", "status", "progress", "failed", "user", "model_version", "created"]
     list_filter = ["status", "created_at"]
     search_fields = ["name", "user__username"]
     date_hierarchy = "created_at"
@@ -182,6 +202,10 @@ class JobAdmin(admin.ModelAdmin):
         css = {"all": ["css/admin.css"]}
 
     @admin.display(description=_("progress"))
+    @admin.display(description=Job._meta.get_field("created_at").verbose_name, ordering="created_at")
+    def created(self, obj: Job) -> str:
+        return created_column(obj.created_at)
+
     def progress(self, obj: Job) -> str:
         return f"{obj.finished_members}/{obj.total}"
 

@@ -8,6 +8,7 @@ manifest from an older pipeline lacks some of them and the page must still rende
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +31,11 @@ CARD_TAGS = {
 }  # fmt: skip
 CARD_BASE_HEADING_LEVEL = 3
 CARD_ATTRIBUTES = {"a": {"href", "title"}, "td": {"align"}, "th": {"align"}}
+# The confusion matrix's shading steps (site.css .heat-0 .. .heat-10: a brighter blue for more).
+HEAT_LEVELS = 10
+# The card's sections (ml/model_card.py's "## " headings) whose numbers the page already shows
+# in its own tables (metrics, per-class recall, export candidates): shown once, not twice.
+CARD_SECTIONS_ON_THE_PAGE = ("Metrics of the shipped TFLite file", "Export check")
 
 
 # --- numbers -----------------------------------------------------------------------------------
@@ -210,7 +216,7 @@ def per_class_recall_rows(sets: list[EvaluationSet]) -> list[tuple[GalaxyClass, 
 
 def heat_level(count: int, row_total: int) -> int:
     """A cell's share of its row in tenths, for the confusion matrix's shading classes."""
-    return round(10 * count / row_total) if row_total else 0
+    return round(HEAT_LEVELS * count / row_total) if row_total else 0
 
 
 def confusion_rows(matrix: list[list[int]]) -> list[dict[str, Any]]:
@@ -384,10 +390,33 @@ def render_model_card(text: str) -> str:
     )
 
 
-def read_model_card(model_dir: Path) -> str:
-    """The rendered card beside the model, or "" when none was shipped."""
+def without_sections(text: str, headings: Iterable[str]) -> tuple[str, list[str]]:
+    """The Markdown without its "## " sections of these headings, and the headings removed."""
+    wanted = set(headings)
+    kept: list[str] = []
+    removed: list[str] = []
+    skipping = False
+    for line in text.splitlines(keepends=True):
+        if line.startswith("## "):
+            heading = line[3:].strip()
+            skipping = heading in wanted
+            if skipping:
+                removed.append(heading)
+        elif line.startswith("# "):
+            skipping = False
+        if not skipping:
+            kept.append(line)
+    return "".join(kept), removed
+
+
+def read_model_card(model_dir: Path) -> tuple[str, list[str]]:
+    """The rendered card beside the model ("" when none was shipped), without the sections
+    whose numbers the page shows in its own tables, and the headings of those sections."""
     path = model_dir / MODEL_CARD_FILENAME
-    return render_model_card(path.read_text(encoding="utf-8")) if path.is_file() else ""
+    if not path.is_file():
+        return "", []
+    text, removed = without_sections(path.read_text(encoding="utf-8"), CARD_SECTIONS_ON_THE_PAGE)
+    return render_model_card(text), removed
 
 
 # --- the page ----------------------------------------------------------------------------------
@@ -401,6 +430,7 @@ def model_page_context(*, manifest: dict[str, Any], model_dir: Path) -> dict[str
     provenance = manifest.get("provenance") if isinstance(manifest.get("provenance"), dict) else {}
     history = training.get("history")
     train_seconds = _number(training.get("train_seconds"))
+    model_card, card_sections_left_out = read_model_card(model_dir)
     return {
         "created_at": parse_timestamp(manifest.get("created_at")),
         "architecture": manifest.get("architecture") if isinstance(manifest.get("architecture"), str) else "",
@@ -417,11 +447,13 @@ def model_page_context(*, manifest: dict[str, Any], model_dir: Path) -> dict[str
             if s.confusion_matrix is not None
         ],
         "reliability_sets": [s for s in sets if s.reliability is not None],
+        "heat_levels": range(HEAT_LEVELS + 1),
         "export_candidates": export_candidates(metrics, manifest.get("quantization")),
         "data_sources": data_sources(provenance),
         "git_commit": provenance.get("git_commit") if isinstance(provenance.get("git_commit"), str) else "",
         "configuration": configuration_sections(training.get("config")),
         "epochs": len(history) if isinstance(history, list) else None,
         "train_minutes": round(train_seconds / 60) if train_seconds is not None else None,
-        "model_card": read_model_card(model_dir),
+        "model_card": model_card,
+        "card_sections_left_out": card_sections_left_out,
     }

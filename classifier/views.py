@@ -33,6 +33,7 @@ from rest_framework.throttling import AnonRateThrottle
 
 from classifier import throttles
 from classifier.api.serializers import PredictionOutputSerializer
+from classifier.class_examples import class_examples
 from classifier.exceptions import (
     FileRefusal,
     ImageValidationError,
@@ -348,10 +349,16 @@ class ClassesView(TemplateView):
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
+        examples = class_examples()
         context["groups"] = [
-            {"name": group, "classes": [c for c in GALAXY10_CLASSES if c.group == group]} for group in GROUPS
+            {
+                "name": group,
+                "classes": [(c, examples.get(c.index)) for c in GALAXY10_CLASSES if c.group == group],
+            }
+            for group in GROUPS
         ]
         context["num_classes"] = NUM_CLASSES
+        context["has_examples"] = bool(examples)
         return context
 
 
