@@ -51,4 +51,5 @@ urlpatterns = [
     path("jobs/new/", job_views.JobCreateView.as_view(), name="job-new"),
     path("jobs/<int:pk>/", job_views.JobDetailView.as_view(), name="job-detail"),
     path("jobs/<int:pk>/cancel/", job_views.JobCancelView.as_view(), name="job-cancel"),
+    path("jobs/<int:pk>/galaxies/", job_views.JobGalleryView.as_view(), name="job-gallery"),
 ]

@@ -326,6 +326,9 @@ class HistoryView(LoginRequiredMixin, View):
             else reverse("classifier:history-csv"),
             "is_filtered": any(request.GET.get(name) for name in PredictionFilter.Meta.fields),
             "unsure_threshold": settings.UNSURE_CONFIDENCE_THRESHOLD,
+            # A mistyped filter is a 400 that names what the page takes, never every row.
+            "unknown_parameters": filterset.unknown_parameters(),
+            "allowed_parameters": filterset.allowed_parameters(),
         }
         status = 200 if filters_valid else 400
         return render(request, self.template_name, context, status=status)

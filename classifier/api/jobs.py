@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
-from django.http import StreamingHttpResponse
+from django.http import FileResponse, StreamingHttpResponse
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
@@ -14,11 +15,13 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_
 from rest_framework import serializers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import BasePermission, IsAdminUser, IsAuthenticated
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from classifier.api.serializers import ErrorOutputSerializer
+from classifier.exports import VOTABLE_CONTENT_TYPE
 from classifier.galaxy10 import CLASS_NAMES
 from classifier.jobs import selectors as job_selectors
 from classifier.jobs import services as job_services
@@ -273,6 +276,61 @@ class JobResultsJsonApi(JobApi):
         )
         response["Content-Disposition"] = f'attachment; filename="job-{job.pk}-results.json"'
         return response
+
+
+class VOTableRenderer(BaseRenderer):
+    """Lets a client ask for the VOTable by its media type; the view writes the file itself,
+    and its errors are rendered as JSON."""
+
+    media_type = VOTABLE_CONTENT_TYPE
+    format = "vot"
+
+    def render(
+        self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None
+    ) -> bytes:
+        raise NotImplementedError("only errors reach a renderer here, and they are JSON")
+
+
+# A VOTable is written whole by astropy; past this size it is spooled to a temporary file
+# instead of memory.
+VOTABLE_SPOOL_BYTES = 8 * 1024 * 1024
+
+
+class JobResultsVotableApi(JobApi):
+    """The job results as a VOTable, for TOPCAT, Aladin and astropy; errors as JSON."""
+
+    name = _("Job results (VOTable)")
+    renderer_classes = [JSONRenderer, VOTableRenderer]
+
+    def handle_exception(self, exc: Exception) -> Response:
+        # Errors are JSON whatever the client asked for: there is no VOTable of a refusal.
+        self.request.accepted_renderer, self.request.accepted_media_type = JSONRenderer(), "application/json"
+        return super().handle_exception(exc)
+
+    @extend_schema(
+        operation_id="jobs_results_votable",
+        responses={
+            (200, VOTABLE_CONTENT_TYPE): OpenApiResponse(
+                OpenApiTypes.STR,
+                description="A VOTable 1.4 (TOPCAT, astropy.io.votable) with the CSV's columns, the "
+                "probabilities with UCD stat.probability, and catalogue RA/Dec columns in degrees with "
+                "UCDs pos.eq.ra;meta.main and pos.eq.dec;meta.main. Failed members have empty answers "
+                "and their reason in `error`.",
+            ),
+            **{(code, "application/json"): serializer for code, serializer in ERRORS.items()},
+        },
+    )
+    def get(self, request: Request, pk: int) -> FileResponse:
+        job = job_selectors.job_get(pk=pk, user=request.user)
+        spool = tempfile.SpooledTemporaryFile(max_size=VOTABLE_SPOOL_BYTES)  # noqa: SIM115 (the response closes it)
+        job_selectors.job_results_votable(job, spool)
+        spool.seek(0)
+        return FileResponse(
+            spool,
+            as_attachment=True,
+            filename=f"job-{job.pk}-results.vot",
+            content_type=VOTABLE_CONTENT_TYPE,
+        )
 
 
 def _json_array(records: Iterator[dict[str, Any]]) -> Iterator[str]:

@@ -7,8 +7,17 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from classifier.exports import round_probability
 from classifier.galaxy10 import CLASS_NAMES
 from classifier.models import CLASS_CHOICES, Prediction
+
+
+class ProbabilityField(serializers.FloatField):
+    """A probability to four decimals, as every export writes it (the int8 model's raw steps
+    look more precise than they are)."""
+
+    def to_representation(self, value: float) -> float:
+        return round_probability(value)
 
 
 RA_HELP = "Right ascension in degrees (ICRS), 0 <= ra < 360; with `dec`, instead of images."
@@ -52,7 +61,7 @@ class PredictionOutputSerializer(serializers.Serializer):
     filename = serializers.CharField(source="original_filename")
     prediction = serializers.CharField(source="class_name")
     class_index = serializers.ChoiceField(choices=CLASS_CHOICES, label="Class")
-    confidence = serializers.FloatField()
+    confidence = ProbabilityField()
     probabilities = serializers.SerializerMethodField()
     model_version = serializers.CharField(max_length=128)
     inference_ms = serializers.FloatField(label="Inference time (ms)")
@@ -104,7 +113,7 @@ class PredictionOutputSerializer(serializers.Serializer):
         }
     )
     def get_probabilities(self, obj: Prediction) -> dict[str, float]:
-        return obj.probabilities_by_name
+        return {name: round_probability(p) for name, p in obj.probabilities_by_name.items()}
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_image_url(self, obj: Prediction) -> str:

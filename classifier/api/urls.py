@@ -20,6 +20,11 @@ urlpatterns = [
     re_path(
         r"^jobs/(?P<pk>-?[0-9]+)/results\.json$", jobs.JobResultsJsonApi.as_view(), name="job-results-json"
     ),
+    re_path(
+        r"^jobs/(?P<pk>-?[0-9]+)/results\.vot$",
+        jobs.JobResultsVotableApi.as_view(),
+        name="job-results-votable",
+    ),
     re_path(r"^health/live/?$", views.HealthLiveApi.as_view(), name="health-live"),
     re_path(r"^health/ready/?$", views.HealthReadyApi.as_view(), name="health-ready"),
 ]

@@ -154,11 +154,21 @@ FILTER_PARAMETERS = [
     OpenApiParameter("created_after", OpenApiTypes.DATE, description="Created on or after this date."),
     OpenApiParameter("created_before", OpenApiTypes.DATE, description="Created on or before this date."),
     OpenApiParameter("filename", str, description="Original filename contains (case-insensitive)."),
+    OpenApiParameter("confidence_min", float, description="Confidence at least this (0 to 1)."),
+    OpenApiParameter("confidence_max", float, description="Confidence at most this (0 to 1)."),
+    OpenApiParameter(
+        "in_distribution",
+        str,
+        enum=["true", "false"],
+        description="Whether the image looked like a galaxy cutout (docs/ood.md).",
+    ),
+    OpenApiParameter("job", int, description="Predictions of this classification job."),
 ]
 # Invalid filters and bodies are reported per field, as DRF does: {"field": ["message", ...]}.
 FIELD_ERRORS_RESPONSE = OpenApiResponse(
     response={"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
-    description="The errors of each invalid field.",
+    description="The errors of each invalid field; an unknown query parameter is reported under "
+    "its own name, with the list of the allowed ones.",
 )
 
 

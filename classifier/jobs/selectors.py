@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import Any, BinaryIO
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, QuerySet
 from django.utils import timezone
 
-from classifier.exports import RESULT_COLUMNS, SafeCsvWriter, check_cells
+from classifier.exports import (
+    RESULT_COLUMNS,
+    SafeCsvWriter,
+    check_cells,
+    probability_cell,
+    round_probability,
+    vo_column,
+    votable_from_rows,
+    write_votable,
+)
+from classifier.filters import JobGalleryFilter
 from classifier.galaxy10 import CLASS_NAMES
 from classifier.models import Job, JobMember, Prediction
 
 # After the columns of `manage.py classify` (exports.RESULT_COLUMNS), the member's status and
 # reason; catalogue columns follow.
 STATUS_COLUMNS = ("status", "error")
+# After those, for a catalogue of positions: where each cutout was fetched.
+POSITION_COLUMNS = ("cutout_url",)
 
 
 def _check_reader(user: Any) -> None:
@@ -63,6 +75,26 @@ def job_class_counts(job: Job) -> list[dict[str, Any]]:
     ]
 
 
+def job_gallery_filterset(*, job: Job, filters: Mapping[str, Any] | None = None) -> JobGalleryFilter:
+    """The job's galaxies (its classified members), filtered and ordered as ``filters`` ask.
+
+    The caller has already checked, through job_get, that the reader may see the job."""
+    # Submission order unless the reader sorts otherwise.
+    predictions = (
+        Prediction.objects.filter(job=job).select_related("job_member").order_by("job_member__index")
+    )
+    return JobGalleryFilter(data=filters or None, queryset=predictions)
+
+
+def job_catalogue_id_column(job: Job) -> str | None:
+    """The catalogue column that names each galaxy (``id``, ``objid``, ``name``...), by the
+    VOTable's rule (UCD meta.id); None when the catalogue has none."""
+    for column in job.catalogue_columns:
+        if vo_column(column, catalogue=True).ucd == "meta.id":
+            return column
+    return None
+
+
 def job_results(job: Job) -> Iterator[dict[str, Any]]:
     """One record per member, in submission order, classified or not."""
     members = JobMember.objects.filter(job=job).select_related("prediction").order_by("index")
@@ -82,22 +114,52 @@ def job_results(job: Job) -> Iterator[dict[str, Any]]:
             "ood_score": None,
             "single_band": None,
             "prediction_id": None,
+            "cutout_url": "",
             "catalogue": {column: member.catalogue.get(column, "") for column in job.catalogue_columns},
         }
         if prediction is not None:
             record.update(
                 prediction=prediction.class_name,
                 class_index=prediction.class_index,
-                confidence=round(prediction.confidence, 6),
+                confidence=round_probability(prediction.confidence),
                 probabilities={
-                    name: round(p, 6) for name, p in zip(CLASS_NAMES, prediction.probabilities, strict=True)
+                    name: round_probability(p)
+                    for name, p in zip(CLASS_NAMES, prediction.probabilities, strict=True)
                 },
                 in_distribution=prediction.in_distribution,
                 ood_score=prediction.ood_score,
                 single_band=prediction.single_band,
                 prediction_id=prediction.pk,
+                cutout_url=prediction.cutout_url,
             )
         yield record
+
+
+def job_results_columns(job: Job) -> list[str]:
+    """The columns of every tabular export of the results (CSV, VOTable): classify's columns,
+    status and error, then the catalogue's; for a catalogue of positions, the catalogue's
+    columns first (the astronomer's table, extended), then the answers and the cutout URL."""
+    if job.by_position:
+        return [*job.catalogue_columns, *RESULT_COLUMNS, *STATUS_COLUMNS, *POSITION_COLUMNS]
+    return [*RESULT_COLUMNS, *STATUS_COLUMNS, *job.catalogue_columns]
+
+
+def job_results_rows(job: Job) -> Iterator[list[object]]:
+    """One row per member under job_results_columns, as text and numbers; empty for unknown."""
+    for record in job_results(job):
+        probabilities = record["probabilities"]
+        catalogue = [str(record["catalogue"][c]) for c in job.catalogue_columns]
+        answers = [
+            record["path"],
+            record["prediction"] or "",
+            "" if record["class_index"] is None else record["class_index"],
+            "" if record["confidence"] is None else probability_cell(record["confidence"]),
+            *(probability_cell(probabilities[name]) if probabilities else "" for name in CLASS_NAMES),
+            *check_cells(record["in_distribution"], record["ood_score"], record["single_band"]),
+            record["status"],
+            record["error"],
+        ]
+        yield [*catalogue, *answers, record["cutout_url"]] if job.by_position else [*answers, *catalogue]
 
 
 class _Echo:
@@ -106,24 +168,31 @@ class _Echo:
 
 
 def job_results_csv(job: Job) -> Iterator[str]:
-    """The results as CSV lines, streamed: classify's columns, status and error, catalogue columns.
+    """The results as CSV lines, streamed.
 
     The catalogue's column names came with the submission: the header is escaped as the cells are.
     """
     writer = SafeCsvWriter(_Echo(), lineterminator="\n")
-    yield writer.writerow([*RESULT_COLUMNS, *STATUS_COLUMNS, *job.catalogue_columns])
-    for record in job_results(job):
-        probabilities = record["probabilities"]
-        yield writer.writerow(
-            [
-                record["path"],
-                record["prediction"] or "",
-                "" if record["class_index"] is None else record["class_index"],
-                "" if record["confidence"] is None else f"{record['confidence']:.6f}",
-                *(f"{probabilities[name]:.6f}" if probabilities else "" for name in CLASS_NAMES),
-                *check_cells(record["in_distribution"], record["ood_score"], record["single_band"]),
-                record["status"],
-                record["error"],
-                *(str(record["catalogue"][c]) for c in job.catalogue_columns),
-            ]
-        )
+    yield writer.writerow(job_results_columns(job))
+    for row in job_results_rows(job):
+        yield writer.writerow(row)
+
+
+def job_results_votable(job: Job, stream: BinaryIO) -> None:
+    """The results as a VOTable, with the CSV's columns, their units and UCDs, written to ``stream``."""
+    columns = job_results_columns(job)
+    votable = votable_from_rows(
+        columns,
+        job_results_rows(job),
+        catalogue_from=0 if job.by_position else len(columns) - len(job.catalogue_columns),
+        catalogue_to=len(job.catalogue_columns) if job.by_position else None,
+        name=f"job_{job.pk}_results",
+        description=f"Galaxy10 DECaLS classes of the files of job {job.pk} ({job.name}).",
+        infos=[
+            ("job_id", str(job.pk)),
+            ("job_name", job.name),
+            ("job_status", job.status),
+            ("model_version", job.model_version),
+        ],
+    )
+    write_votable(votable, stream)

@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.contrib.auth.mixins import LoginRequiredMixin
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -18,7 +19,9 @@ from classifier.forms import MultipleFileInput, MultipleImageField
 from classifier.jobs import selectors as job_selectors
 from classifier.jobs import services as job_services
 from classifier.jobs.archives import JobInputError, submission_from_uploads
-from classifier.models import Job
+from classifier.models import Job, Prediction
+
+GALLERY_PAGE_SIZE = 48
 
 
 class JobCreateForm(forms.Form):
@@ -100,6 +103,46 @@ class JobDetailView(LoginRequiredMixin, View):
             "class_counts": [] if job.is_active else job_selectors.job_class_counts(job),
         }
         return render(request, self.template_name, context)
+
+
+class JobGalleryView(LoginRequiredMixin, View):
+    """The job's galaxies as a gallery: filtered by class and confidence, sorted, paginated,
+    with every state in the URL. Filters that are not valid, or unknown, answer 400."""
+
+    template_name = "classifier/job_gallery.html"
+
+    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        job = _job_or_404(request, pk)
+        filterset = job_selectors.job_gallery_filterset(job=job, filters=request.GET)
+        valid = not filterset.is_bound or filterset.is_valid()
+        queryset = filterset.qs if valid else Prediction.objects.none()
+        page = Paginator(queryset, GALLERY_PAGE_SIZE).get_page(request.GET.get("page"))
+        id_column = job_selectors.job_catalogue_id_column(job)
+        items = []
+        for prediction in page.object_list:
+            member = prediction.job_member
+            items.append(
+                {
+                    "prediction": prediction,
+                    "name": member.path if member else prediction.original_filename,
+                    "catalogue_id": member.catalogue.get(id_column, "") if member and id_column else "",
+                    "unsure": prediction.confidence < settings.UNSURE_CONFIDENCE_THRESHOLD,
+                }
+            )
+        context: dict[str, Any] = {
+            "job": job,
+            "filter_form": filterset.form,
+            "filters_valid": valid,
+            "unknown_parameters": filterset.unknown_parameters(),
+            "allowed_parameters": filterset.allowed_parameters(),
+            "is_filtered": any(
+                request.GET.get(name) for name in ("class_index", "confidence_min", "confidence_max")
+            ),
+            "page_obj": page,
+            "items": items,
+            "id_column": id_column,
+        }
+        return render(request, self.template_name, context, status=200 if valid else 400)
 
 
 class JobCancelView(LoginRequiredMixin, View):

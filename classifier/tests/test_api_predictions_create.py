@@ -65,7 +65,7 @@ def test_anonymous_upload_is_classified_and_recorded(anonymous_client, media_roo
     assert item["filename"] == "m31.jpg"
     assert item["prediction"] == CLASS_NAMES[item["class_index"]]
     assert list(item["probabilities"]) == list(CLASS_NAMES)
-    assert sum(item["probabilities"].values()) == pytest.approx(1.0)
+    assert sum(item["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)  # ten values to 4 decimals
     assert item["confidence"] == pytest.approx(max(item["probabilities"].values()))
 
     record = Prediction.objects.get(pk=item["id"])

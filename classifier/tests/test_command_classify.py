@@ -64,11 +64,11 @@ def test_csv_to_stdout_for_a_folder_recursively(image_folder):
     expected = get_classifier().classify(image_folder / "a.png")
     assert rows[0]["prediction"] == expected.class_name
     assert int(rows[0]["class_index"]) == expected.class_index
-    assert float(rows[0]["confidence"]) == pytest.approx(expected.confidence, abs=1e-6)
+    assert float(rows[0]["confidence"]) == pytest.approx(expected.confidence, abs=5e-5)  # 4 decimals
     assert rows[0]["in_distribution"] == str(expected.in_distribution).lower()
     assert float(rows[0]["ood_score"]) == pytest.approx(expected.ood_score, abs=1e-3)
     assert rows[0]["single_band"] == "false"
-    assert sum(float(rows[0][name]) for name in CLASS_NAMES) == pytest.approx(1.0, abs=1e-5)
+    assert sum(float(rows[0][name]) for name in CLASS_NAMES) == pytest.approx(1.0, abs=1e-3)
     assert Prediction.objects.count() == 0
 
 
@@ -88,7 +88,7 @@ def test_json_to_output_file(image_folder, tmp_path):
     }
     assert list(item["probabilities"]) == list(CLASS_NAMES)
     expected = get_classifier().classify(image_folder / "a.png")
-    np.testing.assert_allclose(list(item["probabilities"].values()), expected.probabilities, atol=1e-6)
+    np.testing.assert_allclose(list(item["probabilities"].values()), expected.probabilities, atol=5e-5)
 
 
 def test_save_records_with_source_cli(image_folder, media_root):
@@ -168,7 +168,7 @@ def test_batches_keep_input_order_and_decode_off_the_main_thread(tmp_path, monke
         expected = original_prepare(path)
         [result] = classifier.classify_prepared([expected])
         assert row["prediction"] == result.class_name
-        assert float(row["confidence"]) == pytest.approx(result.confidence, abs=1e-6)
+        assert float(row["confidence"]) == pytest.approx(result.confidence, abs=5e-5)
 
 
 def test_runs_without_the_web_stack_system_checks(image_folder):

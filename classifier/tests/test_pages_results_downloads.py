@@ -62,7 +62,7 @@ def test_anonymous_uploader_downloads_own_results_as_json(client):
     assert [r["id"] for r in records] == [p.pk for p in predictions]
     assert records[0]["filename"] == "red.png"
     assert records[0]["prediction"] == predictions[0].class_name
-    assert abs(sum(records[0]["probabilities"].values()) - 1) < 1e-6
+    assert abs(sum(records[0]["probabilities"].values()) - 1) < 1e-3  # ten values to 4 decimals
 
 
 @pytest.mark.parametrize("name", ["classifier:results-csv", "classifier:results-json"])
