@@ -2,7 +2,7 @@
 
 from django.urls import path, register_converter
 
-from classifier import views
+from classifier import position_views, views
 from classifier.jobs import views as job_views
 from classifier.selectors import MAX_ID
 
@@ -28,6 +28,7 @@ app_name = "classifier"
 
 urlpatterns = [
     path("", views.PredictionUploadView.as_view(), name="upload"),
+    path("position/", position_views.PositionClassifyView.as_view(), name="position"),
     path("results/", views.PredictionResultsView.as_view(), name="results"),
     path("results.csv", views.PredictionResultsDownloadView.as_view(export_format="csv"), name="results-csv"),
     path(

@@ -42,7 +42,9 @@ class JobCreateInputSerializer(serializers.Serializer):
     )
     catalogue = serializers.FileField(
         required=False,
-        help_text="Optional catalogue CSV with a `file` column and any others (`id`, `ra`, `dec`, ...).",
+        help_text="Optional catalogue CSV with a `file` column and any others (`id`, `ra`, `dec`, ...); "
+        "or, alone, a catalogue of positions: `ra` and `dec` columns in degrees, one cutout fetched "
+        "and classified per row (docs/positions.md).",
     )
 
 
@@ -123,6 +125,7 @@ class JobResultSerializer(serializers.Serializer):
     confidence = serializers.FloatField(allow_null=True)
     probabilities = serializers.DictField(child=serializers.FloatField(), allow_null=True)
     prediction_id = serializers.IntegerField(allow_null=True)
+    cutout_url = serializers.CharField(help_text="Where the member's cutout was fetched; empty for files.")
     catalogue = serializers.DictField(child=serializers.CharField())
 
 

@@ -532,6 +532,23 @@ def read_position_catalogue(
     return members, Catalogue(columns=columns, rows=rows)
 
 
+def submission_from_positions(entries: Sequence[tuple[str, Any]], *, name: str) -> Submission:
+    """A job from positions typed on the page: (the text as typed, its parsed Position) each.
+
+    The catalogue keeps what was typed and the position in degrees, as a CSV of positions would.
+    """
+    rows: dict[str, str] = {}
+    members: list[MemberInput] = []
+    for number, (text, position) in enumerate(entries, start=1):
+        path = f"row {number}"
+        typed = text.replace(_CELL_SEPARATOR, "").strip()[:MAX_CELL_LENGTH]
+        rows[path] = _CELL_SEPARATOR.join([typed, f"{position.ra:.6f}", f"{position.dec:.6f}"])
+        members.append(MemberInput(path=path, size=0, by_position=True))
+    return Submission(
+        name=name, members=members, catalogue=Catalogue(columns=["position", "ra", "dec"], rows=rows)
+    )
+
+
 def file_members(uploads: Iterable[tuple[str, int, object]]) -> Iterator[MemberInput]:
     """Plain files (name, size, opener) as members, with the same per-file checks."""
     for name, size, opener in uploads:

@@ -1,0 +1,106 @@
+"""The upload page's "By position" tab: one sky position is classified at once (its survey
+cutout fetched, docs/positions.md); several become a job. Thin: the services decide."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views import View
+from rest_framework.throttling import AnonRateThrottle
+
+from classifier import cutouts
+from classifier.exceptions import ModelUnavailableError, StorageUnavailableError
+from classifier.forms import PositionForm
+from classifier.jobs import services as job_services
+from classifier.jobs.archives import JobInputError, submission_from_positions
+from classifier.models import Prediction
+from classifier.ownership import remember_own_predictions
+from classifier.responses import service_unavailable
+from classifier.services import prediction_create_from_position, request_client_ip
+
+
+class PositionClassifyView(View):
+    template_name = "classifier/upload_position.html"
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if not request.user.is_authenticated and not settings.ALLOW_ANONYMOUS_PREDICT:
+            return redirect_to_login(request.get_full_path())
+        return super().dispatch(request, *args, **kwargs)
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return self._render(request, PositionForm())
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        # One rate with the upload page and the API (the same throttle, key and cache).
+        throttle = AnonRateThrottle()
+        if not throttle.allow_request(request, self):
+            seconds = max(1, math.ceil(throttle.wait() or 1))
+            message = _("Too many uploads from your address. Try again in %(seconds)s seconds.") % {
+                "seconds": seconds
+            }
+            response = self._render(request, PositionForm(request.POST), error=message, status=429)
+            response["Retry-After"] = str(seconds)
+            return response
+        form = PositionForm(request.POST)
+        if not form.is_valid():
+            return self._render(request, form, status=400)
+        entries = form.cleaned_data["positions"]
+        if len(entries) == 1:
+            return self._classify_one(request, form, entries[0][1])
+        return self._submit_job(request, form, entries)
+
+    def _classify_one(
+        self, request: HttpRequest, form: PositionForm, position: cutouts.Position
+    ) -> HttpResponse:
+        try:
+            prediction = prediction_create_from_position(
+                ra=position.ra,
+                dec=position.dec,
+                source=Prediction.Source.WEB,
+                user=request.user,
+                client_ip=request_client_ip(request),
+            )
+        except cutouts.NoImagingError as exc:
+            error = _("The survey has no imaging at this position: %(reason)s") % {"reason": exc.reason}
+            return self._render(request, form, error=error, status=422)
+        except cutouts.CutoutUnavailableError as exc:
+            error = _("The survey's cutout service failed, nothing was saved: %(reason)s") % {
+                "reason": exc.reason
+            }
+            return self._render(request, form, error=error, status=504 if exc.timed_out else 502)
+        except (ModelUnavailableError, StorageUnavailableError) as exc:
+            return service_unavailable(request, reason=exc.reason, after_upload=True)
+        remember_own_predictions(session=request.session, user=request.user, predictions=[prediction])
+        return redirect(prediction)
+
+    def _submit_job(self, request: HttpRequest, form: PositionForm, entries: list) -> HttpResponse:
+        if not request.user.is_authenticated:
+            error = _("Log in to classify a list of positions: it becomes a classification job.")
+            return self._render(request, form, error=error, status=403)
+        try:
+            submission = submission_from_positions(
+                entries, name=_("%(count)s positions") % {"count": len(entries)}
+            )
+            job = job_services.job_create(
+                name=submission.name,
+                members=submission.members,
+                catalogue=submission.catalogue,
+                user=request.user,
+            )
+        except JobInputError as exc:
+            return self._render(request, form, error=exc.reason, status=413 if exc.too_large else 400)
+        except (job_services.JobQueueUnavailableError, StorageUnavailableError) as exc:
+            return self._render(request, form, error=exc.reason, status=503)
+        return redirect(job)
+
+    def _render(
+        self, request: HttpRequest, form: PositionForm, *, error: str = "", status: int = 200
+    ) -> HttpResponse:
+        context = {"form": form, "error": error, "tab": "position", "cutout_url": settings.CUTOUT_URL}
+        return render(request, self.template_name, context, status=status)
