@@ -203,6 +203,8 @@ class FitsLayout:
     shape: tuple[int, ...]  # numpy order: (bands, height, width) or (height, width)
     bitpix: int
     bands: tuple[str, ...]
+    # A cube whose header names no bands (no BAND0-2): its planes were taken as g, r, z.
+    bands_assumed: bool = False
     # Where the image HDU lies in the file: its header's first byte and its data's last.
     start: int = 0
     end: int = 0
@@ -243,9 +245,10 @@ def _shape_without_unit_axes(axes: tuple[int, ...]) -> tuple[int, ...]:
 
 def _band_names(hdu: _Hdu) -> tuple[str, ...]:
     # The Legacy Surveys cutout service names its planes BAND0, BAND1, BAND2. Called for a
-    # three-plane cube only, so it reads three keywords, whatever the header says.
+    # three-plane cube only, so it reads three keywords, whatever the header says. Empty when
+    # they are not all there: the caller then assumes g, r, z, and says so.
     names = tuple(str(hdu.value(f"BAND{i}") or "").strip().lower() for i in range(len(CUBE_BANDS)))
-    return names if all(names) else CUBE_BANDS
+    return names if all(names) else ()
 
 
 def _image_hdu(data: bytes) -> _Hdu:
@@ -295,7 +298,8 @@ def inspect(data: bytes, *, max_pixels: int) -> FitsLayout:
     )
     _check_layout(layout, max_pixels=max_pixels)
     if len(layout.shape) == 3:
-        layout = dataclasses.replace(layout, bands=_band_names(hdu))
+        named = _band_names(hdu)
+        layout = dataclasses.replace(layout, bands=named or CUBE_BANDS, bands_assumed=not named)
         _check_bands(layout)
     return layout
 

@@ -90,6 +90,8 @@ class ClassificationResult:
     ood_score: float | None = None
     # Classified in grey from a single-band FITS image; the model was trained on colour.
     single_band: bool = False
+    # A FITS cube whose header names no bands: its planes were read as g, r, z (docs/fits.md).
+    bands_assumed: bool = False
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,8 @@ class PreparedImage:
     image_format: str
     # A single-band FITS image, classified in grey (docs/fits.md).
     single_band: bool = False
+    # A FITS cube without BAND keywords, read as g, r, z.
+    bands_assumed: bool = False
 
 
 @dataclass
@@ -415,6 +419,7 @@ class GalaxyClassifier:
             height=layout.height,
             image_format="FITS",
             single_band=layout.band_count == 1,
+            bands_assumed=layout.bands_assumed,
         )
 
     def classify(self, source: ImageSource) -> ClassificationResult:
@@ -474,6 +479,7 @@ class GalaxyClassifier:
             in_distribution=in_distribution,
             ood_score=None if ood_score is None else round(ood_score, 3),
             single_band=image.single_band,
+            bands_assumed=image.bands_assumed,
         )
 
 

@@ -7,14 +7,15 @@ from functools import wraps
 from typing import Any
 
 from django.conf import settings
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.views.decorators.http import require_safe
 from django.views.static import serve
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
 from classifier import throttles
-from classifier.ownership import stored_image_visible_to
+from classifier.models import Prediction
+from classifier.ownership import prediction_visible_to, stored_image_visible_to
 
 
 def accept_api_token(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -56,5 +57,31 @@ def protected_media(request: HttpRequest, path: str) -> HttpResponse:
     if not stored_image_visible_to(name=path, user=request.user, session=request.session):
         raise Http404
     response = serve(request, path, document_root=settings.MEDIA_ROOT)
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@require_safe
+@accept_api_token
+@throttles.throttle_get(throttles.MEDIA)
+def prediction_original(request: HttpRequest, pk: int) -> HttpResponse:
+    """The stored file of a prediction (a FITS upload included), as a download under the name
+    it was uploaded with; by the same rule as /media/, a 404 for anyone who may not see it.
+
+    What is stored is what was classified: the uploaded bytes, less the header keywords and
+    metadata the upload checks strip (docs/uploads.md, docs/fits.md).
+    """
+    prediction = Prediction.objects.filter(pk=pk).first()
+    if prediction is None or not prediction_visible_to(
+        prediction=prediction, user=request.user, session=request.session
+    ):
+        raise Http404
+    try:
+        handle = prediction.image.open("rb")
+    except OSError as exc:
+        raise Http404 from exc
+    response = FileResponse(
+        handle, as_attachment=True, filename=prediction.original_filename.rsplit("/", 1)[-1]
+    )
     response["Cache-Control"] = "private, max-age=3600"
     return response

@@ -20,6 +20,10 @@ SINGLE_BAND_WARNING = gettext_noop(
     "This FITS file has a single band, so it was classified in grey; the model was trained on "
     "colour (g, r, z) images, so treat this class with care."
 )
+BANDS_ASSUMED_WARNING = gettext_noop(
+    "This FITS cube does not name its bands (no BAND0, BAND1, BAND2 keywords), so its three "
+    "planes were read as g, r and z; if they are other bands, this class is meaningless."
+)
 
 CLASS_CHOICES = [(index, name) for index, name in enumerate(CLASS_NAMES)]
 
@@ -66,6 +70,11 @@ class Prediction(models.Model):
         _("classified in grey"),
         default=False,
         help_text=_("A single-band FITS image, classified in grey; the model was trained on colour."),
+    )
+    bands_assumed = models.BooleanField(
+        _("bands assumed"),
+        default=False,
+        help_text=_("A FITS cube whose header names no bands: its planes were read as g, r, z."),
     )
     ood_score = models.FloatField(
         _("out-of-distribution score"),
@@ -161,6 +170,8 @@ class Prediction(models.Model):
         warnings = [OUT_OF_DISTRIBUTION_WARNING] if self.in_distribution is False else []
         if self.single_band:
             warnings.append(SINGLE_BAND_WARNING)
+        if self.bands_assumed:
+            warnings.append(BANDS_ASSUMED_WARNING)
         return warnings
 
     @property

@@ -289,6 +289,7 @@ def _record(
                     in_distribution=result.in_distribution,
                     ood_score=result.ood_score,
                     single_band=result.single_band,
+                    bands_assumed=result.bands_assumed,
                     source=source,
                     user=user,
                     client_ip=client_ip,

@@ -4,6 +4,7 @@ from django.urls import path, register_converter
 
 from classifier import position_views, views
 from classifier.jobs import views as job_views
+from classifier.media import prediction_original
 from classifier.selectors import MAX_ID
 
 
@@ -40,6 +41,7 @@ urlpatterns = [
         views.PredictionDeleteView.as_view(),
         name="prediction-delete",
     ),
+    path("predictions/<prediction_id:pk>/original", prediction_original, name="prediction-original"),
     path(
         "predictions/<prediction_id:pk>/preview.png",
         views.PredictionPreviewView.as_view(),
