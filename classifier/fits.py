@@ -473,3 +473,34 @@ def strip_private_keywords(data: bytes) -> bytes:
     if not changed and end >= len(data):
         return data
     return b"".join(parts)
+
+
+def sky_centre(data: bytes, layout: FitsLayout) -> tuple[float, float] | None:
+    """The ICRS (ra, dec) in degrees of the image's centre, from its celestial WCS; None when
+    the header has none, or one astropy cannot use.
+
+    Only the image HDU's header cards, walked and checked by inspect(), reach astropy.wcs:
+    the same bounded header, never the raw file.
+    """
+    from astropy.io import fits as astropy_fits  # only when a FITS file arrives
+    from astropy.wcs import WCS
+
+    try:
+        hdu = next(h for h in _walk(data) if h.index == layout.index)
+    except (StopIteration, _HeaderError):
+        return None
+    with warnings.catch_warnings():
+        # A header that is not quite standard gives warnings, or no usable WCS: no position.
+        warnings.simplefilter("ignore")
+        try:
+            header = astropy_fits.Header.fromstring("".join(hdu.cards))
+            celestial = WCS(header).celestial
+            if not celestial.has_celestial:
+                return None
+            centre = celestial.pixel_to_world((layout.width - 1) / 2, (layout.height - 1) / 2).icrs
+            ra, dec = float(centre.ra.deg) % 360.0, float(centre.dec.deg)
+        except Exception:  # noqa: BLE001 - astropy raises many kinds on a hostile header
+            return None
+    if not (math.isfinite(ra) and math.isfinite(dec) and -90.0 <= dec <= 90.0):
+        return None
+    return round(ra, 6) % 360.0, round(dec, 6)

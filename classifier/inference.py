@@ -104,6 +104,8 @@ class PreparedImage:
     image_format: str
     # A single-band FITS image, classified in grey (docs/fits.md).
     single_band: bool = False
+    # The ICRS (ra, dec) of a FITS image's centre, from its celestial WCS (docs/positions.md).
+    sky_centre: tuple[float, float] | None = None
     # A FITS cube without BAND keywords, read as g, r, z.
     bands_assumed: bool = False
 
@@ -420,6 +422,7 @@ class GalaxyClassifier:
             image_format="FITS",
             single_band=layout.band_count == 1,
             bands_assumed=layout.bands_assumed,
+            sky_centre=fits.sky_centre(data, layout),
         )
 
     def classify(self, source: ImageSource) -> ClassificationResult:
