@@ -13,6 +13,8 @@ Run by path with the system Python: standard library only, and no Django import.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import re
 import secrets
 import sys
@@ -31,10 +33,8 @@ def _assignment(name: str) -> re.Pattern[str]:
     return re.compile(rf"^(?P<comment>#\s*)?{name}=(?P<value>.*)$", re.MULTILINE)
 
 
-def complete(path: Path, example: Path) -> list[str]:
-    """Fill the missing secrets of ``path`` (made from ``example`` if absent); the names filled."""
-    created = not path.exists()
-    text = example.read_text() if created else path.read_text()
+def _filled(text: str) -> tuple[str, list[str]]:
+    """``text`` with every missing secret generated, and the names of those filled."""
     filled = []
     for name, make in SECRETS.items():
         pattern = _assignment(name)
@@ -47,17 +47,42 @@ def complete(path: Path, example: Path) -> list[str]:
         if not count:
             text = text.rstrip("\n") + f"\n{line}\n"
         filled.append(name)
-    if created or filled:
-        path.touch(mode=0o600)
-        path.write_text(text)
-    return filled
+    return text, filled
+
+
+def complete(path: Path, example: Path) -> tuple[bool, list[str]]:
+    """Create ``path`` from ``example`` if absent, and fill its missing secrets.
+
+    Returns whether it was created here, and the names filled. Safe when `make run` and
+    `make worker` run it at the same moment: the file is created whole or not at all (a link
+    to a finished temporary file), and filled under a lock, so both end with the same secrets.
+    """
+    if not path.exists():
+        text, filled = _filled(example.read_text())
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        temporary.touch(mode=0o600)
+        try:
+            temporary.write_text(text)
+            os.link(temporary, path)
+            return True, filled
+        except FileExistsError:
+            pass  # made by another run meanwhile: completed below, like any existing file
+        finally:
+            temporary.unlink(missing_ok=True)
+    with path.open("r+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        text, filled = _filled(handle.read())
+        if filled:
+            handle.seek(0)
+            handle.write(text)
+            handle.truncate()
+    return False, filled
 
 
 def main(argv: list[str]) -> int:
     path = Path(argv[1] if len(argv) > 1 else ".env")
     example = Path(__file__).resolve().parent.parent / ".env.example"
-    created = not path.exists()
-    filled = complete(path, example)
+    created, filled = complete(path, example)
     if created:
         sys.stdout.write(
             f"Created {path} from {example.name} with new {', '.join(filled)} (kept out of git).\n"

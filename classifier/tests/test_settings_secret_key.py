@@ -133,3 +133,23 @@ def test_a_key_already_set_is_kept_even_a_refused_one(checkout):
     assert make_env(checkout) == ""
     assert values(env_file) == {"DJANGO_SECRET_KEY": "change-me", "POSTGRES_PASSWORD": "kept"}
     assert "DJANGO_SECRET_KEY is a placeholder" in manage_check(env_file=env_file).stderr
+
+
+def test_make_env_run_at_once_by_make_run_and_make_worker_agrees_on_one_key(checkout):
+    runs = [
+        subprocess.Popen(
+            [MAKE, "--no-print-directory", "env", f"PYTHON={sys.executable}"],
+            cwd=checkout,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    outputs = [run.communicate(timeout=60) for run in runs]
+    assert [run.returncode for run in runs] == [0] * 4, outputs
+    assert sum("Created .env" in out for out, _ in outputs) == 1
+    text = (checkout / ".env").read_text()
+    assert text.count("DJANGO_SECRET_KEY=") == 1
+    assert len(values(checkout / ".env")["DJANGO_SECRET_KEY"]) >= 50
+    assert not list(checkout.glob(".env.*.tmp"))
