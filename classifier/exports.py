@@ -266,21 +266,34 @@ def _parse(datatype: str, text: str) -> object:
     return value
 
 
-def _typed(datatype: str, cells: list[str]) -> tuple[list[object], list[bool]] | None:
-    """The cells as values of ``datatype`` and their null mask, or None if one is not."""
+def _typed(
+    datatype: str, cells: list[str], *, lenient: bool = False
+) -> tuple[list[object], list[bool]] | None:
+    """The cells as values of ``datatype`` and their null mask, or None if one is not one.
+
+    ``lenient``: a cell that is not one is a null, unless most of the filled cells are not
+    (a catalogue's RA column with one mistyped row stays numeric; a sexagesimal one does not)."""
     values: list[object] = []
     mask: list[bool] = []
+    parsed = refused = 0
+    empty: object = False if datatype == "boolean" else 0
     for text in cells:
         if text == "":
-            values.append(False if datatype == "boolean" else 0)
+            values.append(empty)
             mask.append(True)
             continue
         try:
             values.append(_parse(datatype, text))
         except ValueError:
-            return None
+            if not lenient:
+                return None
+            refused += 1
+            values.append(empty)
+            mask.append(True)
+            continue
+        parsed += 1
         mask.append(False)
-    return values, mask
+    return (values, mask) if refused <= parsed else None
 
 
 def _guess_datatype(cells: list[str]) -> str:
@@ -289,6 +302,24 @@ def _guess_datatype(cells: list[str]) -> str:
         if any(cells) and _typed(datatype, cells) is not None:
             return datatype
     return "unicodeChar"
+
+
+def _described(
+    name: str, cells: list[str], *, catalogue: bool
+) -> tuple[VOColumn, tuple[list[object], list[bool]]]:
+    """A column's description and its values (with their null mask), by its name and cells."""
+    column = vo_column(name, catalogue=catalogue)
+    if catalogue and column.datatype == "unicodeChar" and column.ucd is None:
+        column = replace(column, datatype=_guess_datatype(cells))
+    if column.datatype != "unicodeChar":
+        # Columns named as positions take the odd unreadable cell as a null (its member failed
+        # and says why); a column typed from its content had every cell read already.
+        typed = _typed(column.datatype, cells, lenient=column.unit is not None)
+        if typed is not None:
+            return column, typed
+        # Not the numbers its name promised (sexagesimal RA, say): kept as text.
+        column = replace(column, datatype="unicodeChar", unit=None, precision=None)
+    return column, (list(cells), [False] * len(cells))
 
 
 def votable_from_rows(
@@ -324,13 +355,7 @@ def votable_from_rows(
     typed_columns: list[tuple[str, list[object], list[bool]]] = []
     for position, column_name in enumerate(columns):
         is_catalogue = position in range(len(columns))[catalogue_from:catalogue_to]
-        column = vo_column(column_name, catalogue=is_catalogue)
-        if is_catalogue and column.datatype == "unicodeChar" and column.ucd is None:
-            column = replace(column, datatype=_guess_datatype(cells[position]))
-        typed = _typed(column.datatype, cells[position]) if column.datatype != "unicodeChar" else None
-        if column.datatype != "unicodeChar" and typed is None:
-            # Not the numbers its name promised (sexagesimal RA, say): kept as text.
-            column = replace(column, datatype="unicodeChar", unit=None, precision=None)
+        column, typed = _described(column_name, cells[position], catalogue=is_catalogue)
         if column.ucd in _MAIN_POSITION_UCDS and column.unit and column.ucd not in main_position:
             main_position.add(column.ucd)
             column = replace(column, ucd=f"{column.ucd};meta.main")
@@ -360,8 +385,6 @@ def votable_from_rows(
         )
         if column.description:
             table.fields[-1].description = column.description
-        if typed is None:
-            typed = (list(cells[position]), [False] * len(cells[position]))
         typed_columns.append((field_id, *typed))
 
     table.create_arrays(len(cells[0]) if cells else 0)

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from astropy.io.votable import parse, validate
 from astropy.io.votable.ucd import check_ucd
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from classifier.exports import VOTABLE_CONTENT_TYPE
@@ -248,3 +249,38 @@ def test_job_page_links_it(catalogue_job, client, user):
     client.force_login(user)
     page = client.get(catalogue_job.get_absolute_url()).content.decode()
     assert reverse("api:job-results-votable", args=[catalogue_job.pk]) in page
+
+
+def test_a_catalogue_of_positions_keeps_its_columns_first_with_units_and_ucds(user_client, cutout_server):
+    """A job made from positions alone (the stand-in cutout service on loopback): the catalogue's
+    RA/Dec are the table's position even though one row's RA is not a number (a null there,
+    its member failed and says why); the cutout URL is a link."""
+    catalogue = "id,RA,dec,z\nG1,150.1,2.2,0.05\nNOIMG,10.0,-85.0,0.1\nBAD,ten,10.0,0.3\n"
+    response = user_client.post(
+        reverse("api:job-list"),
+        {"catalogue": SimpleUploadedFile("targets.csv", catalogue.encode(), content_type="text/csv")},
+        format="multipart",
+    )
+    assert response.status_code == 202, response.content
+    job = run_chunks_inline(Job.objects.get(pk=response.json()["id"]))
+    assert job.by_position
+    table = _parse_strictly(_votable_bytes(user_client, job)).get_first_table()
+    header = _csv_rows(user_client, job)[0]
+    assert [field.name for field in table.fields] == header
+    assert header[:4] == ["id", "RA", "dec", "z"]
+    fields = _fields(table)
+    assert fields["id"] == ("unicodeChar", None, "meta.id")
+    assert fields["RA"] == ("double", "deg", "pos.eq.ra;meta.main")
+    assert fields["dec"] == ("double", "deg", "pos.eq.dec;meta.main")
+    assert fields["z"] == ("double", None, None)
+    assert fields["cutout_url"] == ("unicodeChar", None, "meta.ref.url")
+    assert fields["confidence"] == PROBABILITY
+    rows = {row["id"]: row for row in table.to_table(use_names_over_ids=True)}
+    assert (rows["G1"]["RA"], rows["G1"]["dec"], rows["G1"]["status"]) == (150.1, 2.2, "classified")
+    assert rows["G1"]["cutout_url"].startswith(cutout_server.base)
+    assert rows["NOIMG"]["status"] == "failed"
+    assert "no imaging" in rows["NOIMG"]["error"]
+    assert np.ma.is_masked(rows["NOIMG"]["confidence"])
+    assert np.ma.is_masked(rows["BAD"]["RA"])
+    assert rows["BAD"]["dec"] == 10.0
+    assert "ra is not a number" in rows["BAD"]["error"]
