@@ -167,3 +167,13 @@ def test_reached_from_the_job_page(job, client, user):
     client.force_login(user)
     html = client.get(job.get_absolute_url()).content.decode()
     assert f'href="{_url(job)}"' in html
+
+
+def test_queries_do_not_grow_with_the_page(job, client, user, django_assert_max_num_queries, monkeypatch):
+    client.force_login(user)
+    monkeypatch.setattr(job_views, "GALLERY_PAGE_SIZE", 1)
+    with django_assert_max_num_queries(20) as one:
+        client.get(_url(job))
+    monkeypatch.setattr(job_views, "GALLERY_PAGE_SIZE", 5)
+    with django_assert_max_num_queries(len(one.captured_queries)):
+        assert len(_items(client.get(_url(job)))) == 5
