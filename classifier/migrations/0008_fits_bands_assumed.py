@@ -4,15 +4,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('classifier', '0007_positions'),
+        ("classifier", "0007_positions"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='prediction',
-            name='bands_assumed',
-            field=models.BooleanField(default=False, help_text='A FITS cube whose header names no bands: its planes were read as g, r, z.', verbose_name='bands assumed'),
+            model_name="prediction",
+            name="bands_assumed",
+            field=models.BooleanField(
+                default=False,
+                help_text="A FITS cube whose header names no bands: its planes were read as g, r, z.",
+                verbose_name="bands assumed",
+            ),
         ),
     ]
