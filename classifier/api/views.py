@@ -310,7 +310,7 @@ def _position_fields(request: Request) -> tuple[object, object] | None:
     sent = [name for name in POSITION_FIELDS if name in data]
     if not sent:
         return None
-    if request.FILES:
+    if request.FILES or UPLOAD_FIELD in data:
         raise cutouts.PositionError("send either images or ra and dec, not both")
     if len(sent) == 1:
         missing = next(name for name in POSITION_FIELDS if name not in sent)

@@ -12,6 +12,7 @@ can hold every case, or by a query flag (``mode=``) added to CUTOUT_URL:
     330 <= ra < 331       drops the connection half-way through the body (mode=cut)
     340 <= ra < 341       503 for the first request at a position, then the image (mode=flaky)
                           mode=hold: holds each answer HOLD_S seconds (concurrency tests)
+                          mode=clean: an image for every position (no failure by range)
 
 Every request is recorded (path, headers) and the most requests in flight at once counted.
 """
@@ -135,6 +136,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, ra: float, dec: float, mode: str) -> None:
         server = self.server
+        if mode == "clean":
+            ra = dec = 0.0  # no failure range matches: every position gets one generated galaxy
         if mode == "hold":
             time.sleep(HOLD_S)
         if mode == "slow" or 310 <= ra < 311:

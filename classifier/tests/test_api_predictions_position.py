@@ -216,3 +216,13 @@ def test_fetches_in_flight_are_limited_per_process(cutout_server, settings):
     assert len(cutout_server.hits()) == 6
     # Six fetchers, each answer held: without the limit all six would be in flight at once.
     assert cutout_server.max_in_flight == 2
+
+
+def test_an_image_field_that_is_not_a_file_beside_a_position_is_refused(
+    anonymous_client, cutout_server, media_root
+):
+    response = anonymous_client.post(URL, {"image": "galaxy.jpg", "ra": 10, "dec": 0}, format="json")
+
+    assert response.status_code == 400, response.content
+    assert "not both" in response.json()["reason"]
+    assert_nothing_saved(media_root, cutout_server, fetched=0)

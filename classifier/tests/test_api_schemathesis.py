@@ -53,9 +53,17 @@ def staff_token(staff):
     return Token.objects.create(user=staff).key
 
 
+@pytest.fixture
+def sky(cutout_server, settings):
+    """Positions (ra, dec) are fetched from the stand-in cutout service, which answers every
+    one with an image: an unreachable survey (502) is tested in test_api_predictions_position."""
+    settings.CUTOUT_URL = cutout_server.template(mode="clean")
+    return cutout_server
+
+
 @schema.parametrize()
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
-def test_valid_requests_get_responses_that_conform(case, live_server, staff_token):
+def test_valid_requests_get_responses_that_conform(case, live_server, staff_token, sky):
     case.call_and_validate(
         base_url=live_server.url, headers={"Authorization": f"Token {staff_token}"}, checks=CHECKS
     )
@@ -63,7 +71,7 @@ def test_valid_requests_get_responses_that_conform(case, live_server, staff_toke
 
 @negative_schema.parametrize()
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
-def test_invalid_requests_never_get_a_server_error(case, live_server, staff_token):
+def test_invalid_requests_never_get_a_server_error(case, live_server, staff_token, sky):
     case.call_and_validate(
         base_url=live_server.url,
         headers={"Authorization": f"Token {staff_token}"},
