@@ -9,14 +9,16 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, BinaryIO, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TextIO
 
 import numpy as np
-from astropy.io.votable.tree import Field, Info, Resource, TableElement, VOTableFile
 from django.http import HttpResponse
 
 from classifier.galaxy10 import CLASS_NAMES
 from classifier.models import Prediction
+
+if TYPE_CHECKING:
+    from astropy.io.votable.tree import VOTableFile
 
 # Probabilities as every answer gives them: the int8 model's steps (0.8622047244094488) carry
 # no more information than four decimals.
@@ -335,6 +337,10 @@ def votable_from_rows(
     """A VOTable of ``rows`` (cells as the CSV writes them: text, numbers, empty for null),
     with the same columns in the same order. ``columns[catalogue_from:catalogue_to]`` came
     from the submitter's catalogue: those are described by CATALOGUE_VO_RULES or by their values."""
+    # astropy is imported here, not at start-up: every web worker would otherwise carry it,
+    # and only VOTable downloads need it (the worker memory budget, docs/benchmarks.md).
+    from astropy.io.votable.tree import Field, Info, Resource, TableElement, VOTableFile
+
     cells: list[list[str]] = [[] for _ in columns]
     for row in rows:
         for position, cell in enumerate(row):
