@@ -27,7 +27,9 @@ def test_user_reads_one_record(user_client):
     assert body["id"] == prediction.pk
     assert body["filename"] == "ngc1300.jpg"
     assert body["prediction"] == prediction.class_name
-    assert body["probabilities"] == {name: round(p, 4) for name, p in prediction.probabilities_by_name.items()}
+    assert body["probabilities"] == {
+        name: round(p, 4) for name, p in prediction.probabilities_by_name.items()
+    }
     assert body["image_url"] == f"http://testserver/media/{prediction.image.name}"
 
 
