@@ -17,8 +17,8 @@ from rest_framework.throttling import AnonRateThrottle
 from classifier import cutouts
 from classifier.exceptions import ModelUnavailableError, StorageUnavailableError
 from classifier.forms import PositionForm
-from classifier.jobs import services as job_services
-from classifier.jobs.archives import JobInputError, submission_from_positions
+from classifier.jobs.archives import submission_from_positions
+from classifier.jobs.views import job_submit_response
 from classifier.models import Prediction
 from classifier.ownership import remember_own_predictions
 from classifier.responses import service_unavailable
@@ -83,21 +83,13 @@ class PositionClassifyView(View):
         if not request.user.is_authenticated:
             error = _("Log in to classify a list of positions: it becomes a classification job.")
             return self._render(request, form, error=error, status=403)
-        try:
-            submission = submission_from_positions(
+        return job_submit_response(
+            request,
+            lambda: submission_from_positions(
                 entries, name=_("%(count)s positions") % {"count": len(entries)}
-            )
-            job = job_services.job_create(
-                name=submission.name,
-                members=submission.members,
-                catalogue=submission.catalogue,
-                user=request.user,
-            )
-        except JobInputError as exc:
-            return self._render(request, form, error=exc.reason, status=413 if exc.too_large else 400)
-        except (job_services.JobQueueUnavailableError, StorageUnavailableError) as exc:
-            return self._render(request, form, error=exc.reason, status=503)
-        return redirect(job)
+            ),
+            refuse=lambda error, status: self._render(request, form, error=error, status=status),
+        )
 
     def _render(
         self, request: HttpRequest, form: PositionForm, *, error: str = "", status: int = 200

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
@@ -18,7 +19,7 @@ from classifier.exceptions import StorageUnavailableError
 from classifier.forms import MultipleFileInput, MultipleImageField
 from classifier.jobs import selectors as job_selectors
 from classifier.jobs import services as job_services
-from classifier.jobs.archives import JobInputError, submission_from_uploads
+from classifier.jobs.archives import JobInputError, Submission, submission_from_uploads
 from classifier.models import Job, Prediction
 
 GALLERY_PAGE_SIZE = 48
@@ -43,6 +44,30 @@ class JobCreateForm(forms.Form):
     )
 
 
+def job_submit_response(
+    request: HttpRequest,
+    build_submission: Callable[[], Submission],
+    *,
+    refuse: Callable[[str, int], HttpResponse],
+) -> HttpResponse:
+    """Creates the job a page's form describes and redirects to it; input that cannot make a
+    job answers 413 or 400, a broker or storage that is down 503, through the page's `refuse`.
+    Shared by the job form and the upload page's list of positions."""
+    try:
+        submission = build_submission()
+        job = job_services.job_create(
+            name=submission.name,
+            members=submission.members,
+            catalogue=submission.catalogue,
+            user=request.user,
+        )
+    except JobInputError as exc:
+        return refuse(exc.reason, 413 if exc.too_large else 400)
+    except (job_services.JobQueueUnavailableError, StorageUnavailableError) as exc:
+        return refuse(exc.reason, 503)
+    return redirect(job)
+
+
 class JobCreateView(LoginRequiredMixin, View):
     template_name = "classifier/job_new.html"
 
@@ -53,23 +78,15 @@ class JobCreateView(LoginRequiredMixin, View):
         form = JobCreateForm(request.POST, request.FILES)
         if not form.is_valid():
             return self._render(request, form, status=400)
-        try:
-            submission = submission_from_uploads(
+        return job_submit_response(
+            request,
+            lambda: submission_from_uploads(
                 archive=form.cleaned_data["archive"],
                 images=form.cleaned_data["images"],
                 catalogue=form.cleaned_data["catalogue"],
-            )
-            job = job_services.job_create(
-                name=submission.name,
-                members=submission.members,
-                catalogue=submission.catalogue,
-                user=request.user,
-            )
-        except JobInputError as exc:
-            return self._render(request, form, error=exc.reason, status=413 if exc.too_large else 400)
-        except (job_services.JobQueueUnavailableError, StorageUnavailableError) as exc:
-            return self._render(request, form, error=exc.reason, status=503)
-        return redirect(job)
+            ),
+            refuse=lambda error, status: self._render(request, form, error=error, status=status),
+        )
 
     def _render(
         self, request: HttpRequest, form: JobCreateForm, *, error: str = "", status: int = 200
