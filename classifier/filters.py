@@ -81,7 +81,31 @@ class StrictFilterSet(django_filters.FilterSet):
         return sorted(set(self.data) - set(self.allowed_parameters()))
 
 
-class PredictionFilter(StrictFilterSet):
+class _ClassChoiceFilterSet(StrictFilterSet):
+    """A strict filter set with a class_index choice, whose form speaks the reader's language."""
+
+    # What each choice field's unset value is called, instead of django-filter's "---------".
+    empty_choice_labels: ClassVar[dict[str, str]] = {}
+
+    @property
+    def form(self) -> forms.Form:
+        if not hasattr(self, "_form"):
+            form = super().form
+            # The class choices in the reader's language; the submitted values stay indices,
+            # so what validates (for the API too) does not change.
+            form.fields["class_index"].choices = [
+                (index, galaxy_class_name(name)) for index, name in CLASS_CHOICES
+            ]
+            for name, label in self.empty_choice_labels.items():
+                field = form.fields[name]
+                # django-filter's choice fields add the empty choice themselves, from
+                # empty_label; the widget holds its own copy of the choices.
+                field.empty_label = label
+                field.widget.choices = list(field.choices)
+        return self._form
+
+
+class PredictionFilter(_ClassChoiceFilterSet):
     class_index = django_filters.ChoiceFilter(label=_("Class"), choices=CLASS_CHOICES)
     source = django_filters.ChoiceFilter(label=_("Source"), choices=Prediction.Source.choices)
     created_after = django_filters.DateFilter(
@@ -107,6 +131,7 @@ class PredictionFilter(StrictFilterSet):
 
     # The API's ?format=csv and the browsable API's ?format=api choose a representation.
     extra_parameters = ("page", "format")
+    empty_choice_labels = EMPTY_CHOICE_LABELS
 
     class Meta:
         model = Prediction
@@ -122,23 +147,6 @@ class PredictionFilter(StrictFilterSet):
             "in_distribution",
             "job",
         ]
-
-    @property
-    def form(self) -> forms.Form:
-        if not hasattr(self, "_form"):
-            form = super().form
-            # The class choices in the reader's language; the submitted values stay indices,
-            # so what validates (for the API too) does not change.
-            form.fields["class_index"].choices = [
-                (index, galaxy_class_name(name)) for index, name in CLASS_CHOICES
-            ]
-            for name, label in EMPTY_CHOICE_LABELS.items():
-                field = form.fields[name]
-                # django-filter's choice fields add the empty choice themselves, from
-                # empty_label; the widget holds its own copy of the choices.
-                field.empty_label = label
-                field.widget.choices = list(field.choices)
-        return self._form
 
     def filter_queryset(self, queryset):  # noqa: ANN001, ANN201
         queryset = super().filter_queryset(queryset)
@@ -156,7 +164,7 @@ GALLERY_ORDERING = (
 )
 
 
-class JobGalleryFilter(StrictFilterSet):
+class JobGalleryFilter(_ClassChoiceFilterSet):
     """The galaxies of one job (its predictions), for its gallery page."""
 
     class_index = django_filters.ChoiceFilter(label=_("Class"), choices=CLASS_CHOICES)
@@ -172,23 +180,12 @@ class JobGalleryFilter(StrictFilterSet):
         },
         label=_("Order by"),
     )
+    empty_choice_labels = {"class_index": _("Any class"), "ordering": _("Submission order")}
 
     class Meta:
         model = Prediction
         form = _StrictForm
         fields = ["class_index", "confidence_min", "confidence_max"]
-
-    @property
-    def form(self) -> forms.Form:
-        if not hasattr(self, "_form"):
-            form = super().form
-            form.fields["class_index"].choices = [
-                (index, galaxy_class_name(name)) for index, name in CLASS_CHOICES
-            ]
-            for name, label in (("class_index", _("Any class")), ("ordering", _("Submission order"))):
-                form.fields[name].empty_label = label
-                form.fields[name].widget.choices = list(form.fields[name].choices)
-        return self._form
 
     def filter_queryset(self, queryset):  # noqa: ANN001, ANN201
         queryset = super().filter_queryset(queryset)
