@@ -1,0 +1,116 @@
+"""Variants of issue 21's attacks tried against its fixes (round 3 review).
+
+Each test sends a crafted file or request through the real code path.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from classifier import fits
+from classifier.models import Prediction
+from classifier.tests.test_security_fits import header
+
+pytestmark = pytest.mark.django_db
+
+REPO = Path(__file__).resolve().parents[2]
+SIDE = 32
+
+
+def wcs_fits(*extra: tuple[str, object]) -> bytes:
+    """A 32x32 single-band image whose header carries a good TAN WCS centred on (150, 2)
+    and the extra cards, written card by card as an attacker would."""
+    head = header(
+        ("SIMPLE", True),
+        ("BITPIX", -32),
+        ("NAXIS", 2),
+        ("NAXIS1", SIDE),
+        ("NAXIS2", SIDE),
+        *extra,
+        ("CTYPE1", "RA---TAN"),
+        ("CTYPE2", "DEC--TAN"),
+        ("CRVAL1", 150.0),
+        ("CRVAL2", 2.0),
+        ("CRPIX1", (SIDE + 1) / 2),
+        ("CRPIX2", (SIDE + 1) / 2),
+        ("CD1_1", -7.3e-5),
+        ("CD2_2", 7.3e-5),
+    )
+    y, x = np.mgrid[:SIDE, :SIDE] - (SIDE - 1) / 2
+    pixels = np.exp(-(x**2 + y**2) / 50.0).astype(">f4").tobytes()
+    return head + pixels.ljust(-(-len(pixels) // fits.BLOCK) * fits.BLOCK, b"\0")
+
+
+def upload(client, data: bytes) -> Prediction:
+    image = SimpleUploadedFile("wcs.fits", data, content_type="application/fits")
+    response = client.post(reverse("api:prediction-list"), {"image": [image]}, format="multipart")
+    assert response.status_code == 201, response.content
+    return Prediction.objects.get(pk=response.json()["predictions"][0]["id"])
+
+
+# --- FITS: WCS keyword bombs given to astropy.wcs by the sky position code ---------------------
+
+
+def test_a_huge_wcsaxes_does_not_reach_wcslib(anonymous_client):
+    # WCSAXES = 10000 made wcslib allocate 10000-axis matrices: 22 s and 2.1 GB for a
+    # 2,880-byte header, and then no position. The celestial cards of axes 1-2 are read alone.
+    prediction = upload(anonymous_client, wcs_fits(("WCSAXES", 10_000)))
+
+    assert (prediction.ra, prediction.dec) == (pytest.approx(150.0, abs=1e-4), pytest.approx(2.0, abs=1e-4))
+
+
+def test_wcsaxes_of_a_hundred_thousand_does_not_crash_the_process(tmp_path):
+    # It was a segmentation fault inside wcslib: the whole gunicorn or Celery worker process
+    # died. Run in a child process so that a crash is a failed test, not a dead test run.
+    path = tmp_path / "wcsaxes.fits"
+    path.write_bytes(wcs_fits(("WCSAXES", 100_000)))
+    script = (
+        "import resource, sys\n"
+        "from classifier import fits\n"
+        "data = open(sys.argv[1], 'rb').read()\n"
+        "layout = fits.inspect(data, max_pixels=40_000_000)\n"
+        "print(fits.sky_centre(data, layout))\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(path)],
+        check=False,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert result.returncode == 0, (result.returncode, result.stderr[-2000:])
+    centre, peak_mb = result.stdout.split("\n")[:2]
+    assert centre.startswith(("(150.0", "(149.99")), centre
+    assert int(peak_mb) < 400, f"peak {peak_mb} MB"
+
+
+@pytest.mark.parametrize("order", [10, 1000])
+def test_a_sip_order_out_of_range_gives_no_position(anonymous_client, order):
+    # astropy reads SIP coefficients in a Python loop over order squared, for each of A, B,
+    # AP, BP: A_ORDER = 3000 took 29 s and 340 MB from a 2,880-byte header.
+    prediction = upload(
+        anonymous_client,
+        wcs_fits(("A_ORDER", order), ("B_ORDER", order), ("AP_ORDER", order), ("BP_ORDER", order)),
+    )
+
+    assert (prediction.ra, prediction.dec) == (None, None)
+
+
+def test_a_sip_distortion_within_range_is_still_read(anonymous_client):
+    prediction = upload(
+        anonymous_client,
+        wcs_fits(("A_ORDER", 2), ("B_ORDER", 2), ("A_2_0", 1e-6), ("B_0_2", 1e-6)),
+    )
+    # CTYPE without -SIP: astropy still applies the SIP cards it is given, near the centre only
+    # by a fraction of a pixel.
+    assert (prediction.ra, prediction.dec) == (pytest.approx(150.0, abs=1e-3), pytest.approx(2.0, abs=1e-3))
