@@ -404,6 +404,38 @@ class _BoundedReader(io.RawIOBase):
         return len(data)
 
 
+@contextlib.contextmanager
+def _catalogue_reader(stream: IO[bytes], name: str) -> Iterator[Iterator[list[str]]]:
+    """A CSV reader over the catalogue, streamed and bounded by MAX_CATALOGUE_BYTES; passing
+    the bound, text that is not UTF-8 or CSV that does not parse is a JobInputError naming it."""
+    text = io.TextIOWrapper(
+        io.BufferedReader(_BoundedReader(stream, MAX_CATALOGUE_BYTES)), encoding="utf-8-sig", newline=""
+    )
+    try:
+        yield csv.reader(text)
+    except _CatalogueTooLargeError:
+        raise JobInputError(
+            f"the catalogue {name!r} is larger than {MAX_CATALOGUE_BYTES:,} bytes", too_large=True
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise JobInputError(f"the catalogue {name!r} is not UTF-8 text") from exc
+    except csv.Error as exc:
+        raise JobInputError(f"the catalogue {name!r} is not valid CSV: {exc}") from exc
+
+
+def _check_columns(columns: Sequence[str], name: str) -> None:
+    if len(columns) > MAX_CATALOGUE_COLUMNS or any(len(c) > MAX_COLUMN_NAME_LENGTH for c in columns):
+        raise JobInputError(
+            f"the catalogue {name!r} has more than {MAX_CATALOGUE_COLUMNS} columns or a column name "
+            f"longer than {MAX_COLUMN_NAME_LENGTH} characters"
+        )
+
+
+def _clean_cell(text: str) -> str:
+    # The separator joins a row's stored cells, so it cannot stand inside one.
+    return text.replace(_CELL_SEPARATOR, "").strip()[:MAX_CELL_LENGTH]
+
+
 def read_catalogue(stream: IO[bytes], *, name: str = "catalogue.csv") -> Catalogue:
     """Parse a catalogue CSV: a ``file`` column and any others (``id``, ``ra``, ``dec``, ...).
 
@@ -411,12 +443,8 @@ def read_catalogue(stream: IO[bytes], *, name: str = "catalogue.csv") -> Catalog
     or has more rows than a job may have files: nothing is read whole.
     """
     max_rows = settings.JOB_MAX_MEMBERS
-    text = io.TextIOWrapper(
-        io.BufferedReader(_BoundedReader(stream, MAX_CATALOGUE_BYTES)), encoding="utf-8-sig", newline=""
-    )
-    reader = csv.reader(text)
     rows: dict[str, str] = {}
-    try:
+    with _catalogue_reader(stream, name) as reader:
         header = [column.strip() for column in next(reader, [])]
         if CATALOGUE_FILE_COLUMN not in header:
             raise JobInputError(
@@ -424,11 +452,7 @@ def read_catalogue(stream: IO[bytes], *, name: str = "catalogue.csv") -> Catalog
                 f"(it has: {', '.join(header)[:200]})"
             )
         columns = [column for column in header if column and column != CATALOGUE_FILE_COLUMN]
-        if len(columns) > MAX_CATALOGUE_COLUMNS or any(len(c) > MAX_COLUMN_NAME_LENGTH for c in columns):
-            raise JobInputError(
-                f"the catalogue {name!r} has more than {MAX_CATALOGUE_COLUMNS} columns or a column name "
-                f"longer than {MAX_COLUMN_NAME_LENGTH} characters"
-            )
+        _check_columns(columns, name)
         key_at = header.index(CATALOGUE_FILE_COLUMN)
         value_at = [index for index, column in enumerate(header) if column in columns]
         for count, record in enumerate(reader, start=1):
@@ -442,16 +466,8 @@ def read_catalogue(stream: IO[bytes], *, name: str = "catalogue.csv") -> Catalog
             parts = _path_parts(cells[key_at].strip())
             if parts and ".." not in parts:
                 rows[_clean_path(parts)] = _CELL_SEPARATOR.join(
-                    cells[index].replace(_CELL_SEPARATOR, "").strip()[:MAX_CELL_LENGTH] for index in value_at
+                    _clean_cell(cells[index]) for index in value_at
                 )
-    except _CatalogueTooLargeError:
-        raise JobInputError(
-            f"the catalogue {name!r} is larger than {MAX_CATALOGUE_BYTES:,} bytes", too_large=True
-        ) from None
-    except UnicodeDecodeError as exc:
-        raise JobInputError(f"the catalogue {name!r} is not UTF-8 text") from exc
-    except csv.Error as exc:
-        raise JobInputError(f"the catalogue {name!r} is not valid CSV: {exc}") from exc
     return Catalogue(columns=columns, rows=rows)
 
 
@@ -475,20 +491,12 @@ def read_position_catalogue(
     fetches. Every column is kept; a row whose ra or dec is not a position is a failed
     member with the reason. Streamed and bounded as read_catalogue is."""
     max_rows = settings.JOB_MAX_MEMBERS
-    text = io.TextIOWrapper(
-        io.BufferedReader(_BoundedReader(stream, MAX_CATALOGUE_BYTES)), encoding="utf-8-sig", newline=""
-    )
-    reader = csv.reader(text)
     members: list[MemberInput] = []
     rows: dict[str, str] = {}
-    try:
+    with _catalogue_reader(stream, name) as reader:
         header = [column.strip() for column in next(reader, [])]
         columns = [column for column in header if column]
-        if len(columns) > MAX_CATALOGUE_COLUMNS or any(len(c) > MAX_COLUMN_NAME_LENGTH for c in columns):
-            raise JobInputError(
-                f"the catalogue {name!r} has more than {MAX_CATALOGUE_COLUMNS} columns or a column name "
-                f"longer than {MAX_COLUMN_NAME_LENGTH} characters"
-            )
+        _check_columns(columns, name)
         if len(set(columns)) != len(columns):
             raise JobInputError(f"the catalogue {name!r} names a column twice")
         found = position_columns(columns)
@@ -508,9 +516,7 @@ def read_position_catalogue(
                     too_large=True,
                 )
             cells = record + [""] * (len(header) - len(record))
-            values = [
-                cells[index].replace(_CELL_SEPARATOR, "").strip()[:MAX_CELL_LENGTH] for index in value_at
-            ]
+            values = [_clean_cell(cells[index]) for index in value_at]
             path = f"row {number}"
             error = ""
             try:
@@ -519,14 +525,6 @@ def read_position_catalogue(
                 error = exc.reason
             rows[path] = _CELL_SEPARATOR.join(values)
             members.append(MemberInput(path=path, size=0, error=error, by_position=True))
-    except _CatalogueTooLargeError:
-        raise JobInputError(
-            f"the catalogue {name!r} is larger than {MAX_CATALOGUE_BYTES:,} bytes", too_large=True
-        ) from None
-    except UnicodeDecodeError as exc:
-        raise JobInputError(f"the catalogue {name!r} is not UTF-8 text") from exc
-    except csv.Error as exc:
-        raise JobInputError(f"the catalogue {name!r} is not valid CSV: {exc}") from exc
     if not members:
         raise JobInputError(f"the catalogue {name!r} has no positions")
     return members, Catalogue(columns=columns, rows=rows)
@@ -541,8 +539,7 @@ def submission_from_positions(entries: Sequence[tuple[str, Any]], *, name: str) 
     members: list[MemberInput] = []
     for number, (text, position) in enumerate(entries, start=1):
         path = f"row {number}"
-        typed = text.replace(_CELL_SEPARATOR, "").strip()[:MAX_CELL_LENGTH]
-        rows[path] = _CELL_SEPARATOR.join([typed, f"{position.ra:.6f}", f"{position.dec:.6f}"])
+        rows[path] = _CELL_SEPARATOR.join([_clean_cell(text), f"{position.ra:.6f}", f"{position.dec:.6f}"])
         members.append(MemberInput(path=path, size=0, by_position=True))
     return Submission(
         name=name, members=members, catalogue=Catalogue(columns=["position", "ra", "dec"], rows=rows)
