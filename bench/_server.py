@@ -76,11 +76,12 @@ def app_env(
     return env
 
 
-def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+def manage(env: dict[str, str], *args: str, app_dir: Path | None = None) -> subprocess.CompletedProcess:
+    app_dir = app_dir or common.APP_DIR
     return subprocess.run(  # noqa: S603
-        [sys.executable, str(common.APP_DIR / "manage.py"), *args],
+        [sys.executable, str(app_dir / "manage.py"), *args],
         env=env,
-        cwd=common.APP_DIR,
+        cwd=app_dir,
         capture_output=True,
         text=True,
         check=True,
@@ -95,6 +96,8 @@ class Gunicorn:
     port: int = field(default_factory=common.free_port)
     process: subprocess.Popen | None = None
     started_at: float = 0.0
+    # The checkout to serve (default: BENCH_APP_DIR or this one).
+    app_dir: Path = field(default_factory=lambda: common.APP_DIR)
 
     def start(self) -> None:
         gunicorn = Path(sys.executable).with_name("gunicorn")
@@ -106,7 +109,7 @@ class Gunicorn:
                 # The app's own gunicorn settings, when the checkout under test has them.
                 *(
                     ["--config", "python:galaxysite.gunicorn"]
-                    if (common.APP_DIR / "galaxysite" / "gunicorn.py").exists()
+                    if (self.app_dir / "galaxysite" / "gunicorn.py").exists()
                     else []
                 ),
                 "--bind",
@@ -119,7 +122,7 @@ class Gunicorn:
                 "warning",
             ],
             env=self.env,
-            cwd=common.APP_DIR,
+            cwd=self.app_dir,
         )
 
     def worker_pids(self) -> list[int]:

@@ -22,6 +22,59 @@ def verdict(met: bool) -> str:
     return "met" if met else "**not met**"
 
 
+def upload_rows(data: dict) -> list[list[str]]:
+    """Issue 22's targets, from bench/upload_cpu.py: each of its measurements takes the ratio
+    within itself (the worker and the plain program on the same images, minutes apart at
+    most), so the verdict is on the worst of this tree's measurements; PostgreSQL's CPU per
+    upload is compared with the BENCH_APP_DIR checkout measured in the same pass (mean of each)."""
+    runs = data.get("runs", [])
+    rows = []
+    for database in ("sqlite", "postgres"):
+        ratios = [r["ratio"] for r in runs if r["subject"] == "today" and r["database"] == database]
+        if ratios:
+            rows.append(
+                [
+                    (
+                        "worker CPU per single-image upload / plain decode + resize + model program CPU "
+                        f"per image, {database}, 4 clients"
+                    ),
+                    " / ".join(f"{ratio:.2f}x" for ratio in ratios) + " (each measurement)",
+                    "<= 1.8x",
+                    verdict(max(ratios) <= 1.8),
+                ]
+            )
+
+    def postgres_cpu(subject: str) -> list[float]:
+        return [
+            r["cpu_ms_per_upload"]["PostgreSQL backends"]
+            for r in runs
+            if r["subject"] == subject and r["database"] == "postgres"
+        ]
+
+    today, before = postgres_cpu("today"), postgres_cpu("before")
+    if today:
+        mean_today = sum(today) / len(today)
+        statements = sorted({c for r in runs if r["subject"] == "today" for c in r["sql"]["counts"]})
+        if before:
+            mean_before = sum(before) / len(before)
+            measured = f"{mean_today:.2f} ms / {mean_before:.2f} ms (BENCH_APP_DIR, same pass)"
+            met = verdict(mean_today <= mean_before)
+        else:
+            measured, met = f"{mean_today:.2f} ms (no BENCH_APP_DIR run to compare)", "not compared"
+        rows.append(
+            [
+                (
+                    "PostgreSQL backend CPU per upload, this tree / the older checkout "
+                    f"({'/'.join(map(str, statements))} SQL statements per upload)"
+                ),
+                measured,
+                "<= the older checkout's",
+                met,
+            ]
+        )
+    return rows
+
+
 def main() -> None:
     latency, e2e, bulk = (load(n) for n in ("model_latency", "end_to_end", "bulk_classify"))
     rows = []
@@ -95,6 +148,7 @@ def main() -> None:
                     verdict(share >= 0.8),
                 ]
             )
+    rows += upload_rows(load("upload_cpu"))
     machine = latency.get("machine") or e2e.get("machine") or common.machine()
     busy = sorted({line.split(":", 1)[1].strip() for d in (latency, e2e, bulk) for line in d.get("busy", [])})
     body = "\n".join(
