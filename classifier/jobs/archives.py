@@ -45,6 +45,11 @@ MAX_CATALOGUE_BYTES = 64 * 1024 * 1024
 MAX_CATALOGUE_COLUMNS = 32
 MAX_COLUMN_NAME_LENGTH = 64
 MAX_CELL_LENGTH = 200
+# One row of a catalogue, header included: far more than MAX_CATALOGUE_COLUMNS names or cells
+# need, far less than the 63 MB row of commas that became a list of 31 million strings
+# (606 MB), or the header of them that took 26 s and 1.1 GB and was accepted.
+MAX_RECORD_CHARS = 64 * 1024
+MAX_RECORD_CELLS = 4 * (MAX_CATALOGUE_COLUMNS + 1)
 # Removed from cells (PostgreSQL's JSON refuses it), so it can join a row's cells.
 _CELL_SEPARATOR = "\0"
 # At most 4 bytes a character: the (job, path) index stays under PostgreSQL's btree row limit.
@@ -404,15 +409,54 @@ class _BoundedReader(io.RawIOBase):
         return len(data)
 
 
+class _RecordLines:
+    """The catalogue's lines for csv.reader, refusing a record (a row, its quoted line breaks
+    included) of more than MAX_RECORD_CHARS: the reader turns a whole record into a list of
+    strings before anything can count its cells."""
+
+    def __init__(self, text: IO[str], name: str) -> None:
+        self._text = text
+        self._name = name
+        self.chars = 0  # of the record being read; reset by _bounded_records
+
+    def __iter__(self) -> _RecordLines:
+        return self
+
+    def __next__(self) -> str:
+        line = self._text.readline(MAX_RECORD_CHARS + 1)
+        if not line:
+            raise StopIteration
+        self.chars += len(line)
+        if self.chars > MAX_RECORD_CHARS:
+            raise _record_too_long(self._name)
+        return line
+
+
+def _record_too_long(name: str) -> JobInputError:
+    return JobInputError(
+        f"the catalogue {name!r} has a row longer than {MAX_RECORD_CHARS:,} characters or of more "
+        f"than {MAX_RECORD_CELLS} cells"
+    )
+
+
+def _bounded_records(lines: _RecordLines, name: str) -> Iterator[list[str]]:
+    for record in csv.reader(lines):
+        lines.chars = 0
+        if len(record) > MAX_RECORD_CELLS:
+            raise _record_too_long(name)
+        yield record
+
+
 @contextlib.contextmanager
 def _catalogue_reader(stream: IO[bytes], name: str) -> Iterator[Iterator[list[str]]]:
-    """A CSV reader over the catalogue, streamed and bounded by MAX_CATALOGUE_BYTES; passing
-    the bound, text that is not UTF-8 or CSV that does not parse is a JobInputError naming it."""
+    """A CSV reader over the catalogue, streamed and bounded by MAX_CATALOGUE_BYTES, each row
+    by MAX_RECORD_CHARS and MAX_RECORD_CELLS; passing a bound, text that is not UTF-8 or CSV
+    that does not parse is a JobInputError naming it."""
     text = io.TextIOWrapper(
         io.BufferedReader(_BoundedReader(stream, MAX_CATALOGUE_BYTES)), encoding="utf-8-sig", newline=""
     )
     try:
-        yield csv.reader(text)
+        yield _bounded_records(_RecordLines(text, name), name)
     except _CatalogueTooLargeError:
         raise JobInputError(
             f"the catalogue {name!r} is larger than {MAX_CATALOGUE_BYTES:,} bytes", too_large=True

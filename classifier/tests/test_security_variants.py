@@ -114,3 +114,68 @@ def test_a_sip_distortion_within_range_is_still_read(anonymous_client):
     # CTYPE without -SIP: astropy still applies the SIP cards it is given, near the centre only
     # by a fraction of a pixel.
     assert (prediction.ra, prediction.dec) == (pytest.approx(150.0, abs=1e-3), pytest.approx(2.0, abs=1e-3))
+
+
+# --- Catalogue CSV: one enormous row ---------------------------------------------------------
+
+# Under the test settings' request limit (2.5 MB); the production limit allows 63 MB.
+CATALOGUE_BYTES = 2 * 1024 * 1024
+
+
+def _catalogue_attacks() -> dict[str, bytes]:
+    return {
+        # Before: a header of 63 MB of commas took 26 s and 1.1 GB and was accepted (the empty
+        # names were not counted as columns), and each row then padded itself to its length.
+        "header-of-commas": b"file" + b"," * CATALOGUE_BYTES + b"\n",
+        # Before: one 63 MB row of cells became a list of 31 million strings (606 MB).
+        "row-of-cells": b"file,id\na.png" + b",x" * (CATALOGUE_BYTES // 2) + b"\n",
+        "quoted-cells-across-lines": b"file,id\na.png" + b',x,"\n",x' * (CATALOGUE_BYTES // 8) + b"\n",
+    }
+
+
+@pytest.mark.parametrize("name", list(_catalogue_attacks()))
+def test_one_enormous_catalogue_row_is_refused_while_streaming(name, user_client, media_root):
+    import tracemalloc
+
+    from classifier.jobs.archives import JobInputError, submission_from_uploads
+    from classifier.models import Job, JobMember
+    from classifier.tests.jobs_support import distinct_images
+    from classifier.tests.utils import media_files
+
+    csv_bytes = _catalogue_attacks()[name]
+    image = distinct_images(1)[0]
+    catalogue = SimpleUploadedFile("catalogue.csv", csv_bytes)
+    tracemalloc.start()
+    try:
+        with pytest.raises(JobInputError, match="has a row longer than") as refusal:
+            submission_from_uploads(images=[SimpleUploadedFile("a.png", image)], catalogue=catalogue)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert not refusal.value.too_large
+    assert peak < 2 * 1024 * 1024, f"{peak:,} bytes"
+
+    response = user_client.post(
+        reverse("api:job-list"),
+        {
+            "image": [SimpleUploadedFile("a.png", image)],
+            "catalogue": SimpleUploadedFile("catalogue.csv", csv_bytes),
+        },
+        format="multipart",
+    )
+    assert response.status_code == 400, response.content
+    assert "has a row longer than 65,536 characters" in response.content.decode()
+    assert (Job.objects.count(), JobMember.objects.count(), media_files(media_root)) == (0, 0, [])
+
+
+def test_a_catalogue_of_positions_with_an_enormous_header_is_refused(user_client):
+    from classifier.models import Job
+
+    csv_bytes = b"ra,dec" + b"," * CATALOGUE_BYTES + b"\n10,2\n"
+    response = user_client.post(
+        reverse("api:job-list"),
+        {"catalogue": SimpleUploadedFile("catalogue.csv", csv_bytes)},
+        format="multipart",
+    )
+    assert response.status_code == 400, response.content
+    assert Job.objects.count() == 0
