@@ -25,6 +25,7 @@ from classifier.exceptions import ModelUnavailableError
 from classifier.models import OUT_OF_DISTRIBUTION_WARNING, Prediction
 from classifier.ood import FEATURE_NAMES, OodGate, features
 from classifier.preprocessing import PreprocessConfig
+from classifier.tests.utils import galaxy_jpeg
 from conftest import GALAXY_DATA_DIR
 
 SDSS_DIR = GALAXY_DATA_DIR.parent / "gz2_votes_sdss" / "images"
@@ -36,20 +37,9 @@ def _jpeg(array: np.ndarray, quality: int = 90) -> bytes:
     return buffer.getvalue()
 
 
-def galaxy_blob(seed: int = 0, side: int = 256) -> bytes:
-    """An exponential-disc galaxy, inclined, on dark noisy sky with two faint stars, like a survey cutout."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:side, 0:side].astype(np.float64) - (side - 1) / 2
-    angle = rng.uniform(0, np.pi)
-    u = xx * np.cos(angle) + yy * np.sin(angle)
-    v = (-xx * np.sin(angle) + yy * np.cos(angle)) / rng.uniform(0.5, 0.9)
-    radius = np.hypot(u, v)
-    light = 200 * np.exp(-radius / (side * 0.035)) + 60 * np.exp(-radius / (side * 0.01))
-    frame = rng.normal(12, 4, (side, side, 1)) + light[..., None] * np.array([1.0, 0.92, 0.8])
-    for _ in range(2):
-        y, x = rng.uniform(0, side, 2) - (side - 1) / 2
-        frame += 90 * np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / 4.0)[..., None]
-    return _jpeg(frame)
+def galaxy_blob(seed: int = 0) -> bytes:
+    """A galaxy like a survey cutout, with two faint stars."""
+    return galaxy_jpeg(seed, stars=2)
 
 
 def noise_frame(seed: int = 0) -> bytes:

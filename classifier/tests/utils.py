@@ -50,8 +50,9 @@ def in_thread(target: Callable[[], object], results: dict, key: str) -> threadin
     return thread
 
 
-def galaxy_jpeg(seed: int = 0, side: int = 256) -> bytes:
-    """A synthetic survey cutout: an inclined exponential disc on dark, noisy sky, as JPEG."""
+def galaxy_jpeg(seed: int = 0, side: int = 256, *, stars: int = 0) -> bytes:
+    """A synthetic survey cutout: an inclined exponential disc on dark, noisy sky (with
+    ``stars`` faint stars), as JPEG."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
@@ -62,6 +63,9 @@ def galaxy_jpeg(seed: int = 0, side: int = 256) -> bytes:
     radius = np.hypot(u, v)
     light = 200 * np.exp(-radius / (side * 0.035)) + 60 * np.exp(-radius / (side * 0.01))
     frame = rng.normal(12, 4, (side, side, 1)) + light[..., None] * np.array([1.0, 0.92, 0.8])
+    for _ in range(stars):
+        y, x = rng.uniform(0, side, 2) - (side - 1) / 2
+        frame += 90 * np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / 4.0)[..., None]
     buffer = io.BytesIO()
     Image.fromarray(np.clip(frame, 0, 255).astype(np.uint8)).save(buffer, "JPEG", quality=90)
     return buffer.getvalue()
