@@ -137,7 +137,13 @@ def _segments(data: bytes, max_segments: int) -> Iterator[tuple[int, int, int]]:
         length = int.from_bytes(data[pos + 2 : pos + 4], "big")
         end = pos + 2 + length
         if length < 2 or end > len(data):
-            return
+            # libjpeg skips such a segment after the last scan and decodes the picture, but
+            # the metadata stripper cannot rewrite the file and would re-encode it at full
+            # size (+176 MB for a 626 kB, 40-megapixel JPEG that the draft decode let through).
+            raise ImageDecodeError(
+                gettext_noop("the image could not be decoded: %(detail)s"),
+                detail=f"the JPEG marker segment at byte {pos} has a bad length ({length})",
+            )
         yield marker, pos + 4, end
         if marker == _SOS:
             found = _MARKER_AFTER_SCAN.search(data, end)
@@ -154,8 +160,9 @@ def inspect(data: bytes, *, max_scans: int = MAX_SCANS, max_segments: int = MAX_
     """The frame and the scans of the JPEG ``data``, up to its first EOI.
 
     Refuses a file with more than ``max_scans`` scans or ``max_segments`` segments, and one
-    without a frame header before its first scan (libjpeg could not decode it either). A
-    file cut short is reported as far as it goes: the decoder refuses it later.
+    without a frame header before its first scan (libjpeg could not decode it either), or
+    with a marker segment whose length is under 2 or runs past the end of the data. A file
+    cut short inside a scan is reported as far as it goes: the decoder refuses it later.
     """
     frame = None
     scans = 0

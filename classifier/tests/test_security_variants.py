@@ -179,3 +179,53 @@ def test_a_catalogue_of_positions_with_an_enormous_header_is_refused(user_client
     )
     assert response.status_code == 400, response.content
     assert Job.objects.count() == 0
+
+
+# --- JPEG: a segment libjpeg skips but the metadata stripper cannot rewrite -------------------
+
+
+def _baseline_40_megapixels() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    # Baseline: validated at libjpeg's 1/8 draft scale, 2.5 MB; at full size 160 MB.
+    Image.new("RGB", (7300, 5470), (20, 20, 30)).save(buffer, "JPEG", quality=5)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [b"\xff\xfe\x00\x00\xff\xd9", b"\xff\xfe\x00\x01\xff\xd9", b"\xff\xfe\xff\xff" + b"x" * 10],
+    ids=["comment-of-length-0", "comment-of-length-1", "comment-past-the-end"],
+)
+def test_a_jpeg_the_stripper_would_re_encode_at_full_size_is_refused(anonymous_client, media_root, tail):
+    # Before: accepted (201), and strip_metadata fell back to re-encoding the whole
+    # 40-megapixel picture outside the decode budget: +176 MB and 0.4-0.9 s for a 626 kB file.
+    from classifier.tests.utils import media_files
+
+    data = _baseline_40_megapixels()[:-2] + tail
+    response = anonymous_client.post(
+        reverse("api:prediction-list"),
+        {"image": [SimpleUploadedFile("bomb.jpg", data, "image/jpeg")]},
+        format="multipart",
+    )
+
+    assert response.status_code == 400, response.content
+    assert "has a bad length" in response.content.decode()
+    assert Prediction.objects.count() == 0
+    assert media_files(media_root) == []
+
+
+def test_the_same_jpeg_with_its_segments_intact_is_stored_as_sent(anonymous_client, media_root):
+    from classifier.metadata import strip_metadata
+
+    data = _baseline_40_megapixels()
+    assert strip_metadata(data, "JPEG") == data  # rewritten, not re-encoded
+    response = anonymous_client.post(
+        reverse("api:prediction-list"),
+        {"image": [SimpleUploadedFile("big.jpg", data, "image/jpeg")]},
+        format="multipart",
+    )
+    assert response.status_code == 201, response.content
