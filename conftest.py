@@ -1,11 +1,13 @@
-"""Shared fixtures: an isolated media root, named users, API clients and test images.
+"""Shared fixtures: an isolated media root, named users, API clients, test images and a Redis
+queue of its own for tests with real workers.
 
 Helpers that tests import live in classifier/tests/utils.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from classifier.tests.utils import GALAXY_DATA_DIR, make_image_bytes
+from classifier.tests.workers import REDIS_URL, reachable
 
 
 @pytest.fixture(autouse=True)
@@ -64,6 +67,21 @@ def staff_client(staff) -> APIClient:
     client = APIClient()
     client.force_authenticate(staff)
     return client
+
+
+@pytest.fixture
+def redis_celery(settings) -> Iterator[str]:
+    """Celery on the test Redis, on a queue of this test's own (emptied afterwards), so nothing
+    another run sends reaches it; skips the test when Redis is not reachable."""
+    if not reachable(REDIS_URL):
+        pytest.skip(f"Redis is not reachable at {REDIS_URL} (set JOBS_TEST_REDIS_URL)")
+    import redis
+
+    settings.CELERY_BROKER_URL = REDIS_URL
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    settings.CELERY_TASK_DEFAULT_QUEUE = f"jobs-test-{uuid.uuid4().hex[:12]}"
+    yield REDIS_URL
+    redis.Redis.from_url(REDIS_URL).delete(settings.CELERY_TASK_DEFAULT_QUEUE)
 
 
 @pytest.fixture

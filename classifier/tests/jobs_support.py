@@ -10,8 +10,10 @@ from collections.abc import Iterable
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from classifier.jobs import services as job_services
+from classifier.jobs.archives import submission_from_uploads
 from classifier.models import Job
 from classifier.tests.utils import make_image_bytes
+from classifier.tests.workers import wait_for
 
 
 def distinct_images(count: int, *, size: tuple[int, int] = (96, 80), fmt: str = "PNG") -> list[bytes]:
@@ -48,4 +50,23 @@ def run_chunks_inline(job: Job) -> Job:
     for start in range(0, job.total, job.chunk_size):
         job_services.job_chunk_process(job_id=job.pk, start=start, stop=start + job.chunk_size)
     job.refresh_from_db()
+    return job
+
+
+def submit_archive(user, archive: bytes) -> Job:
+    """A job of this .zip, through the same intake and service the pages and the API use."""
+    submission = submission_from_uploads(archive=zip_upload(archive))
+    return job_services.job_create(
+        name=submission.name, members=submission.members, catalogue=submission.catalogue, user=user
+    )
+
+
+def wait_until_ended(job: Job, *, timeout: float = 120) -> Job:
+    """Wait for a real worker to end the job (succeeded, failed or cancelled)."""
+
+    def ended() -> bool:
+        job.refresh_from_db()
+        return not job.is_active
+
+    wait_for(ended, timeout=timeout, what=f"job {job.pk} to end")
     return job

@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import uuid
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -19,8 +18,8 @@ from classifier.exports import RESULT_COLUMNS
 from classifier.jobs import services as job_services
 from classifier.jobs.archives import submission_from_uploads
 from classifier.models import Job, JobMember, Prediction
-from classifier.tests.jobs_support import run_chunks_inline
-from classifier.tests.workers import REDIS_URL, Worker, reachable, wait_for
+from classifier.tests.jobs_support import run_chunks_inline, wait_until_ended
+from classifier.tests.workers import Worker
 
 pytestmark = pytest.mark.django_db
 
@@ -170,18 +169,13 @@ def test_submit_job_takes_a_catalogue_of_positions(tmp_path, cutout_server):
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_a_catalogue_job_on_a_real_celery_worker(user, user_client, cutout_server, settings, tmp_path):
-    if not reachable(REDIS_URL):
-        pytest.skip(f"Redis is not reachable at {REDIS_URL} (set JOBS_TEST_REDIS_URL)")
-    import redis
-
-    settings.CELERY_BROKER_URL = REDIS_URL
-    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
-    settings.CELERY_TASK_DEFAULT_QUEUE = f"jobs-test-{uuid.uuid4().hex[:12]}"
+def test_a_catalogue_job_on_a_real_celery_worker(  # noqa: PLR0917 - fixtures
+    user, user_client, cutout_server, redis_celery, settings, tmp_path
+):
     settings.JOB_CHUNK_SIZE = 4
     worker = Worker(
         name="positions",
-        broker_url=REDIS_URL,
+        broker_url=redis_celery,
         log_dir=tmp_path,
         CUTOUT_URL=cutout_server.template(),
         CUTOUT_READ_TIMEOUT_S="2",
@@ -194,13 +188,7 @@ def test_a_catalogue_job_on_a_real_celery_worker(user, user_client, cutout_serve
             reverse("api:job-list"), {"catalogue": catalogue_upload()}, format="multipart"
         )
         assert response.status_code == 202, response.content
-        job = Job.objects.get(pk=response.json()["id"])
-
-        def ended() -> bool:
-            job.refresh_from_db()
-            return not job.is_active
-
-        wait_for(ended, timeout=120, what=f"job {job.pk} to end")
+        job = wait_until_ended(Job.objects.get(pk=response.json()["id"]))
         assert_rows_ended(job)
         assert {hit["headers"]["User-Agent"] for hit in cutout_server.hits()} == {
             "GalaxyClassifier/1.0.0 (+https://galaxies.example.org/contact)"
@@ -212,4 +200,3 @@ def test_a_catalogue_job_on_a_real_celery_worker(user, user_client, cutout_serve
         ]
     finally:
         worker.stop()
-        redis.Redis.from_url(REDIS_URL).delete(settings.CELERY_TASK_DEFAULT_QUEUE)

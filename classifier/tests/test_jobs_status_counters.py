@@ -11,17 +11,15 @@ from __future__ import annotations
 import csv
 import io
 import time
-import uuid
 from collections import Counter
 
 import pytest
 from django.urls import reverse
 
 from classifier.jobs import services as job_services
-from classifier.jobs.archives import submission_from_uploads
 from classifier.models import Job, JobMember, Prediction
-from classifier.tests.jobs_support import distinct_images, make_zip, zip_upload
-from classifier.tests.workers import REDIS_URL, Worker, reachable, wait_for
+from classifier.tests.jobs_support import distinct_images, make_zip, submit_archive, wait_until_ended
+from classifier.tests.workers import Worker, wait_for
 
 JOB_TIMEOUT_S = 120
 # About 70 ms of decoding each here, so a job of 40 is still running when it is cancelled.
@@ -29,33 +27,15 @@ SLOW_IMAGE_SIZE = (1000, 1000)
 
 
 @pytest.fixture
-def redis_worker(settings, tmp_path):
-    if not reachable(REDIS_URL):
-        pytest.skip(f"Redis is not reachable at {REDIS_URL} (set JOBS_TEST_REDIS_URL)")
-    import redis
-
-    settings.CELERY_TASK_DEFAULT_QUEUE = f"jobs-test-{uuid.uuid4().hex[:12]}"
-    settings.CELERY_BROKER_URL = REDIS_URL
-    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+def redis_worker(redis_celery, settings, tmp_path):
     settings.JOB_CHUNK_SIZE = 4
-    worker = Worker(name="counters", broker_url=REDIS_URL, log_dir=tmp_path).wait_ready()
+    worker = Worker(name="counters", broker_url=redis_celery, log_dir=tmp_path).wait_ready()
     yield worker
     worker.stop()
-    redis.Redis.from_url(REDIS_URL).delete(settings.CELERY_TASK_DEFAULT_QUEUE)
 
 
 def submit(user, entries: list[tuple[str, bytes]]) -> Job:
-    submission = submission_from_uploads(archive=zip_upload(make_zip(entries)))
-    return job_services.job_create(name=submission.name, members=submission.members, user=user)
-
-
-def wait_until_ended(job: Job) -> Job:
-    def ended() -> bool:
-        job.refresh_from_db()
-        return not job.is_active
-
-    wait_for(ended, timeout=JOB_TIMEOUT_S, what=f"job {job.pk} to end")
-    return job
+    return submit_archive(user, make_zip(entries))
 
 
 def csv_statuses(client, job: Job) -> Counter:

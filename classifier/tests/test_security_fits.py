@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import json
 import threading
-import uuid
 import zlib
 
 import numpy as np
@@ -24,17 +23,20 @@ from django.urls import reverse
 from PIL import Image
 
 from classifier import fits, storage
-from classifier.jobs import services as job_services
-from classifier.jobs.archives import submission_from_uploads
 from classifier.models import Job, Prediction
 from classifier.preprocessing import ImageDecodeError
 from classifier.services import prediction_delete
 from classifier.tests.gunicorn_server import peak_rss_kb, post_image, running_gunicorn, wait_until_live
-from classifier.tests.jobs_support import make_zip, run_chunks_inline, zip_upload
+from classifier.tests.jobs_support import (
+    make_zip,
+    run_chunks_inline,
+    submit_archive,
+    wait_until_ended,
+)
 from classifier.tests.test_decode_memory import SLACK_BYTES, WORKER_LIMIT_KB, measure
 from classifier.tests.test_fits import cube_file, fits_bytes, galaxy_cube
 from classifier.tests.utils import make_image_bytes, media_files
-from classifier.tests.workers import REDIS_URL, Worker, reachable, wait_for
+from classifier.tests.workers import Worker
 
 pytestmark = pytest.mark.django_db
 
@@ -296,10 +298,7 @@ def test_the_compressed_refusal_is_translated_on_the_upload_page(client):
 def test_a_job_fails_each_attack_member_and_classifies_the_jpeg(user, django_capture_on_commit_callbacks):
     entries = [(name, make()) for name, make, _ in ATTACKS]
     entries.append(("good.jpg", make_image_bytes(fmt="JPEG", color=(40, 80, 160))))
-    submission = submission_from_uploads(archive=zip_upload(make_zip(entries)))
-    job = job_services.job_create(
-        name=submission.name, members=submission.members, catalogue=submission.catalogue, user=user
-    )
+    job = submit_archive(user, make_zip(entries))
     with django_capture_on_commit_callbacks(execute=True):
         job = run_chunks_inline(job)
     assert job.status == Job.Status.SUCCEEDED
@@ -534,18 +533,11 @@ def test_the_stored_preview_is_not_served_as_media(client, user, media_root):
 
 
 @pytest.fixture
-def redis_worker(settings, tmp_path):
+def redis_worker(redis_celery, tmp_path):
     """One real `celery worker` on Redis, on a queue of this test's own."""
-    if not reachable(REDIS_URL):
-        pytest.skip(f"Redis is not reachable at {REDIS_URL} (set JOBS_TEST_REDIS_URL)")
-    import redis
-
-    settings.CELERY_TASK_DEFAULT_QUEUE = f"fits-test-{uuid.uuid4().hex[:12]}"
-    settings.CELERY_BROKER_URL = REDIS_URL
-    worker = Worker(name="fits-attacks", broker_url=REDIS_URL, log_dir=tmp_path).wait_ready()
+    worker = Worker(name="fits-attacks", broker_url=redis_celery, log_dir=tmp_path).wait_ready()
     yield worker
     worker.stop()
-    redis.Redis.from_url(REDIS_URL).delete(settings.CELERY_TASK_DEFAULT_QUEUE)
 
 
 @pytest.mark.slow
@@ -554,16 +546,7 @@ def test_a_real_worker_fails_the_attack_members_and_ends_the_job(redis_worker, u
     # With astropy inflating the bomb, this chunk killed its worker and was redelivered forever.
     entries = [(name, make()) for name, make, _ in ATTACKS]
     entries.append(("good.jpg", make_image_bytes(fmt="JPEG", color=(40, 80, 160))))
-    submission = submission_from_uploads(archive=zip_upload(make_zip(entries)))
-    job = job_services.job_create(
-        name=submission.name, members=submission.members, catalogue=submission.catalogue, user=user
-    )
-
-    def ended() -> bool:
-        job.refresh_from_db()
-        return not job.is_active
-
-    wait_for(ended, timeout=180, what=f"job {job.pk} to end")
+    job = wait_until_ended(submit_archive(user, make_zip(entries)), timeout=180)
     assert job.status == Job.Status.SUCCEEDED, job.error
     assert (job.done, job.failed) == (1, len(ATTACKS))
     reasons = dict(job.members.values_list("path", "error"))

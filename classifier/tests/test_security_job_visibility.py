@@ -16,7 +16,6 @@ import csv
 import io
 import json
 import re
-import uuid
 
 import pytest
 from django.core.files.base import ContentFile
@@ -28,9 +27,15 @@ from rest_framework.test import APIClient
 from classifier.jobs import services as job_services
 from classifier.models import Job, JobMember, Prediction
 from classifier.tests.factories import PredictionFactory
-from classifier.tests.jobs_support import distinct_images, make_zip, run_chunks_inline, zip_upload
+from classifier.tests.jobs_support import (
+    distinct_images,
+    make_zip,
+    run_chunks_inline,
+    wait_until_ended,
+    zip_upload,
+)
 from classifier.tests.test_fits import cube_file
-from classifier.tests.workers import REDIS_URL, Worker, reachable, wait_for
+from classifier.tests.workers import Worker
 
 pytestmark = pytest.mark.django_db
 
@@ -362,32 +367,21 @@ def test_the_admin_is_staff_only_and_shows_all(secret_job, other, staff):
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_a_job_run_by_a_real_worker_leaves_no_staged_file(owner, other, media_root, settings, tmp_path):
-    if not reachable(REDIS_URL):
-        pytest.skip(f"Redis is not reachable at {REDIS_URL} (set JOBS_TEST_REDIS_URL)")
-    import redis
-
-    settings.CELERY_BROKER_URL = REDIS_URL
-    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
-    settings.CELERY_TASK_DEFAULT_QUEUE = f"jobs-test-{uuid.uuid4().hex[:12]}"
+def test_a_job_run_by_a_real_worker_leaves_no_staged_file(  # noqa: PLR0917 - fixtures
+    owner, other, media_root, redis_celery, settings, tmp_path
+):
     settings.JOB_CHUNK_SIZE = 2
     # Queued before the worker starts: the staged chunks are there, and served to nobody.
     job = submit(owner, [(f"g{i}.png", data) for i, data in enumerate(distinct_images(5))])
     assert len(staged_files(media_root)) == 3
     for reader in (other, owner):
         assert page_client(reader).get(f"/media/jobs/{job.pk}/0000000.zip").status_code == 404
-    worker = Worker(name="staged", broker_url=REDIS_URL, log_dir=tmp_path)
+    worker = Worker(name="staged", broker_url=redis_celery, log_dir=tmp_path)
     try:
         worker.wait_ready()
-
-        def ended() -> bool:
-            job.refresh_from_db()
-            return not job.is_active
-
-        wait_for(ended, timeout=120, what=f"job {job.pk} to end")
+        wait_until_ended(job)
     finally:
         worker.stop()
-        redis.Redis.from_url(REDIS_URL).delete(settings.CELERY_TASK_DEFAULT_QUEUE)
     assert job.status == Job.Status.SUCCEEDED, job.error
     assert job.done == 5
     assert staged_files(media_root) == []

@@ -16,7 +16,6 @@ import shutil
 import struct
 import subprocess
 import tracemalloc
-import uuid
 import zipfile
 from pathlib import Path
 
@@ -35,9 +34,16 @@ from classifier.jobs.archives import (
     submission_from_uploads,
 )
 from classifier.models import Job, JobMember, Prediction
-from classifier.tests.jobs_support import distinct_images, make_zip, run_chunks_inline, zip_upload
+from classifier.tests.jobs_support import (
+    distinct_images,
+    make_zip,
+    run_chunks_inline,
+    submit_archive,
+    wait_until_ended,
+    zip_upload,
+)
 from classifier.tests.utils import media_files
-from classifier.tests.workers import REDIS_URL, Worker, reachable, wait_for
+from classifier.tests.workers import Worker
 
 pytestmark = pytest.mark.django_db
 
@@ -531,13 +537,9 @@ def test_a_file_swapped_for_a_link_after_listing_is_not_followed(tmp_path, media
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_on_a_real_worker_a_corrupt_member_fails_alone_and_the_job_ends(settings, user, tmp_path):
-    if not reachable(REDIS_URL):
-        pytest.skip(f"Redis is not reachable at {REDIS_URL} (set JOBS_TEST_REDIS_URL)")
-    import redis
-
-    settings.CELERY_TASK_DEFAULT_QUEUE = f"jobs-test-{uuid.uuid4().hex[:12]}"
-    settings.CELERY_BROKER_URL = REDIS_URL
+def test_on_a_real_worker_a_corrupt_member_fails_alone_and_the_job_ends(
+    redis_celery, settings, user, tmp_path
+):
     settings.JOB_CHUNK_SIZE = 2
     # Two chunks, each with a good image beside a member whose compressed data is corrupt.
     images = distinct_images(4, size=(120, 100))
@@ -550,19 +552,11 @@ def test_on_a_real_worker_a_corrupt_member_fails_alone_and_the_job_ends(settings
         ]
     )
     archive = corrupted(corrupted(archive, "a-lzma.png"), "b-bzip2.png", at=4, junk=b"\xff" * 8)
-    worker = Worker(name="w1", broker_url=REDIS_URL, log_dir=tmp_path).wait_ready()
+    worker = Worker(name="w1", broker_url=redis_celery, log_dir=tmp_path).wait_ready()
     try:
-        submission = submission_from_uploads(archive=zip_upload(archive))
-        job = job_services.job_create(name=submission.name, members=submission.members, user=user)
-
-        def ended() -> bool:
-            job.refresh_from_db()
-            return not job.is_active
-
-        wait_for(ended, timeout=120, what=f"job {job.pk} to end")
+        job = wait_until_ended(submit_archive(user, archive))
     finally:
         worker.stop()
-        redis.Redis.from_url(REDIS_URL).delete(settings.CELERY_TASK_DEFAULT_QUEUE)
     assert (job.status, job.done, job.failed) == (Job.Status.SUCCEEDED, 2, 2)
     failed = dict(job.members.filter(status=JobMember.Status.FAILED).values_list("path", "error"))
     assert set(failed) == {"a-lzma.png", "b-bzip2.png"}
