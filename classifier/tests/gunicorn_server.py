@@ -6,10 +6,11 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,3 +191,18 @@ def post_image(url: str, name: str, data: bytes, *, headers: dict[str, str] | No
             return response.status
     except urllib.error.HTTPError as exc:
         return exc.code
+
+
+def post_images_at_once(url: str, files: Iterable[tuple[str, bytes]]) -> list[int]:
+    """POST every (name, data) at the same time, each from a thread of its own, as an attack
+    would; their HTTP statuses, in the order they came back."""
+    statuses: list[int] = []
+    threads = [
+        threading.Thread(target=lambda n=name, d=data: statuses.append(post_image(url, n, d)))
+        for name, data in files
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return statuses

@@ -14,13 +14,18 @@ import math
 import os
 import subprocess
 import sys
-import threading
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from classifier.tests.gunicorn_server import ROOT, peak_rss_kb, post_image, running_gunicorn, wait_until_live
+from classifier.tests.gunicorn_server import (
+    ROOT,
+    peak_rss_kb,
+    post_images_at_once,
+    running_gunicorn,
+    wait_until_live,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -241,17 +246,9 @@ def test_a_gunicorn_worker_stays_within_150_mb_under_concurrent_bombs_and_large_
         wait_until_live(server)
         [worker] = server.worker_pids()
         results: list[int] = []
-        endpoint = f"{server.url}/api/predictions/"
         # Three rounds of every file at once, as the attack sent them.
         for _ in range(3):
-            threads = [
-                threading.Thread(target=lambda n=name, d=data: results.append(post_image(endpoint, n, d)))
-                for name, data in files.items()
-            ]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
+            results += post_images_at_once(f"{server.url}/api/predictions/", files.items())
         peak_kb = peak_rss_kb(worker)
     assert sorted(set(results)) == [201, 400], results
     assert results.count(201) == 3 * 5

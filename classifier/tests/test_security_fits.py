@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import threading
 import zlib
 
 import numpy as np
@@ -26,7 +25,12 @@ from classifier import fits, storage
 from classifier.models import Job, Prediction
 from classifier.preprocessing import ImageDecodeError
 from classifier.services import prediction_delete
-from classifier.tests.gunicorn_server import peak_rss_kb, post_image, running_gunicorn, wait_until_live
+from classifier.tests.gunicorn_server import (
+    peak_rss_kb,
+    post_images_at_once,
+    running_gunicorn,
+    wait_until_live,
+)
 from classifier.tests.jobs_support import (
     make_zip,
     run_chunks_inline,
@@ -342,16 +346,7 @@ def test_a_gunicorn_worker_stays_live_and_small_under_concurrent_fits_attacks(tm
         server.wait_for_log("loaded model")
         wait_until_live(server)
         [worker] = server.worker_pids()
-        results: list[int] = []
-        endpoint = f"{server.url}/api/predictions/"
-        threads = [
-            threading.Thread(target=lambda n=name, d=data: results.append(post_image(endpoint, n, d)))
-            for name, data in files
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        results = post_images_at_once(f"{server.url}/api/predictions/", files)
         wait_until_live(server, timeout=10)
         peak_kb = peak_rss_kb(worker)
     assert results == [400] * len(files)
