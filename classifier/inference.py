@@ -32,7 +32,7 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.utils.translation import gettext_noop
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from classifier import fits, jpeg
 from classifier.exceptions import Count
@@ -52,6 +52,11 @@ from . import observability
 from .exceptions import ModelUnavailableError
 
 logger = logging.getLogger(__name__)
+
+# Pillow inflates a PNG's zTXt and iTXt chunks as it opens the file, up to 64 MB of them by
+# default and outside the decode budget: a 67 kB upload held 65 MB for about a second. Nothing
+# reads them (the stored copy drops them, classifier.metadata); more than this is refused.
+PngImagePlugin.MAX_TEXT_MEMORY = 256 * 1024
 
 BACKEND_AI_EDGE_LITERT = "ai-edge-litert"
 BACKEND_TFLITE_RUNTIME = "tflite-runtime"

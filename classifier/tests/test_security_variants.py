@@ -229,3 +229,52 @@ def test_the_same_jpeg_with_its_segments_intact_is_stored_as_sent(anonymous_clie
         format="multipart",
     )
     assert response.status_code == 201, response.content
+
+
+# --- PNG: compressed text chunks inflated when the file is opened ----------------------------
+
+
+def _png_with_text(chunks: int, inflated: int) -> bytes:
+    import io
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        crc = zlib.crc32(kind + payload)
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (10, 20, 30)).save(buffer, "PNG")
+    png = buffer.getvalue()
+    text = zlib.compress(b"a" * inflated, 9)
+    extra = b"".join(chunk(b"zTXt", b"note%d\0\0" % index + text) for index in range(chunks))
+    return png[:33] + extra + png[33:]  # after the signature and IHDR
+
+
+def test_a_png_whose_text_chunks_inflate_to_megabytes_is_refused(anonymous_client, media_root):
+    # 63 zTXt chunks of 1 MB each in a 67 kB file: Pillow inflated all of them (65 MB, about a
+    # second) at every open, outside the decode budget, and the upload was accepted.
+    from classifier.tests.utils import media_files
+
+    data = _png_with_text(63, 1024 * 1024 - 1)
+    assert len(data) < 70_000
+    response = anonymous_client.post(
+        reverse("api:prediction-list"),
+        {"image": [SimpleUploadedFile("text.png", data, "image/png")]},
+        format="multipart",
+    )
+
+    assert response.status_code == 400, response.content
+    assert Prediction.objects.count() == 0
+    assert media_files(media_root) == []
+
+
+def test_a_png_with_ordinary_text_chunks_is_classified(anonymous_client):
+    response = anonymous_client.post(
+        reverse("api:prediction-list"),
+        {"image": [SimpleUploadedFile("text.png", _png_with_text(4, 2_000), "image/png")]},
+        format="multipart",
+    )
+    assert response.status_code == 201, response.content
