@@ -43,6 +43,13 @@ class PredictionUploadForm(forms.Form):
     )
 
 
+# Positions typed on the page are each read by astropy (about 1 ms for a sexagesimal one),
+# before the view knows whether the sender may submit a job: 200,000 lines of "1h 2" (1 MB)
+# held an anonymous request's thread for minutes. Longer lists are a catalogue CSV, whose
+# positions are numbers (docs/positions.md).
+MAX_TYPED_POSITIONS = 1_000
+
+
 class PositionForm(forms.Form):
     """Sky positions, one a line: one is classified at once, several become a job."""
 
@@ -58,10 +65,11 @@ class PositionForm(forms.Form):
 
     def clean_positions(self) -> list[tuple[str, Position]]:
         lines = [line.strip() for line in self.cleaned_data["positions"].splitlines() if line.strip()]
-        if len(lines) > settings.JOB_MAX_MEMBERS:
+        limit = min(settings.JOB_MAX_MEMBERS, MAX_TYPED_POSITIONS)
+        if len(lines) > limit:
             raise forms.ValidationError(
                 _("At most %(limit)s positions can be classified at once."),
-                params={"limit": settings.JOB_MAX_MEMBERS},
+                params={"limit": limit},
             )
         parsed: list[tuple[str, Position]] = []
         errors: list[forms.ValidationError] = []

@@ -278,3 +278,49 @@ def test_a_png_with_ordinary_text_chunks_is_classified(anonymous_client):
         format="multipart",
     )
     assert response.status_code == 201, response.content
+
+
+# --- Positions typed on the page: each read by astropy before the login check --------------
+
+
+def test_an_anonymous_list_of_thousands_of_sexagesimal_positions_is_refused_unread(client, cutout_server):
+    # Before: every line went through astropy's SkyCoord (0.6-1.4 ms each) and only then was
+    # the anonymous sender told to log in: 200,000 lines of "1h 2" (1 MB) held the thread for
+    # about two minutes. Now the count is refused first.
+    from classifier import cutouts
+    from classifier.forms import MAX_TYPED_POSITIONS
+    from classifier.models import Job
+
+    calls = []
+    original = cutouts.parse_sky_position
+
+    def counting(text: str):
+        calls.append(text)
+        return original(text)
+
+    lines = "\n".join(["1h 2"] * (MAX_TYPED_POSITIONS + 1))
+    import classifier.forms as forms_module
+
+    forms_module.parse_sky_position, saved = counting, forms_module.parse_sky_position
+    try:
+        response = client.post(reverse("classifier:position"), {"positions": lines})
+    finally:
+        forms_module.parse_sky_position = saved
+
+    assert response.status_code == 400
+    assert f"At most {MAX_TYPED_POSITIONS} positions can be classified at once" in response.content.decode()
+    assert calls == []
+    assert not Job.objects.exists()
+    assert cutout_server.hits() == []
+
+
+def test_a_logged_in_list_at_the_limit_is_still_a_job(client, user, cutout_server):
+    from classifier.forms import MAX_TYPED_POSITIONS
+    from classifier.models import Job
+
+    client.force_login(user)
+    lines = "\n".join(f"{index % 360}.5 1.25" for index in range(MAX_TYPED_POSITIONS))
+    response = client.post(reverse("classifier:position"), {"positions": lines})
+
+    assert response.status_code == 302, response.content[:500]
+    assert Job.objects.get().total == MAX_TYPED_POSITIONS
