@@ -53,6 +53,8 @@ API = [
     ("ready", "get", lambda p: reverse("api:health-ready"), None, (200, 200, 200)),
     ("schema", "get", lambda p: reverse("schema"), None, (200, 200, 200)),
     ("docs", "get", lambda p: reverse("swagger-ui"), None, (200, 200, 200)),
+    # Stored images take API tokens too, so that a script can fetch the image_url it was given.
+    ("image", "get", lambda p: "/media/" + p.image.name, None, (404, 200, 200)),
 ]
 # Pages and admin: sessions only, so token callers are treated as anonymous.
 PAGES = [
@@ -60,7 +62,6 @@ PAGES = [
     ("history-page", "get", lambda p: reverse("classifier:history"), None, (302, 200, 200)),
     ("history-csv", "get", lambda p: reverse("classifier:history-csv"), None, (302, 200, 200)),
     ("detail-page", "get", lambda p: p.get_absolute_url(), None, (302, 200, 200)),
-    ("image", "get", lambda p: "/media/" + p.image.name, None, (404, 200, 200)),
     ("admin-index", "get", lambda p: reverse("admin:index"), None, (302, 302, 200)),
     (
         "admin-changelist",

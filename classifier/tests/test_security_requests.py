@@ -283,7 +283,8 @@ def test_result_downloads_are_rate_limited(rates, client, user, name):
     rates(downloads="2/minute")
     client.force_login(user)
     ids = ",".join(str(p.pk) for p in PredictionFactory.create_batch(3))
-    url = f"{reverse(name)}?ids={ids}"
+    # The history CSV exports the filtered log and refuses parameters it does not know, ids included.
+    url = reverse(name) if name == "classifier:history-csv" else f"{reverse(name)}?ids={ids}"
     assert [client.get(url).status_code for _ in range(3)] == [200, 200, 429]
 
 
