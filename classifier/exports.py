@@ -97,10 +97,10 @@ class SafeCsvWriter:
     """The CSV writer of every export: every cell, of the header as of the rows, goes through
     spreadsheet_cell, and every field is quoted, so a separator inside a value never starts a
     new cell for a spreadsheet that honours quotes (spreadsheet_safe covers those that split
-    anyway)."""
+    anyway). Lines end in CRLF, as RFC 4180 says, in every export alike."""
 
-    def __init__(self, stream: _Writable, *, lineterminator: str = "\r\n") -> None:
-        self._writer = csv.writer(stream, quoting=csv.QUOTE_ALL, lineterminator=lineterminator)
+    def __init__(self, stream: _Writable) -> None:
+        self._writer = csv.writer(stream, quoting=csv.QUOTE_ALL, lineterminator="\r\n")
 
     def writerow(self, cells: Iterable[object]) -> Any:
         """Write one row; returns what the stream's write returned (the line, for streaming)."""

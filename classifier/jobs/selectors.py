@@ -172,7 +172,7 @@ def job_results_csv(job: Job) -> Iterator[str]:
 
     The catalogue's column names came with the submission: the header is escaped as the cells are.
     """
-    writer = SafeCsvWriter(_Echo(), lineterminator="\n")
+    writer = SafeCsvWriter(_Echo())
     yield writer.writerow(job_results_columns(job))
     for row in job_results_rows(job):
         yield writer.writerow(row)

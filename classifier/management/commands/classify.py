@@ -199,7 +199,7 @@ class Command(BaseCommand):
                 stream.write("\n")
             else:
                 # File names may come from anyone: quoted and formula-guarded like every export.
-                writer = SafeCsvWriter(stream, lineterminator="\n")
+                writer = SafeCsvWriter(stream)
                 writer.writerow(RESULT_COLUMNS)
                 for row in rows:
                     writer.writerow(
