@@ -39,6 +39,13 @@ _SOI, _EOI, _SOS = 0xD8, 0xD9, 0xDA
 # Start-of-frame markers: every SOFn but DHT (C4), JPG (C8) and DAC (CC).
 _SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
 _PROGRESSIVE_SOF = frozenset({0xC2, 0xC6, 0xCA, 0xCE})
+# The DCT processes libjpeg decodes and Pillow's draft mode can scale: baseline, extended
+# sequential and progressive, Huffman or arithmetic coded, 8 bits a sample. libjpeg-turbo 3
+# also decodes lossless JPEG (SOF3, SOF11), but ignores the draft's scale there, and Pillow
+# then wrote full-width rows into its scaled buffer: a heap overflow that aborted the process
+# ("double free or corruption") from a 2 MB upload. Hierarchical ones it cannot decode.
+_DCT_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC9, 0xCA})
+_PRECISION = 8
 # In entropy-coded data 0xFF is followed by 0x00 (a stuffed byte) or a restart marker;
 # anything else after it (fill bytes 0xFF aside) is the next marker.
 _MARKER_AFTER_SCAN = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
@@ -94,6 +101,14 @@ def _unreadable() -> ImageDecodeError:
 def _frame(segment: bytes, marker: int) -> tuple[int, int, tuple[tuple[int, int], ...], bool]:
     if len(segment) < 6:
         raise _unreadable()
+    if marker not in _DCT_SOF or segment[0] != _PRECISION:
+        raise ImageDecodeError(
+            gettext_noop("the image could not be decoded: %(detail)s"),
+            detail=(
+                f"a JPEG coded with start-of-frame 0x{marker:02X} at {segment[0]} bits is not supported "
+                "(lossless, hierarchical and 12-bit JPEGs are not): send a baseline or progressive JPEG"
+            ),
+        )
     height = int.from_bytes(segment[1:3], "big")
     width = int.from_bytes(segment[3:5], "big")
     count = segment[5]

@@ -5,6 +5,7 @@ Each test sends a crafted file or request through the real code path.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -72,12 +73,14 @@ def test_wcsaxes_of_a_hundred_thousand_does_not_crash_the_process(tmp_path):
     path = tmp_path / "wcsaxes.fits"
     path.write_bytes(wcs_fits(("WCSAXES", 100_000)))
     script = (
-        "import resource, sys\n"
+        "import sys\n"
         "from classifier import fits\n"
         "data = open(sys.argv[1], 'rb').read()\n"
         "layout = fits.inspect(data, max_pixels=40_000_000)\n"
         "print(fits.sky_centre(data, layout))\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n"
+        # VmHWM, not ru_maxrss: the latter keeps the parent's peak across fork and exec.
+        "status = open('/proc/self/status').read().split('VmHWM:')[1]\n"
+        "print(int(status.split()[0]) // 1024)\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", script, str(path)],
@@ -324,3 +327,81 @@ def test_a_logged_in_list_at_the_limit_is_still_a_job(client, user, cutout_serve
 
     assert response.status_code == 302, response.content[:500]
     assert Job.objects.get().total == MAX_TYPED_POSITIONS
+
+
+# --- JPEG: lossless coding, which libjpeg-turbo 3 decodes but cannot scale -------------------
+
+
+def lossless_jpeg(side: int) -> bytes:
+    """A grey lossless JPEG (SOF3, predictor 1) of side x side pixels, all 128: one Huffman
+    code of one bit for a difference of 0, so each pixel is one 0 bit."""
+    import struct
+
+    def segment(marker: int, payload: bytes) -> bytes:
+        return b"\xff" + bytes([marker]) + struct.pack(">H", len(payload) + 2) + payload
+
+    frame = segment(0xC3, bytes([8]) + struct.pack(">HH", side, side) + bytes([1, 1, 0x11, 0]))
+    table = segment(0xC4, bytes([0x00]) + bytes([1] + [0] * 15) + bytes([0]))
+    scan = segment(0xDA, bytes([1, 1, 0x00, 1, 0, 0]))
+    return b"\xff\xd8" + frame + table + scan + bytes(side * side // 8) + b"\xff\xd9"
+
+
+def test_a_lossless_jpeg_does_not_overflow_the_decoders_buffer(tmp_path):
+    # Pillow's draft mode asked for 1/8 scale, libjpeg-turbo 3 ignored it for a lossless JPEG,
+    # and full-width rows went into the scaled buffer: "double free or corruption", the
+    # process aborted (a gunicorn or Celery worker killed by one 2 MB anonymous upload).
+    path = tmp_path / "lossless.jpg"
+    path.write_bytes(lossless_jpeg(4000))
+    script = (
+        "import sys, django\n"
+        "django.setup()\n"
+        "from classifier.inference import get_classifier\n"
+        "from classifier.preprocessing import ImageDecodeError\n"
+        "try:\n"
+        "    get_classifier().prepare(open(sys.argv[1], 'rb').read())\n"
+        "    print('accepted')\n"
+        "except ImageDecodeError as exc:\n"
+        "    print('refused:', exc)\n"
+        "import gc; gc.collect()\n"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "galaxysite.test_settings"}
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(path)],
+        check=False,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert result.returncode == 0, (result.returncode, result.stderr[-2000:])
+    assert "refused: the image could not be decoded: a JPEG coded with start-of-frame 0xC3" in result.stdout
+
+
+@pytest.mark.parametrize("marker", [0xC3, 0xC5, 0xC7, 0xCB, 0xCF])
+def test_lossless_and_hierarchical_jpegs_get_400_and_nothing_is_written(anonymous_client, media_root, marker):
+    from classifier.tests.utils import media_files
+
+    data = bytearray(lossless_jpeg(64))
+    data[3] = marker  # the frame marker, right after SOI
+    response = anonymous_client.post(
+        reverse("api:prediction-list"),
+        {"image": [SimpleUploadedFile("lossless.jpg", bytes(data), "image/jpeg")]},
+        format="multipart",
+    )
+
+    assert response.status_code == 400, response.content
+    assert f"start-of-frame 0x{marker:02X}" in response.content.decode()
+    assert Prediction.objects.count() == 0
+    assert media_files(media_root) == []
+
+
+def test_a_12_bit_jpeg_is_refused_before_decoding():
+    from classifier import jpeg
+    from classifier.preprocessing import ImageDecodeError
+
+    data = bytearray(lossless_jpeg(64))
+    data[3], data[6] = 0xC1, 12  # extended sequential, 12 bits a sample
+    with pytest.raises(ImageDecodeError, match="at 12 bits is not supported"):
+        jpeg.inspect(bytes(data))
