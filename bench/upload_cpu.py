@@ -224,6 +224,9 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="also sample this tree's workers with py-spy")
     parser.add_argument("--profile-seconds", type=int, default=10)
     parser.add_argument(
+        "--app-label", default="before", help="the BENCH_APP_DIR checkout's name in the table"
+    )
+    parser.add_argument(
         "--cache-url",
         help="CACHE_URL for this tree's app (e.g. redis://127.0.0.1:6379/9); default: the app's own",
     )
@@ -237,7 +240,7 @@ def main() -> None:
     busy = common.other_busy_processes()
     subjects = [Subject("today", common.REPO)]
     if common.APP_DIR.resolve() != common.REPO.resolve():
-        subjects.append(Subject("before", common.APP_DIR))
+        subjects.append(Subject(args.app_label, common.APP_DIR))
     folder = common.WORK_DIR / "images_256"
     paths = common.galaxy_jpegs(64, folder)
     bodies = [server.multipart([(path.name, path.read_bytes())]) for path in paths]
