@@ -192,6 +192,7 @@ _TRANSPOSE = {
     8: Image.Transpose.ROTATE_90,
 }
 _EXIF_ORIENTATION = 0x0112
+_TIFF_BITS_PER_SAMPLE, _TIFF_SAMPLES_PER_PIXEL, _TIFF_TILE_WIDTH, _TIFF_TILE_LENGTH = 258, 277, 322, 323
 # What Pillow raises on a damaged file, its EXIF parser included (a JPEG with one byte changed in its
 # EXIF gave TypeError and struct.error).
 _DECODE_ERRORS = (ValueError, TypeError, KeyError, IndexError, SyntaxError, OSError, struct.error)
@@ -230,10 +231,28 @@ def exif_orientation(image: Image.Image) -> int | None:
     return orientation if orientation in _TRANSPOSE else None
 
 
+def _tiff_tile_bytes(image: Image.Image) -> int:
+    """The buffer libtiff decodes each tile of a tiled TIFF into: the tile's declared size,
+    which may be far larger than the image (a 64x64 TIFF with one 16384x16384 Deflate tile
+    inflated 805 MB from a 783 kB file). 0 for a TIFF in strips, or anything else."""
+    if image.format != "TIFF":
+        return 0
+    tags = getattr(image, "tag_v2", {})
+    width, length = tags.get(_TIFF_TILE_WIDTH), tags.get(_TIFF_TILE_LENGTH)
+    if not isinstance(width, int) or not isinstance(length, int):
+        return 0
+    bits = tags.get(_TIFF_BITS_PER_SAMPLE, 8)
+    bits = max(bits) if isinstance(bits, tuple) and bits else bits
+    samples = tags.get(_TIFF_SAMPLES_PER_PIXEL, 1)
+    if not isinstance(bits, int) or not isinstance(samples, int):
+        return 0
+    return width * length * max(samples, 1) * max(-(-bits // 8), 1)
+
+
 def decoded_bytes(image: Image.Image) -> int:
     """The memory decoding ``image`` (from open_image) takes at its peak, in bytes."""
     copies = _DECODER_COPIES.get(image.format or "", 1)
-    return image.width * image.height * _PIXEL_BYTES.get(image.mode, 4) * copies
+    return image.width * image.height * _PIXEL_BYTES.get(image.mode, 4) * copies + _tiff_tile_bytes(image)
 
 
 def preprocess_image(image: Image.Image, config: PreprocessConfig) -> np.ndarray:

@@ -405,3 +405,71 @@ def test_a_12_bit_jpeg_is_refused_before_decoding():
     data[3], data[6] = 0xC1, 12  # extended sequential, 12 bits a sample
     with pytest.raises(ImageDecodeError, match="at 12 bits is not supported"):
         jpeg.inspect(bytes(data))
+
+
+# --- TIFF: a tile far larger than the image ---------------------------------------------------
+
+
+def tiled_tiff(tile: int, *, side: int = 64) -> bytes:
+    """A side x side RGB TIFF in one Deflate tile of tile x tile pixels (zeros), its IFD
+    written with struct: the tile's size is declared freely, whatever the image's."""
+    import struct
+    import zlib
+
+    packer = zlib.compressobj(9)
+    row_block = bytes(tile * 3 * 256)
+    compressed = b"".join(packer.compress(row_block) for _ in range(tile // 256)) + packer.flush()
+    body = compressed + b"\0" * (len(compressed) % 2)
+    tags = [
+        (256, 4, 1, side),
+        (257, 4, 1, side),
+        (258, 3, 3, None),  # BitsPerSample 8, 8, 8, stored after the IFD
+        (259, 3, 1, 8),  # Deflate
+        (262, 3, 1, 2),  # RGB
+        (277, 3, 1, 3),
+        (284, 3, 1, 1),
+        (322, 4, 1, tile),
+        (323, 4, 1, tile),
+        (324, 4, 1, 8),
+        (325, 4, 1, len(compressed)),
+    ]
+    ifd_at = 8 + len(body)
+    after_ifd = ifd_at + 2 + 12 * len(tags) + 4
+    ifd = struct.pack("<H", len(tags))
+    for tag, kind, count, value in tags:
+        if value is None:
+            ifd += struct.pack("<HHII", tag, kind, count, after_ifd)
+        elif kind == 3:
+            ifd += struct.pack("<HHIHH", tag, kind, count, value, 0)
+        else:
+            ifd += struct.pack("<HHII", tag, kind, count, value)
+    ifd += struct.pack("<I", 0) + struct.pack("<HHH", 8, 8, 8)
+    return b"II*\0" + struct.pack("<I", ifd_at) + body + ifd
+
+
+def test_a_small_tiff_with_a_huge_tile_is_refused_by_the_decode_budget(anonymous_client, media_root):
+    # Before: the budget counted the 64x64 image (16 kB) and libtiff inflated the whole
+    # declared tile: 8192x8192 took +200 MB, 16384x16384 +790 MB and 5.6 s (a 783 kB file).
+    from classifier.tests.utils import media_files
+
+    data = tiled_tiff(8192)
+    assert len(data) < 300_000
+    response = anonymous_client.post(
+        reverse("api:prediction-list"),
+        {"image": [SimpleUploadedFile("tile.tif", data, "image/tiff")]},
+        format="multipart",
+    )
+
+    assert response.status_code == 400, response.content
+    assert "would need 201 MB of memory to decode" in response.content.decode()
+    assert Prediction.objects.count() == 0
+    assert media_files(media_root) == []
+
+
+def test_a_tiff_in_ordinary_tiles_is_classified(anonymous_client):
+    response = anonymous_client.post(
+        reverse("api:prediction-list"),
+        {"image": [SimpleUploadedFile("tile.tif", tiled_tiff(256), "image/tiff")]},
+        format="multipart",
+    )
+    assert response.status_code == 201, response.content
