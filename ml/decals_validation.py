@@ -237,11 +237,15 @@ class LoadedModel:
     predict_votes: Predictor | None = None
 
 
-def load_model(path: Path) -> LoadedModel:
+def load_model(path: Path, run_config: dict[str, Any] | None = None) -> LoadedModel:
     """A packaged model folder (galaxy10.tflite + galaxy10.json), a .tflite file beside its
-    manifest, or a training run folder (model.pt + run.json, scored in PyTorch)."""
+    manifest, or a training run folder (model.pt + run.json, scored in PyTorch). A run still
+    training has only best.pt: it is scored with ``run_config`` (the configuration it was
+    started with) and no temperature, which moves no top class."""
     if path.is_dir() and (path / "run.json").exists() and not (path / "galaxy10.tflite").exists():
         return _torch_model(path)
+    if path.is_dir() and (path / "best.pt").exists() and run_config is not None:
+        return _torch_model(path, "best.pt", {"config": run_config})
     tflite = path / "galaxy10.tflite" if path.is_dir() else path
     manifest = json.loads(tflite.with_suffix(".json").read_text())
     from ml.evaluate import TFLiteModel
@@ -254,12 +258,12 @@ def load_model(path: Path) -> LoadedModel:
     )
 
 
-def _torch_model(run_dir: Path, weights: str = "model.pt") -> LoadedModel:
+def _torch_model(run_dir: Path, weights: str = "model.pt", run: dict[str, Any] | None = None) -> LoadedModel:
     import torch
 
     from ml.model import build_model
 
-    run = json.loads((run_dir / "run.json").read_text())
+    run = run or json.loads((run_dir / "run.json").read_text())
     config = run["config"]
     model = build_model(config["image_size"], pretrained=False)
     model.load_state_dict(torch.load(run_dir / weights))
@@ -399,8 +403,27 @@ def main() -> None:
         "--all-folds", action="store_true", help="also score every fold (trained-on folds for runs)"
     )
     parser.add_argument("--json", type=Path, help="write the full results here")
+    parser.add_argument(
+        "--crop",
+        type=float,
+        help="centre crop of the GZ DECaLS images (default: the config's; 0.7 as served)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="for a run still training (best.pt, no run.json): the overrides it was started with",
+    )
     args = parser.parse_args()
-    models = [load_model(p) for p in (args.model or [Path("ml/models")])]
+    from ml.pipeline import parse_override
+
+    run_config = load_config(args.config, dict(parse_override(text) for text in args.overrides))
+    models = [load_model(p, run_config) for p in (args.model or [Path("ml/models")])]
+    for model in models:
+        if args.crop:
+            model.config = {**model.config, "crops": {**model.config["crops"], "gz_decals_votes": args.crop}}
     # The folds come from the one configuration (--config), the same for every model scored,
     # so all models are compared on the same galaxies.
     config = load_config(args.config)
