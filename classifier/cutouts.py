@@ -42,6 +42,7 @@ CACHE_PREFIX = "cutout:v1:"
 # the same RGB value: outside the footprint the viewer sends a uniform (black) image, while
 # sky noise makes even an empty field of a real cutout vary pixel to pixel.
 BLANK_FRACTION = 0.9
+BLANK_CHECK_SIDE = 256
 VIEWER_URL = "https://www.legacysurvey.org/viewer"
 VIEWER_ZOOM = 15
 # Retried: the service is overloaded or restarting; other answers will not change on retry.
@@ -292,6 +293,10 @@ def is_blank(data: bytes) -> bool:
     """Whether a cutout that already passed upload validation is blank: at least
     BLANK_FRACTION of its pixels share exactly one RGB value."""
     with Image.open(io.BytesIO(data)) as image:
+        # Judged at the scale the upload check decoded a JPEG at, not its full size: a 40-
+        # megapixel JPEG from the service (one configured with a large size=, or a hostile
+        # one) passed that check and then cost over a gigabyte here as 32-bit pixels.
+        image.draft("RGB", (BLANK_CHECK_SIDE, BLANK_CHECK_SIDE))
         pixels = np.asarray(image.convert("RGB"), dtype=np.uint32).reshape(-1, 3)
     if pixels.size == 0:
         return True

@@ -473,3 +473,30 @@ def test_a_tiff_in_ordinary_tiles_is_classified(anonymous_client):
         format="multipart",
     )
     assert response.status_code == 201, response.content
+
+
+# --- Positions: a huge cutout from the service, judged blank or not ---------------------------
+
+
+def test_a_40_megapixel_cutout_is_judged_blank_at_a_reduced_scale():
+    # Before: is_blank decoded the whole picture into 32-bit numpy pixels (480 MB for
+    # 40 megapixels) after the upload check had let it through at 1/8 scale.
+    import tracemalloc
+
+    from classifier import cutouts
+
+    data = _baseline_40_megapixels()  # flat: blank by the rule
+    tracemalloc.start()
+    try:
+        assert cutouts.is_blank(data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 1024 * 1024, f"{peak:,} bytes"
+
+
+def test_a_galaxy_cutout_is_still_not_blank():
+    from classifier import cutouts
+    from classifier.tests.utils import galaxy_jpeg
+
+    assert not cutouts.is_blank(galaxy_jpeg())
