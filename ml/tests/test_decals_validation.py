@@ -286,3 +286,24 @@ def test_vote_head_scores_read_the_smooth_fraction_from_the_dirichlet_mean():
     scores = dv.vote_head_scores(outputs, counts)
     assert scores["smooth_mae"]["value"] == pytest.approx(abs(100 / 101 - 0.75), abs=1e-4)
     assert scores["vote_nll"]["value"] > 0
+
+
+def test_a_run_still_training_is_scored_from_best_pt_with_the_configuration_it_started_with(tmp_path):
+    import torch
+
+    from ml.model import build_model
+    from ml.vote_loss import VoteHead
+
+    config = load_config(overrides={"train.gz_decals_votes": True})
+    model = build_model(config["image_size"], pretrained=False)
+    torch.save(model.state_dict(), tmp_path / "best.pt")
+    torch.save(VoteHead(model._fc.in_features).state_dict(), tmp_path / "vote_head.pt")
+    loaded = dv.load_model(tmp_path, config)
+    inputs = np.zeros((2, config["image_size"], config["image_size"], 3), np.float32)
+    probs = loaded.predict(inputs)
+    assert probs.shape == (2, NUM_CLASSES)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    assert loaded.predict_votes(inputs).shape == (2, votes.NUM_ANSWERS)
+    assert loaded.config["train"]["gz_decals_votes"] is True
+    with pytest.raises(FileNotFoundError):
+        dv.load_model(tmp_path)  # without the configuration it is not a model folder
