@@ -388,6 +388,15 @@ def _strip_tiff(data: bytes) -> bytes:
 
 def _write_tiff(data: bytes, order: str, pages: list[dict[int, _TiffEntry]]) -> bytes:
     out = bytearray(data[:4] + b"\0\0\0\0")
+    # Each part is copied once per reference, and IFDs may all point at the same bytes: a 4 MB
+    # file of 50 IFDs sharing one strip became 200 MB (2,000 would be 8 GB). Written whole, a
+    # file needs its own size and some padding; more means bytes referenced again and again.
+    limit = 2 * len(data) + 4096
+
+    def room_for(size: int) -> None:
+        if len(out) + size > limit:
+            raise _ContainerError("the IFDs refer to the same bytes more than once")
+
     link_at = 4  # where the offset of the next IFD goes
     for entries in pages:
         for offsets_tag, counts_tag in _TIFF_DATA_TAGS.items():
@@ -403,6 +412,7 @@ def _write_tiff(data: bytes, order: str, pages: list[dict[int, _TiffEntry]]) -> 
             for at, size in zip(offsets, counts, strict=True):
                 if at + size > len(data):
                     raise _ContainerError("image data runs past the end")
+                room_for(size)
                 out += b"\0" * (len(out) % 2)  # TIFF keeps offsets on word boundaries
                 moved.append(len(out))
                 out += data[at : at + size]
@@ -413,6 +423,7 @@ def _write_tiff(data: bytes, order: str, pages: list[dict[int, _TiffEntry]]) -> 
         for tag in sorted(entries):
             kind, count, value = entries[tag]
             if len(value) > 4:
+                room_for(len(value))
                 out += b"\0" * (len(out) % 2)
                 inline = struct.pack(f"{order}I", len(out))
                 out += value

@@ -500,3 +500,57 @@ def test_a_galaxy_cutout_is_still_not_blank():
     from classifier.tests.utils import galaxy_jpeg
 
     assert not cutouts.is_blank(galaxy_jpeg())
+
+
+# --- TIFF: many IFDs that share one strip, copied once each by the metadata stripper --------
+
+
+def tiff_with_shared_strips(pages: int, shared: int) -> bytes:
+    """A real 64x64 Deflate TIFF (Pillow's) followed by ``shared`` zero bytes and ``pages``
+    more IFDs whose one strip is all of those bytes."""
+    import io
+    import struct
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (10, 20, 30)).save(buffer, "TIFF", compression="tiff_deflate")
+    data = bytearray(buffer.getvalue())
+    offset = struct.unpack_from("<I", data, 4)[0]
+    while True:  # the last IFD's link to the next one
+        link_at = offset + 2 + 12 * struct.unpack_from("<H", data, offset)[0]
+        offset = struct.unpack_from("<I", data, link_at)[0]
+        if not offset:
+            break
+    data += b"\0" * (len(data) % 2)
+    shared_at = len(data)
+    data += bytes(shared)
+    first = len(data)
+    fields = [(256, 4, 64), (257, 4, 64), (259, 3, 1), (273, 4, shared_at), (279, 4, shared)]
+    size = 2 + 12 * len(fields) + 4
+    for page in range(pages):
+        following = first + size * (page + 1) if page < pages - 1 else 0
+        data += struct.pack("<H", len(fields))
+        for tag, kind, value in fields:
+            packed = struct.pack("<I", value) if kind == 4 else struct.pack("<HH", value, 0)
+            data += struct.pack("<HHI", tag, kind, 1) + packed
+        data += struct.pack("<I", following)
+    struct.pack_into("<I", data, link_at, first)
+    return bytes(data)
+
+
+def test_ifds_sharing_one_strip_are_not_stored_once_per_ifd(anonymous_client, media_root):
+    # Before: 40 IFDs pointing at the same 50 kB strip were copied 40 times: the stored file
+    # was 40x the upload (a 4 MB file of 50 became 200 MB; 2,000 would be 8 GB in memory).
+    from classifier.tests.utils import media_files
+
+    data = tiff_with_shared_strips(40, 50_000)
+    response = anonymous_client.post(
+        reverse("api:prediction-list"),
+        {"image": [SimpleUploadedFile("pages.tif", data, "image/tiff")]},
+        format="multipart",
+    )
+
+    assert response.status_code == 201, response.content
+    [stored] = media_files(media_root)
+    assert stored.stat().st_size <= len(data)
