@@ -128,6 +128,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # worker process shares: the database (no extra server; migration 0003 makes the table) by
 # default, or Redis with CACHE_URL=redis://host:6379/N.
 CACHES = {"default": env.cache("CACHE_URL", default="dbcache://django_cache")}
+# Django's database cache writes with five statements; this one with one (classifier/cache.py).
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.db.DatabaseCache":
+    CACHES["default"]["BACKEND"] = "classifier.cache.DatabaseCache"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
