@@ -198,19 +198,28 @@ def test_whole_worker_killed_mid_chunk_job_finishes_once_with_default_settings(
     second = workers("w2", broker_url) if survivor else None
     job = submit(user, 80, size=SLOW_IMAGE_SIZE)
     wait_for(lambda: Job.objects.get(pk=job.pk).done >= 16, timeout=JOB_TIMEOUT_S, what="the first chunk")
-    # Killed as soon as it takes its next chunk, so the kill lands inside it.
-    earlier = _received(first)
-    in_hand = wait_for(
-        lambda: _chunk_in_hand(first, not_before=earlier), timeout=JOB_TIMEOUT_S, what="a new chunk in hand"
-    )
-    first.kill_everything()
+    # Killed as soon as it takes its next chunk, so the kill lands inside it. With a survivor,
+    # whichever of the two takes the next chunk is killed: the other may take every chunk left.
+    running = [first, second] if survivor else [first]
+    earlier = [_received(worker) for worker in running]
+
+    def next_chunk() -> tuple[int, str] | None:
+        for index, worker in enumerate(running):
+            chunk = _chunk_in_hand(worker, not_before=earlier[index])
+            if chunk:
+                return index, chunk
+        return None
+
+    doomed_index, in_hand = wait_for(next_chunk, timeout=JOB_TIMEOUT_S, what="a new chunk in hand")
+    doomed = running.pop(doomed_index)
+    doomed.kill_everything()
     killed_at = time.monotonic()
-    assert _chunk_in_hand(first) == in_hand, "the chunk ended before the kill landed"
+    assert _chunk_in_hand(doomed) == in_hand, "the chunk ended before the kill landed"
     assert Job.objects.get(pk=job.pk).done < job.total
     if broker == "redis_broker":
         # Redis still counts it as delivered to the dead worker.
         assert settings.CELERY_TASK_DEFAULT_QUEUE in _unacked_queues()
-    second = second or workers("w2", broker_url)
+    second = running[0] if running else workers("w2", broker_url)
     # The target of issue 21: finished within 5 minutes of the kill.
     wait_until_ended(job, timeout=300)
     finished_in = time.monotonic() - killed_at
