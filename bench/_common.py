@@ -354,3 +354,27 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def py_spy(pid: int, output: Path, seconds: int, *, rate: int) -> subprocess.Popen:
+    """py-spy sampling ``pid`` for ``seconds`` into a raw (collapsed stacks) file, without
+    pausing it (--nonblocking), so the profiled worker keeps its real timing."""
+    return subprocess.Popen(  # noqa: S603
+        [
+            str(Path(sys.executable).with_name("py-spy")),
+            "record",
+            "--pid",
+            str(pid),
+            "--format",
+            "raw",
+            "--output",
+            str(output),
+            "--duration",
+            str(seconds),
+            "--rate",
+            str(rate),
+            "--nonblocking",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )

@@ -12,8 +12,6 @@ py-spy needs ptrace rights over the worker (root, or kernel.yama.ptrace_scope=0)
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -73,25 +71,7 @@ def main() -> None:
             common.wait_for_port(app.port, 60)
             run_load(app.port, bodies, 2, 10)
             [pid] = app.worker_pids()
-            spy = subprocess.Popen(  # noqa: S603
-                [
-                    str(Path(sys.executable).with_name("py-spy")),
-                    "record",
-                    "--pid",
-                    str(pid),
-                    "--format",
-                    "raw",
-                    "--output",
-                    str(raw),
-                    "--duration",
-                    str(args.seconds),
-                    "--rate",
-                    "500",
-                    "--nonblocking",
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
+            spy = common.py_spy(pid, raw, args.seconds, rate=500)
             load = run_load(app.port, bodies, 4, 120 * args.seconds, cpu_groups={"worker": app.worker_pids})
             spy.wait()
     rows = [[stage, count, f"{share:.0%}"] for stage, count, share in summarise(raw)]

@@ -98,28 +98,6 @@ def sql_count(subject: Subject, env: dict[str, str], images: Path, uploads: int)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def py_spy(pid: int, output: Path, seconds: int) -> subprocess.Popen:
-    return subprocess.Popen(  # noqa: S603
-        [
-            str(Path(sys.executable).with_name("py-spy")),
-            "record",
-            "--pid",
-            str(pid),
-            "--format",
-            "raw",
-            "--output",
-            str(output),
-            "--duration",
-            str(seconds),
-            "--rate",
-            "250",
-            "--nonblocking",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
 def measure(
     subject: Subject,
     database: str,
@@ -159,7 +137,7 @@ def measure(
                         for pid in app.worker_pids()
                     ]
                     spies = [
-                        py_spy(pid, raw, profile_seconds)
+                        common.py_spy(pid, raw, profile_seconds, rate=250)
                         for pid, raw in zip(app.worker_pids(), raws, strict=True)
                     ]
                 load = run_load(app.port, bodies, CLIENTS, args.uploads, cpu_groups=groups)
