@@ -12,6 +12,7 @@ import re
 
 import pytest
 from django.contrib.auth import get_user_model
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect
 
 from classifier.galaxy10 import CLASS_NAMES
@@ -268,8 +269,16 @@ def test_the_job_forms_file_pickers_speak_the_pages_language_and_work_by_keyboar
     assert page.evaluate("document.activeElement.id") == "id_archive"
     outline = page.eval_on_selector("#id_archive + .file-button", "e => getComputedStyle(e).outlineStyle")
     assert outline != "none"
-    with page.expect_file_chooser() as chooser:
-        page.keyboard.press("Space")
+    # Headless Chromium now and then drops the chooser of a keyboard activation (about one run
+    # in twenty here); a second press of the still-focused input opens it. Never opening fails.
+    for attempt in range(3):
+        try:
+            with page.expect_file_chooser(timeout=5000) as chooser:
+                page.keyboard.press("Space")
+            break
+        except PlaywrightTimeoutError:
+            assert attempt < 2, "Space on the focused file input never opened the file chooser"
+            assert page.evaluate("document.activeElement.id") == "id_archive"
     chooser.value.set_files(
         [{"name": "survey.zip", "mimeType": "application/zip", "buffer": b"PK\x05\x06" + bytes(18)}]
     )
