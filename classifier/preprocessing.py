@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from typing import IO, Any
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from classifier.exceptions import fill_template
 
@@ -192,7 +192,6 @@ _TRANSPOSE = {
     8: Image.Transpose.ROTATE_90,
 }
 _EXIF_ORIENTATION = 0x0112
-_TIFF_BITS_PER_SAMPLE, _TIFF_SAMPLES_PER_PIXEL, _TIFF_TILE_WIDTH, _TIFF_TILE_LENGTH = 258, 277, 322, 323
 # What Pillow raises on a damaged file, its EXIF parser included (a JPEG with one byte changed in its
 # EXIF gave TypeError and struct.error).
 _DECODE_ERRORS = (ValueError, TypeError, KeyError, IndexError, SyntaxError, OSError, struct.error)
@@ -238,12 +237,12 @@ def _tiff_tile_bytes(image: Image.Image) -> int:
     if image.format != "TIFF":
         return 0
     tags = getattr(image, "tag_v2", {})
-    width, length = tags.get(_TIFF_TILE_WIDTH), tags.get(_TIFF_TILE_LENGTH)
+    width, length = tags.get(ExifTags.Base.TileWidth), tags.get(ExifTags.Base.TileLength)
     if not isinstance(width, int) or not isinstance(length, int):
         return 0
-    bits = tags.get(_TIFF_BITS_PER_SAMPLE, 8)
+    bits = tags.get(ExifTags.Base.BitsPerSample, 8)
     bits = max(bits) if isinstance(bits, tuple) and bits else bits
-    samples = tags.get(_TIFF_SAMPLES_PER_PIXEL, 1)
+    samples = tags.get(ExifTags.Base.SamplesPerPixel, 1)
     if not isinstance(bits, int) or not isinstance(samples, int):
         return 0
     return width * length * max(samples, 1) * max(-(-bits // 8), 1)
