@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from classifier.galaxy10 import GROUP_OF_CLASS, NUM_CLASSES
-from classifier.statistics import wilson_interval
+from classifier.statistics import Z_95, wilson_interval
 from ml import sources as src
 from ml import votes
 from ml.config import DEFAULT_CONFIG, load_config
@@ -138,7 +138,7 @@ def mean_interval(values: np.ndarray) -> dict[str, Any]:
     if n == 0:
         return {"n": 0, "value": None, "interval95": [None, None]}
     mean = float(values.mean())
-    half = 1.96 * float(values.std(ddof=1)) / np.sqrt(n) if n > 1 else float("nan")
+    half = Z_95 * float(values.std(ddof=1)) / np.sqrt(n) if n > 1 else float("nan")
     return {"n": n, "value": mean, "interval95": [mean - half, mean + half]}
 
 
