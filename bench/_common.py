@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 if TYPE_CHECKING:
-    from classifier.preprocessing import PreprocessConfig
+    from classifier.core.preprocessing import PreprocessConfig
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
@@ -232,8 +232,8 @@ def manifest_for(model: Path) -> Path:
         return beside
     from ai_edge_litert.interpreter import Interpreter
 
-    from classifier.manifest import ModelManifest
-    from classifier.preprocessing import PreprocessConfig
+    from classifier.core.manifest import ModelManifest
+    from classifier.core.preprocessing import PreprocessConfig
 
     size = int(Interpreter(model_path=str(model)).get_input_details()[0]["shape"][1])
     manifest = ModelManifest.create(
@@ -255,7 +255,7 @@ def manifest_for(model: Path) -> Path:
 
 def model_preprocessing(model: Path) -> PreprocessConfig:
     """The preprocessing the model's manifest declares, checked as serving checks it."""
-    from classifier.manifest import ModelManifest
+    from classifier.core.manifest import ModelManifest
 
     return ModelManifest.read(manifest_for(model)).preprocessing
 

@@ -9,7 +9,7 @@ Floors, measured in this process on the same files at the start of the run:
   the model alone (already-decoded tensors): one interpreter at 1 thread and at one thread
   per core, and one 1-thread interpreter per core side by side, in calls of 4 and 16
   images; the fastest of these is the strict reference;
-  a plain program: the files decoded and preprocessed (classifier.preprocessing) and
+  a plain program: the files decoded and preprocessed (classifier.core.preprocessing) and
   classified by one 1-thread interpreter per core, decoding overlapped with inference on
   every core, without Django: what the command could reach at best.
 The command's time is the whole process (Python and Django start included); the ratios
@@ -34,7 +34,7 @@ import _server as server
 import numpy as np
 
 INPUT_SHAPE = (128, 128, 3)
-# The most images per interpreter call in classifier.inference (MAX_BATCH_SIZE).
+# The most images per interpreter call in classifier.core.inference (MAX_BATCH_SIZE).
 MAX_BATCH = 2
 
 
@@ -80,9 +80,9 @@ def interpreter_floor(
 
 def pipeline_floor(model: Path, paths: list[Path], config, *, count: int, batch: int) -> float:  # noqa: ANN001
     """Images/s of the best plain program: files read, decoded and preprocessed
-    (classifier.preprocessing) and classified by ``count`` 1-thread interpreters, with
+    (classifier.core.preprocessing) and classified by ``count`` 1-thread interpreters, with
     count + 1 threads overlapping decoding and inference on every core; no Django."""
-    from classifier.preprocessing import preprocess
+    from classifier.core.preprocessing import preprocess
 
     made = _interpreters(model, count, 1, batch)
     idle: queue.SimpleQueue = queue.SimpleQueue()
@@ -107,7 +107,7 @@ def pipeline_floor(model: Path, paths: list[Path], config, *, count: int, batch:
 
 
 def floors(model: Path, paths: list[Path]) -> dict:
-    from classifier.preprocessing import preprocess
+    from classifier.core.preprocessing import preprocess
 
     config = common.model_preprocessing(model)
     t0 = time.perf_counter()

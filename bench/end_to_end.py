@@ -8,7 +8,7 @@ generated galaxies when the data is absent) at concurrency 1, 4 and 8 from keep-
 clients, then batch requests of 16 images.
 
 The floor is measured in this process on the same files first: decode + preprocess
-(classifier.preprocessing.preprocess) + one interpreter call at 1 thread, no web stack.
+(classifier.core.preprocessing.preprocess) + one interpreter call at 1 thread, no web stack.
 Overhead ratio = end-to-end p50 at concurrency 1 / floor p50. The throughput reference
 is what `workers` processes doing nothing but decode + inference could serve.
 
@@ -37,7 +37,7 @@ BATCH_FILES = 16
 def raw_floor(model: Path, images: list[bytes], repeats: int) -> dict:
     from ai_edge_litert.interpreter import Interpreter
 
-    from classifier.preprocessing import preprocess
+    from classifier.core.preprocessing import preprocess
 
     config = common.model_preprocessing(model)
     interpreter = Interpreter(model_path=str(model), num_threads=1)

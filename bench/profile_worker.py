@@ -23,12 +23,12 @@ from end_to_end import run_load
 # First match wins, so the specific stages come before the general ones.
 STAGES = [
     ("TFLite invoke", ("Interpreter.invoke",)),
-    ("decode + preprocess", ("preprocess (classifier/preprocessing.py",)),
+    ("decode + preprocess", ("preprocess (classifier/core/preprocessing.py",)),
     ("header check", ("inspect_header",)),
     ("PostgreSQL connect", ("Connection.connect (psycopg", "connect (django/db/backends/base/base.py")),
     ("SQL (insert, commit, locks)", ("psycopg/",)),
     ("media file write", ("FileSystemStorage",)),
-    ("sha256", ("hashlib", "_validate (classifier/services.py")),
+    ("sha256", ("hashlib", "_validate (classifier/predictions/services.py")),
     ("response serialisation", ("serializers.py", "renderers.py")),
     ("multipart parsing", ("multipartparser", "Request.FILES", "Request._load_data_and_files")),
     ("Django/DRF request handling", ("django/", "rest_framework/")),

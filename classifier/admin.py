@@ -12,11 +12,11 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from classifier import services
-from classifier.exports import predictions_csv_response
-from classifier.galaxy10 import CLASS_NAMES
+from classifier.core.galaxy10 import CLASS_NAMES
 from classifier.jobs import services as job_services
 from classifier.models import Job, Prediction
+from classifier.predictions import services
+from classifier.predictions.exports import predictions_csv_response
 from classifier.templatetags.classifier_tags import percent
 from classifier.templatetags.galaxy10_i18n import galaxy_class_name
 

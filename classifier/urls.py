@@ -2,10 +2,10 @@
 
 from django.urls import path, register_converter
 
-from classifier import position_views, views
 from classifier.jobs import views as job_views
-from classifier.media import prediction_original
-from classifier.selectors import MAX_ID
+from classifier.predictions.media import prediction_original
+from classifier.predictions.selectors import MAX_ID
+from classifier.web import position_views, views
 
 
 class PredictionIdConverter:

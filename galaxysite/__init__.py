@@ -2,7 +2,7 @@
 
 The guide imports the app here eagerly; here it loads on first use instead, because importing
 Celery lengthens the start-up of every manage.py command and web worker, and only job
-submission and the workers need it. classifier/tasks.py binds its tasks to this app
+submission and the workers need it. classifier/jobs/tasks.py binds its tasks to this app
 explicitly, so no task can fall back to an unconfigured default app.
 """
 

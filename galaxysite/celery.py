@@ -3,7 +3,7 @@
     celery -A galaxysite worker
 
 reads every CELERY_* setting (CELERY_BROKER_URL from the environment) through Django's
-settings and finds classifier/tasks.py.
+settings and finds classifier/jobs/tasks.py.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "galaxysite.settings")
 
 app = Celery("galaxysite")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks()
+# The tasks live with the feature they serve (classifier/jobs/tasks.py), not in <app>.tasks.
+app.autodiscover_tasks(["classifier.jobs"])
 
 
 @app.on_after_configure.connect

@@ -52,8 +52,8 @@ def post_worker_init(worker: Any) -> None:
     loaded does not stop the worker: the app still serves its pages, the readiness probe
     reports the reason, and the next prediction tries again.
     """
-    from classifier.exceptions import ModelUnavailableError
-    from classifier.inference import get_classifier
+    from classifier.core.exceptions import ModelUnavailableError
+    from classifier.core.inference import get_classifier
 
     try:
         get_classifier()
@@ -97,7 +97,7 @@ def on_exit(server: Any) -> None:
 
 
 # With LOG_FORMAT=json gunicorn's own lines are JSON too, and its access line goes: the app
-# writes one "request" event per request instead, with the request id (classifier/observability.py).
+# writes one "request" event per request instead, with the request id (classifier/ops/observability.py).
 if os.environ.get("LOG_FORMAT", "plain") == "json":
     logconfig_dict = {
         "version": 1,

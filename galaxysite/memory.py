@@ -1,5 +1,5 @@
 """Process-wide memory settings for the processes that decode images: gunicorn workers
-(galaxysite/gunicorn.py) and Celery pool processes (classifier/tasks.py)."""
+(galaxysite/gunicorn.py) and Celery pool processes (classifier/jobs/tasks.py)."""
 
 from __future__ import annotations
 

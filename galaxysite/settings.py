@@ -84,8 +84,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, so its 413 page has the session, language and user; it still runs before
     # anything reads the body (CSRF reads the form only in process_view).
-    "classifier.middleware.RequestSizeLimitMiddleware",
-    "classifier.middleware.DatabaseUnavailableMiddleware",
+    "classifier.ops.middleware.RequestSizeLimitMiddleware",
+    "classifier.ops.middleware.DatabaseUnavailableMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -128,9 +128,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # worker process shares: the database (no extra server; migration 0003 makes the table) by
 # default, or Redis with CACHE_URL=redis://host:6379/N.
 CACHES = {"default": env.cache("CACHE_URL", default="dbcache://django_cache")}
-# Django's database cache writes with five statements; this one with one (classifier/cache.py).
+# Django's database cache writes with five statements; this one with one (classifier/ops/cache.py).
 if CACHES["default"]["BACKEND"] == "django.core.cache.backends.db.DatabaseCache":
-    CACHES["default"]["BACKEND"] = "classifier.cache.DatabaseCache"
+    CACHES["default"]["BACKEND"] = "classifier.ops.cache.DatabaseCache"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -153,12 +153,12 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15
 AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/lockout.html"
-AXES_CLIENT_IP_CALLABLE = "classifier.services.request_client_ip"
+AXES_CLIENT_IP_CALLABLE = "classifier.predictions.services.request_client_ip"
 AXES_VERBOSE = False
 
 # Outgoing mail, used by password reset only: EMAIL_URL as django-environ reads it
 # (smtp+tls://user:password@host:587). Unset, the reset pages answer 404 rather than hand
-# the mail to Django's default, localhost:25 (classifier/accounts.py).
+# the mail to Django's default, localhost:25 (classifier/web/accounts.py).
 EMAIL_URL = env.str("EMAIL_URL", default="")
 if EMAIL_URL:
     vars().update(env.email_url("EMAIL_URL"))
@@ -357,7 +357,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.AnonRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env.str("API_ANON_THROTTLE_RATE", default="60/minute"),
-        # Pages and files that cost work to serve, per user or client (classifier/throttles.py):
+        # Pages and files that cost work to serve, per user or client (classifier/ops/throttles.py):
         # stored images and FITS previews (a history page shows 24), result downloads, and
         # password reset (per client and per address mailed) and change attempts.
         "media": env.str("MEDIA_THROTTLE_RATE", default="300/minute"),
@@ -466,8 +466,8 @@ PERMISSIONS_POLICY: dict[str, list[str]] = {
 # --- Operations (issue 12; docs/operations.md) ------------------------------------------------------
 INSTALLED_APPS += ["django_prometheus", "dbbackup"]
 
-# Error pages: styled, translated pages; JSON under /api/ (classifier/error_views.py, galaxysite/urls.py).
-CSRF_FAILURE_VIEW = "classifier.error_views.csrf_failure"
+# Error pages: styled, translated pages; JSON under /api/ (classifier/web/error_views.py, galaxysite/urls.py).
+CSRF_FAILURE_VIEW = "classifier.web.error_views.csrf_failure"
 # An unknown ?format= is a documented JSON 406 on every operation (classifier/api/negotiation.py).
 REST_FRAMEWORK["DEFAULT_CONTENT_NEGOTIATION_CLASS"] = "classifier.api.negotiation.ApiContentNegotiation"
 SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [
@@ -478,7 +478,7 @@ SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [
 # Metrics and request ids. The request id first, so every later line of a request carries it;
 # the Prometheus pair around everything else, so the latency covers the whole stack.
 MIDDLEWARE = [
-    "classifier.observability.RequestIdMiddleware",
+    "classifier.ops.observability.RequestIdMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     *MIDDLEWARE,
     "django_prometheus.middleware.PrometheusAfterMiddleware",
@@ -501,7 +501,7 @@ if LOG_FORMAT not in ("plain", "json"):
 # One "request" event per request; on by default with JSON logs, where it replaces
 # gunicorn's access line (galaxysite/gunicorn.py).
 LOG_REQUESTS = env.bool("LOG_REQUESTS", default=LOG_FORMAT == "json")
-LOGGING["filters"] = {"request_id": {"()": "classifier.observability.RequestIdFilter"}}
+LOGGING["filters"] = {"request_id": {"()": "classifier.ops.observability.RequestIdFilter"}}
 LOGGING["formatters"] = {
     "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
     "json": {
@@ -521,9 +521,9 @@ MODEL_REPOSITORY = Path(env.str("MODEL_REPOSITORY", default=str(MODEL_PATH.paren
 # Backups (django-dbbackup): `manage.py dbbackup` and `mediabackup` write here, `dbrestore` and
 # `mediarestore` read the newest from here. PostgreSQL needs pg_dump and pg_restore.
 BACKUP_DIR = Path(env.str("DJANGO_BACKUP_DIR", default=str(BASE_DIR / "backups")))
-# Backups hold every record and the API tokens: files 0600 in a 0700 folder (classifier/backups.py).
+# Backups hold every record and the API tokens: files 0600 in a 0700 folder (classifier/ops/backups.py).
 STORAGES["dbbackup"] = {
-    "BACKEND": "classifier.backups.PrivateFileSystemStorage",
+    "BACKEND": "classifier.ops.backups.PrivateFileSystemStorage",
     "OPTIONS": {"location": str(BACKUP_DIR)},
 }
 DBBACKUP_SEND_EMAIL = False

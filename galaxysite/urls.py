@@ -5,15 +5,15 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from classifier import accounts
-from classifier.media import protected_media
-from classifier.observability import metrics_view
+from classifier.ops.observability import metrics_view
+from classifier.predictions.media import protected_media
+from classifier.web import accounts
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("metrics", metrics_view, name="metrics"),
     # Django's own account pages, with reset and change throttled and reset only where mail
-    # is configured (classifier/accounts.py); these come first, so they answer for those paths.
+    # is configured (classifier/web/accounts.py); these come first, so they answer for those paths.
     path("accounts/password_change/", accounts.password_change, name="password_change"),
     path("accounts/password_reset/", accounts.password_reset, name="password_reset"),
     path("accounts/password_reset/done/", accounts.password_reset_done, name="password_reset_done"),
@@ -34,8 +34,8 @@ urlpatterns = [
     path("", include("classifier.urls", namespace="classifier")),
 ]
 
-# Styled pages in the reader's language, and JSON under /api/ (classifier/error_views.py).
-handler400 = "classifier.error_views.bad_request"
-handler403 = "classifier.error_views.permission_denied"
-handler404 = "classifier.error_views.page_not_found"
-handler500 = "classifier.error_views.server_error"
+# Styled pages in the reader's language, and JSON under /api/ (classifier/web/error_views.py).
+handler400 = "classifier.web.error_views.bad_request"
+handler403 = "classifier.web.error_views.permission_denied"
+handler404 = "classifier.web.error_views.page_not_found"
+handler500 = "classifier.web.error_views.server_error"

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from classifier.preprocessing import PreprocessConfig
+from classifier.core.preprocessing import PreprocessConfig
 
 
 def _gaussian_kernel(sigma: float, radius: int) -> torch.Tensor:

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from classifier.preprocessing import PreprocessConfig, centre_crop_resize, load_rgb, normalise
+from classifier.core.preprocessing import PreprocessConfig, centre_crop_resize, load_rgb, normalise
 from ml.sources import H5Image, ImageRef, SourceSet
 
 CACHE_DIR = Path(__file__).with_name("cache")

@@ -35,8 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from classifier.galaxy10 import GROUP_OF_CLASS, NUM_CLASSES
-from classifier.statistics import Z_95, wilson_interval
+from classifier.core.galaxy10 import GROUP_OF_CLASS, NUM_CLASSES
+from classifier.core.statistics import Z_95, wilson_interval
 from ml import sources as src
 from ml import votes
 from ml.config import DEFAULT_CONFIG, load_config

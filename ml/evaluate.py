@@ -2,7 +2,7 @@
 
     python -m ml.evaluate ml/models/galaxy10.tflite --run ml/runs/shipped
 
-Every image goes through classifier.preprocessing, the serving code path, with
+Every image goes through classifier.core.preprocessing, the serving code path, with
 its source's crop. Soft-target (vote) sources are scored against the argmax of
 their vote-derived target, where Galaxy10 classes cover at least half the votes
 (``MIN_COVERAGE``); the vote-labelled sets of one split are also pooled.

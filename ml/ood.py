@@ -3,9 +3,9 @@
     python -m ml.ood fit --models-dir ml/models          # refit, write manifest["ood"], print the table
     python -m ml.ood galamo --package DIR                # galamo 0.0.8's galaxy/not-galaxy gate, same sets
 
-Every image goes through what serving does with it: classifier.preprocessing with the
+Every image goes through what serving does with it: classifier.core.preprocessing with the
 manifest's parameters (the serving crop, whatever the source), then the packaged TFLite
-model through classifier.inference, then classifier.ood's features. The Gaussian is fitted
+model through classifier.core.inference, then classifier.core.ood's features. The Gaussian is fitted
 on training-split galaxies, the threshold on the validation splits (each source flags at
 most ``TARGET_FLAG_RATE`` of its galaxies), and the test splits, the dev images and the
 synthetic negatives are reported only: nothing is chosen on them.
@@ -29,14 +29,14 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from classifier import ood
-from classifier.inference import GalaxyClassifier, PreparedImage
-from classifier.preprocessing import ImageSource, PreprocessConfig, preprocess
+from classifier.core import ood
+from classifier.core.inference import GalaxyClassifier, PreparedImage
+from classifier.core.preprocessing import ImageSource, PreprocessConfig, preprocess
 from ml import sources as src
 from ml.config import DEFAULT_CONFIG, load_config
 
 VERSION = "gaussian-mahalanobis-1"
-# Every feature classifier.ood computes is measured and reported; the fit keeps those that
+# Every feature classifier.core.ood computes is measured and reported; the fit keeps those that
 # describe one galaxy on sky rather than a camera or a pipeline.
 FEATURES = ood.FEATURE_NAMES
 # Colour is left out whatever it measures: the app classifies single-band FITS cutouts in

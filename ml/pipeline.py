@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from classifier.galaxy10 import CLASS_NAMES
-from classifier.manifest import ModelManifest
+from classifier.core.galaxy10 import CLASS_NAMES
+from classifier.core.manifest import ModelManifest
 from ml import sources as src
 from ml.cache import source_inputs
 from ml.config import add_data_arguments, load_config

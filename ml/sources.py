@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from classifier.galaxy10 import CLASS_NAMES, NUM_CLASSES
+from classifier.core.galaxy10 import CLASS_NAMES, NUM_CLASSES
 from ml import labels
 
 MAX_GROUPS = 3

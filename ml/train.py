@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from classifier.galaxy10 import NUM_CLASSES
-from classifier.preprocessing import PreprocessConfig
+from classifier.core.galaxy10 import NUM_CLASSES
+from classifier.core.preprocessing import PreprocessConfig
 from ml import sources as src
 from ml.augment import augmented_views, centre_views, normalise
 from ml.cache import cache_pixels, cached_fraction, source_inputs

@@ -7,9 +7,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from classifier.exports import round_probability
-from classifier.galaxy10 import CLASS_NAMES
+from classifier.core.galaxy10 import CLASS_NAMES
 from classifier.models import CLASS_CHOICES, Prediction
+from classifier.predictions.exports import round_probability
 
 
 class ProbabilityField(serializers.FloatField):

@@ -1,6 +1,7 @@
 from django.urls import path, re_path
 
-from classifier.api import jobs, views
+from classifier.api import views
+from classifier.jobs import api as jobs
 
 app_name = "api"
 

@@ -1,4 +1,4 @@
-"""The REST API: thin views over classifier.services and classifier.selectors."""
+"""The REST API: thin views over classifier.predictions.services and classifier.predictions.selectors."""
 
 from __future__ import annotations
 
@@ -28,7 +28,6 @@ from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from classifier import cutouts, selectors, services
 from classifier.api.parsers import JSONParser
 from classifier.api.serializers import (
     ApiRootOutputSerializer,
@@ -44,11 +43,12 @@ from classifier.api.serializers import (
     PredictionListOutputSerializer,
     PredictionPositionInputSerializer,
 )
-from classifier.exceptions import ImageValidationError, ModelUnavailableError, StorageUnavailableError
-from classifier.exports import write_predictions_csv
-from classifier.galaxy10 import CLASS_NAMES
-from classifier.inference import get_classifier, model_status
+from classifier.core.exceptions import ImageValidationError, ModelUnavailableError, StorageUnavailableError
+from classifier.core.galaxy10 import CLASS_NAMES
+from classifier.core.inference import get_classifier, model_status
 from classifier.models import Prediction
+from classifier.predictions import cutouts, selectors, services
+from classifier.predictions.exports import write_predictions_csv
 
 logger = logging.getLogger(__name__)
 

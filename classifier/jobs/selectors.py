@@ -9,7 +9,9 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Count, QuerySet
 from django.utils import timezone
 
-from classifier.exports import (
+from classifier.core.galaxy10 import CLASS_NAMES
+from classifier.models import Job, JobMember, Prediction
+from classifier.predictions.exports import (
     RESULT_COLUMNS,
     SafeCsvWriter,
     check_cells,
@@ -19,9 +21,7 @@ from classifier.exports import (
     votable_from_rows,
     write_votable,
 )
-from classifier.filters import JobGalleryFilter
-from classifier.galaxy10 import CLASS_NAMES
-from classifier.models import Job, JobMember, Prediction
+from classifier.predictions.filters import JobGalleryFilter
 
 # After the columns of `manage.py classify` (exports.RESULT_COLUMNS), the member's status and
 # reason; catalogue columns follow.

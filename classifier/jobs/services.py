@@ -3,7 +3,7 @@
 Every member is written idempotently: a chunk re-checks, under the job's lock, which of
 its members are still pending, and a member's prediction is unique (Prediction.job_member),
 so a chunk delivered twice (its worker died before acknowledging it) never records a
-member twice. Predictions go through classifier.services like every other caller.
+member twice. Predictions go through classifier.predictions.services like every other caller.
 """
 
 from __future__ import annotations
@@ -29,14 +29,13 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
-from classifier import cutouts, services
-from classifier.exceptions import (
+from classifier.core.exceptions import (
     ClassifierError,
     ImageValidationError,
     ModelUnavailableError,
     StorageUnavailableError,
 )
-from classifier.inference import get_classifier
+from classifier.core.inference import get_classifier
 from classifier.jobs.archives import (
     NESTED_ARCHIVE_REASON,
     Catalogue,
@@ -47,6 +46,7 @@ from classifier.jobs.archives import (
     position_columns,
 )
 from classifier.models import Job, JobMember, Prediction
+from classifier.predictions import cutouts, services
 
 logger = logging.getLogger(__name__)
 
@@ -213,7 +213,7 @@ def _enqueue(job: Job, start: int) -> None:
 
 
 def _publish_chunk(*, job_id: int, start: int, stop: int) -> None:
-    from classifier.tasks import classify_chunk
+    from classifier.jobs.tasks import classify_chunk
 
     try:
         # Bounded in time by the broker settings (CELERY_BROKER_TIMEOUT). The queue is read
@@ -348,7 +348,7 @@ def _fetch_cutouts(
 ) -> Iterator[tuple[JobMember, tuple[services.AcceptedUpload, services.SkyProvenance] | str]]:
     """Each member's fetched and validated cutout, or the reason it failed, in order.
 
-    Fetched on CUTOUT_MAX_CONCURRENT threads (the per-process limit in classifier.cutouts
+    Fetched on CUTOUT_MAX_CONCURRENT threads (the per-process limit in classifier.predictions.cutouts
     holds whatever the number of threads). A position without imaging, or a service that
     still fails after its retries, fails the member alone: the job goes on.
     """

@@ -15,12 +15,12 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from django.views import View
 
-from classifier.exceptions import StorageUnavailableError
-from classifier.forms import MultipleFileInput, MultipleImageField
+from classifier.core.exceptions import StorageUnavailableError
 from classifier.jobs import selectors as job_selectors
 from classifier.jobs import services as job_services
 from classifier.jobs.archives import JobInputError, Submission, submission_from_uploads
 from classifier.models import Job, Prediction
+from classifier.web.forms import MultipleFileInput, MultipleImageField
 
 GALLERY_PAGE_SIZE = 48
 

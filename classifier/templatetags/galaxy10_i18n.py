@@ -1,6 +1,6 @@
 """Translated display of the Galaxy10 class names, descriptions and groups.
 
-classifier/galaxy10.py defines them in English and marks them for makemessages; stored
+classifier/core/galaxy10.py defines them in English and marks them for makemessages; stored
 and served values stay English, and are translated here only when a page shows them.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from django import template
 from django.utils.translation import pgettext
 
-from classifier.galaxy10 import CLASS_DESCRIPTION_CONTEXT, CLASS_NAME_CONTEXT, GROUP_CONTEXT
+from classifier.core.galaxy10 import CLASS_DESCRIPTION_CONTEXT, CLASS_NAME_CONTEXT, GROUP_CONTEXT
 
 register = template.Library()
 

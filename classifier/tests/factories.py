@@ -9,7 +9,7 @@ from django.core.files.base import ContentFile
 from factory.django import DjangoModelFactory
 from PIL import Image
 
-from classifier.galaxy10 import CLASS_NAMES
+from classifier.core.galaxy10 import CLASS_NAMES
 from classifier.models import Prediction
 
 

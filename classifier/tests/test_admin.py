@@ -10,7 +10,7 @@ from django.contrib.admin.sites import site
 from django.urls import reverse
 
 from classifier.admin import PredictionAdmin
-from classifier.galaxy10 import CLASS_NAMES
+from classifier.core.galaxy10 import CLASS_NAMES
 from classifier.models import Prediction
 from classifier.tests.factories import PredictionFactory
 from classifier.tests.utils import media_files

@@ -8,7 +8,7 @@ import io
 import pytest
 from django.urls import reverse
 
-from classifier.galaxy10 import CLASS_NAMES
+from classifier.core.galaxy10 import CLASS_NAMES
 from classifier.jobs import services as job_services
 from classifier.jobs.archives import submission_from_uploads
 from classifier.models import Job, Prediction

@@ -5,7 +5,7 @@ import json
 import pytest
 from django.urls import reverse
 
-from classifier.galaxy10 import CLASS_NAMES
+from classifier.core.galaxy10 import CLASS_NAMES
 
 pytestmark = pytest.mark.django_db
 

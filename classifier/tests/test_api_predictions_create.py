@@ -13,7 +13,7 @@ from PIL import Image
 from rest_framework.authtoken.models import Token
 from rest_framework.throttling import AnonRateThrottle
 
-from classifier.galaxy10 import CLASS_NAMES
+from classifier.core.galaxy10 import CLASS_NAMES
 from classifier.models import Prediction
 from classifier.tests.utils import make_image_bytes, media_files
 

@@ -8,9 +8,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from classifier.exports import CSV_COLUMNS
-from classifier.galaxy10 import CLASS_NAMES
+from classifier.core.galaxy10 import CLASS_NAMES
 from classifier.models import Prediction
+from classifier.predictions.exports import CSV_COLUMNS
 from classifier.tests.factories import PredictionFactory
 
 pytestmark = pytest.mark.django_db

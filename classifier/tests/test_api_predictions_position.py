@@ -9,8 +9,8 @@ import threading
 import pytest
 from django.urls import reverse
 
-from classifier import cutouts
 from classifier.models import Prediction
+from classifier.predictions import cutouts
 from classifier.tests.cutout_server import CATALOGUE
 from classifier.tests.utils import make_image_bytes, media_files
 

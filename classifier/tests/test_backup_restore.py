@@ -14,8 +14,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.db import connection
 
-from classifier import services
 from classifier.models import Prediction
+from classifier.predictions import services
 from classifier.tests.utils import make_image_bytes, media_files
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -1,4 +1,4 @@
-"""The database cache the rate limits count in (classifier/cache.py), on the test database
+"""The database cache the rate limits count in (classifier/ops/cache.py), on the test database
 (SQLite by default, PostgreSQL with DATABASE_URL): one statement per write, the same values,
 expiry and size limit as Django's, and DRF's throttle counting through it."""
 
@@ -13,10 +13,10 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIRequestFactory
 from rest_framework.throttling import AnonRateThrottle
 
-from classifier import cache as cache_module
+from classifier.ops import cache as cache_module
 
 DATABASE_CACHE = {
-    "default": {"BACKEND": "classifier.cache.DatabaseCache", "LOCATION": "django_cache"},
+    "default": {"BACKEND": "classifier.ops.cache.DatabaseCache", "LOCATION": "django_cache"},
 }
 
 

@@ -11,8 +11,8 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 
-from classifier import retention, services
 from classifier.models import Prediction
+from classifier.predictions import retention, services
 from classifier.tests.factories import PredictionFactory
 from classifier.tests.utils import make_image_bytes, media_files
 

@@ -26,7 +26,7 @@ def boom(request):
 
 # This module doubles as a URLconf with a view that fails, for the 500 page.
 urlpatterns = [path("boom/", boom), path("api/boom/", boom)]
-handler500 = "classifier.error_views.server_error"
+handler500 = "classifier.web.error_views.server_error"
 
 
 def page(response) -> str:
@@ -65,7 +65,7 @@ def test_a_form_without_its_csrf_token_gets_the_styled_403():
 
 
 def test_permission_denied_gets_the_styled_403(rf, user):
-    from classifier.error_views import permission_denied
+    from classifier.web.error_views import permission_denied
 
     request = rf.get("/history/")
     request.user = user

@@ -14,7 +14,7 @@ from django.test import Client
 from django.urls import reverse
 from rest_framework.authtoken.models import Token
 
-from classifier import fits
+from classifier.core import fits
 from classifier.jobs import services as job_services
 from classifier.jobs.archives import submission_from_uploads
 from classifier.models import BANDS_ASSUMED_WARNING, Prediction

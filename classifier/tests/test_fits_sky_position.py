@@ -1,5 +1,5 @@
 """FITS uploads with a celestial WCS are recorded at the sky position of their centre
-(astropy.wcs on the header that classifier.fits walked and checked), shown on the result
+(astropy.wcs on the header that classifier.core.fits walked and checked), shown on the result
 page with a link to the Legacy Surveys viewer; without a usable WCS they have no position."""
 
 from __future__ import annotations

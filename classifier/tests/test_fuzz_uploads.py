@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from classifier import services
 from classifier.models import Prediction
+from classifier.predictions import services
 from classifier.tests.utils import media_files
 
 pytestmark = pytest.mark.django_db

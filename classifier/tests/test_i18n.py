@@ -29,7 +29,7 @@ from django.urls import reverse
 from django.utils import translation
 from PIL import Image
 
-from classifier import galaxy10
+from classifier.core import galaxy10
 from classifier.models import Prediction
 from classifier.templatetags import galaxy10_i18n
 from classifier.tests.factories import PredictionFactory
@@ -608,11 +608,11 @@ def test_too_many_pixels_is_explained_in_spanish(spanish_client, settings):
     ids=["not-an-image", "truncated"],
 )
 def test_refusals_from_the_shared_preprocessing_are_in_the_catalog(content, spanish):
-    # classifier.preprocessing cannot mark its messages (it is shared with training and does
+    # classifier.core.preprocessing cannot mark its messages (it is shared with training and does
     # not import Django), so upload_messages marks them; this fails if one is not there.
-    from classifier.exceptions import FileRefusal
-    from classifier.preprocessing import ImageDecodeError, PreprocessConfig, preprocess
-    from classifier.upload_messages import PREPROCESSING_TEMPLATES, translate_refusal
+    from classifier.core.exceptions import FileRefusal
+    from classifier.core.preprocessing import ImageDecodeError, PreprocessConfig, preprocess
+    from classifier.predictions.upload_messages import PREPROCESSING_TEMPLATES, translate_refusal
 
     with pytest.raises(ImageDecodeError) as caught:
         preprocess(content, PreprocessConfig())
@@ -624,9 +624,9 @@ def test_refusals_from_the_shared_preprocessing_are_in_the_catalog(content, span
 
 
 def test_an_image_of_no_known_format_is_refused_in_spanish_too():
-    from classifier.exceptions import FileRefusal
-    from classifier.inference import ACCEPTED_FORMATS
-    from classifier.upload_messages import translate_refusal
+    from classifier.core.exceptions import FileRefusal
+    from classifier.core.inference import ACCEPTED_FORMATS
+    from classifier.predictions.upload_messages import translate_refusal
 
     refusal = FileRefusal(
         "x",

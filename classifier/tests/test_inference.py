@@ -1,4 +1,4 @@
-"""classifier.inference: the one TFLite module (loading, checks, batching, threads, real images)."""
+"""classifier.core.inference: the one TFLite module (loading, checks, batching, threads, real images)."""
 
 import hashlib
 import json
@@ -11,10 +11,10 @@ import pytest
 from django.conf import settings as django_settings
 from django.test import override_settings
 
-from classifier import inference
-from classifier.exceptions import ModelUnavailableError
-from classifier.galaxy10 import CLASS_NAMES
-from classifier.preprocessing import PreprocessConfig, preprocess
+from classifier.core import inference
+from classifier.core.exceptions import ModelUnavailableError
+from classifier.core.galaxy10 import CLASS_NAMES
+from classifier.core.preprocessing import PreprocessConfig, preprocess
 from classifier.tests.utils import make_image_bytes
 
 SHIPPED_MODEL = Path(django_settings.BASE_DIR) / "ml" / "models" / "galaxy10.tflite"
@@ -205,14 +205,14 @@ def test_several_interpreters_give_the_same_results_concurrently():
     ],
 )
 def test_unusable_bytes_raise_image_decode_error(content, message):
-    from classifier.preprocessing import ImageDecodeError
+    from classifier.core.preprocessing import ImageDecodeError
 
     with pytest.raises(ImageDecodeError, match=message):
         inference.get_classifier().prepare(content)
 
 
 def test_other_formats_are_refused(image_bytes):
-    from classifier.preprocessing import ImageDecodeError
+    from classifier.core.preprocessing import ImageDecodeError
 
     ico = image_bytes(fmt="ICO", size=(32, 32))
     with pytest.raises(ImageDecodeError, match="not accepted"):

@@ -1,4 +1,4 @@
-"""The manifest schema (classifier/manifest.py): what it accepts, what it refuses and why,
+"""The manifest schema (classifier/core/manifest.py): what it accepts, what it refuses and why,
 and that what training writes is what serving reads."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from classifier.exceptions import ModelUnavailableError
-from classifier.galaxy10 import CLASS_NAMES
-from classifier.inference import GalaxyClassifier
-from classifier.manifest import FORMAT_VERSION, ManifestError, ModelManifest
-from classifier.preprocessing import PreprocessConfig
+from classifier.core.exceptions import ModelUnavailableError
+from classifier.core.galaxy10 import CLASS_NAMES
+from classifier.core.inference import GalaxyClassifier
+from classifier.core.manifest import FORMAT_VERSION, ManifestError, ModelManifest
+from classifier.core.preprocessing import PreprocessConfig
 
 SHIPPED = Path(__file__).resolve().parents[2] / "ml" / "models" / "galaxy10.json"
 REQUIRED = ("format_version", "model_version", "sha256", "classes", "preprocessing", "output")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from classifier.ownership import OWN_PREDICTIONS_SESSION_KEY
+from classifier.predictions.ownership import OWN_PREDICTIONS_SESSION_KEY
 from classifier.tests.factories import PredictionFactory
 
 pytestmark = pytest.mark.django_db

@@ -2,7 +2,7 @@
 
 A script that classified through the API with "Authorization: Token ..." got 404 from the
 image_url in the answer. The token now counts as that user's login here, under the same
-access rule as the API and the pages (classifier.ownership).
+access rule as the API and the pages (classifier.predictions.ownership).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""classifier.metadata.strip_metadata: the stored copy of an upload keeps its pixels and
+"""classifier.core.metadata.strip_metadata: the stored copy of an upload keeps its pixels and
 its orientation, and loses GPS, owner, XMP, IPTC and comments, in every accepted format
 (issue 14, item 8). Every file here is made by Pillow, with real metadata blocks."""
 
@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from PIL import ExifTags, Image, ImageOps, ImageSequence, PngImagePlugin, features
 
-from classifier import metadata
-from classifier.inference import get_classifier
-from classifier.metadata import strip_metadata
-from classifier.preprocessing import ImageDecodeError
+from classifier.core import metadata
+from classifier.core.inference import get_classifier
+from classifier.core.metadata import strip_metadata
+from classifier.core.preprocessing import ImageDecodeError
 
 OWNER = "Jane Stargazer"
 COMMENT = "taken from my back garden"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from classifier.galaxy10 import CLASS_NAMES
+from classifier.core.galaxy10 import CLASS_NAMES
 from classifier.tests.factories import PredictionFactory
 
 pytestmark = pytest.mark.django_db

@@ -1,4 +1,4 @@
-"""The out-of-distribution gate (classifier/ood.py, docs/ood.md), with the shipped model and its
+"""The out-of-distribution gate (classifier/core/ood.py, docs/ood.md), with the shipped model and its
 fitted parameters.
 
 The images are made here: what a user might send that is not a galaxy cutout (noise, a blank
@@ -20,11 +20,12 @@ from django.core.management import call_command
 from django.urls import reverse
 from PIL import Image, ImageDraw, ImageFilter
 
-from classifier import inference, observability
-from classifier.exceptions import ModelUnavailableError
+from classifier.core import inference
+from classifier.core.exceptions import ModelUnavailableError
+from classifier.core.ood import FEATURE_NAMES, OodGate, features
+from classifier.core.preprocessing import PreprocessConfig
 from classifier.models import OUT_OF_DISTRIBUTION_WARNING, Prediction
-from classifier.ood import FEATURE_NAMES, OodGate, features
-from classifier.preprocessing import PreprocessConfig
+from classifier.ops import observability
 from classifier.tests.utils import galaxy_jpeg
 from conftest import GALAXY_DATA_DIR
 

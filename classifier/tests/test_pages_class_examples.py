@@ -17,8 +17,8 @@ from django.conf import settings
 from django.urls import reverse
 from PIL import Image
 
-from classifier.class_examples import credits_path
-from classifier.galaxy10 import NUM_CLASSES
+from classifier.core.galaxy10 import NUM_CLASSES
+from classifier.web.class_examples import credits_path
 
 pytestmark = pytest.mark.django_db
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from classifier.galaxy10 import GALAXY10_CLASSES, GROUPS
+from classifier.core.galaxy10 import GALAXY10_CLASSES, GROUPS
 
 pytestmark = pytest.mark.django_db
 

@@ -14,10 +14,10 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from classifier.exports import CSV_COLUMNS
 from classifier.models import Prediction
+from classifier.predictions.exports import CSV_COLUMNS
 from classifier.tests.factories import PredictionFactory
-from classifier.views import HISTORY_PAGE_SIZE
+from classifier.web.views import HISTORY_PAGE_SIZE
 
 pytestmark = pytest.mark.django_db
 

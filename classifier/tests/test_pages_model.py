@@ -13,8 +13,9 @@ from django.contrib.staticfiles import finders
 from django.urls import reverse
 from django.utils import translation
 
-from classifier.inference import get_classifier
-from classifier.model_page import (
+from classifier.core.inference import get_classifier
+from classifier.templatetags.classifier_tags import percent
+from classifier.web.model_page import (
     MODEL_CARD_FILENAME,
     configuration_sections,
     evaluation_sets,
@@ -22,7 +23,6 @@ from classifier.model_page import (
     render_model_card,
     wilson_interval,
 )
-from classifier.templatetags.classifier_tags import percent
 from ml import metrics as ml_metrics
 
 pytestmark = pytest.mark.django_db

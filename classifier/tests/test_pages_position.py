@@ -11,8 +11,8 @@ import io
 import pytest
 from django.urls import reverse
 
-from classifier.exports import CSV_COLUMNS
 from classifier.models import Job, Prediction
+from classifier.predictions.exports import CSV_COLUMNS
 from classifier.tests.jobs_support import run_chunks_inline
 from classifier.tests.utils import media_files
 

@@ -11,7 +11,7 @@ import pytest
 from django.urls import reverse
 
 from classifier.models import Prediction
-from classifier.ownership import OWN_PREDICTIONS_SESSION_KEY
+from classifier.predictions.ownership import OWN_PREDICTIONS_SESSION_KEY
 from classifier.tests.factories import PredictionFactory
 
 pytestmark = pytest.mark.django_db

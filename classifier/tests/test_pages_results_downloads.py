@@ -11,8 +11,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 
-from classifier.exports import CSV_COLUMNS
 from classifier.models import Prediction
+from classifier.predictions.exports import CSV_COLUMNS
 from classifier.tests.factories import PredictionFactory
 from classifier.tests.utils import make_image_bytes
 

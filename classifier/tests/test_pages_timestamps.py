@@ -9,10 +9,10 @@ import pytest
 from django.urls import reverse
 from django.utils import translation
 
-from classifier.inference import get_classifier
-from classifier.model_page import parse_timestamp
+from classifier.core.inference import get_classifier
 from classifier.templatetags.classifier_tags import timestamp
 from classifier.tests.factories import PredictionFactory
+from classifier.web.model_page import parse_timestamp
 
 pytestmark = pytest.mark.django_db
 

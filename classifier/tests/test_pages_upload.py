@@ -12,7 +12,7 @@ from django.http.multipartparser import MultiPartParser
 from django.urls import reverse
 
 from classifier.models import Prediction
-from classifier.ownership import OWN_PREDICTIONS_SESSION_KEY
+from classifier.predictions.ownership import OWN_PREDICTIONS_SESSION_KEY
 from classifier.tests.utils import make_image_bytes, media_files
 
 pytestmark = pytest.mark.django_db

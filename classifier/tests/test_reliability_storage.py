@@ -15,8 +15,8 @@ from django.db.models import QuerySet
 from django.http.multipartparser import MultiPartParser
 from django.urls import reverse
 
-from classifier import services, storage
 from classifier.models import Prediction
+from classifier.predictions import services, storage
 from classifier.tests.utils import in_thread, make_image_bytes, media_files
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -60,7 +60,7 @@ def backup_dir(tmp_path, monkeypatch):
     one made by hand, or by an older release, would be)."""
     from dbbackup import settings as dbbackup_settings
 
-    assert dbbackup_settings.STORAGE == "classifier.backups.PrivateFileSystemStorage"
+    assert dbbackup_settings.STORAGE == "classifier.ops.backups.PrivateFileSystemStorage"
     directory = tmp_path / "backups"
     directory.mkdir()
     directory.chmod(0o755)

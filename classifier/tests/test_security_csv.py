@@ -17,8 +17,13 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from classifier.exports import SafeCsvWriter, spreadsheet_cell, spreadsheet_safe, write_predictions_csv
 from classifier.models import Job, Prediction
+from classifier.predictions.exports import (
+    SafeCsvWriter,
+    spreadsheet_cell,
+    spreadsheet_safe,
+    write_predictions_csv,
+)
 from classifier.tests.factories import PredictionFactory
 from classifier.tests.jobs_support import make_zip, run_chunks_inline, zip_upload
 from classifier.tests.utils import make_image_bytes

@@ -21,10 +21,11 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from PIL import Image
 
-from classifier import fits, storage
+from classifier.core import fits
+from classifier.core.preprocessing import ImageDecodeError
 from classifier.models import Job, Prediction
-from classifier.preprocessing import ImageDecodeError
-from classifier.services import prediction_delete
+from classifier.predictions import storage
+from classifier.predictions.services import prediction_delete
 from classifier.tests.gunicorn_server import (
     peak_rss_kb,
     post_images_at_once,

@@ -138,7 +138,7 @@ def _fail_every_member(job: Job) -> None:
 
 
 def _give_up(job: Job) -> None:
-    # What the worker does after JOB_MAX_RETRIES failed tries (classifier.tasks.fail_job).
+    # What the worker does after JOB_MAX_RETRIES failed tries (classifier.jobs.tasks.fail_job).
     job_services.job_fail(job_id=job.pk, reason="gave up on a chunk after 5 retries")
 
 

@@ -24,7 +24,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from classifier.inference import GalaxyClassifier
+from classifier.core.inference import GalaxyClassifier
 from classifier.jobs import archives
 from classifier.jobs import services as job_services
 from classifier.jobs.archives import (

@@ -21,7 +21,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from PIL import Image
 
-from classifier import jpeg
+from classifier.core import jpeg
 from classifier.models import Prediction
 from classifier.tests.test_decode_memory import MAX_DECODE_BYTES, SLACK_BYTES, galaxy_like, measure
 from classifier.tests.utils import media_files

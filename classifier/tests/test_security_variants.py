@@ -15,7 +15,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from classifier import fits
+from classifier.core import fits
 from classifier.models import Prediction
 from classifier.tests.test_security_fits import header
 
@@ -222,7 +222,7 @@ def test_a_jpeg_the_stripper_would_re_encode_at_full_size_is_refused(anonymous_c
 
 
 def test_the_same_jpeg_with_its_segments_intact_is_stored_as_sent(anonymous_client, media_root):
-    from classifier.metadata import strip_metadata
+    from classifier.core.metadata import strip_metadata
 
     data = _baseline_40_megapixels()
     assert strip_metadata(data, "JPEG") == data  # rewritten, not re-encoded
@@ -290,9 +290,9 @@ def test_an_anonymous_list_of_thousands_of_sexagesimal_positions_is_refused_unre
     # Before: every line went through astropy's SkyCoord (0.6-1.4 ms each) and only then was
     # the anonymous sender told to log in: 200,000 lines of "1h 2" (1 MB) held the thread for
     # about two minutes. Now the count is refused first.
-    from classifier import cutouts
-    from classifier.forms import MAX_TYPED_POSITIONS
     from classifier.models import Job
+    from classifier.predictions import cutouts
+    from classifier.web.forms import MAX_TYPED_POSITIONS
 
     calls = []
     original = cutouts.parse_sky_position
@@ -302,7 +302,7 @@ def test_an_anonymous_list_of_thousands_of_sexagesimal_positions_is_refused_unre
         return original(text)
 
     lines = "\n".join(["1h 2"] * (MAX_TYPED_POSITIONS + 1))
-    import classifier.forms as forms_module
+    import classifier.web.forms as forms_module
 
     forms_module.parse_sky_position, saved = counting, forms_module.parse_sky_position
     try:
@@ -318,8 +318,8 @@ def test_an_anonymous_list_of_thousands_of_sexagesimal_positions_is_refused_unre
 
 
 def test_a_logged_in_list_at_the_limit_is_still_a_job(client, user, cutout_server):
-    from classifier.forms import MAX_TYPED_POSITIONS
     from classifier.models import Job
+    from classifier.web.forms import MAX_TYPED_POSITIONS
 
     client.force_login(user)
     lines = "\n".join(f"{index % 360}.5 1.25" for index in range(MAX_TYPED_POSITIONS))
@@ -355,8 +355,8 @@ def test_a_lossless_jpeg_does_not_overflow_the_decoders_buffer(tmp_path):
     script = (
         "import sys, django\n"
         "django.setup()\n"
-        "from classifier.inference import get_classifier\n"
-        "from classifier.preprocessing import ImageDecodeError\n"
+        "from classifier.core.inference import get_classifier\n"
+        "from classifier.core.preprocessing import ImageDecodeError\n"
         "try:\n"
         "    get_classifier().prepare(open(sys.argv[1], 'rb').read())\n"
         "    print('accepted')\n"
@@ -398,8 +398,8 @@ def test_lossless_and_hierarchical_jpegs_get_400_and_nothing_is_written(anonymou
 
 
 def test_a_12_bit_jpeg_is_refused_before_decoding():
-    from classifier import jpeg
-    from classifier.preprocessing import ImageDecodeError
+    from classifier.core import jpeg
+    from classifier.core.preprocessing import ImageDecodeError
 
     data = bytearray(lossless_jpeg(64))
     data[3], data[6] = 0xC1, 12  # extended sequential, 12 bits a sample
@@ -483,7 +483,7 @@ def test_a_40_megapixel_cutout_is_judged_blank_at_a_reduced_scale():
     # 40 megapixels) after the upload check had let it through at 1/8 scale.
     import tracemalloc
 
-    from classifier import cutouts
+    from classifier.predictions import cutouts
 
     data = _baseline_40_megapixels()  # flat: blank by the rule
     tracemalloc.start()
@@ -496,7 +496,7 @@ def test_a_40_megapixel_cutout_is_judged_blank_at_a_reduced_scale():
 
 
 def test_a_galaxy_cutout_is_still_not_blank():
-    from classifier import cutouts
+    from classifier.predictions import cutouts
     from classifier.tests.utils import galaxy_jpeg
 
     assert not cutouts.is_blank(galaxy_jpeg())

@@ -1,4 +1,4 @@
-"""classifier.services: the one write path for predictions."""
+"""classifier.predictions.services: the one write path for predictions."""
 
 import io
 import threading
@@ -10,10 +10,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from PIL import Image
 
-from classifier import services
-from classifier.exceptions import ImageValidationError
-from classifier.inference import get_classifier
+from classifier.core.exceptions import ImageValidationError
+from classifier.core.inference import get_classifier
 from classifier.models import Prediction
+from classifier.predictions import services
 from classifier.tests.factories import PredictionFactory
 from classifier.tests.utils import make_image_bytes, media_files
 

@@ -1,4 +1,4 @@
-"""classifier/storage.py on its own: files shared by content hash, written once, removed with
+"""classifier/predictions/storage.py on its own: files shared by content hash, written once, removed with
 their last row, and the lock that keeps writers and deleters of one file apart.
 
 The lock tests commit for real (transactional database) from two threads, each with its own
@@ -12,8 +12,8 @@ import time
 import pytest
 from django.db import OperationalError, connection, transaction
 
-from classifier import storage
 from classifier.models import Prediction
+from classifier.predictions import storage
 from classifier.tests.factories import PredictionFactory
 from classifier.tests.utils import in_thread, media_files
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from classifier.galaxy10 import NUM_CLASSES
+from classifier.core.galaxy10 import NUM_CLASSES
 from ml import decals_validation as dv
 from ml import votes
 from ml.config import load_config

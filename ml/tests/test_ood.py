@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("skimage")
 
-from classifier.ood import OodGate
+from classifier.core.ood import OodGate
 from ml import ood
 from ml.tests.test_sources import write_h5
 

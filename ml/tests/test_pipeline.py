@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw
 pytest.importorskip("torch")
 pytest.importorskip("tensorflow")
 
-from classifier.manifest import ModelManifest
+from classifier.core.manifest import ModelManifest
 from ml import cache
 from ml.config import DEFAULT_CONFIG
 from ml.pipeline import parse_override, run_pipeline

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from classifier.galaxy10 import CLASS_NAMES, GALAXY10_CLASSES
-from classifier.inference import GalaxyClassifier
-from classifier.preprocessing import PreprocessConfig, preprocess
+from classifier.core.galaxy10 import CLASS_NAMES, GALAXY10_CLASSES
+from classifier.core.inference import GalaxyClassifier
+from classifier.core.preprocessing import PreprocessConfig, preprocess
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "ml" / "models"
@@ -138,7 +138,7 @@ def test_tflite_runtime_loads_the_shipped_model_and_agrees(tmp_path, classifier)
     assert fallback.shape == (6, 10)
     # An int8 model's output comes in steps of 1/256, and tflite-runtime 2.14's int8 kernels
     # round their requantisation differently from ai-edge-litert's: a few steps apart.
-    tolerance = 0.04 if classifier.manifest["quantization"] == "int8" else 0.02
+    tolerance = 0.04 if classifier.core.manifest["quantization"] == "int8" else 0.02
     assert np.abs(fallback - default).max() < tolerance
     assert (fallback.argmax(axis=1) == default.argmax(axis=1)).all()
 
@@ -150,7 +150,7 @@ def test_serving_imports_neither_tensorflow_nor_torch(tmp_path):
         f"""
         import sys
         from pathlib import Path
-        from classifier.inference import GalaxyClassifier
+        from classifier.core.inference import GalaxyClassifier
         model = GalaxyClassifier(model_path=Path({str(MODEL)!r}), manifest_path=Path({str(MANIFEST_PATH)!r}))
         model.classify(Path({str(image)!r}))
         heavy = sorted(m for m in ("tensorflow", "torch", "keras") if m in sys.modules)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from classifier.galaxy10 import GROUP_OF_CLASS, NUM_CLASSES
+from classifier.core.galaxy10 import GROUP_OF_CLASS, NUM_CLASSES
 from ml import cache, labels, sources
 from ml.config import load_config
 from ml.teacher import group_targets

@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from classifier.galaxy10 import NUM_CLASSES
+from classifier.core.galaxy10 import NUM_CLASSES
 from ml import cache, labels, sources
 from ml.augment import augmented_views
 from ml.config import load_config

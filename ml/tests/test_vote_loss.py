@@ -9,7 +9,7 @@ import torch
 from scipy.special import gammaln
 from scipy.stats import dirichlet_multinomial
 
-from classifier.galaxy10 import NUM_CLASSES
+from classifier.core.galaxy10 import NUM_CLASSES
 from ml import sources, votes
 from ml.config import load_config
 from ml.tests.test_decals_validation import counts_row, write_table

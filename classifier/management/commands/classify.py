@@ -9,12 +9,18 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from classifier import services
-from classifier.exceptions import ClassifierError
-from classifier.exports import RESULT_COLUMNS, SafeCsvWriter, check_cells, probability_cell, round_probability
-from classifier.galaxy10 import CLASS_NAMES
-from classifier.inference import get_classifier
+from classifier.core.exceptions import ClassifierError
+from classifier.core.galaxy10 import CLASS_NAMES
+from classifier.core.inference import get_classifier
 from classifier.jobs.archives import JobInputError, MemberInput, MemberUnreadableError, read_zip
+from classifier.predictions import services
+from classifier.predictions.exports import (
+    RESULT_COLUMNS,
+    SafeCsvWriter,
+    check_cells,
+    probability_cell,
+    round_probability,
+)
 
 
 def default_interpreters() -> int:

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.template.defaultfilters import filesizeformat
 
-from classifier import retention
+from classifier.predictions import retention
 
 
 class Command(BaseCommand):

@@ -2,8 +2,8 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from classifier import services
 from classifier.models import Prediction
+from classifier.predictions import services
 
 NO_TERMINAL = (
     "No terminal to confirm the reset; nothing was deleted. Rerun with --yes to reset without asking."

@@ -5,7 +5,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from classifier.exceptions import StorageUnavailableError
+from classifier.core.exceptions import StorageUnavailableError
 from classifier.jobs import services as job_services
 from classifier.jobs.archives import JobInputError, submission_from_paths
 from classifier.models import Job

@@ -15,7 +15,7 @@ from django.contrib.auth import get_user_model
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect
 
-from classifier.galaxy10 import CLASS_NAMES
+from classifier.core.galaxy10 import CLASS_NAMES
 from classifier.tests.factories import PredictionFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

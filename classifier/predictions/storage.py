@@ -6,7 +6,7 @@ requests and processes: "the file exists, I will refer to it" (an upload) and "n
 the file any more, I will remove it" (a delete). Every function here that asks either question
 does so under ``lock``, held until the end of the current transaction, so they never interleave.
 
-Callers (classifier/services.py) own the transactions and the rows; this module owns the files.
+Callers (classifier/predictions/services.py) own the transactions and the rows; this module owns the files.
 """
 
 from __future__ import annotations

@@ -14,15 +14,15 @@ from django.utils.translation import gettext as _
 from django.views import View
 from rest_framework.throttling import AnonRateThrottle
 
-from classifier import cutouts
-from classifier.exceptions import ModelUnavailableError, StorageUnavailableError
-from classifier.forms import PositionForm
+from classifier.core.exceptions import ModelUnavailableError, StorageUnavailableError
 from classifier.jobs.archives import submission_from_positions
 from classifier.jobs.views import job_submit_response
 from classifier.models import Prediction
-from classifier.ownership import remember_own_predictions
-from classifier.responses import service_unavailable
-from classifier.services import prediction_create_from_position, request_client_ip
+from classifier.predictions import cutouts
+from classifier.predictions.ownership import remember_own_predictions
+from classifier.predictions.services import prediction_create_from_position, request_client_ip
+from classifier.web.forms import PositionForm
+from classifier.web.responses import service_unavailable
 
 
 class PositionClassifyView(View):

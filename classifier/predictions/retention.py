@@ -1,7 +1,7 @@
 """Retention: deleting audit records (and their images) older than a cut-off, in batches.
 
 Each batch is its own short transaction through services.prediction_delete_many, which
-takes the same per-file locks as an upload (classifier/storage.py): an image shared by
+takes the same per-file locks as an upload (classifier/predictions/storage.py): an image shared by
 content hash with a newer record, or with an upload arriving meanwhile, is kept.
 """
 
@@ -15,8 +15,8 @@ from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from classifier import services
 from classifier.models import Prediction
+from classifier.predictions import services
 
 DEFAULT_BATCH_SIZE = 500
 
@@ -92,7 +92,7 @@ def _write_lock_first() -> None:
     A SQLite transaction that reads and then writes while another connection writes fails
     at once with "database is locked" (waiting could deadlock); one that starts by writing
     waits its turn on the busy timeout, like an upload does. PostgreSQL needs nothing here:
-    the per-file advisory locks of classifier/storage.py do the serialising.
+    the per-file advisory locks of classifier/predictions/storage.py do the serialising.
     """
     if connection.vendor != "sqlite":
         return

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from classifier.preprocessing import PreprocessConfig
+from classifier.core.preprocessing import PreprocessConfig
 
 FORMAT_VERSION = 1
 # Width of the frame edge taken as "sky", as a fraction of the side: Galaxy10-framed

@@ -11,7 +11,7 @@ from django import forms
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
-from classifier.cutouts import Position, PositionError, parse_sky_position
+from classifier.predictions.cutouts import Position, PositionError, parse_sky_position
 
 
 class MultipleFileInput(forms.ClearableFileInput):

@@ -10,11 +10,11 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.storage import default_storage
 from django.db.models import QuerySet
 
-from classifier import storage
-from classifier.filters import PredictionFilter
-from classifier.inference import fits_preview_png
+from classifier.core.inference import fits_preview_png
 from classifier.models import Prediction
-from classifier.ownership import logged_in_reader_filter
+from classifier.predictions import storage
+from classifier.predictions.filters import PredictionFilter
+from classifier.predictions.ownership import logged_in_reader_filter
 
 # The largest id a BigAutoField holds; a larger one cannot exist, so it is not looked up.
 MAX_ID = 2**63 - 1
@@ -28,7 +28,7 @@ def _check_reader(user: Any) -> None:
 
 def _readable(user: Any) -> QuerySet[Prediction]:
     """The predictions ``user`` may read: those of other users' jobs are left out
-    (classifier.ownership); internal callers (user None) read all."""
+    (classifier.predictions.ownership); internal callers (user None) read all."""
     _check_reader(user)
     queryset = Prediction.objects.select_related("user")
     return queryset if user is None else queryset.filter(logged_in_reader_filter(user))

@@ -58,8 +58,8 @@ MODEL_INFO = Gauge(
     multiprocess_mode="livemax",
 )
 
-# The refusal templates (classifier/services.py, classifier/inference.py,
-# classifier/preprocessing.py) mapped to a short, bounded label.
+# The refusal templates (classifier/predictions/services.py, classifier/core/inference.py,
+# classifier/core/preprocessing.py) mapped to a short, bounded label.
 _REFUSAL_REASONS = (
     ("no image was uploaded", "no_file"),
     ("files sent, at most", "too_many_files"),

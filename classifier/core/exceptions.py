@@ -13,7 +13,7 @@ class FileError(TypedDict):
 
 class Count(int):
     """A number that a message shows with thousands separators ("10,000,000"); the upload
-    page writes it in the reader's locale instead (classifier/upload_messages.py)."""
+    page writes it in the reader's locale instead (classifier/predictions/upload_messages.py)."""
 
     def __str__(self) -> str:
         return f"{int(self):,}"
@@ -30,7 +30,7 @@ class FileRefusal:
 
     ``template`` is the English explanation with %(name)s fields and ``params`` fills
     them: the API and the command line report ``message``, and the upload page shows the
-    template translated into the reader's language (classifier/upload_messages.py).
+    template translated into the reader's language (classifier/predictions/upload_messages.py).
     """
 
     filename: str

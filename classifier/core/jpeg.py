@@ -9,7 +9,7 @@ and each scan is a pass over that buffer. A flat 40-megapixel progressive JPEG o
 hundred kB needs about 120-240 MB, and thousands of scans take a minute of CPU (issue 21).
 This module walks the marker segments (linear in the file's length, the entropy-coded data
 skipped with one regular-expression search per scan) and reports the frame and the scans,
-so the decode budget (classifier.inference) can count the coefficient buffer, and a file
+so the decode budget (classifier.core.inference) can count the coefficient buffer, and a file
 with too many scans is refused before libjpeg sees it.
 """
 
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 from django.utils.translation import gettext_noop
 
-from classifier.exceptions import Count
-from classifier.preprocessing import ImageDecodeError
+from classifier.core.exceptions import Count
+from classifier.core.preprocessing import ImageDecodeError
 
 # libjpeg's simple progression writes 10 scans for a colour image (6 for grey), and encoders
 # that search for a better script (mozjpeg, jpegtran -optimize) stay under 20; even one scan

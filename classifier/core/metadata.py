@@ -6,7 +6,7 @@ copied byte for byte, so the pixels decode exactly as the upload's did, and only
 the metadata blocks are left out. The EXIF orientation is the one piece kept (as an
 orientation-only EXIF block), so the stored picture still displays upright.
 
-A FITS file loses its personal and location header keywords (classifier.fits,
+A FITS file loses its personal and location header keywords (classifier.core.fits,
 docs/fits.md).
 
 No maintained library strips these six formats losslessly, hence this module. A
@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 
 from PIL import ExifTags, Image
 
-from classifier import fits
+from classifier.core import fits
 
 logger = logging.getLogger(__name__)
 

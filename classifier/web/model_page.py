@@ -17,8 +17,8 @@ from typing import Any
 from django.utils import formats
 from django.utils.translation import gettext as _
 
-from classifier.galaxy10 import GALAXY10_CLASSES, NUM_CLASSES, GalaxyClass
-from classifier.statistics import wilson_interval
+from classifier.core.galaxy10 import GALAXY10_CLASSES, NUM_CLASSES, GalaxyClass
+from classifier.core.statistics import wilson_interval
 
 MODEL_CARD_FILENAME = "MODEL_CARD.md"
 # The manifest's names of the training set's splits, as prefixes of its evaluation set names.

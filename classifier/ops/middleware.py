@@ -15,8 +15,8 @@ from django.utils.translation import gettext as _
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import APIException
 
-from classifier import observability
-from classifier.responses import service_unavailable, wants_json
+from classifier.ops import observability
+from classifier.web.responses import service_unavailable, wants_json
 
 logger = logging.getLogger(__name__)
 

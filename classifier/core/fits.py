@@ -1,6 +1,6 @@
 """FITS cutouts to RGB, the way the Legacy Surveys viewer colours DECaLS g, r, z images.
 
-Django-free, like classifier.preprocessing. The headers are walked here, card by card, and
+Django-free, like classifier.core.preprocessing. The headers are walked here, card by card, and
 every size they declare is checked against the limits before anything is allocated or
 iterated from it; only then is the one image HDU handed to astropy, which is imported inside
 the function that decodes it, never at module import: a worker that is never sent a FITS
@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from classifier.exceptions import Count
-from classifier.preprocessing import ImageDecodeError
+from classifier.core.exceptions import Count
+from classifier.core.preprocessing import ImageDecodeError
 
 # Every FITS file starts with this card (FITS standard 4.0, section 4.4.1.1).
 FITS_MAGIC = b"SIMPLE  ="

@@ -24,11 +24,11 @@ from pathlib import Path
 from django.conf import settings
 from PIL import Image
 
-from classifier.exceptions import ModelUnavailableError
-from classifier.galaxy10 import NUM_CLASSES
-from classifier.inference import GalaxyClassifier
-from classifier.manifest import ManifestError, ModelManifest
-from classifier.preprocessing import ImageDecodeError
+from classifier.core.exceptions import ModelUnavailableError
+from classifier.core.galaxy10 import NUM_CLASSES
+from classifier.core.inference import GalaxyClassifier
+from classifier.core.manifest import ManifestError, ModelManifest
+from classifier.core.preprocessing import ImageDecodeError
 
 CURRENT_LINK = "current"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".tif", ".tiff", ".bmp"}
@@ -149,7 +149,7 @@ def model_validate(
 
 
 def _compare_with_served(candidate: GalaxyClassifier, images: list[Path], report: ValidationReport) -> None:
-    from classifier.inference import get_classifier
+    from classifier.core.inference import get_classifier
 
     try:
         served = get_classifier()

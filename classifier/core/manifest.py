@@ -1,8 +1,8 @@
 """The model manifest (ml/models/galaxy10.json): its schema, checked on read, and its writer.
 
-Training writes it (ml/pipeline.py), serving reads it (classifier/inference.py), and the
+Training writes it (ml/pipeline.py), serving reads it (classifier/core/inference.py), and the
 API, the model page and the benchmarks read what serving read. Plain Python like
-classifier/galaxy10.py and classifier/preprocessing.py: ml/ imports it without Django, and
+classifier/core/galaxy10.py and classifier/core/preprocessing.py: ml/ imports it without Django, and
 serving without torch or TensorFlow.
 
 What serving relies on is typed and checked here: ``format_version``, ``model_version``,
@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from classifier.galaxy10 import CLASS_NAMES, GALAXY10_CLASSES
-from classifier.preprocessing import PreprocessConfig
+from classifier.core.galaxy10 import CLASS_NAMES, GALAXY10_CLASSES
+from classifier.core.preprocessing import PreprocessConfig
 
 # Bumped when a change to the manifest would make an older server misread it.
 FORMAT_VERSION = 1

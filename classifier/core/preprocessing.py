@@ -1,6 +1,6 @@
-"""Image preprocessing shared by training (ml/) and serving (classifier.inference).
+"""Image preprocessing shared by training (ml/) and serving (classifier.core.inference).
 
-This module depends on numpy, Pillow and the plain-Python classifier.exceptions
+This module depends on numpy, Pillow and the plain-Python classifier.core.exceptions
 only, so training imports it without Django and the web app without the training
 stack. The parameters travel in the model manifest
 (``PreprocessConfig.to_manifest``), so serving always crops, resizes and
@@ -18,7 +18,7 @@ from typing import IO, Any
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
-from classifier.exceptions import fill_template
+from classifier.core.exceptions import fill_template
 
 ImageSource = bytes | str | os.PathLike[str] | IO[bytes]
 
@@ -34,7 +34,7 @@ class ImageDecodeError(ValueError):
     """The bytes are not an image that can be used; str() is the English explanation.
 
     ``template`` is that explanation with %(name)s fields and ``params`` fills them, so a
-    page can show it in the reader's language (classifier/upload_messages.py) while the
+    page can show it in the reader's language (classifier/predictions/upload_messages.py) while the
     API and the command line report the English text.
     """
 

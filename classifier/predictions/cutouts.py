@@ -32,7 +32,7 @@ from urllib3.exceptions import (
     ReadTimeoutError,
 )
 
-from classifier.exceptions import ClassifierError
+from classifier.core.exceptions import ClassifierError
 
 # Six decimals are 3.6 milliarcseconds, far below a 0.524" pixel: positions that round alike
 # are the same cutout, fetched and cached once.

@@ -1,11 +1,11 @@
 """The upload page's refusals in the reader's language.
 
-A refusal (classifier.exceptions.FileRefusal) carries its English template and the
+A refusal (classifier.core.exceptions.FileRefusal) carries its English template and the
 values for its fields; the API and the command line report the English text, and the
 upload page translates the template through the catalog, then fills in the values. The
 templates are marked for translation where they are raised, except those raised by
-classifier.preprocessing, which is shared with training and does not import Django,
-and by classifier.fits, Django-free too: they are marked here.
+classifier.core.preprocessing, which is shared with training and does not import Django,
+and by classifier.core.fits, Django-free too: they are marked here.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from django.utils.formats import number_format
 from django.utils.translation import gettext, gettext_noop
 
-from classifier.exceptions import Count, FileRefusal, fill_template
+from classifier.core.exceptions import Count, FileRefusal, fill_template
 
 PREPROCESSING_TEMPLATES = (
     gettext_noop("not a recognised image format"),

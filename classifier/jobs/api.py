@@ -21,12 +21,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from classifier.api.serializers import ErrorOutputSerializer
-from classifier.exports import VOTABLE_CONTENT_TYPE
-from classifier.galaxy10 import CLASS_NAMES
+from classifier.core.galaxy10 import CLASS_NAMES
 from classifier.jobs import selectors as job_selectors
 from classifier.jobs import services as job_services
 from classifier.jobs.archives import JobInputError, submission_from_uploads
 from classifier.models import Job, JobMember
+from classifier.predictions.exports import VOTABLE_CONTENT_TYPE
 
 ARCHIVE_FIELD = "archive"
 IMAGE_FIELD = "image"

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TextIO
 import numpy as np
 from django.http import HttpResponse
 
-from classifier.galaxy10 import CLASS_NAMES
+from classifier.core.galaxy10 import CLASS_NAMES
 from classifier.models import Prediction
 
 if TYPE_CHECKING:

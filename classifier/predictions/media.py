@@ -13,9 +13,9 @@ from django.views.static import serve
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
-from classifier import throttles
 from classifier.models import Prediction
-from classifier.ownership import prediction_visible_to, stored_image_visible_to
+from classifier.ops import throttles
+from classifier.predictions.ownership import prediction_visible_to, stored_image_visible_to
 
 
 def accept_api_token(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -23,7 +23,7 @@ def accept_api_token(view: Callable[..., HttpResponse]) -> Callable[..., HttpRes
     may read: the API's image_url points here, and a session cookie is not what scripts hold.
 
     The token is checked with DRF's TokenAuthentication, as the API checks it; the user it
-    names then goes through the same access rule (classifier.ownership) and the same per-user
+    names then goes through the same access rule (classifier.predictions.ownership) and the same per-user
     rate limit as a logged-in browser. A token that names nobody gets 401, as from the API.
     """
 
@@ -48,7 +48,7 @@ def accept_api_token(view: Callable[..., HttpResponse]) -> Callable[..., HttpRes
 @accept_api_token
 @throttles.throttle_get(throttles.MEDIA)
 def protected_media(request: HttpRequest, path: str) -> HttpResponse:
-    """The image of a prediction the reader may see (classifier.ownership), and nothing else:
+    """The image of a prediction the reader may see (classifier.predictions.ownership), and nothing else:
     a job's staged chunks under jobs/ are served to nobody, their owner included.
 
     Images are not public: the audit log needs a login to read. 404 rather than

@@ -2,7 +2,7 @@
 
 Reset sends a mail per request: without outgoing mail configured (EMAIL_URL) Django's
 default backend would hand it to localhost:25, so the reset pages answer 404 instead of
-pretending to send. Both are throttled in the shared cache (classifier.throttles): reset
+pretending to send. Both are throttled in the shared cache (classifier.ops.throttles): reset
 per client address and per address mailed, change per user. Logins keep django-axes'
 lockout; a password change checks the old password without logging in, so axes does not
 count it, and the throttle bounds the guesses.
@@ -19,9 +19,9 @@ from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponse
 
-from classifier import throttles
-from classifier.error_views import page_not_found
-from classifier.observability import loggable_path
+from classifier.ops import throttles
+from classifier.ops.observability import loggable_path
+from classifier.web.error_views import page_not_found
 
 logger = logging.getLogger("django.request")
 

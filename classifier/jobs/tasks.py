@@ -3,7 +3,7 @@
 Delivery is at least once (task_acks_late, task_reject_on_worker_lost, prefetch 1 in
 settings): a worker that dies mid-chunk leaves the message to another worker, and
 job_chunk_process records each member at most once. The model is loaded once per worker
-process, after the fork, through the same classifier.inference as the web app.
+process, after the fork, through the same classifier.core.inference as the web app.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from celery.signals import worker_process_init
 from django.conf import settings
 from django.db import DatabaseError
 
-from classifier.exceptions import ModelUnavailableError, StorageUnavailableError
+from classifier.core.exceptions import ModelUnavailableError, StorageUnavailableError
 from classifier.jobs import services as job_services
 from galaxysite.celery import app
 
@@ -55,7 +55,7 @@ class ChunkTask(Task):
 @worker_process_init.connect
 def _load_model(**kwargs: Any) -> None:
     # In each pool process after the fork: a TFLite interpreter must not cross a fork.
-    from classifier.inference import get_classifier
+    from classifier.core.inference import get_classifier
     from galaxysite.memory import limit_malloc
 
     limit_malloc()
@@ -65,7 +65,13 @@ def _load_model(**kwargs: Any) -> None:
         logger.warning("model not loaded at worker start: %s", exc.reason)
 
 
-@app.task(base=ChunkTask, max_retries=settings.JOB_MAX_RETRIES, **RETRY_OPTIONS)
+# Task names predate the move to classifier.jobs: messages already queued must still find them.
+@app.task(
+    name="classifier.tasks.classify_chunk",
+    base=ChunkTask,
+    max_retries=settings.JOB_MAX_RETRIES,
+    **RETRY_OPTIONS,
+)
 def classify_chunk(job_id: int, start: int, stop: int) -> dict[str, int]:
     try:
         outcome = job_services.job_chunk_process(job_id=job_id, start=start, stop=stop)
@@ -75,6 +81,6 @@ def classify_chunk(job_id: int, start: int, stop: int) -> dict[str, int]:
     return {"classified": outcome.classified, "failed": outcome.failed}
 
 
-@app.task(max_retries=None, **RETRY_OPTIONS)
+@app.task(name="classifier.tasks.fail_job", max_retries=None, **RETRY_OPTIONS)
 def fail_job(job_id: int, reason: str) -> None:
     job_services.job_fail(job_id=job_id, reason=reason)

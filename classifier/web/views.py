@@ -1,7 +1,7 @@
 """Server-rendered pages: upload, results, history, detail, classes and the model card.
 
-The pages are thin: writes go through classifier.services and reads through
-classifier.selectors, exactly as the REST API does.
+The pages are thin: writes go through classifier.predictions.services and reads through
+classifier.predictions.selectors, exactly as the REST API does.
 """
 
 from __future__ import annotations
@@ -31,36 +31,36 @@ from django.views import View
 from django.views.generic import TemplateView
 from rest_framework.throttling import AnonRateThrottle
 
-from classifier import throttles
 from classifier.api.serializers import PredictionOutputSerializer
-from classifier.class_examples import class_examples
-from classifier.exceptions import (
+from classifier.core.exceptions import (
     FileRefusal,
     ImageValidationError,
     ModelUnavailableError,
     StorageUnavailableError,
 )
-from classifier.exports import predictions_csv_response
-from classifier.filters import PredictionFilter
-from classifier.forms import PredictionUploadForm
-from classifier.galaxy10 import GALAXY10_CLASSES, GROUPS, NUM_CLASSES
-from classifier.inference import get_classifier
-from classifier.model_page import model_page_context
+from classifier.core.galaxy10 import GALAXY10_CLASSES, GROUPS, NUM_CLASSES
+from classifier.core.inference import get_classifier
 from classifier.models import Prediction
-from classifier.ownership import (
+from classifier.ops import throttles
+from classifier.predictions.exports import predictions_csv_response
+from classifier.predictions.filters import PredictionFilter
+from classifier.predictions.ownership import (
     may_look_up,
     prediction_visible_to,
     predictions_visible,
     remember_own_predictions,
 )
-from classifier.responses import service_unavailable, wants_json
-from classifier.selectors import (
+from classifier.predictions.selectors import (
     parse_id,
     prediction_filterset,
     prediction_preview_png,
 )
-from classifier.services import prediction_create_batch, prediction_delete, request_client_ip
-from classifier.upload_messages import translate_refusal
+from classifier.predictions.services import prediction_create_batch, prediction_delete, request_client_ip
+from classifier.predictions.upload_messages import translate_refusal
+from classifier.web.class_examples import class_examples
+from classifier.web.forms import PredictionUploadForm
+from classifier.web.model_page import model_page_context
+from classifier.web.responses import service_unavailable, wants_json
 
 HISTORY_PAGE_SIZE = 24
 MAX_RESULT_IDS = 200

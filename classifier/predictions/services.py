@@ -27,18 +27,19 @@ from django.db.models import QuerySet
 from django.utils.translation import gettext_noop
 from rest_framework.throttling import BaseThrottle
 
-from classifier import cutouts, observability, storage
-from classifier.exceptions import Count, FileRefusal, ImageValidationError, StorageUnavailableError
-from classifier.inference import (
+from classifier.core.exceptions import Count, FileRefusal, ImageValidationError, StorageUnavailableError
+from classifier.core.inference import (
     ACCEPTED_FORMATS,
     ClassificationResult,
     GalaxyClassifier,
     PreparedImage,
     get_classifier,
 )
-from classifier.metadata import strip_metadata
+from classifier.core.metadata import strip_metadata
+from classifier.core.preprocessing import ImageDecodeError
 from classifier.models import JobMember, Prediction, prediction_image_path
-from classifier.preprocessing import ImageDecodeError
+from classifier.ops import observability
+from classifier.predictions import cutouts, storage
 
 logger = logging.getLogger(__name__)
 

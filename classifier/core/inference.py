@@ -3,7 +3,7 @@
 The model (a .tflite file plus its JSON manifest) is loaded lazily, once per
 process, on first use: never at import, in wsgi.py or in AppConfig.ready, so the
 app starts and reports the reason even when the model is broken. Preprocessing
-comes from classifier.preprocessing with the parameters stored in the manifest,
+comes from classifier.core.preprocessing with the parameters stored in the manifest,
 so serving resizes and normalises exactly as training did.
 
 A TFLite interpreter is not thread-safe: every set_tensor -> invoke -> get_tensor
@@ -34,12 +34,12 @@ from django.dispatch import receiver
 from django.utils.translation import gettext_noop
 from PIL import Image, PngImagePlugin
 
-from classifier import fits, jpeg
-from classifier.exceptions import Count
-from classifier.galaxy10 import CLASS_NAMES, NUM_CLASSES
-from classifier.manifest import ManifestError, ModelManifest
-from classifier.ood import OodGate
-from classifier.preprocessing import (
+from classifier.core import fits, jpeg
+from classifier.core.exceptions import Count, ModelUnavailableError
+from classifier.core.galaxy10 import CLASS_NAMES, NUM_CLASSES
+from classifier.core.manifest import ManifestError, ModelManifest
+from classifier.core.ood import OodGate
+from classifier.core.preprocessing import (
     ImageDecodeError,
     ImageSource,
     decoded_bytes,
@@ -47,15 +47,13 @@ from classifier.preprocessing import (
     open_image,
     preprocess_image,
 )
-
-from . import observability
-from .exceptions import ModelUnavailableError
+from classifier.ops import observability
 
 logger = logging.getLogger(__name__)
 
 # Pillow inflates a PNG's zTXt and iTXt chunks as it opens the file, up to 64 MB of them by
 # default and outside the decode budget: a 67 kB upload held 65 MB for about a second. Nothing
-# reads them (the stored copy drops them, classifier.metadata); more than this is refused.
+# reads them (the stored copy drops them, classifier.core.metadata); more than this is refused.
 PngImagePlugin.MAX_TEXT_MEMORY = 256 * 1024
 
 BACKEND_AI_EDGE_LITERT = "ai-edge-litert"
@@ -74,7 +72,7 @@ ACCEPTED_FORMATS = {
     "WEBP": "webp",
     "TIFF": "tif",
     "BMP": "bmp",
-    # Read by classifier.fits (astropy), not Pillow; stored as sent.
+    # Read by classifier.core.fits (astropy), not Pillow; stored as sent.
     "FITS": "fits",
 }
 _ORIENTATIONS_SWAPPING_AXES = {5, 6, 7, 8}
@@ -89,7 +87,7 @@ class ClassificationResult:
     inference_ms: float
     width: int
     height: int
-    # Whether the image looks like the galaxy cutouts the model was trained on (classifier.ood);
+    # Whether the image looks like the galaxy cutouts the model was trained on (classifier.core.ood);
     # None when the manifest has no fitted gate.
     in_distribution: bool | None = None
     ood_score: float | None = None
@@ -364,7 +362,7 @@ class GalaxyClassifier:
         if fits.is_fits(data):
             return self._prepare_fits(data, max_pixels=limit)
         # Read from the markers before Pillow parses anything, so a file of thousands of
-        # scans or segments is refused without being walked by Pillow or libjpeg (classifier.jpeg).
+        # scans or segments is refused without being walked by Pillow or libjpeg (classifier.core.jpeg).
         layout = jpeg.inspect(data) if jpeg.is_jpeg(data) else None
         width, height, image_format = inspect_header(data, max_pixels=limit)
         try:
@@ -468,7 +466,7 @@ class GalaxyClassifier:
         return output, elapsed_ms
 
     def _result(self, row: np.ndarray, image: PreparedImage, inference_ms: float) -> ClassificationResult:
-        # The model outputs probabilities (classifier.manifest.OUTPUT_KINDS). Renormalised in
+        # The model outputs probabilities (classifier.core.manifest.OUTPUT_KINDS). Renormalised in
         # float64 so the stored probabilities sum to 1 exactly enough to audit.
         row = np.clip(row, 0.0, None)
         row = row / row.sum()
