@@ -20,7 +20,7 @@ from classifier.core.galaxy10 import CLASS_NAMES
 from classifier.core.inference import get_classifier
 from classifier.management.commands import classify
 from classifier.models import Prediction
-from classifier.predictions import services
+from classifier.predictions import batch, filenames
 from classifier.tests.utils import make_image_bytes
 
 pytestmark = pytest.mark.django_db
@@ -285,7 +285,7 @@ def test_missing_paths_are_reported_before_the_model_loads(image_folder, tmp_pat
         return get_classifier()
 
     monkeypatch.setattr(classify, "get_classifier", recording_get_classifier)
-    monkeypatch.setattr(services, "get_classifier", recording_get_classifier)
+    monkeypatch.setattr(batch, "get_classifier", recording_get_classifier)
     with pytest.raises(CommandError, match=r"no such file or directory: .*typo\.png"):
         run(image_folder, tmp_path / "typo.png", "--save")
     assert loads == []
@@ -333,7 +333,7 @@ def test_a_file_named_explicitly_is_recorded_by_its_name(image_folder, media_roo
     ],
 )
 def test_relative_names_are_sanitised_part_by_part(raw, clean):
-    assert services.sanitise_relative_name(raw) == clean
+    assert filenames.sanitise_relative_name(raw) == clean
 
 
 def _manage_py_classify(*args):

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from classifier.models import Prediction
-from classifier.predictions import services
+from classifier.predictions.filenames import sanitise_filename
 from classifier.tests.utils import media_files
 
 pytestmark = pytest.mark.django_db
@@ -178,7 +178,7 @@ def test_parts_without_a_usable_filename_are_not_files(name, media_root):
 @settings(max_examples=500, deadline=None)
 @given(raw=st.one_of(st.text(max_size=2000), st.none()))
 def test_sanitised_filenames_are_safe_to_store_and_show(raw):
-    clean = services.sanitise_filename(raw)
+    clean = sanitise_filename(raw)
     assert 0 < len(clean) <= 255
     assert not {"/", "\\"} & set(clean)
     assert all(unicodedata.category(ch)[0] != "C" for ch in clean)

@@ -13,7 +13,7 @@ from PIL import Image
 from classifier.core.exceptions import ImageValidationError
 from classifier.core.inference import get_classifier
 from classifier.models import Prediction
-from classifier.predictions import services
+from classifier.predictions import filenames, services
 from classifier.tests.factories import PredictionFactory
 from classifier.tests.utils import make_image_bytes, media_files
 
@@ -154,7 +154,7 @@ def test_validated_uploads_are_classified_and_recorded(media_root):
     ],
 )
 def test_sanitise_filename(raw, clean):
-    assert services.sanitise_filename(raw) == clean
+    assert filenames.sanitise_filename(raw) == clean
 
 
 @pytest.mark.django_db(transaction=True)

@@ -13,7 +13,7 @@ from classifier.core.exceptions import ClassifierError
 from classifier.core.galaxy10 import CLASS_NAMES
 from classifier.core.inference import get_classifier
 from classifier.jobs.archives import JobInputError, MemberInput, MemberUnreadableError, read_zip
-from classifier.predictions import services
+from classifier.predictions import batch
 from classifier.predictions.exports import (
     RESULT_COLUMNS,
     SafeCsvWriter,
@@ -67,7 +67,7 @@ def _member_reader(member: MemberInput) -> Callable[[], bytes]:
     return read
 
 
-def archive_input_files(archive: Path, stack: contextlib.ExitStack) -> tuple[list[services.InputFile], str]:
+def archive_input_files(archive: Path, stack: contextlib.ExitStack) -> tuple[list[batch.InputFile], str]:
     """The members of a .zip as input files, read through the same checks as a job's archive
     (classifier.jobs.archives: size, zip bombs, paths, encryption); the archive stays open on
     ``stack`` while they are classified. Also the name of a catalogue CSV found inside, if any.
@@ -76,7 +76,7 @@ def archive_input_files(archive: Path, stack: contextlib.ExitStack) -> tuple[lis
     members, catalogue = read_zip(handle, archive_size=archive.stat().st_size)
     if not members:
         raise JobInputError(f"the archive {archive.name!r} has no files to classify")
-    files = [services.InputFile(archive / m.path, m.path, read=_member_reader(m)) for m in members]
+    files = [batch.InputFile(archive / m.path, m.path, read=_member_reader(m)) for m in members]
     return files, ", ".join(catalogue.columns) if catalogue else ""
 
 
@@ -130,10 +130,10 @@ class Command(BaseCommand):
                 verbosity=verbosity,
             )
 
-    def _input_files(self, paths, stack, *, verbosity) -> list[services.InputFile]:
+    def _input_files(self, paths, stack, *, verbosity) -> list[batch.InputFile]:
         # Checked before the model loads: a mistyped path or a refused archive should not wait for it.
         archives = [Path(p) for p in paths if p.lower().endswith(".zip") and Path(p).is_file()]
-        files, missing = services.collect_input_files([p for p in paths if Path(p) not in archives])
+        files, missing = batch.collect_input_files([p for p in paths if Path(p) not in archives])
         if missing:
             raise CommandError("no such file or directory: " + ", ".join(missing))
         for archive in archives:
@@ -147,7 +147,7 @@ class Command(BaseCommand):
                 )
             files.extend(members)
         if not files:
-            suffixes = " ".join(sorted(services.IMAGE_SUFFIXES))
+            suffixes = " ".join(sorted(batch.IMAGE_SUFFIXES))
             raise CommandError(f"no images found (folders are searched for {suffixes})")
         return files
 
@@ -161,7 +161,7 @@ class Command(BaseCommand):
 
         rows: list[dict] = []
         failures = 0
-        outcomes = services.classify_files(files, save=save, batch_size=batch_size, interpreters=interpreters)
+        outcomes = batch.classify_files(files, save=save, batch_size=batch_size, interpreters=interpreters)
         with tqdm(total=len(files), unit="image", file=sys.stderr, disable=quiet) as progress:
             try:
                 for outcome in outcomes:
@@ -179,7 +179,7 @@ class Command(BaseCommand):
             raise CommandError(f"{failures} input(s) could not be classified")
 
     @staticmethod
-    def _row(outcome: services.FileOutcome) -> dict:
+    def _row(outcome: batch.FileOutcome) -> dict:
         result = outcome.prediction or outcome.result
         row = {
             "path": str(outcome.file.path),
