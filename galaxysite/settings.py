@@ -153,7 +153,7 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15
 AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/lockout.html"
-AXES_CLIENT_IP_CALLABLE = "classifier.predictions.services.request_client_ip"
+AXES_CLIENT_IP_CALLABLE = "classifier.ops.client_ip.request_client_ip"
 AXES_VERBOSE = False
 
 # Outgoing mail, used by password reset only: EMAIL_URL as django-environ reads it

@@ -47,6 +47,7 @@ from classifier.core.exceptions import ImageValidationError, ModelUnavailableErr
 from classifier.core.galaxy10 import CLASS_NAMES
 from classifier.core.inference import get_classifier, model_status
 from classifier.models import Prediction
+from classifier.ops.client_ip import request_client_ip
 from classifier.predictions import cutouts, selectors, services
 from classifier.predictions.exports import write_predictions_csv
 
@@ -249,7 +250,7 @@ class PredictionListCreateApi(APIView):
             uploads=uploads,
             source=Prediction.Source.API,
             user=request.user,
-            client_ip=services.request_client_ip(request),
+            client_ip=request_client_ip(request),
         )
         output = PredictionCreateOutputSerializer({"predictions": predictions}, context={"request": request})
         return Response(output.data, status=status.HTTP_201_CREATED)
@@ -260,7 +261,7 @@ class PredictionListCreateApi(APIView):
             dec=dec,
             source=Prediction.Source.API,
             user=request.user,
-            client_ip=services.request_client_ip(request),
+            client_ip=request_client_ip(request),
         )
         output = PredictionCreateOutputSerializer({"predictions": [prediction]}, context={"request": request})
         return Response(output.data, status=status.HTTP_201_CREATED)

@@ -33,7 +33,7 @@ from django.conf import settings
 
 from classifier.core.exceptions import ClassifierError
 from classifier.predictions.cutouts import PositionError, parse_position
-from classifier.predictions.services import sanitise_filename
+from classifier.predictions.filenames import sanitise_filename
 
 NESTED_ARCHIVE_SUFFIXES = (".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar", ".zst")
 _ARCHIVE_MAGIC = (b"PK\x03\x04", b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"7z\xbc\xaf", b"Rar!")

@@ -47,6 +47,7 @@ from classifier.jobs.archives import (
 )
 from classifier.models import Job, JobMember, Prediction
 from classifier.predictions import cutouts, services
+from classifier.predictions.filenames import sanitise_filename
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ def job_create(
     _check_members(members)
     owner = user if user is not None and getattr(user, "is_authenticated", False) else None
     job = Job.objects.create(
-        name=services.sanitise_filename(name),
+        name=sanitise_filename(name),
         user=owner,
         chunk_size=settings.JOB_CHUNK_SIZE,
         total=len(members),

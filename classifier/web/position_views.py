@@ -18,9 +18,10 @@ from classifier.core.exceptions import ModelUnavailableError, StorageUnavailable
 from classifier.jobs.archives import submission_from_positions
 from classifier.jobs.views import job_submit_response
 from classifier.models import Prediction
+from classifier.ops.client_ip import request_client_ip
 from classifier.predictions import cutouts
 from classifier.predictions.ownership import remember_own_predictions
-from classifier.predictions.services import prediction_create_from_position, request_client_ip
+from classifier.predictions.services import prediction_create_from_position
 from classifier.web.forms import PositionForm
 from classifier.web.responses import service_unavailable
 

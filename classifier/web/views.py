@@ -42,6 +42,7 @@ from classifier.core.galaxy10 import GALAXY10_CLASSES, GROUPS, NUM_CLASSES
 from classifier.core.inference import get_classifier
 from classifier.models import Prediction
 from classifier.ops import throttles
+from classifier.ops.client_ip import request_client_ip
 from classifier.predictions.exports import predictions_csv_response
 from classifier.predictions.filters import PredictionFilter
 from classifier.predictions.ownership import (
@@ -55,7 +56,7 @@ from classifier.predictions.selectors import (
     prediction_filterset,
     prediction_preview_png,
 )
-from classifier.predictions.services import prediction_create_batch, prediction_delete, request_client_ip
+from classifier.predictions.services import prediction_create_batch, prediction_delete
 from classifier.predictions.upload_messages import translate_refusal
 from classifier.web.class_examples import class_examples
 from classifier.web.forms import PredictionUploadForm
