@@ -26,7 +26,7 @@ from classifier.jobs import selectors as job_selectors
 from classifier.jobs import services as job_services
 from classifier.jobs.archives import JobInputError, submission_from_uploads
 from classifier.models import Job, JobMember
-from classifier.predictions.exports import VOTABLE_CONTENT_TYPE
+from classifier.predictions.votable import VOTABLE_CONTENT_TYPE
 
 ARCHIVE_FIELD = "archive"
 IMAGE_FIELD = "image"

@@ -17,11 +17,9 @@ from classifier.predictions.exports import (
     check_cells,
     probability_cell,
     round_probability,
-    vo_column,
-    votable_from_rows,
-    write_votable,
 )
 from classifier.predictions.filters import JobGalleryFilter
+from classifier.predictions.votable import vo_column, votable_from_rows, write_votable
 
 # After the columns of `manage.py classify` (exports.RESULT_COLUMNS), the member's status and
 # reason; catalogue columns follow.

@@ -23,7 +23,7 @@ from classifier.core.galaxy10 import CLASS_NAMES
 from classifier.jobs import services as job_services
 from classifier.jobs.archives import submission_from_uploads
 from classifier.models import Job
-from classifier.predictions.exports import VOTABLE_CONTENT_TYPE
+from classifier.predictions.votable import VOTABLE_CONTENT_TYPE
 from classifier.tests.jobs_support import distinct_images, make_zip, run_chunks_inline, zip_upload
 
 pytestmark = pytest.mark.django_db
