@@ -87,13 +87,14 @@ def _prior_sentence(manifest: dict[str, Any]) -> str:
 
 
 def _peer_section(peer: dict[str, Any] | None, teacher_weight: float) -> list[str]:
-    """The comparison with galamo's CNN (ml/peer.py), when it has been run for this file."""
+    """The comparison with galamo's CNN (ml/experiments/peer.py), when it has been run for this file."""
     if not peer:
         return []
-    from ml.peer import table
+    from ml.experiments.peer import table
 
     taught = (
-        f"This model learnt from it as a group-level teacher (weight {teacher_weight}, ml/teacher.py)."
+        f"This model learnt from it as a group-level teacher (weight {teacher_weight},"
+        " ml/experiments/teacher.py)."
         if teacher_weight
         else "This model does not learn from it: as a group-level teacher on the GZ DECaLS training"
         " images it made the model worse (docs/ablations.md)."
@@ -103,10 +104,11 @@ def _peer_section(peer: dict[str, Any] | None, teacher_weight: float) -> list[st
         "## Compared with the pip-installable peer",
         "",
         "galamo 0.0.8 (PyPI, BSD-3-Clause; see NOTICE) ships a CNN trained on the real Galaxy10",
-        "DECaLS labels. `python -m ml.peer` runs it and this model on the same images, each with its",
-        "own preprocessing, in the same TFLite runtime. galamo's numbers on the DECaLS dev images may",
-        "be optimistic: its training split is unknown, and these 30 images come from Galaxy10 DECaLS",
-        "itself, so some may have been in its training set. It was never trained on SDSS images.",
+        "DECaLS labels. `python -m ml.experiments.peer` runs it and this model on the same images,",
+        "each with its own preprocessing, in the same TFLite runtime. galamo's numbers on the DECaLS",
+        "dev images may be optimistic: its training split is unknown, and these 30 images come from",
+        "Galaxy10 DECaLS itself, so some may have been in its training set. It was never trained on",
+        "SDSS images.",
         taught,
         "",
         table(peer),
@@ -118,7 +120,7 @@ def write_model_card(
     manifest: dict[str, Any], path: Path, static_dir: Path, peer: dict[str, Any] | None = None
 ) -> None:
     """Write the card to ``path``; ``static_dir`` is where the manifest's figure paths start;
-    ``peer`` is ml/peer.py's result for this file, if it was run."""
+    ``peer`` is ml/experiments/peer.py's result for this file, if it was run."""
     figures = {
         key: os.path.relpath(static_dir / name, path.parent) for key, name in manifest["figures"].items()
     }

@@ -32,6 +32,7 @@ from ml import sources as src
 from ml.augment import augmented_views, centre_views, normalise
 from ml.cache import cache_pixels, cached_fraction, source_inputs
 from ml.config import add_data_arguments, load_config
+from ml.experiments.teacher import TEACHER_SOURCE, group_targets
 from ml.metrics import (
     GALAXY10_COUNTS,
     GROUP_MATRIX,
@@ -42,7 +43,6 @@ from ml.metrics import (
     weighted_recall,
 )
 from ml.model import backbone_parameters, build_model, freeze_early_layers, head_parameters
-from ml.teacher import TEACHER_SOURCE, group_targets
 from ml.vote_loss import VoteHead, vote_nll
 from ml.votes import NUM_ANSWERS
 
@@ -57,7 +57,7 @@ class Split:
 
     ``target_domain``: images from the survey the model serves (DECaLS).
     ``consistency``: unlabelled target-domain images, trained by agreement between two views.
-    ``teacher``: (N, 4) group distributions from galamo's CNN (ml/teacher.py), or None.
+    ``teacher``: (N, 4) group distributions from galamo's CNN (ml/experiments/teacher.py), or None.
     """
 
     source: src.SourceSet
@@ -485,7 +485,7 @@ def prepare_splits(sources: list[src.SourceSet], config: dict[str, Any]) -> dict
     lose their group targets (the three fractions contradict each other there) and
     train by view consistency only; their validation and test splits keep the
     fractions as a reported group error. With ``train.teacher_weight`` > 0 those training
-    images also get galamo's group distribution as a low-weight target (ml/teacher.py).
+    images also get galamo's group distribution as a low-weight target (ml/experiments/teacher.py).
     """
     side = round(config["image_size"] * config["cache_margin"])
     settings = config["train"]

@@ -1,8 +1,8 @@
 """One training run per change of issue 10, each with one switch changed, at equal compute:
 a fix set back to its v1 value, or an option left off in the committed configuration turned on.
 
-    python -m ml.ablate --epochs 4 --out ml/runs/ablations            # every variant
-    python -m ml.ablate --epochs 4 --only reference --only no-t04     # some of them
+    python -m ml.experiments.ablate --epochs 4 --out ml/runs/ablations            # every variant
+    python -m ml.experiments.ablate --epochs 4 --only reference --only no-t04     # some of them
 
 Each variant trains with the committed configuration (``ml/config.toml``, the v2 protocol)
 except for its overrides, the same seed, split and schedule, and is then scored on the same
@@ -10,7 +10,7 @@ pooled validation galaxies under the reference (v2) label rule, so a variant tha
 labels is judged against the same answers as the others. The score is PyTorch's, at the epoch
 that training selected (best pooled validation top-1), before the served prior and the
 calibration: what the change does to what the network learns. The served prior is compared
-post hoc by ``python -m ml.compare --prior-samples``. The GZ DECaLS validation group error is
+post hoc by ``python -m ml.experiments.compare --prior-samples``. The GZ DECaLS validation group error is
 reported beside it: the one labelled signal from the served survey. The 30 dev images are never
 scored.
 """

@@ -1,6 +1,6 @@
 """Score TFLite models on the same held-out images with the same reference labels.
 
-    python -m ml.compare ml/models/galaxy10.tflite ml/runs/v2/models/galaxy10.tflite \\
+    python -m ml.experiments.compare ml/models/galaxy10.tflite ml/runs/v2/models/galaxy10.tflite \\
         --out ml/runs/compare.json
 
 Every model sees the validation and test splits of every source exactly as

@@ -1,7 +1,7 @@
 """Our model against the pip-installable peer, galamo's Galaxy10 CNN, on the same images.
 
     pip download --no-deps galamo==0.0.8 -d /tmp/galamo     # BSD-3; not installed, only read
-    python -m ml.peer --galamo-wheel /tmp/galamo/galamo-0.0.8-py3-none-any.whl \\
+    python -m ml.experiments.peer --galamo-wheel /tmp/galamo/galamo-0.0.8-py3-none-any.whl \\
         --out ml/models/peer.json
 
 galamo (PyPI, BSD-3-Clause) ships ``galamo/model2.keras``, a 6.5M-parameter CNN trained on

@@ -1,12 +1,12 @@
 """galamo's Galaxy10 CNN as a low-weight, group-level teacher on DECaLS training images.
 
     pip download --no-deps galamo==0.0.8 -d /tmp/galamo
-    python -m ml.teacher --galamo-wheel /tmp/galamo/galamo-0.0.8-py3-none-any.whl \\
+    python -m ml.experiments.teacher --galamo-wheel /tmp/galamo/galamo-0.0.8-py3-none-any.whl \\
         --out ml/runs/teacher/galamo_gz_decals.json
-    python -m ml.ablate --only teacher       # train.teacher_file points at that file
+    python -m ml.experiments.ablate --only teacher       # train.teacher_file points at that file
 
 galamo learnt the real Galaxy10 class boundaries, but on SDSS images it agrees with the votes
-only about 40% of the time (ml/peer.py), so it teaches nothing there. What it may add is
+only about 40% of the time (ml/experiments/peer.py), so it teaches nothing there. What it may add is
 Galaxy10's own grouping on the survey we serve: its 4-group distribution (disturbed or merging,
 smooth, face-on disk, edge-on) becomes a target, at a low weight, for the GZ DECaLS training
 images only. Those images carry no other class target under the adaptation protocol, and they
@@ -48,7 +48,7 @@ def training_images(config: dict[str, Any], data_root: Path) -> src.SourceSet:
 
 def predict(config: dict[str, Any], data_root: Path, galamo_tflite: Path) -> dict[str, Any]:
     from ml.evaluate import TFLiteModel
-    from ml.peer import peer_inputs
+    from ml.experiments.peer import peer_inputs
     from ml.train import serving_preprocess_config
 
     images = training_images(config, data_root)
@@ -96,7 +96,7 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=Path("ml/runs/teacher/galamo_gz_decals.json"))
     args = parser.parse_args()
-    from ml.peer import convert_to_tflite, galamo_keras_file
+    from ml.experiments.peer import convert_to_tflite, galamo_keras_file
 
     config = load_config(args.config)
     with tempfile.TemporaryDirectory() as work:

@@ -1,9 +1,9 @@
-"""ml/ablate.py: every variant sets back a switch that exists, to a value it does not have now."""
+"""ml/experiments/ablate.py: every variant sets back a switch that exists, to a value it does not have now."""
 
 import pytest
 
-from ml.ablate import VARIANTS
 from ml.config import load_config
+from ml.experiments.ablate import VARIANTS
 
 
 @pytest.mark.parametrize("name", sorted(set(VARIANTS) - {"reference"}))

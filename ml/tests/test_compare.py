@@ -3,8 +3,8 @@
 import numpy as np
 
 from ml import sources
-from ml.compare import relabelled
 from ml.evaluate import EvaluationSet
+from ml.experiments.compare import relabelled
 
 
 def test_relabelled_keeps_images_and_inputs_and_swaps_targets():

@@ -1,4 +1,4 @@
-"""ml/peer.py: galamo's framing and preprocessing, and which comparison the model card takes."""
+"""ml/experiments/peer.py: galamo's framing and preprocessing, and which comparison the model card takes."""
 
 import json
 
@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from ml import sources
-from ml.peer import GALAMO_SIZE, peer_inputs
+from ml.experiments.peer import GALAMO_SIZE, peer_inputs
 from ml.pipeline import peer_results
 
 cv2 = pytest.importorskip("cv2", reason="opencv-python-headless (requirements-train.txt) is not installed")

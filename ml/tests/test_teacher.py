@@ -1,4 +1,5 @@
-"""ml/teacher.py and its place in training: galamo's groups as a target on DECaLS training rows only."""
+"""ml/experiments/teacher.py and its place in training: galamo's groups as a target on DECaLS
+training rows only."""
 
 import json
 
@@ -9,7 +10,7 @@ import torch
 from classifier.core.galaxy10 import GROUP_OF_CLASS, NUM_CLASSES
 from ml import cache, labels, sources
 from ml.config import load_config
-from ml.teacher import group_targets
+from ml.experiments.teacher import group_targets
 from ml.tests.test_train import write_images
 from ml.train import consistency_loss, prepare_splits, target_domain_terms, teacher_loss
 

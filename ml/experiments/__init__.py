@@ -1,0 +1,1 @@
+"""Experiments beside the shipped pipeline: the galamo peer and teacher, model comparison, ablations."""
