@@ -1,9 +1,17 @@
-"""Domain errors raised by the services and translated to HTTP by the API and pages."""
+"""The refusals and failures the services and decoders raise, in one family.
+
+Every member carries a stable ``code`` (a short snake_case name that clients, metrics and
+logs may rely on), the HTTP ``status`` it stands for, a fixed English ``detail`` sentence
+and a ``reason`` (the English explanation of this occurrence). The API and the pages
+translate them to responses in one place each (classifier/api/errors.py,
+classifier/web/responses.py); this module imports nothing from Django, so training and
+the command line use it too.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TypedDict
+from typing import Any, TypedDict
 
 
 class FileError(TypedDict):
@@ -43,7 +51,25 @@ class FileRefusal:
 
 
 class ClassifierError(Exception):
-    """Base class for the errors the classifier app reports to its callers."""
+    """Base class for the errors the classifier app reports to its callers.
+
+    ``code`` and ``status`` are class attributes; a member whose status depends on the
+    occurrence (a size limit, a timeout) sets its own on the instance.
+    """
+
+    code: str = "error"
+    status: int = 500
+    detail: str = "the request failed"
+    # Seconds after which the same request may succeed, sent as Retry-After; None: no hint.
+    retry_after: int | None = None
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+    def payload(self) -> dict[str, Any]:
+        """The JSON error body: the ErrorOutput shape the API documents."""
+        return {"detail": self.detail, "reason": self.reason}
 
 
 class ImageValidationError(ClassifierError):
@@ -53,24 +79,108 @@ class ImageValidationError(ClassifierError):
     API reports as 413 rather than 400.
     """
 
+    code = "upload_refused"
+    status = 400
+    detail = "the upload was refused, nothing was saved"
+
     def __init__(self, refusals: list[FileRefusal], *, too_large: bool = False) -> None:
         self.refusals = refusals
         self.errors: list[FileError] = [{"filename": r.filename, "error": r.message} for r in refusals]
         self.too_large = too_large
+        if too_large:
+            self.code, self.status = "upload_too_large", 413
         super().__init__("; ".join(f"{e['filename']}: {e['error']}" for e in self.errors) or "invalid upload")
+
+    def payload(self) -> dict[str, Any]:
+        return {"detail": self.detail, "errors": self.errors}
 
 
 class ModelUnavailableError(ClassifierError):
     """The model cannot be served: missing, corrupt, or not matching its manifest."""
 
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(reason)
+    code = "model_unavailable"
+    status = 503
+    detail = "the model is unavailable"
 
 
 class StorageUnavailableError(ClassifierError):
     """The audit log cannot be written: the database or the media storage failed."""
 
+    code = "storage_unavailable"
+    status = 503
+    detail = "storage is unavailable"
+
     def __init__(self, reason: str = "storage is unavailable") -> None:
-        self.reason = reason
         super().__init__(reason)
+
+
+class PositionError(ClassifierError):
+    """The coordinates are not a position on the sky."""
+
+    code = "position_refused"
+    status = 400
+    detail = "the position was refused, nothing was saved"
+
+
+class NoImagingError(ClassifierError):
+    """The survey has no imaging at this position: a 404, or a blank cutout."""
+
+    code = "no_imaging"
+    status = 422
+    detail = "no imaging at this position, nothing was saved"
+
+    def __init__(self, reason: str, *, url: str = "") -> None:
+        self.url = url
+        super().__init__(reason)
+
+
+class CutoutUnavailableError(ClassifierError):
+    """The cutout service failed, after retries: 504 when it was too slow, 502 otherwise."""
+
+    code = "cutout_unavailable"
+    status = 502
+    detail = "the cutout service failed, nothing was saved"
+
+    def __init__(self, reason: str, *, timed_out: bool = False) -> None:
+        self.timed_out = timed_out
+        if timed_out:
+            self.code, self.status = "cutout_timeout", 504
+        super().__init__(reason)
+
+
+class JobInputError(ClassifierError):
+    """The submission was refused as a whole; nothing was saved.
+
+    ``too_large`` marks a size limit (413), anything else is a bad request (400).
+    """
+
+    code = "job_refused"
+    status = 400
+    detail = "the job was refused, nothing was saved"
+
+    def __init__(self, reason: str, *, too_large: bool = False) -> None:
+        self.too_large = too_large
+        if too_large:
+            self.code, self.status = "job_too_large", 413
+        super().__init__(reason)
+
+
+class MemberUnreadableError(ClassifierError):
+    """One member's bytes could not be read (corrupt compressed data, a failed read): the
+    member fails with this reason, the rest of the job goes on."""
+
+    code = "member_unreadable"
+    status = 422
+    detail = "a file of the job could not be read"
+
+
+class JobQueueUnavailableError(ClassifierError):
+    """The broker refused the job's chunks; the job is marked failed with this reason.
+
+    The reason names no broker host or port (the service keeps those for its log)."""
+
+    code = "job_queue_unavailable"
+    status = 503
+    detail = "the job queue is unavailable"
+    # A broker outage is usually a restart.
+    retry_after = 30

@@ -30,8 +30,8 @@ from django.db.models import Count, F
 from django.utils import timezone
 
 from classifier.core.exceptions import (
-    ClassifierError,
     ImageValidationError,
+    JobQueueUnavailableError,
     ModelUnavailableError,
     StorageUnavailableError,
 )
@@ -58,14 +58,6 @@ STAGING_SPOOL_BYTES = 4 * 1024 * 1024
 # A member whose staged chunk is gone while it is still pending (the storage lost it): it
 # cannot be classified, and retrying would not bring it back.
 STAGED_FILE_GONE_REASON = "the staged copy of this file is gone; submit it again"
-
-
-class JobQueueUnavailableError(ClassifierError):
-    """The broker refused the job's chunks; the job is marked failed with this reason."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(reason)
 
 
 def _staged_name(job_id: int, start: int) -> str:

@@ -32,7 +32,7 @@ from urllib3.exceptions import (
     ReadTimeoutError,
 )
 
-from classifier.core.exceptions import ClassifierError
+from classifier.core.exceptions import CutoutUnavailableError, NoImagingError, PositionError
 
 # Six decimals are 3.6 milliarcseconds, far below a 0.524" pixel: positions that round alike
 # are the same cutout, fetched and cached once.
@@ -48,32 +48,6 @@ VIEWER_ZOOM = 15
 # Retried: the service is overloaded or restarting; other answers will not change on retry.
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 PRODUCT = "GalaxyClassifier"
-
-
-class PositionError(ClassifierError):
-    """The coordinates are not a position on the sky (HTTP 400)."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(reason)
-
-
-class NoImagingError(ClassifierError):
-    """The survey has no imaging at this position: a 404, or a blank cutout (HTTP 422)."""
-
-    def __init__(self, reason: str, *, url: str = "") -> None:
-        self.reason = reason
-        self.url = url
-        super().__init__(reason)
-
-
-class CutoutUnavailableError(ClassifierError):
-    """The cutout service failed, after retries: 504 when it was too slow, 502 otherwise."""
-
-    def __init__(self, reason: str, *, timed_out: bool = False) -> None:
-        self.reason = reason
-        self.timed_out = timed_out
-        super().__init__(reason)
 
 
 @dataclass(frozen=True)
