@@ -74,7 +74,7 @@ def test_wcsaxes_of_a_hundred_thousand_does_not_crash_the_process(tmp_path):
     path.write_bytes(wcs_fits(("WCSAXES", 100_000)))
     script = (
         "import sys\n"
-        "from classifier import fits\n"
+        "from classifier.core import fits\n"
         "data = open(sys.argv[1], 'rb').read()\n"
         "layout = fits.inspect(data, max_pixels=40_000_000)\n"
         "print(fits.sky_centre(data, layout))\n"
