@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from classifier.api import views
+from classifier.api import predictions as views
 from classifier.jobs import api as jobs
 
 app_name = "api"
