@@ -151,7 +151,7 @@ def run_job(paths: list[Path], worker: Worker) -> dict[str, float]:
     from django.db.models import Max, Min
 
     from classifier.jobs import services as job_services
-    from classifier.jobs.archives import submission_from_paths
+    from classifier.jobs.submissions import submission_from_paths
     from classifier.models import Job, Prediction
 
     with tempfile.TemporaryDirectory(prefix="galaxy_bench_job_") as tmp:
@@ -204,7 +204,7 @@ def chunk_costs(paths: list[Path]) -> dict[str, float]:
 
     from classifier.core.inference import get_classifier
     from classifier.jobs import services as job_services
-    from classifier.jobs.archives import submission_from_paths
+    from classifier.jobs.submissions import submission_from_paths
     from classifier.jobs.tasks import classify_chunk
     from classifier.models import JobMember
     from classifier.predictions import services

@@ -21,10 +21,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from classifier.api.serializers import ErrorOutputSerializer
+from classifier.core.exceptions import JobInputError
 from classifier.core.galaxy10 import CLASS_NAMES
 from classifier.jobs import selectors as job_selectors
 from classifier.jobs import services as job_services
-from classifier.jobs.archives import JobInputError, submission_from_uploads
+from classifier.jobs.submissions import submission_from_uploads
 from classifier.models import Job, JobMember
 from classifier.predictions.votable import VOTABLE_CONTENT_TYPE
 

@@ -31,20 +31,15 @@ from django.utils import timezone
 
 from classifier.core.exceptions import (
     ImageValidationError,
+    JobInputError,
     JobQueueUnavailableError,
+    MemberUnreadableError,
     ModelUnavailableError,
     StorageUnavailableError,
 )
 from classifier.core.inference import get_classifier
-from classifier.jobs.archives import (
-    NESTED_ARCHIVE_REASON,
-    Catalogue,
-    JobInputError,
-    MemberInput,
-    MemberUnreadableError,
-    is_nested_archive,
-    position_columns,
-)
+from classifier.jobs.catalogues import Catalogue, position_columns
+from classifier.jobs.members import NESTED_ARCHIVE_REASON, MemberInput, is_nested_archive
 from classifier.models import Job, JobMember, Prediction
 from classifier.predictions import cutouts, services
 from classifier.predictions.filenames import sanitise_filename

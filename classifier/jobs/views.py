@@ -15,10 +15,10 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from django.views import View
 
-from classifier.core.exceptions import StorageUnavailableError
+from classifier.core.exceptions import JobInputError, StorageUnavailableError
 from classifier.jobs import selectors as job_selectors
 from classifier.jobs import services as job_services
-from classifier.jobs.archives import JobInputError, Submission, submission_from_uploads
+from classifier.jobs.submissions import Submission, submission_from_uploads
 from classifier.models import Job, Prediction
 from classifier.web.forms import MultipleFileInput, MultipleImageField
 

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from classifier.jobs import services as job_services
-from classifier.jobs.archives import submission_from_uploads
+from classifier.jobs.submissions import submission_from_uploads
 from classifier.models import Job
 from classifier.tests.utils import make_image_bytes
 from classifier.tests.workers import wait_for

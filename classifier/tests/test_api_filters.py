@@ -17,7 +17,7 @@ from django.utils import translation
 
 from classifier.core.galaxy10 import CLASS_NAMES
 from classifier.jobs import services as job_services
-from classifier.jobs.archives import submission_from_uploads
+from classifier.jobs.submissions import submission_from_uploads
 from classifier.predictions.filters import PredictionFilter
 from classifier.tests.factories import PredictionFactory
 from classifier.tests.jobs_support import distinct_images, make_zip, run_chunks_inline, zip_upload

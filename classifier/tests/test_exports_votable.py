@@ -21,7 +21,7 @@ from django.urls import reverse
 
 from classifier.core.galaxy10 import CLASS_NAMES
 from classifier.jobs import services as job_services
-from classifier.jobs.archives import submission_from_uploads
+from classifier.jobs.submissions import submission_from_uploads
 from classifier.models import Job
 from classifier.predictions.votable import VOTABLE_CONTENT_TYPE
 from classifier.tests.jobs_support import distinct_images, make_zip, run_chunks_inline, zip_upload

@@ -21,7 +21,7 @@ from PIL import Image
 from classifier.core import fits
 from classifier.core.preprocessing import ImageDecodeError
 from classifier.jobs import services as job_services
-from classifier.jobs.archives import submission_from_uploads
+from classifier.jobs.submissions import submission_from_uploads
 from classifier.models import Prediction
 from classifier.tests.jobs_support import make_zip, run_chunks_inline, zip_upload
 from classifier.tests.utils import media_files

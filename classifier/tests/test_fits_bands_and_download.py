@@ -16,7 +16,7 @@ from rest_framework.authtoken.models import Token
 
 from classifier.core import fits
 from classifier.jobs import services as job_services
-from classifier.jobs.archives import submission_from_uploads
+from classifier.jobs.submissions import submission_from_uploads
 from classifier.models import BANDS_ASSUMED_WARNING, Prediction
 from classifier.tests.jobs_support import make_zip, run_chunks_inline, zip_upload
 from classifier.tests.test_fits import cube_file, fits_bytes, galaxy_cube

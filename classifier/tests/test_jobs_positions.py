@@ -15,7 +15,7 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from classifier.jobs import services as job_services
-from classifier.jobs.archives import submission_from_uploads
+from classifier.jobs.submissions import submission_from_uploads
 from classifier.models import Job, JobMember, Prediction
 from classifier.predictions.exports import RESULT_COLUMNS
 from classifier.tests.jobs_support import run_chunks_inline, wait_until_ended

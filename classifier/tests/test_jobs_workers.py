@@ -27,7 +27,7 @@ from django.db import connection
 from django.urls import reverse
 
 from classifier.jobs import services as job_services
-from classifier.jobs.archives import submission_from_uploads
+from classifier.jobs.submissions import submission_from_uploads
 from classifier.models import Job, JobMember, Prediction
 from classifier.tests.jobs_support import distinct_images, make_zip, zip_upload
 from classifier.tests.workers import RABBITMQ_URL, REDIS_URL, Worker, database_url, reachable, wait_for

@@ -14,7 +14,7 @@ from django.urls import reverse
 from rest_framework.authtoken.models import Token
 
 from classifier.jobs import services as job_services
-from classifier.jobs.archives import submission_from_uploads
+from classifier.jobs.submissions import submission_from_uploads
 from classifier.models import Prediction
 from classifier.tests.factories import PredictionFactory
 from classifier.tests.jobs_support import distinct_images, make_zip, run_chunks_inline, zip_upload

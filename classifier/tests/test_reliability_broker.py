@@ -343,7 +343,7 @@ def test_a_chunk_is_published_only_once_its_members_are_committed(user, settings
     from django.db import transaction
 
     from classifier.jobs import services as job_services
-    from classifier.jobs.archives import submission_from_uploads
+    from classifier.jobs.submissions import submission_from_uploads
     from classifier.tests.jobs_support import zip_upload
     from galaxysite.celery import app as celery_app
 

@@ -24,15 +24,12 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
+from classifier.core.exceptions import JobInputError
 from classifier.core.inference import GalaxyClassifier
-from classifier.jobs import archives
+from classifier.jobs import catalogues, zip_directory
 from classifier.jobs import services as job_services
-from classifier.jobs.archives import (
-    JobInputError,
-    MemberInput,
-    submission_from_paths,
-    submission_from_uploads,
-)
+from classifier.jobs.members import MemberInput
+from classifier.jobs.submissions import submission_from_paths, submission_from_uploads
 from classifier.models import Job, JobMember, Prediction
 from classifier.tests.jobs_support import (
     distinct_images,
@@ -193,11 +190,11 @@ def test_archive_at_the_limits_with_folders_and_macos_copies_is_accepted(setting
         folder = "north" if index % 2 else "south"
         entries += [(f"{folder}/g{index}.png", data), (f"__MACOSX/{folder}/._g{index}.png", b"\0" * 80)]
     archive = make_zip(entries)
-    monkeypatch.setattr(archives, "FOLDER_ENTRIES", 5)
+    monkeypatch.setattr(zip_directory, "FOLDER_ENTRIES", 5)
     response = _post(user_client, archive=zip_upload(archive))
     assert response.status_code == 202, response.content
     assert response.json()["total"] == 4
-    monkeypatch.setattr(archives, "FOLDER_ENTRIES", 4)
+    monkeypatch.setattr(zip_directory, "FOLDER_ENTRIES", 4)
     response = _post(user_client, archive=zip_upload(archive))
     assert response.status_code == 413
     assert "more than 12 entries" in response.json()["reason"]
@@ -237,8 +234,8 @@ def _commented(archive: bytes) -> bytes:
 )
 def test_the_directory_checked_is_the_one_zipfile_reads(archive):
     stream = io.BytesIO(archive)
-    declared, size, start = archives._central_directory(stream)
-    counted = archives._count_records(stream, start=start, size=size, limit=10**6)
+    declared, size, start = zip_directory.central_directory(stream)
+    counted = zip_directory.count_records(stream, start=start, size=size, limit=10**6)
     with zipfile.ZipFile(io.BytesIO(archive)) as zf:
         assert start == zf.start_dir
         assert declared == counted == len(zf.infolist())
@@ -272,7 +269,7 @@ def test_catalogue_with_more_rows_than_a_job_has_files_is_413_while_streaming(
 
 def test_catalogue_over_the_byte_limit_stops_reading_there(tmp_path, monkeypatch):
     # submit_job reads the CSV from disk, with no size known in advance.
-    monkeypatch.setattr(archives, "MAX_CATALOGUE_BYTES", 10_000)
+    monkeypatch.setattr(catalogues, "MAX_CATALOGUE_BYTES", 10_000)
     (tmp_path / "g.png").write_bytes(distinct_images(1)[0])
     catalogue = tmp_path / "catalogue.csv"
     catalogue.write_text("file,id\n" + "g.png,G1\n" * 5_000)

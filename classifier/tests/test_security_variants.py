@@ -140,7 +140,8 @@ def _catalogue_attacks() -> dict[str, bytes]:
 def test_one_enormous_catalogue_row_is_refused_while_streaming(name, user_client, media_root):
     import tracemalloc
 
-    from classifier.jobs.archives import JobInputError, submission_from_uploads
+    from classifier.core.exceptions import JobInputError
+    from classifier.jobs.submissions import submission_from_uploads
     from classifier.models import Job, JobMember
     from classifier.tests.jobs_support import distinct_images
     from classifier.tests.utils import media_files

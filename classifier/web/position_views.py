@@ -15,7 +15,7 @@ from django.views import View
 from rest_framework.throttling import AnonRateThrottle
 
 from classifier.core.exceptions import ModelUnavailableError, StorageUnavailableError
-from classifier.jobs.archives import submission_from_positions
+from classifier.jobs.submissions import submission_from_positions
 from classifier.jobs.views import job_submit_response
 from classifier.models import Prediction
 from classifier.ops.client_ip import request_client_ip

@@ -9,10 +9,11 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from classifier.core.exceptions import ClassifierError
+from classifier.core.exceptions import ClassifierError, JobInputError, MemberUnreadableError
 from classifier.core.galaxy10 import CLASS_NAMES
 from classifier.core.inference import get_classifier
-from classifier.jobs.archives import JobInputError, MemberInput, MemberUnreadableError, read_zip
+from classifier.jobs.archives import read_zip
+from classifier.jobs.members import MemberInput
 from classifier.predictions import batch
 from classifier.predictions.exports import (
     RESULT_COLUMNS,

@@ -5,9 +5,9 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from classifier.core.exceptions import StorageUnavailableError
+from classifier.core.exceptions import JobInputError, StorageUnavailableError
 from classifier.jobs import services as job_services
-from classifier.jobs.archives import JobInputError, submission_from_paths
+from classifier.jobs.submissions import submission_from_paths
 from classifier.models import Job
 
 POLL_INTERVAL_S = 0.5

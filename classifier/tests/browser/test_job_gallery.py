@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import expect
 
 from classifier.jobs import services as job_services
-from classifier.jobs.archives import submission_from_uploads
+from classifier.jobs.submissions import submission_from_uploads
 from classifier.models import Job, Prediction
 from classifier.tests.jobs_support import distinct_images, make_zip, run_chunks_inline, zip_upload
 
