@@ -4,6 +4,7 @@ and that what training writes is what serving reads."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 from classifier.core.exceptions import ModelUnavailableError
 from classifier.core.galaxy10 import CLASS_NAMES
 from classifier.core.inference import GalaxyClassifier
-from classifier.core.manifest import FORMAT_VERSION, ManifestError, ModelManifest
+from classifier.core.manifest import FORMAT_VERSION, ManifestError, ModelManifest, OodSection
 from classifier.core.preprocessing import PreprocessConfig
 
 SHIPPED = Path(__file__).resolve().parents[2] / "ml" / "models" / "galaxy10.json"
@@ -133,12 +134,101 @@ def test_not_an_object_is_refused():
     assert "not a JSON object" in refusal([1, 2, 3])
 
 
-def test_unknown_optional_keys_pass_through(shipped, tmp_path):
-    gate = {"method": "energy", "threshold": -4.2, "calibrated_on": ["val/pooled"]}
-    shipped["ood"] = gate
+def test_unknown_keys_pass_through(shipped, tmp_path):
+    report = {"method": "energy", "threshold": -4.2, "calibrated_on": ["val/pooled"]}
+    shipped["drift_report"] = report
+    shipped["metrics"]["val/gz1"]["median_error"] = 0.1
     path = tmp_path / "galaxy10.json"
     ModelManifest.from_dict(shipped).write(path)
-    assert ModelManifest.read(path).as_dict()["ood"] == gate
+    assert ModelManifest.read(path).as_dict() == shipped
+
+
+def test_sections_are_typed(shipped):
+    manifest = ModelManifest.from_dict(shipped)
+
+    assert manifest.output.calibration_temperature == shipped["output"]["calibration_temperature"]
+    assert manifest.input.shape == tuple(shipped["input"]["shape"])
+    dev = manifest.metrics.sets["galaxy10_decals_dev"]
+    assert dev.top1 == shipped["metrics"]["galaxy10_decals_dev"]["top1"]
+    assert dev.reliability.counts == tuple(shipped["metrics"]["galaxy10_decals_dev"]["reliability"]["counts"])
+    assert manifest.metrics.sets["val/gz1"].size == shipped["metrics"]["val/gz1"]["images"]
+    assert "export_check" not in manifest.metrics.sets
+    assert set(manifest.metrics.export_check.candidates) == {"int8", "float16"}
+    assert manifest.provenance.sources[0].name == shipped["provenance"]["sources"][0]["name"]
+    assert manifest.training.config == shipped["training"]["config"]
+    assert manifest.ood.features == tuple(shipped["ood"]["features"])
+    assert manifest.ood.threshold == shipped["ood"]["threshold"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda m: m["metrics"].update(broken={"n": "thirty"}), "metrics.broken.n 'thirty' is not a whole"),
+        (
+            lambda m: m["metrics"]["val/gz1"].update(top1=2.0),
+            "metrics.val/gz1.top1 2.0 is not a number from 0",
+        ),
+        (lambda m: m["metrics"]["val/pooled"].update(per_class_recall=[0.5] * 9), "has 9 values, not 10"),
+        (lambda m: m["metrics"]["val/pooled"]["confusion_matrix"][2].append(1), "confusion_matrix[2] has 11"),
+        (lambda m: m["metrics"]["galaxy10_decals_dev"]["reliability"]["counts"].pop(), "one more edge"),
+        (lambda m: m["metrics"]["export_check"]["candidates"]["int8"].update(bytes=-1), "int8.bytes -1"),
+        (lambda m: m["metrics"].update(dev=[0.5]), "metrics.dev is not a JSON object"),
+        (lambda m: m["provenance"]["sources"][0].pop("name"), "provenance.sources[0] lacks name"),
+        (lambda m: m["training"].update(config="seed=1"), "training.config is not a JSON object"),
+        (lambda m: m["training"].update(class_weights=[1.0]), "training.class_weights has 1 values"),
+        (lambda m: m["input"].update(batch_resizable="yes"), "input.batch_resizable is not true or false"),
+        (lambda m: m["figures"].update(reliability=3), "figures.reliability is not a string"),
+    ],
+)
+def test_malformed_sections_are_refused_with_the_key_and_the_reason(shipped, change, message):
+    change(shipped)
+    assert message in refusal(shipped)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda ood: ood.update(features=["no_such_feature"]), "ood.features[0] 'no_such_feature' is not a"),
+        (lambda ood: ood.update(features=[]), "ood names no features"),
+        (lambda ood: ood.update(mean=ood["mean"][:-1]), "a mean of 3 values"),
+        (lambda ood: ood["inverse_covariance"].pop(), "inverse covariance of 3 rows"),
+        (lambda ood: ood.update(threshold="high"), "ood.threshold 'high' is not a finite number"),
+        (lambda ood: ood.update(threshold=float("nan")), "ood.threshold nan is not a finite number"),
+        (lambda ood: ood.pop("inverse_covariance"), "ood lacks inverse_covariance"),
+        (lambda ood: ood.update(threshold=None), "ood.threshold None"),
+    ],
+)
+def test_a_malformed_gate_is_refused_with_the_reason(shipped, change, message):
+    change(shipped["ood"])
+    assert message in refusal(shipped)
+
+
+def test_the_gate_can_be_taken_out_and_put_back(shipped):
+    manifest = ModelManifest.from_dict(shipped)
+
+    without = manifest.without_ood()
+
+    assert without.ood is None
+    assert without.as_dict() == {k: v for k, v in shipped.items() if k != "ood"}
+    assert manifest.ood is not None, "the manifest it came from is unchanged"
+    assert without.with_ood(manifest.ood).as_dict() == shipped
+    replaced = dataclasses.replace(manifest.ood, threshold=1.5)
+    assert manifest.with_ood(replaced).as_dict()["ood"] == {**shipped["ood"], "threshold": 1.5}
+
+
+def test_a_section_built_in_code_is_written_in_the_schemas_order(shipped):
+    gate = OodSection(features=("concentration",), mean=(0.5,), inverse_covariance=((2.0,),), threshold=3.0)
+    without = {k: v for k, v in shipped.items() if k != "ood"}
+
+    written = ModelManifest.from_dict(without).with_ood(gate).as_dict()
+
+    assert list(written) == [*without, "ood"]
+    assert written["ood"] == {
+        "features": ["concentration"],
+        "mean": [0.5],
+        "inverse_covariance": [[2.0]],
+        "threshold": 3.0,
+    }
 
 
 def test_the_dict_view_is_a_copy(shipped):
