@@ -16,6 +16,7 @@ from collections import Counter
 import pytest
 from django.urls import reverse
 
+from classifier.jobs import chunks
 from classifier.jobs import services as job_services
 from classifier.models import Job, JobMember, Prediction
 from classifier.tests.jobs_support import distinct_images, make_zip, submit_archive, wait_until_ended
@@ -108,7 +109,7 @@ def test_cancel_between_a_chunks_commit_and_its_count(user, monkeypatch, setting
     job_services.job_chunk_process(job_id=job.pk, start=0, stop=4)
     job.refresh_from_db()
     assert (job.done, job.failed) == (4, 0)
-    monkeypatch.setattr(job_services, "_refresh_progress", lambda job_id: None)
+    monkeypatch.setattr(chunks, "refresh_progress", lambda job_id: None)
     job_services.job_chunk_process(job_id=job.pk, start=4, stop=8)
     job.refresh_from_db()
     assert job.done == 4  # the second chunk's count has not run yet
@@ -124,7 +125,7 @@ def test_a_failed_job_keeps_the_counts_of_its_members(user, monkeypatch, setting
     job = submit(
         user, [("bad.png", b"x"), ("g.png", distinct_images(1)[0]), ("h.png", distinct_images(2)[1])]
     )
-    monkeypatch.setattr(job_services, "_refresh_progress", lambda job_id: None)
+    monkeypatch.setattr(chunks, "refresh_progress", lambda job_id: None)
     job_services.job_chunk_process(job_id=job.pk, start=0, stop=2)
     job_services.job_fail(job_id=job.pk, reason="the job queue is unavailable")
     job.refresh_from_db()
