@@ -1,18 +1,11 @@
-"""The REST API: thin views over classifier.predictions.services and classifier.predictions.selectors."""
+"""The predictions resource of the REST API: thin views over classifier.predictions.services
+and classifier.predictions.selectors."""
 
 from __future__ import annotations
 
-import functools
-import io
-import logging
-from collections.abc import Callable
-from dataclasses import asdict
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation, ValidationError
-from django.db import DatabaseError, connection
-from django.http import Http404
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -20,20 +13,16 @@ from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, MultiPartParser
-from rest_framework.permissions import AllowAny, BasePermission, IsAdminUser, IsAuthenticated
+from rest_framework.permissions import BasePermission, IsAdminUser, IsAuthenticated
 from rest_framework.renderers import BaseRenderer, BrowsableAPIRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.reverse import reverse
 from rest_framework.views import APIView
-from rest_framework.views import exception_handler as drf_exception_handler
 
 from classifier.api.parsers import JSONParser
+from classifier.api.renderers import PredictionCsvRenderer
 from classifier.api.serializers import (
-    ApiRootOutputSerializer,
     ErrorOutputSerializer,
-    HealthOutputSerializer,
-    ModelInfoOutputSerializer,
     PredictionBulkDeleteInputSerializer,
     PredictionBulkDeleteOutputSerializer,
     PredictionCreateFormSerializer,
@@ -43,85 +32,14 @@ from classifier.api.serializers import (
     PredictionListOutputSerializer,
     PredictionPositionInputSerializer,
 )
-from classifier.core.exceptions import ImageValidationError, ModelUnavailableError, StorageUnavailableError
+from classifier.core.exceptions import PositionError
 from classifier.core.galaxy10 import CLASS_NAMES
-from classifier.core.inference import get_classifier, model_status
 from classifier.models import Prediction
 from classifier.ops.client_ip import request_client_ip
-from classifier.predictions import cutouts, selectors, services
-from classifier.predictions.exports import write_predictions_csv
-
-logger = logging.getLogger(__name__)
+from classifier.predictions import selectors, services
 
 UPLOAD_FIELD = "image"
 POSITION_FIELDS = ("ra", "dec")
-
-
-def errors_as_json(
-    handler: Callable[[Exception, dict[str, Any]], Response | None],
-) -> Callable[[Exception, dict[str, Any]], Response | None]:
-    """Error bodies are always JSON: one rendered as the CSV a client asked for would put
-    internal text, unguarded, into a spreadsheet (and read as data)."""
-
-    @functools.wraps(handler)
-    def handle(exc: Exception, context: dict[str, Any]) -> Response | None:
-        response = handler(exc, context)
-        request = context.get("request")
-        if response is not None and request is not None:
-            renderer = getattr(request, "accepted_renderer", None)
-            if renderer is not None and not isinstance(renderer, JSONRenderer | BrowsableAPIRenderer):
-                request.accepted_renderer, request.accepted_media_type = JSONRenderer(), "application/json"
-        return response
-
-    return handle
-
-
-@errors_as_json
-def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:  # noqa: PLR0911
-    """DRF's handler, plus the domain errors as clear JSON (never a traceback)."""
-    if isinstance(exc, ImageValidationError):
-        code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE if exc.too_large else status.HTTP_400_BAD_REQUEST
-        return Response({"detail": "the upload was refused, nothing was saved", "errors": exc.errors}, code)
-    if isinstance(exc, cutouts.PositionError):
-        return Response(
-            {"detail": "the position was refused, nothing was saved", "reason": exc.reason},
-            status.HTTP_400_BAD_REQUEST,
-        )
-    if isinstance(exc, cutouts.NoImagingError):
-        return Response(
-            {"detail": "no imaging at this position, nothing was saved", "reason": exc.reason},
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
-        )
-    if isinstance(exc, cutouts.CutoutUnavailableError):
-        code = status.HTTP_504_GATEWAY_TIMEOUT if exc.timed_out else status.HTTP_502_BAD_GATEWAY
-        return Response(
-            {"detail": "the cutout service failed, nothing was saved", "reason": exc.reason}, code
-        )
-    if isinstance(exc, ModelUnavailableError):
-        return Response(
-            {"detail": "the model is unavailable", "reason": exc.reason}, status.HTTP_503_SERVICE_UNAVAILABLE
-        )
-    if isinstance(exc, StorageUnavailableError):
-        return Response(
-            {"detail": "storage is unavailable", "reason": exc.reason}, status.HTTP_503_SERVICE_UNAVAILABLE
-        )
-    if isinstance(exc, DatabaseError):
-        logger.error("database error in the API", exc_info=exc)
-        return Response(
-            {"detail": "the database is unavailable", "reason": type(exc).__name__},
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-        )
-    if isinstance(exc, RequestDataTooBig):
-        return Response({"detail": "the request is too large"}, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
-    if isinstance(exc, SuspiciousOperation):
-        return Response({"detail": f"the request was refused: {exc}"}, status.HTTP_400_BAD_REQUEST)
-    if isinstance(exc, ValidationError):
-        exc = drf_exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
-    if isinstance(exc, Prediction.DoesNotExist):
-        exc = Http404()
-    if isinstance(exc, PermissionDenied):
-        exc = drf_exceptions.PermissionDenied(str(exc) or None)
-    return drf_exception_handler(exc, context)
 
 
 class CanPredict(BasePermission):
@@ -131,20 +49,6 @@ class CanPredict(BasePermission):
 
     def has_permission(self, request: Request, view: APIView) -> bool:
         return settings.ALLOW_ANONYMOUS_PREDICT or bool(request.user and request.user.is_authenticated)
-
-
-class PredictionCsvRenderer(BaseRenderer):
-    media_type = "text/csv"
-    format = "csv"
-    charset = "utf-8"
-
-    def render(
-        self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None
-    ) -> bytes:
-        # Only the list's GET offers this renderer, and its errors are rendered as JSON.
-        stream = io.StringIO()
-        write_predictions_csv(data, stream)
-        return stream.getvalue().encode(self.charset)
 
 
 FILTER_PARAMETERS = [
@@ -312,16 +216,16 @@ def _position_fields(request: Request) -> tuple[object, object] | None:
     if not sent:
         return None
     if request.FILES or UPLOAD_FIELD in data:
-        raise cutouts.PositionError("send either images or ra and dec, not both")
+        raise PositionError("send either images or ra and dec, not both")
     if len(sent) == 1:
         missing = next(name for name in POSITION_FIELDS if name not in sent)
-        raise cutouts.PositionError(f"{sent[0]} was sent without {missing}; send both, in degrees")
+        raise PositionError(f"{sent[0]} was sent without {missing}; send both, in degrees")
     values = []
     for name in POSITION_FIELDS:
         if hasattr(data, "getlist"):
             given = data.getlist(name)
             if len(given) != 1:
-                raise cutouts.PositionError(f"send {name} once")
+                raise PositionError(f"send {name} once")
             values.append(given[0])
         else:
             values.append(data[name])
@@ -415,108 +319,3 @@ class PredictionBulkDeleteApi(APIView):
         if request.method in ("GET", "DELETE"):
             raise drf_exceptions.NotFound
         return super().http_method_not_allowed(request, *args, **kwargs)
-
-
-class ModelInfoApi(APIView):
-    name = _("Model")
-    permission_classes = [AllowAny]
-
-    @extend_schema(
-        operation_id="model_retrieve", responses={200: ModelInfoOutputSerializer, 503: ErrorOutputSerializer}
-    )
-    def get(self, request: Request) -> Response:
-        classifier = get_classifier()
-        manifest = classifier.model_manifest
-        data = {
-            "model_version": classifier.model_version,
-            "sha256": classifier.model_sha256,
-            "backend": classifier.backend_name,
-            "created_at": manifest.created_at,
-            "classes": [asdict(c) for c in manifest.classes],
-            "preprocessing": manifest.preprocessing.to_manifest(),
-            "output": manifest.section("output"),
-            "metrics": manifest.section("metrics"),
-            "provenance": manifest.section("provenance"),
-            "training": manifest.section("training"),
-        }
-        return Response(ModelInfoOutputSerializer(data).data)
-
-
-class HealthLiveApi(APIView):
-    """Liveness: the process answers. Cheap, and never touches the model or the database."""
-
-    name = _("Liveness")
-
-    permission_classes = [AllowAny]
-    authentication_classes: list = []
-    throttle_classes: list = []
-
-    @extend_schema(operation_id="health_live", responses={200: HealthOutputSerializer})
-    def get(self, request: Request) -> Response:
-        return Response({"status": "ok"})
-
-
-def _database_status() -> tuple[bool, str]:
-    try:
-        connection.ensure_connection()
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-            cursor.fetchone()
-    except DatabaseError as exc:
-        # Django's request_finished handler drops the broken connection, so the
-        # next probe reconnects by itself once the database is back.
-        return False, f"database unavailable: {type(exc).__name__}"
-    return True, f"{connection.vendor} reachable"
-
-
-class HealthReadyApi(APIView):
-    """Readiness: 200 only when both the model and the database work, else 503 with the reason."""
-
-    name = _("Readiness")
-
-    permission_classes = [AllowAny]
-    authentication_classes: list = []
-    throttle_classes: list = []
-
-    @extend_schema(
-        operation_id="health_ready", responses={200: HealthOutputSerializer, 503: HealthOutputSerializer}
-    )
-    def get(self, request: Request) -> Response:
-        model_ok, model_detail = model_status()
-        database_ok, database_detail = _database_status()
-        checks = {
-            "model": {"ok": model_ok, "detail": model_detail},
-            "database": {"ok": database_ok, "detail": database_detail},
-        }
-        if model_ok and database_ok:
-            return Response({"status": "ok", "checks": checks})
-        reason = "; ".join(
-            detail for ok, detail in ((model_ok, model_detail), (database_ok, database_detail)) if not ok
-        )
-        return Response(
-            {"status": "unavailable", "reason": reason, "checks": checks}, status.HTTP_503_SERVICE_UNAVAILABLE
-        )
-
-
-class ApiRootApi(APIView):
-    """The entry point of the browsable API: where each resource lives."""
-
-    name = _("Galaxy Classifier API")
-
-    permission_classes = [AllowAny]
-
-    @extend_schema(operation_id="api_root", responses={200: ApiRootOutputSerializer})
-    def get(self, request: Request) -> Response:
-        def url(name: str) -> str:
-            return reverse(name, request=request)
-
-        data = {
-            "predictions": url("api:prediction-list"),
-            "predictions_bulk_delete": url("api:prediction-bulk-delete"),
-            "model": url("api:model"),
-            "health_live": url("api:health-live"),
-            "health_ready": url("api:health-ready"),
-            "schema": url("schema"),
-            "docs": url("swagger-ui"),
-        }
-        return Response(ApiRootOutputSerializer(data).data)

@@ -32,8 +32,6 @@ from classifier.predictions.votable import VOTABLE_CONTENT_TYPE
 ARCHIVE_FIELD = "archive"
 IMAGE_FIELD = "image"
 CATALOGUE_FIELD = "catalogue"
-# A broker outage is usually a restart: a client may try again after this many seconds.
-JOB_QUEUE_RETRY_AFTER_S = 30
 
 
 class JobCreateInputSerializer(serializers.Serializer):
@@ -134,21 +132,6 @@ class JobApi(APIView):
     """Turns a refused submission into 400/413 and a broker outage into 503, as JSON."""
 
     permission_classes = [IsAuthenticated]
-
-    def handle_exception(self, exc: Exception) -> Response:
-        if isinstance(exc, JobInputError):
-            code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE if exc.too_large else status.HTTP_400_BAD_REQUEST
-            return Response({"detail": "the job was refused, nothing was saved", "reason": exc.reason}, code)
-        if isinstance(exc, job_services.JobQueueUnavailableError):
-            # The reason names no broker host or port (the service keeps those for its log).
-            return Response(
-                {"detail": "the job queue is unavailable", "reason": exc.reason},
-                status.HTTP_503_SERVICE_UNAVAILABLE,
-                headers={"Retry-After": str(JOB_QUEUE_RETRY_AFTER_S)},
-            )
-        if isinstance(exc, Job.DoesNotExist):
-            return Response({"detail": "No job with this id."}, status.HTTP_404_NOT_FOUND)
-        return super().handle_exception(exc)
 
 
 ERRORS = {
@@ -305,11 +288,6 @@ class JobResultsVotableApi(JobApi):
 
     name = _("Job results (VOTable)")
     renderer_classes = [JSONRenderer, VOTableRenderer]
-
-    def handle_exception(self, exc: Exception) -> Response:
-        # Errors are JSON whatever the client asked for: there is no VOTable of a refusal.
-        self.request.accepted_renderer, self.request.accepted_media_type = JSONRenderer(), "application/json"
-        return super().handle_exception(exc)
 
     @extend_schema(
         operation_id="jobs_results_votable",
