@@ -14,14 +14,16 @@ from django.urls import reverse
 from django.utils import translation
 
 from classifier.core.inference import get_classifier
+from classifier.core.manifest import ModelManifest
+from classifier.core.manifest_sections import MetricsSection
+from classifier.core.statistics import wilson_interval
 from classifier.templatetags.classifier_tags import percent
+from classifier.web.model_card import MODEL_CARD_FILENAME, render_model_card
 from classifier.web.model_page import (
-    MODEL_CARD_FILENAME,
     configuration_sections,
     evaluation_sets,
     format_setting,
-    render_model_card,
-    wilson_interval,
+    model_page_context,
 )
 from ml import metrics as ml_metrics
 
@@ -199,13 +201,15 @@ def test_every_metric_is_spelled_out(client):
 
 
 def test_evaluation_sets_are_read_from_the_manifest_with_their_intervals():
-    metrics = {
-        "galaxy10_decals_dev": {"n": 30, "top1": 19 / 30, "group4": 0.8, "ece": 0.1},
-        "test/gz2": {"images": 200, "top1": 0.5, "per_class_recall": [0.5] * 9},
-        "test/gz1": {"images": 661, "coarse_accuracy": 0.79, "group_abs_error": 0.2},
-        "export_check": {"max_abs_diff_vs_torch_on_dev_images": 0.005},
-        "broken": {"n": "thirty", "top1": 2.0},
-    }
+    metrics = MetricsSection.parse(
+        {
+            "galaxy10_decals_dev": {"n": 30, "top1": 19 / 30, "group4": 0.8, "ece": 0.1},
+            "test/gz2": {"images": 200, "top1": 0.5, "per_class_recall": [0.5] * 9 + [None]},
+            "test/gz1": {"images": 661, "coarse_accuracy": 0.79, "group_abs_error": 0.2},
+            "export_check": {"max_abs_diff_vs_torch_on_dev_images": 0.005},
+            "uncounted": {"top1": 0.5},
+        }
+    )
 
     sets = evaluation_sets(metrics)
 
@@ -215,11 +219,22 @@ def test_evaluation_sets_are_read_from_the_manifest_with_their_intervals():
     assert dev.top2 is None
     assert dev.ece == 0.1
     assert gz2.n == 200
-    assert gz2.per_class_recall is None, "nine values are not one per class"
+    assert gz2.per_class_recall == [0.5] * 9 + [None]
     assert gz1.top1 is None
     assert gz1.coarse_accuracy == 0.79
     with translation.override("en"):
         assert gz2.label == "gz2, test split"
+
+
+def test_the_context_is_the_same_from_the_typed_manifest_or_its_dict(tmp_path):
+    manifest = ModelManifest.from_dict(shipped_manifest())
+
+    typed = model_page_context(manifest=manifest, model_dir=tmp_path)
+    from_dict = model_page_context(manifest=manifest.as_dict(), model_dir=tmp_path)
+
+    assert typed == from_dict
+    assert typed["main_set"].key == "galaxy10_decals_dev"
+    assert [c.name for c in typed["export_candidates"]] == ["int8", "float16"]
 
 
 def test_a_manifest_without_metrics_or_training_still_renders(client, model_copy):

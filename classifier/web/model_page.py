@@ -1,14 +1,15 @@
-"""What the model page shows: the manifest's metrics, figures and training record, read into
-typed values, and the model card rendered from Markdown to sanitised HTML.
+"""What the model page shows: the typed manifest's metrics, figures and training record in
+the page's terms (shares with their Wilson intervals, table rows, settings as text), and the
+model card.
 
-The manifest is written by ml/pipeline.py; every section here is optional, because a
-manifest from an older pipeline lacks some of them and the page must still render.
+Every section of the manifest is optional, because a manifest from an older pipeline lacks
+some of them and the page must still render; the manifest schema has checked the ones there.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -17,25 +18,16 @@ from typing import Any
 from django.utils import formats
 from django.utils.translation import gettext as _
 
-from classifier.core.galaxy10 import GALAXY10_CLASSES, NUM_CLASSES, GalaxyClass
+from classifier.core.galaxy10 import GALAXY10_CLASSES, GalaxyClass
+from classifier.core.manifest import ModelManifest
+from classifier.core.manifest_sections import EvaluationMetrics, MetricsSection, ProvenanceSection
 from classifier.core.statistics import wilson_interval
+from classifier.web.model_card import read_model_card
+from classifier.web.model_page_figures import HEAT_LEVELS, ReliabilityChart, confusion_rows, reliability_chart
 
-MODEL_CARD_FILENAME = "MODEL_CARD.md"
 # The manifest's names of the training set's splits, as prefixes of its evaluation set names.
 SPLIT_PREFIXES = ("test/", "val/")
-# Tags a rendered model card may keep: Markdown's output, minus images (the card links the
-# figures by a path relative to ml/models/, and the page draws them from the numbers anyway).
-CARD_TAGS = {
-    "a", "blockquote", "br", "code", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "li", "ol",
-    "p", "pre", "strong", "table", "tbody", "td", "th", "thead", "tr", "ul",
-}  # fmt: skip
-CARD_BASE_HEADING_LEVEL = 3
-CARD_ATTRIBUTES = {"a": {"href", "title"}, "td": {"align"}, "th": {"align"}}
-# The confusion matrix's shading steps (site.css .heat-0 .. .heat-10: a brighter blue for more).
-HEAT_LEVELS = 10
-# The card's sections (ml/model_card.py's "## " headings) whose numbers the page already shows
-# in its own tables (metrics, per-class recall, export candidates): shown once, not twice.
-CARD_SECTIONS_ON_THE_PAGE = ("Metrics of the shipped TFLite file", "Export check")
+SPLIT_NAMES = ("train", "val", "test")
 
 
 # --- numbers -----------------------------------------------------------------------------------
@@ -56,35 +48,15 @@ class Proportion:
         return cls(value=value, n=n, low=low, high=high)
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return None
-    return float(value)
+def _float(value: float | None) -> float | None:
+    return None if value is None else float(value)
 
 
-def _count(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+def _proportion(value: float | None, n: int) -> Proportion | None:
+    return None if value is None or n == 0 else Proportion.of(float(value), n)
 
 
 # --- evaluation sets ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ReliabilityBin:
-    low: float
-    high: float
-    count: int
-    confidence: float
-    accuracy: float
-
-
-@dataclass(frozen=True)
-class ReliabilityChart:
-    """A reliability diagram as SVG geometry in a 0..100 square (y grows downwards)."""
-
-    bins: list[ReliabilityBin]
-    # Coordinates as text: SVG wants "12.5" whatever the reader's locale would make of a float.
-    bars: list[dict[str, str]]
 
 
 @dataclass(frozen=True)
@@ -114,126 +86,40 @@ class EvaluationSet:
         return self.key
 
 
-def _proportion(values: dict[str, Any], key: str, n: int | None) -> Proportion | None:
-    value = _number(values.get(key))
-    if value is None or n is None or n == 0 or not 0 <= value <= 1:
-        return None
-    return Proportion.of(value, n)
+def _evaluation_set(key: str, values: EvaluationMetrics, n: int) -> EvaluationSet:
+    recall, matrix = values.per_class_recall, values.confusion_matrix
+    return EvaluationSet(
+        key=key,
+        n=n,
+        top1=_proportion(values.top1, n),
+        top2=_proportion(values.top2, n),
+        group4=_proportion(values.group4, n),
+        coarse_accuracy=_float(values.coarse_accuracy),
+        macro_f1=_float(values.macro_f1),
+        ece=_float(values.ece),
+        soft_cross_entropy=_float(values.soft_cross_entropy),
+        group_abs_error=_float(values.group_abs_error),
+        per_class_recall=None if recall is None else [_float(v) for v in recall],
+        confusion_matrix=None if matrix is None else [list(row) for row in matrix],
+        reliability=reliability_chart(values.reliability),
+    )
 
 
-def _per_class(value: Any) -> list[float | None] | None:
-    if not isinstance(value, list) or len(value) != NUM_CLASSES:
-        return None
-    return [_number(v) for v in value]
-
-
-def _matrix(value: Any) -> list[list[int]] | None:
-    if not (isinstance(value, list) and len(value) == NUM_CLASSES):
-        return None
-    rows = []
-    for row in value:
-        if not (isinstance(row, list) and len(row) == NUM_CLASSES):
-            return None
-        if any(_count(c) is None for c in row):
-            return None
-        rows.append(list(row))
-    return rows
-
-
-def _svg(number: float) -> str:
-    return f"{number:.2f}".rstrip("0").rstrip(".")
-
-
-def _reliability(value: Any) -> ReliabilityChart | None:
-    if not isinstance(value, dict):
-        return None
-    edges, counts = value.get("edges"), value.get("counts")
-    confidence, accuracy = value.get("confidence"), value.get("accuracy")
-    if not all(isinstance(v, list) for v in (edges, counts, confidence, accuracy)):
-        return None
-    size = len(counts)
-    if size == 0 or len(edges) != size + 1 or len(confidence) != size or len(accuracy) != size:
-        return None
-    bins = []
-    for i in range(size):
-        numbers = [_number(edges[i]), _number(edges[i + 1]), _number(confidence[i]), _number(accuracy[i])]
-        count = _count(counts[i])
-        if count is None or any(v is None or not 0 <= v <= 1 for v in numbers):
-            return None
-        low, high, conf, acc = numbers
-        bins.append(ReliabilityBin(low=low, high=high, count=count, confidence=conf, accuracy=acc))
-    # Empty bins get no bar: their accuracy of 0 is a placeholder, not a measurement.
-    bars = [
-        {
-            "x": _svg(b.low * 100),
-            "width": _svg((b.high - b.low) * 100),
-            "y": _svg((1 - b.accuracy) * 100),
-            "height": _svg(b.accuracy * 100),
-            "gap_y": _svg((1 - max(b.accuracy, b.confidence)) * 100),
-            "gap_height": _svg(abs(b.accuracy - b.confidence) * 100),
-        }
-        for b in bins
-        if b.count
-    ]
-    return ReliabilityChart(bins=bins, bars=bars)
-
-
-def evaluation_sets(metrics: Any) -> list[EvaluationSet]:
-    """The manifest's evaluation sets, in its order; entries that are not sets (such as the
-    export check) are skipped."""
-    if not isinstance(metrics, dict):
+def evaluation_sets(metrics: MetricsSection | None) -> list[EvaluationSet]:
+    """The manifest's evaluation sets that say how many images they measured, in its order."""
+    if metrics is None:
         return []
-    sets = []
-    for key, values in metrics.items():
-        if not isinstance(values, dict):
-            continue
-        n = _count(values.get("n")) or _count(values.get("images"))
-        parsed = EvaluationSet(
-            key=str(key),
-            n=n,
-            top1=_proportion(values, "top1", n),
-            top2=_proportion(values, "top2", n),
-            group4=_proportion(values, "group4", n),
-            coarse_accuracy=_number(values.get("coarse_accuracy")),
-            macro_f1=_number(values.get("macro_f1")),
-            ece=_number(values.get("ece")),
-            soft_cross_entropy=_number(values.get("soft_cross_entropy")),
-            group_abs_error=_number(values.get("group_abs_error")),
-            per_class_recall=_per_class(values.get("per_class_recall")),
-            confusion_matrix=_matrix(values.get("confusion_matrix")),
-            reliability=_reliability(values.get("reliability")),
-        )
-        if n is not None:
-            sets.append(parsed)
-    return sets
+    return [
+        _evaluation_set(key, values, values.size)
+        for key, values in metrics.sets.items()
+        if values.size is not None
+    ]
 
 
 def per_class_recall_rows(sets: list[EvaluationSet]) -> list[tuple[GalaxyClass, list[float | None]]]:
     """One row per class, one column per set that measured recall, in the order of the sets."""
     columns = [s for s in sets if s.per_class_recall is not None]
     return [(c, [s.per_class_recall[c.index] for s in columns]) for c in GALAXY10_CLASSES]
-
-
-def heat_level(count: int, row_total: int) -> int:
-    """A cell's share of its row in tenths, for the confusion matrix's shading classes."""
-    return round(HEAT_LEVELS * count / row_total) if row_total else 0
-
-
-def confusion_rows(matrix: list[list[int]]) -> list[dict[str, Any]]:
-    rows = []
-    for galaxy_class, counts in zip(GALAXY10_CLASSES, matrix, strict=True):
-        total = sum(counts)
-        rows.append(
-            {
-                "galaxy_class": galaxy_class,
-                "total": total,
-                "cells": [
-                    {"count": count, "heat": heat_level(count, total), "correct": index == galaxy_class.index}
-                    for index, count in enumerate(counts)
-                ],
-            }
-        )
-    return rows
 
 
 @dataclass(frozen=True)
@@ -245,21 +131,19 @@ class ExportCandidate:
     shipped: bool
 
 
-def export_candidates(metrics: Any, shipped: Any) -> list[ExportCandidate]:
-    check = metrics.get("export_check") if isinstance(metrics, dict) else None
-    candidates = check.get("candidates") if isinstance(check, dict) else None
-    if not isinstance(candidates, dict):
+def export_candidates(metrics: MetricsSection | None, shipped: str | None) -> list[ExportCandidate]:
+    check = metrics.export_check if metrics is not None else None
+    if check is None or check.candidates is None:
         return []
     return [
         ExportCandidate(
-            name=str(name),
-            size_bytes=_count(values.get("bytes")),
-            max_abs_diff=_number(values.get("max_abs_diff_vs_torch")),
-            dev_top1=_number(values.get("dev_top1")),
+            name=name,
+            size_bytes=values.bytes,
+            max_abs_diff=_float(values.max_abs_diff_vs_torch),
+            dev_top1=_float(values.dev_top1),
             shipped=name == shipped,
         )
-        for name, values in candidates.items()
-        if isinstance(values, dict)
+        for name, values in check.candidates.items()
     ]
 
 
@@ -292,10 +176,10 @@ class SettingsSection:
     rows: list[tuple[str, str]]
 
 
-def configuration_sections(config: Any) -> list[SettingsSection]:
+def configuration_sections(config: Mapping[str, Any] | None) -> list[SettingsSection]:
     """The training configuration (ml/config.toml as it was), one section per TOML table;
     top-level keys form the first, unnamed section and nested tables are flattened with dots."""
-    if not isinstance(config, dict):
+    if not config:
         return []
 
     def flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
@@ -324,36 +208,27 @@ class DataSource:
     splits: dict[str, int | None]
 
 
-SPLIT_NAMES = ("train", "val", "test")
-
-
-def data_sources(provenance: Any) -> list[DataSource]:
-    if not isinstance(provenance, dict) or not isinstance(provenance.get("sources"), list):
+def data_sources(provenance: ProvenanceSection | None) -> list[DataSource]:
+    if provenance is None or provenance.sources is None:
         return []
-    splits = provenance.get("splits") if isinstance(provenance.get("splits"), dict) else {}
-    sources = []
-    for source in provenance["sources"]:
-        if not isinstance(source, dict) or "name" not in source:
-            continue
-        name = str(source["name"])
-        sources.append(
-            DataSource(
-                name=name,
-                images=_count(source.get("images")),
-                crop_fraction=_number(source.get("crop_fraction")),
-                images_sha256=str(source.get("images_sha256", "")),
-                splits={
-                    split: _count(splits[split].get(name)) if isinstance(splits.get(split), dict) else None
-                    for split in SPLIT_NAMES
-                },
-            )
+    splits = provenance.splits or {}
+    return [
+        DataSource(
+            name=source.name,
+            images=source.images,
+            crop_fraction=_float(source.crop_fraction),
+            images_sha256=source.images_sha256 or "",
+            splits={
+                split: splits[split].get(source.name) if split in splits else None for split in SPLIT_NAMES
+            },
         )
-    return sources
+        for source in provenance.sources
+    ]
 
 
-def parse_timestamp(value: Any) -> datetime | None:
+def parse_timestamp(value: str | None) -> datetime | None:
     """The manifest's ISO 8601 created_at, if it is one with a time zone."""
-    if not isinstance(value, str):
+    if value is None:
         return None
     try:
         parsed = datetime.fromisoformat(value)
@@ -362,81 +237,24 @@ def parse_timestamp(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo is not None else None
 
 
-# --- the model card ----------------------------------------------------------------------------
-
-
-def render_model_card(text: str) -> str:
-    """MODEL_CARD.md as HTML that is safe to embed: ml/model_card.py writes it from training
-    output that the site does not control, so the HTML is sanitised after rendering."""
-    # Imported here, by the one page that needs them, rather than in every web worker, whose
-    # memory budget docs/benchmarks.md tracks.
-    import markdown
-    import nh3
-
-    # The card sits under the page's "Model card" heading (an h2): its own "#" becomes an h3,
-    # so that the page keeps one h1 and a heading order that screen readers can follow.
-    html = markdown.markdown(
-        text,
-        extensions=["tables", "fenced_code", "toc"],
-        extension_configs={"toc": {"baselevel": CARD_BASE_HEADING_LEVEL}},
-        output_format="html",
-    )
-    return nh3.clean(
-        html,
-        tags=CARD_TAGS,
-        attributes=CARD_ATTRIBUTES,
-        url_schemes={"http", "https", "mailto"},
-        link_rel="noopener noreferrer nofollow",
-    )
-
-
-def without_sections(text: str, headings: Iterable[str]) -> tuple[str, list[str]]:
-    """The Markdown without its "## " sections of these headings, and the headings removed."""
-    wanted = set(headings)
-    kept: list[str] = []
-    removed: list[str] = []
-    skipping = False
-    for line in text.splitlines(keepends=True):
-        if line.startswith("## "):
-            heading = line[3:].strip()
-            skipping = heading in wanted
-            if skipping:
-                removed.append(heading)
-        elif line.startswith("# "):
-            skipping = False
-        if not skipping:
-            kept.append(line)
-    return "".join(kept), removed
-
-
-def read_model_card(model_dir: Path) -> tuple[str, list[str]]:
-    """The rendered card beside the model ("" when none was shipped), without the sections
-    whose numbers the page shows in its own tables, and the headings of those sections."""
-    path = model_dir / MODEL_CARD_FILENAME
-    if not path.is_file():
-        return "", []
-    text, removed = without_sections(path.read_text(encoding="utf-8"), CARD_SECTIONS_ON_THE_PAGE)
-    return render_model_card(text), removed
-
-
 # --- the page ----------------------------------------------------------------------------------
 
 
-def model_page_context(*, manifest: dict[str, Any], model_dir: Path) -> dict[str, Any]:
-    metrics = manifest.get("metrics", {})
-    sets = evaluation_sets(metrics)
-    training = manifest.get("training") if isinstance(manifest.get("training"), dict) else {}
-    preprocessing = manifest.get("preprocessing") if isinstance(manifest.get("preprocessing"), dict) else {}
-    provenance = manifest.get("provenance") if isinstance(manifest.get("provenance"), dict) else {}
-    history = training.get("history")
-    train_seconds = _number(training.get("train_seconds"))
+def model_page_context(*, manifest: ModelManifest | Mapping[str, Any], model_dir: Path) -> dict[str, Any]:
+    """The page's context from the served manifest (a dict is read through the schema)."""
+    if not isinstance(manifest, ModelManifest):
+        manifest = ModelManifest.from_dict(dict(manifest))
+    sets = evaluation_sets(manifest.metrics)
+    training, provenance = manifest.training, manifest.provenance
+    history = training.history if training is not None else None
+    train_seconds = training.train_seconds if training is not None else None
     model_card, card_sections_left_out = read_model_card(model_dir)
     return {
-        "created_at": parse_timestamp(manifest.get("created_at")),
-        "architecture": manifest.get("architecture") if isinstance(manifest.get("architecture"), str) else "",
-        "quantization": manifest.get("quantization") if isinstance(manifest.get("quantization"), str) else "",
-        "input_size": _count(preprocessing.get("size")),
-        "crop_fraction": _number(preprocessing.get("crop_fraction")),
+        "created_at": parse_timestamp(manifest.created_at),
+        "architecture": manifest.architecture or "",
+        "quantization": manifest.quantization or "",
+        "input_size": manifest.preprocessing.size,
+        "crop_fraction": _float(manifest.preprocessing.crop_fraction),
         "evaluation_sets": sets,
         "main_set": next((s for s in sets if s.top1 is not None), None),
         "recall_sets": [s for s in sets if s.per_class_recall is not None],
@@ -448,11 +266,11 @@ def model_page_context(*, manifest: dict[str, Any], model_dir: Path) -> dict[str
         ],
         "reliability_sets": [s for s in sets if s.reliability is not None],
         "heat_levels": range(HEAT_LEVELS + 1),
-        "export_candidates": export_candidates(metrics, manifest.get("quantization")),
+        "export_candidates": export_candidates(manifest.metrics, manifest.quantization),
         "data_sources": data_sources(provenance),
-        "git_commit": provenance.get("git_commit") if isinstance(provenance.get("git_commit"), str) else "",
-        "configuration": configuration_sections(training.get("config")),
-        "epochs": len(history) if isinstance(history, list) else None,
+        "git_commit": (provenance.git_commit if provenance is not None else None) or "",
+        "configuration": configuration_sections(training.config if training is not None else None),
+        "epochs": len(history) if history is not None else None,
         "train_minutes": round(train_seconds / 60) if train_seconds is not None else None,
         "model_card": model_card,
         "card_sections_left_out": card_sections_left_out,
