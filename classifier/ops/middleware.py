@@ -16,7 +16,7 @@ from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import APIException
 
 from classifier.ops import observability
-from classifier.web.responses import service_unavailable, wants_json
+from classifier.ops.responses import service_unavailable, wants_json
 
 logger = logging.getLogger(__name__)
 

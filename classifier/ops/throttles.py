@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
-from classifier.web.responses import wants_json
+from classifier.ops.responses import wants_json
 
 # Stored images and FITS previews: a history page shows 24 at once.
 MEDIA = "media"

@@ -23,7 +23,7 @@ from classifier.predictions import cutouts
 from classifier.predictions.ownership import remember_own_predictions
 from classifier.predictions.services import prediction_create_from_position
 from classifier.web.forms import PositionForm
-from classifier.web.responses import service_unavailable
+from classifier.ops.responses import service_unavailable
 
 
 class PositionClassifyView(View):

@@ -61,7 +61,7 @@ from classifier.predictions.upload_messages import translate_refusal
 from classifier.web.class_examples import class_examples
 from classifier.web.forms import PredictionUploadForm
 from classifier.web.model_page import model_page_context
-from classifier.web.responses import service_unavailable, wants_json
+from classifier.ops.responses import service_unavailable, wants_json
 
 HISTORY_PAGE_SIZE = 24
 MAX_RESULT_IDS = 200

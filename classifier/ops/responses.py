@@ -1,6 +1,6 @@
 """Responses shared by the pages and the request-wide middleware.
 
-They live apart from views.py so that the middleware, which runs before any view,
+They live apart from the page views so that the middleware, which runs before any view,
 does not depend on the page code.
 """
 
