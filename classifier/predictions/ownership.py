@@ -120,6 +120,12 @@ def predictions_visible(*, ids: list[int], user: Any, session: Mapping[str, Any]
     return [found[pk] for pk in ids if pk in found]
 
 
+def visible_prediction(*, pk: int, user: Any, session: Mapping[str, Any] | None) -> Prediction | None:
+    """Prediction ``pk`` if this reader may see it; None whether it does not exist or is hidden,
+    so a caller's 404 does not reveal which."""
+    return visible_predictions(user=user, session=session).filter(pk=pk).first()
+
+
 def stored_image_visible_to(*, name: str, user: Any, session: Mapping[str, Any] | None) -> bool:
     """Whether the stored file ``name`` (relative to MEDIA_ROOT) is the image of a prediction
     this reader may see. Nothing else under MEDIA_ROOT is served to anyone: a job's staged
