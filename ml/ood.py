@@ -18,10 +18,9 @@ import dataclasses
 import io
 import json
 import logging
-import math
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,11 +33,20 @@ from classifier.core.inference import GalaxyClassifier, PreparedImage
 from classifier.core.preprocessing import ImageSource, PreprocessConfig, preprocess
 from ml import sources as src
 from ml.config import DEFAULT_CONFIG, load_config
+from ml.ood_negatives import NEGATIVES
+from ml.ood_stats import (
+    FEATURES,
+    SURVEY_SHIFT_LIMIT,
+    FeatureSet,
+    feature_separation,
+    fit_gaussian,
+    format_table,
+    mahalanobis,
+    metrics_table,
+    survey_shift,
+)
 
 VERSION = "gaussian-mahalanobis-1"
-# Every feature classifier.core.ood computes is measured and reported; the fit keeps those that
-# describe one galaxy on sky rather than a camera or a pipeline.
-FEATURES = ood.FEATURE_NAMES
 # Colour is left out whatever it measures: the app classifies single-band FITS cutouts in
 # grey (docs/fits.md) and every survey stretches colour its own way; the Galaxy10 DECaLS
 # images' colours lie outside both training surveys' (docs/ood.md, "How the features were chosen").
@@ -46,31 +54,11 @@ COLOUR_FEATURES = ("chroma", "sky_chroma")
 # A feature that alone separates validation galaxies from the negatives worse than this
 # (AUROC) adds parameters to the Gaussian and little else.
 MIN_FEATURE_AUROC = 0.75
-# A feature whose mean differs between the training surveys' galaxies (SDSS and DECaLS) by
-# this many pooled standard deviations or more is dropped: it measures the survey's sky,
-# stretch or noise, and a cutout from another survey or pipeline would be flagged for it
-# (docs/ood.md has the table).
-SURVEY_SHIFT_LIMIT = 1.0
-# The DECaLS source among the training sources; the others are SDSS.
-DECALS_SOURCES = ("gz_decals_partial", "galaxy10_h5")
 TARGET_FLAG_RATE = 0.01
-# Training galaxies per source for the fit: the Gaussian has ~100 parameters, so a few
-# hundred per source pin it down and keep a refit within minutes on two cores.
+# Training galaxies per source for the fit: the Gaussian has a mean and a covariance over a
+# handful of features, so a few hundred per source pin it down and keep a refit short.
 TRAIN_PER_SOURCE = 600
-# Robust fit: refit without the farthest share of the training galaxies (odd framings,
-# bright stars, mislabelled frames) so they do not inflate the covariance.
-TRIM_FRACTION = 0.025
-TRIM_ROUNDS = 3
 SEED = 20261127
-
-
-@dataclass
-class FeatureSet:
-    name: str
-    values: np.ndarray  # (n, len(FEATURES))
-
-    def __len__(self) -> int:
-        return len(self.values)
 
 
 # --- positives ------------------------------------------------------------------------------
@@ -113,135 +101,6 @@ def dev_images(data_root: Path) -> list[src.ImageRef]:
     if not root.is_dir():
         return []
     return list(src.load_galaxy10_dev(root, 0.7).images)
-
-
-# --- negatives ------------------------------------------------------------------------------
-
-
-def _encode(array: np.ndarray, rng: np.random.Generator) -> bytes:
-    """As an upload would arrive: JPEG at a usual quality, or PNG."""
-    image = Image.fromarray(np.clip(array, 0, 255).astype(np.uint8))
-    if image.mode not in ("RGB", "L"):
-        image = image.convert("RGB")
-    buffer = io.BytesIO()
-    if rng.random() < 0.7:
-        image.save(buffer, "JPEG", quality=int(rng.integers(75, 96)))
-    else:
-        image.save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-def _upload_variants(photo: np.ndarray, rng: np.random.Generator, count: int) -> Iterator[np.ndarray]:
-    """The photo as sent, and random crops resized to usual upload sizes."""
-    yield photo
-    height, width = photo.shape[:2]
-    for _ in range(count - 1):
-        side_h = int(height * rng.uniform(0.4, 1.0))
-        side_w = int(width * rng.uniform(0.4, 1.0))
-        top = int(rng.integers(0, height - side_h + 1))
-        left = int(rng.integers(0, width - side_w + 1))
-        crop = Image.fromarray(photo[top : top + side_h, left : left + side_w])
-        target = int(rng.choice([256, 424, 512, 800]))
-        scale = target / min(crop.size)
-        crop = crop.resize((max(1, round(crop.width * scale)), max(1, round(crop.height * scale))))
-        yield np.asarray(crop)
-
-
-def natural_photos(rng: np.random.Generator, variants: int = 4) -> list[bytes]:
-    """scikit-image's sample photographs (shipped in its wheel), cropped and resized like uploads.
-
-    hubble_deep_field is left out: a field of galaxies is not a natural photograph.
-    """
-    import skimage.data
-
-    names = (
-        "astronaut", "brick", "camera", "cat", "cell", "clock", "coffee", "coins", "colorwheel",
-        "grass", "gravel", "immunohistochemistry", "logo", "microaneurysms", "moon", "page",
-        "retina", "rocket", "text",
-    )  # fmt: skip
-    out = []
-    for name in names:
-        photo = np.asarray(getattr(skimage.data, name)())
-        if photo.ndim == 3 and photo.shape[2] == 4:
-            photo = np.asarray(Image.fromarray(photo).convert("RGB"))
-        out.extend(_encode(v, rng) for v in _upload_variants(photo, rng, variants))
-    return out
-
-
-def _sizes(rng: np.random.Generator) -> tuple[int, int]:
-    side = int(rng.choice([128, 256, 424, 512]))
-    return side, int(side * rng.choice([1.0, 1.0, 1.33, 0.75]))
-
-
-def blank_frames(rng: np.random.Generator, count: int = 40) -> list[bytes]:
-    out = []
-    for i in range(count):
-        height, width = _sizes(rng)
-        colour = [0, 0, 0] if i % 4 == 0 else [255, 255, 255] if i % 4 == 1 else rng.integers(0, 256, 3)
-        out.append(_encode(np.broadcast_to(np.asarray(colour, np.float64), (height, width, 3)).copy(), rng))
-    return out
-
-
-def noise_frames(rng: np.random.Generator, count: int = 40) -> list[bytes]:
-    """Full-range uniform noise, Gaussian noise about a random level, and faint dark noise (empty sky)."""
-    out = []
-    for i in range(count):
-        height, width = _sizes(rng)
-        shape = (height, width, 3) if rng.random() < 0.7 else (height, width, 1)
-        if i % 3 == 0:
-            frame = rng.uniform(0, 255, shape)
-        elif i % 3 == 1:
-            frame = rng.normal(rng.uniform(40, 215), rng.uniform(10, 60), shape)
-        else:
-            frame = rng.normal(rng.uniform(5, 40), rng.uniform(2, 10), shape)
-        out.append(_encode(np.broadcast_to(frame, (height, width, 3)).copy(), rng))
-    return out
-
-
-def gradient_frames(rng: np.random.Generator, count: int = 40) -> list[bytes]:
-    """Linear gradients in random directions and radial ones (bright or dark centre)."""
-    out = []
-    for i in range(count):
-        height, width = _sizes(rng)
-        yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
-        if i % 2 == 0:
-            angle = rng.uniform(0, 2 * np.pi)
-            t = (np.cos(angle) * xx / width + np.sin(angle) * yy / height) / 2 + 0.5
-        else:
-            t = np.hypot(yy / height - 0.5, xx / width - 0.5) / 0.71
-            if rng.random() < 0.5:
-                t = 1 - t
-        start, end = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
-        frame = start + (end - start) * np.clip(t, 0, 1)[..., None]
-        out.append(_encode(frame, rng))
-    return out
-
-
-def star_fields(rng: np.random.Generator, count: int = 60) -> list[bytes]:
-    """Dark noisy sky with a few point sources (the PSF of a survey cutout) and no extended galaxy."""
-    out = []
-    for _ in range(count):
-        side = int(rng.choice([256, 424]))
-        yy, xx = np.mgrid[0:side, 0:side].astype(np.float64)
-        sky = rng.uniform(3, 30)
-        frame = rng.normal(sky, rng.uniform(1.5, 6), (side, side, 3))
-        for _ in range(int(rng.integers(1, 13))):
-            y, x = rng.uniform(0, side, 2)
-            sigma = rng.uniform(0.8, 2.5) * side / 256
-            peak = rng.uniform(40, 400)
-            colour = rng.uniform(0.8, 1.2, 3)
-            frame += peak * colour * np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / (2 * sigma**2))[..., None]
-        out.append(_encode(frame, rng))
-    return out
-
-
-NEGATIVES: dict[str, Callable[[np.random.Generator], list[bytes]]] = {
-    "natural_photos": natural_photos,
-    "blank": blank_frames,
-    "noise": noise_frames,
-    "gradients": gradient_frames,
-    "star_fields": star_fields,
-}
 
 
 # --- features -------------------------------------------------------------------------------
@@ -294,65 +153,6 @@ def _sample(images: list[src.ImageRef], count: int, rng: np.random.Generator) ->
 
 
 # --- fit and metrics ------------------------------------------------------------------------
-
-
-def fit_gaussian(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and inverse covariance, refitted TRIM_ROUNDS times without the farthest TRIM_FRACTION."""
-    kept = values
-    for _ in range(TRIM_ROUNDS + 1):
-        mean = kept.mean(axis=0)
-        covariance = np.cov(kept, rowvar=False)
-        # A little ridge keeps the inverse finite when two features move together.
-        covariance += np.eye(len(mean)) * 1e-6 * np.trace(covariance) / len(mean)
-        inverse = np.linalg.inv(covariance)
-        distances = mahalanobis(values, mean, inverse)
-        kept = values[distances <= np.quantile(distances, 1 - TRIM_FRACTION)]
-    return mean, inverse
-
-
-def survey_shift(views: dict[str, np.ndarray]) -> dict[str, float]:
-    """Per feature, (mean of DECaLS galaxies - mean of SDSS galaxies) / pooled standard deviation."""
-    decals = [v for name, v in views.items() if any(f"/{s}@" in name for s in DECALS_SOURCES)]
-    sdss = [v for name, v in views.items() if not any(f"/{s}@" in name for s in DECALS_SOURCES)]
-    if not decals or not sdss:
-        # One survey only: nothing tells the survey's imaging from the galaxies; keep every feature.
-        return dict.fromkeys(FEATURES, 0.0)
-    a, b = np.concatenate(decals), np.concatenate(sdss)
-    pooled = np.sqrt((a.var(axis=0) + b.var(axis=0)) / 2) + 1e-12
-    return dict(zip(FEATURES, ((a.mean(axis=0) - b.mean(axis=0)) / pooled).tolist(), strict=True))
-
-
-def mahalanobis(values: np.ndarray, mean: np.ndarray, inverse: np.ndarray) -> np.ndarray:
-    delta = values - mean
-    return np.einsum("ij,jk,ik->i", delta, inverse, delta)
-
-
-def auroc(positives: np.ndarray, negatives: np.ndarray) -> float:
-    """P(score of a negative > score of a positive), ties counting half (Mann-Whitney U)."""
-    if len(positives) == 0 or len(negatives) == 0:
-        return math.nan
-    scores = np.concatenate([positives, negatives])
-    order = scores.argsort(kind="mergesort")
-    ranks = np.empty(len(scores))
-    ranks[order] = np.arange(1, len(scores) + 1)
-    # Average ranks over ties.
-    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
-    sums = np.bincount(inverse, weights=ranks)
-    ranks = (sums / counts)[inverse]
-    negative_ranks = ranks[len(positives) :].sum()
-    n_neg = len(negatives)
-    return float((negative_ranks - n_neg * (n_neg + 1) / 2) / (len(positives) * n_neg))
-
-
-def feature_separation(galaxies: np.ndarray, negatives: np.ndarray, mean: np.ndarray) -> dict[str, float]:
-    """Each feature alone: AUROC of its distance from the galaxies' robust centre."""
-    spread = np.median(np.abs(galaxies - mean), axis=0) + 1e-9
-    return {
-        name: auroc(
-            np.abs(galaxies[:, i] - mean[i]) / spread[i], np.abs(negatives[:, i] - mean[i]) / spread[i]
-        )
-        for i, name in enumerate(FEATURES)
-    }
 
 
 def _model_config(manifest: dict[str, Any], config_path: Path) -> dict[str, Any]:
@@ -451,56 +251,6 @@ def fit(
     print(format_table(report))
     print(f"fitted in {time.perf_counter() - started:.0f} s; wrote {manifest_path}")
     return report
-
-
-def metrics_table(
-    val: list[FeatureSet],
-    test: list[FeatureSet],
-    negatives: list[FeatureSet],
-    score: Callable[[np.ndarray], np.ndarray],
-    threshold: float,
-) -> dict[str, Any]:
-    """Flag rate per set, and AUROC of the pooled test galaxies (dev images included) against
-    each negative family."""
-    rows: dict[str, Any] = {}
-    for s in [*val, *test, *negatives]:
-        values = score(s.values)
-        rows[s.name] = {
-            "n": len(s),
-            "flagged": round(float((values > threshold).mean()), 4) if len(s) else None,
-        }
-    galaxies = np.concatenate([score(s.values) for s in test])
-    pooled_negatives = np.concatenate([score(n.values) for n in negatives])
-    for n in negatives:
-        rows[n.name]["auroc_vs_test_galaxies"] = round(auroc(galaxies, score(n.values)), 4)
-    return {
-        "sets": rows,
-        "test_galaxies_flagged": round(float((galaxies > threshold).mean()), 4),
-        "negatives_flagged": round(float((pooled_negatives > threshold).mean()), 4),
-        "auroc": round(auroc(galaxies, pooled_negatives), 4),
-    }
-
-
-def format_table(report: dict[str, Any]) -> str:
-    lines = [f"{'set':34} {'n':>6} {'flagged':>8} {'AUROC':>7}"]
-    for name, row in report["sets"].items():
-        flagged = "-" if row["flagged"] is None else f"{row['flagged']:.1%}"
-        auc = row.get("auroc_vs_test_galaxies")
-        lines.append(f"{name:34} {row['n']:>6} {flagged:>8} {'' if auc is None else f'{auc:.3f}':>7}")
-    lines.append(
-        f"test galaxies flagged {report['test_galaxies_flagged']:.1%}; negatives flagged "
-        f"{report['negatives_flagged']:.1%}; AUROC (all negatives vs test galaxies) {report['auroc']:.3f}"
-    )
-    if "survey_shift_train" in report:
-        lines.append("survey shift, DECaLS vs SDSS training galaxies, in pooled SDs (|shift| >= "
-                     f"{SURVEY_SHIFT_LIMIT} dropped): " + ", ".join(
-            f"{name} {value:+.2f}" for name, value in report["survey_shift_train"].items()
-        ))  # fmt: skip
-    if "feature_auroc_val" in report:
-        lines.append("one feature alone (validation galaxies vs all negatives): " + ", ".join(
-            f"{name} {value:.2f}" for name, value in report["feature_auroc_val"].items()
-        ))  # fmt: skip
-    return "\n".join(lines)
 
 
 # --- galamo's gate --------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""ml.ood: the gate's fit (on a generated Galaxy10-schema h5 with the shipped model) and its statistics."""
+"""ml.ood and its helpers: the gate's fit (on a generated Galaxy10-schema h5 with the shipped
+model), its statistics (ml.ood_stats) and its negatives (ml.ood_negatives)."""
 
 import io
 import json
@@ -11,44 +12,44 @@ import pytest
 pytest.importorskip("skimage")
 
 from classifier.core.ood import OodGate
-from ml import ood
+from ml import ood, ood_negatives, ood_stats
 from ml.tests.test_sources import write_h5
 
 MODELS_DIR = Path(ood.__file__).with_name("models")
 
 
 def test_auroc_counts_pairs_and_ties():
-    assert ood.auroc(np.array([0.0, 1.0]), np.array([2.0, 3.0])) == 1.0
-    assert ood.auroc(np.array([2.0, 3.0]), np.array([0.0, 1.0])) == 0.0
-    assert ood.auroc(np.array([1.0, 1.0]), np.array([1.0])) == 0.5
+    assert ood_stats.auroc(np.array([0.0, 1.0]), np.array([2.0, 3.0])) == 1.0
+    assert ood_stats.auroc(np.array([2.0, 3.0]), np.array([0.0, 1.0])) == 0.0
+    assert ood_stats.auroc(np.array([1.0, 1.0]), np.array([1.0])) == 0.5
     # 3 of the 4 (positive, negative) pairs are ordered.
-    assert ood.auroc(np.array([0.0, 2.0]), np.array([1.0, 3.0])) == 0.75
+    assert ood_stats.auroc(np.array([0.0, 2.0]), np.array([1.0, 3.0])) == 0.75
 
 
 def test_robust_fit_ignores_a_few_wild_points():
     rng = np.random.default_rng(0)
     values = rng.normal([1.0, -2.0], [1.0, 0.5], size=(2000, 2))
     values[:20] = 1e3
-    mean, inverse = ood.fit_gaussian(values)
+    mean, inverse = ood_stats.fit_gaussian(values)
     np.testing.assert_allclose(mean, [1.0, -2.0], atol=0.1)
     np.testing.assert_allclose(np.sqrt(np.diag(np.linalg.inv(inverse))), [1.0, 0.5], rtol=0.15)
 
 
 def test_survey_shift_is_in_pooled_standard_deviations():
     rng = np.random.default_rng(1)
-    sdss = rng.normal(0, 1, size=(4000, len(ood.FEATURES)))
-    decals = rng.normal(0, 1, size=(4000, len(ood.FEATURES)))
+    sdss = rng.normal(0, 1, size=(4000, len(ood_stats.FEATURES)))
+    decals = rng.normal(0, 1, size=(4000, len(ood_stats.FEATURES)))
     decals[:, 0] += 2.0
-    shifts = ood.survey_shift({"train/gz1@0.4": sdss, "train/gz_decals_partial@0.85": decals})
-    assert shifts[ood.FEATURES[0]] == pytest.approx(2.0, abs=0.1)
-    assert abs(shifts[ood.FEATURES[1]]) < 0.1
+    shifts = ood_stats.survey_shift({"train/gz1@0.4": sdss, "train/gz_decals_partial@0.85": decals})
+    assert shifts[ood_stats.FEATURES[0]] == pytest.approx(2.0, abs=0.1)
+    assert abs(shifts[ood_stats.FEATURES[1]]) < 0.1
 
 
-@pytest.mark.parametrize("name", ood.NEGATIVES)
+@pytest.mark.parametrize("name", ood_negatives.NEGATIVES)
 def test_negatives_are_decodable_uploads(name):
     from PIL import Image
 
-    images = ood.NEGATIVES[name](np.random.default_rng(0))
+    images = ood_negatives.NEGATIVES[name](np.random.default_rng(0))
     assert len(images) >= 40
     for data in images[:5]:
         with Image.open(io.BytesIO(data)) as image:

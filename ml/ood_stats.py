@@ -1,0 +1,145 @@
+"""The out-of-distribution gate's statistics (docs/ood.md): the robust Gaussian fit, the
+survey shift and separation of each feature, AUROC, and the metrics table of a fitted gate."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from classifier.core import ood
+
+# Every feature classifier.core.ood computes is measured and reported.
+FEATURES = ood.FEATURE_NAMES
+# The DECaLS source among the training sources; the others are SDSS.
+DECALS_SOURCES = ("gz_decals_partial", "galaxy10_h5")
+# A feature whose mean differs between the training surveys' galaxies (SDSS and DECaLS) by
+# this many pooled standard deviations or more is dropped: it measures the survey's sky,
+# stretch or noise, and a cutout from another survey or pipeline would be flagged for it
+# (docs/ood.md has the table).
+SURVEY_SHIFT_LIMIT = 1.0
+# Robust fit: refit without the farthest share of the training galaxies (odd framings,
+# bright stars, mislabelled frames) so they do not inflate the covariance.
+TRIM_FRACTION = 0.025
+TRIM_ROUNDS = 3
+
+
+@dataclass
+class FeatureSet:
+    name: str
+    values: np.ndarray  # (n, len(FEATURES))
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+def fit_gaussian(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and inverse covariance, refitted TRIM_ROUNDS times without the farthest TRIM_FRACTION."""
+    kept = values
+    for _ in range(TRIM_ROUNDS + 1):
+        mean = kept.mean(axis=0)
+        covariance = np.cov(kept, rowvar=False)
+        # A little ridge keeps the inverse finite when two features move together.
+        covariance += np.eye(len(mean)) * 1e-6 * np.trace(covariance) / len(mean)
+        inverse = np.linalg.inv(covariance)
+        distances = mahalanobis(values, mean, inverse)
+        kept = values[distances <= np.quantile(distances, 1 - TRIM_FRACTION)]
+    return mean, inverse
+
+
+def survey_shift(views: dict[str, np.ndarray]) -> dict[str, float]:
+    """Per feature, (mean of DECaLS galaxies - mean of SDSS galaxies) / pooled standard deviation."""
+    decals = [v for name, v in views.items() if any(f"/{s}@" in name for s in DECALS_SOURCES)]
+    sdss = [v for name, v in views.items() if not any(f"/{s}@" in name for s in DECALS_SOURCES)]
+    if not decals or not sdss:
+        # One survey only: nothing tells the survey's imaging from the galaxies; keep every feature.
+        return dict.fromkeys(FEATURES, 0.0)
+    a, b = np.concatenate(decals), np.concatenate(sdss)
+    pooled = np.sqrt((a.var(axis=0) + b.var(axis=0)) / 2) + 1e-12
+    return dict(zip(FEATURES, ((a.mean(axis=0) - b.mean(axis=0)) / pooled).tolist(), strict=True))
+
+
+def mahalanobis(values: np.ndarray, mean: np.ndarray, inverse: np.ndarray) -> np.ndarray:
+    delta = values - mean
+    return np.einsum("ij,jk,ik->i", delta, inverse, delta)
+
+
+def auroc(positives: np.ndarray, negatives: np.ndarray) -> float:
+    """P(score of a negative > score of a positive), ties counting half (Mann-Whitney U)."""
+    if len(positives) == 0 or len(negatives) == 0:
+        return math.nan
+    scores = np.concatenate([positives, negatives])
+    order = scores.argsort(kind="mergesort")
+    ranks = np.empty(len(scores))
+    ranks[order] = np.arange(1, len(scores) + 1)
+    # Average ranks over ties.
+    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    sums = np.bincount(inverse, weights=ranks)
+    ranks = (sums / counts)[inverse]
+    negative_ranks = ranks[len(positives) :].sum()
+    n_neg = len(negatives)
+    return float((negative_ranks - n_neg * (n_neg + 1) / 2) / (len(positives) * n_neg))
+
+
+def feature_separation(galaxies: np.ndarray, negatives: np.ndarray, mean: np.ndarray) -> dict[str, float]:
+    """Each feature alone: AUROC of its distance from the galaxies' robust centre."""
+    spread = np.median(np.abs(galaxies - mean), axis=0) + 1e-9
+    return {
+        name: auroc(
+            np.abs(galaxies[:, i] - mean[i]) / spread[i], np.abs(negatives[:, i] - mean[i]) / spread[i]
+        )
+        for i, name in enumerate(FEATURES)
+    }
+
+
+def metrics_table(
+    val: list[FeatureSet],
+    test: list[FeatureSet],
+    negatives: list[FeatureSet],
+    score: Callable[[np.ndarray], np.ndarray],
+    threshold: float,
+) -> dict[str, Any]:
+    """Flag rate per set, and AUROC of the pooled test galaxies (dev images included) against
+    each negative family."""
+    rows: dict[str, Any] = {}
+    for s in [*val, *test, *negatives]:
+        values = score(s.values)
+        rows[s.name] = {
+            "n": len(s),
+            "flagged": round(float((values > threshold).mean()), 4) if len(s) else None,
+        }
+    galaxies = np.concatenate([score(s.values) for s in test])
+    pooled_negatives = np.concatenate([score(n.values) for n in negatives])
+    for n in negatives:
+        rows[n.name]["auroc_vs_test_galaxies"] = round(auroc(galaxies, score(n.values)), 4)
+    return {
+        "sets": rows,
+        "test_galaxies_flagged": round(float((galaxies > threshold).mean()), 4),
+        "negatives_flagged": round(float((pooled_negatives > threshold).mean()), 4),
+        "auroc": round(auroc(galaxies, pooled_negatives), 4),
+    }
+
+
+def format_table(report: dict[str, Any]) -> str:
+    lines = [f"{'set':34} {'n':>6} {'flagged':>8} {'AUROC':>7}"]
+    for name, row in report["sets"].items():
+        flagged = "-" if row["flagged"] is None else f"{row['flagged']:.1%}"
+        auc = row.get("auroc_vs_test_galaxies")
+        lines.append(f"{name:34} {row['n']:>6} {flagged:>8} {'' if auc is None else f'{auc:.3f}':>7}")
+    lines.append(
+        f"test galaxies flagged {report['test_galaxies_flagged']:.1%}; negatives flagged "
+        f"{report['negatives_flagged']:.1%}; AUROC (all negatives vs test galaxies) {report['auroc']:.3f}"
+    )
+    if "survey_shift_train" in report:
+        lines.append("survey shift, DECaLS vs SDSS training galaxies, in pooled SDs (|shift| >= "
+                     f"{SURVEY_SHIFT_LIMIT} dropped): " + ", ".join(
+            f"{name} {value:+.2f}" for name, value in report["survey_shift_train"].items()
+        ))  # fmt: skip
+    if "feature_auroc_val" in report:
+        lines.append("one feature alone (validation galaxies vs all negatives): " + ", ".join(
+            f"{name} {value:.2f}" for name, value in report["feature_auroc_val"].items()
+        ))  # fmt: skip
+    return "\n".join(lines)
