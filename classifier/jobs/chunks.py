@@ -163,14 +163,15 @@ def _fetch_cutouts(
     still fails after its retries, fails the member alone: the job goes on.
     """
     found = position_columns(job.catalogue_columns)
+    if found is None:
+        # A job of positions is made only from a catalogue with both columns (catalogues.py):
+        # without them the job is broken, and fails as a whole.
+        raise ValueError(f"job {job.pk} has members by position but no ra and dec columns")
+    ra_column, dec_column = found
 
-    def fetch(
-        member: JobMember,
-    ) -> tuple[AcceptedUpload, SkyProvenance] | str:
-        if found is None:
-            return "the job's catalogue has no ra and dec columns"
+    def fetch(member: JobMember) -> tuple[AcceptedUpload, SkyProvenance] | str:
         try:
-            return accept_cutout(ra=member.catalogue.get(found[0]), dec=member.catalogue.get(found[1]))
+            return accept_cutout(ra=member.catalogue.get(ra_column), dec=member.catalogue.get(dec_column))
         except (cutouts.PositionError, cutouts.NoImagingError, cutouts.CutoutUnavailableError) as exc:
             return exc.reason
         finally:

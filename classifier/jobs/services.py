@@ -16,6 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError, transaction
 
+import galaxysite
 from classifier.core.exceptions import (
     JobInputError,
     JobQueueUnavailableError,
@@ -36,6 +37,7 @@ from classifier.models import Job, JobMember
 from classifier.predictions.filenames import sanitise_filename
 
 __all__ = [
+    "CLASSIFY_CHUNK_TASK",
     "STAGED_FILE_GONE_REASON",
     "ChunkOutcome",
     "JobQueueUnavailableError",
@@ -48,6 +50,10 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+# The task that runs one chunk (classifier/jobs/tasks.py), by the name that messages already
+# queued know it by.
+CLASSIFY_CHUNK_TASK = "classifier.tasks.classify_chunk"
 
 
 def job_create(
@@ -130,16 +136,18 @@ def _enqueue(job: Job, start: int) -> None:
 
 
 def _publish_chunk(*, job_id: int, start: int, stop: int) -> None:
-    from classifier.jobs.tasks import classify_chunk
-
+    # Sent by name: the tasks module calls these services, so these services never import it.
+    app = galaxysite.celery_app
     try:
         # Bounded in time by the broker settings (CELERY_BROKER_TIMEOUT). The queue is read
         # now, not when Celery was configured, so tests can give each run its own.
-        classify_chunk.apply_async((job_id, start, stop), queue=settings.CELERY_TASK_DEFAULT_QUEUE)
+        app.send_task(
+            CLASSIFY_CHUNK_TASK, args=(job_id, start, stop), queue=settings.CELERY_TASK_DEFAULT_QUEUE
+        )
     except Exception as exc:
         # The broker's own message names its host and port: it goes to the log only, and the
         # job (whose error its owner reads) ends failed rather than queued with nothing queued.
-        broker = classify_chunk.app.connection_for_write().as_uri()  # the password masked
+        broker = app.connection_for_write().as_uri()  # the password masked
         logger.exception("could not queue chunk %s-%s of job %s on %s", start, stop, job_id, broker)
         reason = f"the job queue is unavailable ({type(exc).__name__}); submit the job again later"
         job_fail(job_id=job_id, reason=reason)

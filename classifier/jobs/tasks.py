@@ -8,6 +8,7 @@ process, after the fork, through the same classifier.core.inference as the web a
 
 from __future__ import annotations
 
+import inspect
 import logging
 from typing import Any
 
@@ -40,7 +41,9 @@ class ChunkTask(Task):
     a job never stays "running" with nothing left to run it."""
 
     def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
-        job_id, start, stop = args
+        # The chunk as the task was called, by position (as job_create sends it) or by keyword.
+        chunk = inspect.signature(self.run).bind(*args, **kwargs).arguments
+        job_id, start, stop = chunk["job_id"], chunk["start"], chunk["stop"]
         # The job's error is shown to its owner: the exception's text (which may name servers,
         # ports and paths) stays in the worker's log.
         if isinstance(exc, TRANSIENT_ERRORS):
@@ -67,7 +70,7 @@ def _load_model(**kwargs: Any) -> None:
 
 # Task names predate the move to classifier.jobs: messages already queued must still find them.
 @app.task(
-    name="classifier.tasks.classify_chunk",
+    name=job_services.CLASSIFY_CHUNK_TASK,
     base=ChunkTask,
     max_retries=settings.JOB_MAX_RETRIES,
     **RETRY_OPTIONS,
