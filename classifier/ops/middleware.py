@@ -8,25 +8,21 @@ from collections.abc import Callable
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.db import InterfaceError, OperationalError
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext as _
-from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import APIException
 
 from classifier.ops import observability
-from classifier.ops.responses import service_unavailable, wants_json
+from classifier.ops.api_tokens import api_token_user
+from classifier.ops.responses import is_api_request, refusal, service_unavailable
 
 logger = logging.getLogger(__name__)
 
 
 JOB_SUBMIT_PATHS = ("/api/jobs/", "/jobs/new/")
 PREDICTION_UPLOAD_PATHS = ("/", "/api/predictions/")
-
-
-def is_api_request(request: HttpRequest) -> bool:
-    return request.path.startswith("/api/")
 
 
 def _logged_in(request: HttpRequest) -> bool:
@@ -37,9 +33,8 @@ def _logged_in(request: HttpRequest) -> bool:
             return True
         if not is_api_request(request):
             return False
-        # Asked directly, not through a DRF Request, whose user setter would change request.user.
-        authenticated = TokenAuthentication().authenticate(request)
-        return authenticated is not None and authenticated[0].is_authenticated
+        user = api_token_user(request)
+        return user is not None and user.is_authenticated
     except (APIException, OperationalError, InterfaceError):
         # A bad token, or no database to check it in: judged as anonymous.
         return False
@@ -104,29 +99,27 @@ class RequestSizeLimitMiddleware:
     @staticmethod
     def length_required(request: HttpRequest) -> HttpResponse:
         message = _("Send the request body with a Content-Length header; nothing was read or saved.")
-        if is_api_request(request) or wants_json(request):
-            return JsonResponse({"detail": message}, status=411)
-        return HttpResponse(message, status=411, content_type="text/plain; charset=utf-8")
+        return refusal(request, 411, message)
 
     @staticmethod
     def refuse(request: HttpRequest, *, declared: int, limit: int) -> HttpResponse:
-        if is_api_request(request):
-            message = f"the request is {declared:,} bytes, more than the limit of {limit:,} bytes"
-            return JsonResponse(
-                {"detail": "the request is too large, nothing was saved", "reason": message}, status=413
-            )
-        if wants_json(request):
-            message = _("The upload is too large (more than %(limit)s in all), so nothing was saved.") % {
-                "limit": filesizeformat(limit)
-            }
-            return JsonResponse({"errors": [], "request_errors": [message]}, status=413)
+        message = _("The upload is too large (more than %(limit)s in all), so nothing was saved.") % {
+            "limit": filesizeformat(limit)
+        }
         context = {
             "declared": declared,
             "limit": limit,
             "max_upload_bytes": settings.MAX_UPLOAD_BYTES,
             "max_files": settings.MAX_FILES_PER_REQUEST,
         }
-        return render(request, "413.html", context, status=413)
+        return refusal(
+            request,
+            413,
+            message,
+            api_detail="the request is too large, nothing was saved",
+            api_reason=f"the request is {declared:,} bytes, more than the limit of {limit:,} bytes",
+            page=lambda: render(request, "413.html", context, status=413),
+        )
 
 
 class DatabaseUnavailableMiddleware:

@@ -1,9 +1,9 @@
-"""Rate limits for pages and files that cost work to serve, and for the account pages.
+"""Rate limits for the pages: uploads, pages and files that cost work to serve, the account pages.
 
-They are DRF's SimpleRateThrottle, counted in the shared cache (CACHES) like the API's and the
-upload page's, so every worker process counts the same requests. A scope's rate is read from
-REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] when the request comes (not when this module is
-imported), so changed settings apply at once.
+They are DRF's throttles, counted in the shared cache (CACHES) like the API's, so every worker
+process counts the same requests, and a page refused answers through one function (throttled).
+A scope's rate is read from REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] when the request comes
+(not when this module is imported), so changed settings apply at once.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 from rest_framework.settings import api_settings
-from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.throttling import AnonRateThrottle, BaseThrottle, SimpleRateThrottle
 
-from classifier.ops.responses import wants_json
+from classifier.ops.responses import refusal
 
 # Stored images and FITS previews: a history page shows 24 at once.
 MEDIA = "media"
@@ -53,20 +53,43 @@ class ScopedThrottle(SimpleRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": ident}
 
 
-def throttled(request: HttpRequest, scope: str, *, ident: str | None = None) -> HttpResponse | None:
-    """A 429 response with Retry-After if ``request`` is over its ``scope``'s rate, else None
-    (and the request is counted)."""
-    throttle = ScopedThrottle(scope, ident=ident)
+def retry_after(request: HttpRequest, throttle: BaseThrottle) -> int | None:
+    """None if ``request`` is within ``throttle``'s rate (and it is counted), else the whole
+    seconds to wait."""
     if throttle.allow_request(request, None):
         return None
-    seconds = max(1, math.ceil(throttle.wait() or 1))
-    message = _("Too many requests. Try again in %(seconds)s seconds.") % {"seconds": seconds}
-    if request.path.startswith("/api/") or wants_json(request):
-        response = JsonResponse({"detail": message}, status=429)
-    else:
-        response = HttpResponse(message, status=429, content_type="text/plain; charset=utf-8")
-    response["Retry-After"] = str(seconds)
-    return response
+    return max(1, math.ceil(throttle.wait() or 1))
+
+
+def throttled(
+    request: HttpRequest,
+    scope: str,
+    *,
+    ident: str | None = None,
+    throttle: BaseThrottle | None = None,
+    message: str | None = None,
+    page: Callable[[str], HttpResponse] | None = None,
+) -> HttpResponse | None:
+    """A 429 response with Retry-After if ``request`` is over its ``scope``'s rate (or
+    ``throttle``'s), else None (and the request is counted). ``message`` is a %(seconds)s
+    template; ``page`` renders it for a browser, which otherwise reads it as plain text."""
+    seconds = retry_after(request, throttle or ScopedThrottle(scope, ident=ident))
+    if seconds is None:
+        return None
+    text = (message or _("Too many requests. Try again in %(seconds)s seconds.")) % {"seconds": seconds}
+    return refusal(request, 429, text, retry_after=seconds, page=page and (lambda: page(text)))
+
+
+def upload_throttled(request: HttpRequest, page: Callable[[str], HttpResponse]) -> HttpResponse | None:
+    """The upload pages' limit: the API's anonymous rate, counted in the same cache under the
+    same key, so the pages and the API together allow one rate per client."""
+    return throttled(
+        request,
+        AnonRateThrottle.scope,
+        throttle=AnonRateThrottle(),
+        message=_("Too many uploads from your address. Try again in %(seconds)s seconds."),
+        page=page,
+    )
 
 
 def address_ident(address: str) -> str:

@@ -10,19 +10,18 @@ from django.conf import settings
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.views.decorators.http import require_safe
 from django.views.static import serve
-from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
-from classifier.models import Prediction
 from classifier.ops import throttles
-from classifier.predictions.ownership import prediction_visible_to, stored_image_visible_to
+from classifier.ops.api_tokens import api_token_user
+from classifier.predictions.ownership import stored_image_visible_to, visible_prediction
 
 
 def accept_api_token(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """Let a script that holds an API token ("Authorization: Token ...") read what its user
     may read: the API's image_url points here, and a session cookie is not what scripts hold.
 
-    The token is checked with DRF's TokenAuthentication, as the API checks it; the user it
+    The token is checked as the API checks it (classifier.ops.api_tokens); the user it
     names then goes through the same access rule (classifier.predictions.ownership) and the same per-user
     rate limit as a logged-in browser. A token that names nobody gets 401, as from the API.
     """
@@ -31,14 +30,14 @@ def accept_api_token(view: Callable[..., HttpResponse]) -> Callable[..., HttpRes
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if not request.user.is_authenticated:
             try:
-                authenticated = TokenAuthentication().authenticate(request)
+                user = api_token_user(request)
             except AuthenticationFailed as exc:
                 response = HttpResponse(str(exc.detail), status=401, content_type="text/plain; charset=utf-8")
                 response["WWW-Authenticate"] = "Token"
                 return response
-            if authenticated is not None:
+            if user is not None:
                 # For this request only: no session is created or changed.
-                request.user = authenticated[0]
+                request.user = user
         return view(request, *args, **kwargs)
 
     return wrapper
@@ -71,10 +70,8 @@ def prediction_original(request: HttpRequest, pk: int) -> HttpResponse:
     What is stored is what was classified: the uploaded bytes, less the header keywords and
     metadata the upload checks strip (docs/uploads.md, docs/fits.md).
     """
-    prediction = Prediction.objects.filter(pk=pk).first()
-    if prediction is None or not prediction_visible_to(
-        prediction=prediction, user=request.user, session=request.session
-    ):
+    prediction = visible_prediction(pk=pk, user=request.user, session=request.session)
+    if prediction is None:
         raise Http404
     try:
         handle = prediction.image.open("rb")

@@ -14,13 +14,9 @@ from django.template import loader
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import requires_csrf_token
 
+from classifier.ops.responses import is_api_request
+
 logger = logging.getLogger(__name__)
-
-API_PREFIX = "/api/"
-
-
-def _is_api(request: HttpRequest) -> bool:
-    return request.path.startswith(API_PREFIX)
 
 
 def _page(request: HttpRequest, template: str, status: int) -> HttpResponse:
@@ -34,28 +30,28 @@ def _page(request: HttpRequest, template: str, status: int) -> HttpResponse:
 
 @requires_csrf_token
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    if _is_api(request):
+    if is_api_request(request):
         return JsonResponse({"detail": "bad request"}, status=400)
     return _page(request, "400.html", 400)
 
 
 @requires_csrf_token
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    if _is_api(request):
+    if is_api_request(request):
         return JsonResponse({"detail": "you do not have permission to do this"}, status=403)
     return _page(request, "403.html", 403)
 
 
 @requires_csrf_token
 def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    if _is_api(request):
+    if is_api_request(request):
         return JsonResponse({"detail": "not found"}, status=404)
     return _page(request, "404.html", 404)
 
 
 @requires_csrf_token
 def server_error(request: HttpRequest) -> HttpResponse:
-    if _is_api(request):
+    if is_api_request(request):
         return JsonResponse({"detail": "internal server error"}, status=500)
     # The page that failed may have failed in the user or session lookup, so this one
     # reads neither: 500.html does not extend base.html.
@@ -69,6 +65,6 @@ def server_error(request: HttpRequest) -> HttpResponse:
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     """CSRF_FAILURE_VIEW: the styled 403 page instead of Django's debug-style one."""
     logger.warning("CSRF check failed for %s %s: %s", request.method, request.path, reason)
-    if _is_api(request):
+    if is_api_request(request):
         return JsonResponse({"detail": f"CSRF check failed: {reason}"}, status=403)
     return _page(request, "403_csrf.html", 403)

@@ -3,7 +3,6 @@ cutout fetched, docs/positions.md); several become a job. Thin: the services dec
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from django.conf import settings
@@ -12,18 +11,23 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views import View
-from rest_framework.throttling import AnonRateThrottle
 
-from classifier.core.exceptions import ModelUnavailableError, StorageUnavailableError
+from classifier.core.exceptions import (
+    CutoutUnavailableError,
+    ModelUnavailableError,
+    NoImagingError,
+    StorageUnavailableError,
+)
 from classifier.jobs.submissions import submission_from_positions
 from classifier.jobs.views import job_submit_response
 from classifier.models import Prediction
+from classifier.ops import throttles
 from classifier.ops.client_ip import request_client_ip
+from classifier.ops.responses import service_unavailable
 from classifier.predictions import cutouts
 from classifier.predictions.ownership import remember_own_predictions
 from classifier.predictions.services import prediction_create_from_position
 from classifier.web.forms import PositionForm
-from classifier.ops.responses import service_unavailable
 
 
 class PositionClassifyView(View):
@@ -38,16 +42,11 @@ class PositionClassifyView(View):
         return self._render(request, PositionForm())
 
     def post(self, request: HttpRequest) -> HttpResponse:
-        # One rate with the upload page and the API (the same throttle, key and cache).
-        throttle = AnonRateThrottle()
-        if not throttle.allow_request(request, self):
-            seconds = max(1, math.ceil(throttle.wait() or 1))
-            message = _("Too many uploads from your address. Try again in %(seconds)s seconds.") % {
-                "seconds": seconds
-            }
-            response = self._render(request, PositionForm(request.POST), error=message, status=429)
-            response["Retry-After"] = str(seconds)
-            return response
+        refused = throttles.upload_throttled(
+            request, lambda error: self._render(request, PositionForm(request.POST), error=error, status=429)
+        )
+        if refused:
+            return refused
         form = PositionForm(request.POST)
         if not form.is_valid():
             return self._render(request, form, status=400)
@@ -67,14 +66,14 @@ class PositionClassifyView(View):
                 user=request.user,
                 client_ip=request_client_ip(request),
             )
-        except cutouts.NoImagingError as exc:
+        except NoImagingError as exc:
             error = _("The survey has no imaging at this position: %(reason)s") % {"reason": exc.reason}
-            return self._render(request, form, error=error, status=422)
-        except cutouts.CutoutUnavailableError as exc:
+            return self._render(request, form, error=error, status=exc.status)
+        except CutoutUnavailableError as exc:
             error = _("The survey's cutout service failed, nothing was saved: %(reason)s") % {
                 "reason": exc.reason
             }
-            return self._render(request, form, error=error, status=504 if exc.timed_out else 502)
+            return self._render(request, form, error=error, status=exc.status)
         except (ModelUnavailableError, StorageUnavailableError) as exc:
             return service_unavailable(request, reason=exc.reason, after_upload=True)
         remember_own_predictions(session=request.session, user=request.user, predictions=[prediction])

@@ -6,7 +6,6 @@ classifier.predictions.selectors, exactly as the REST API does.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,6 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.views import View
 from django.views.generic import TemplateView
-from rest_framework.throttling import AnonRateThrottle
 
 from classifier.api.serializers import PredictionOutputSerializer
 from classifier.core.exceptions import (
@@ -39,17 +37,19 @@ from classifier.core.exceptions import (
     StorageUnavailableError,
 )
 from classifier.core.galaxy10 import GALAXY10_CLASSES, GROUPS, NUM_CLASSES
-from classifier.core.inference import get_classifier
 from classifier.models import Prediction
 from classifier.ops import throttles
 from classifier.ops.client_ip import request_client_ip
+from classifier.ops.responses import page_error_json, service_unavailable, wants_json
 from classifier.predictions.exports import predictions_csv_response
 from classifier.predictions.filters import PredictionFilter
+from classifier.core.inference import get_classifier
 from classifier.predictions.ownership import (
     may_look_up,
     prediction_visible_to,
     predictions_visible,
     remember_own_predictions,
+    visible_prediction,
 )
 from classifier.predictions.selectors import (
     parse_id,
@@ -61,43 +61,10 @@ from classifier.predictions.upload_messages import translate_refusal
 from classifier.web.class_examples import class_examples
 from classifier.web.forms import PredictionUploadForm
 from classifier.web.model_page import model_page_context
-from classifier.ops.responses import service_unavailable, wants_json
+from classifier.web.prediction_cards import prediction_context
 
 HISTORY_PAGE_SIZE = 24
 MAX_RESULT_IDS = 200
-
-
-def probability_rows(prediction: Prediction, *, top2: list, unsure: bool) -> list[dict[str, Any]]:
-    """One row per class for the bar chart, with the top-1 and (when unsure) top-2 marked."""
-    ranked = [index for index, _name, _p in top2]
-    rows = []
-    for galaxy_class in GALAXY10_CLASSES:
-        probability = float(prediction.probabilities[galaxy_class.index])
-        rows.append(
-            {
-                "index": galaxy_class.index,
-                "name": galaxy_class.name,
-                "probability": probability,
-                "is_top": galaxy_class.index == ranked[0],
-                "is_second": unsure and len(ranked) > 1 and galaxy_class.index == ranked[1],
-            }
-        )
-    return rows
-
-
-def prediction_context(prediction: Prediction) -> dict[str, Any]:
-    # Below this top-1 confidence the pages highlight the two most likely classes.
-    unsure = prediction.confidence < settings.UNSURE_CONFIDENCE_THRESHOLD
-    top2 = prediction.top2
-    return {
-        "prediction": prediction,
-        "galaxy_class": GALAXY10_CLASSES[prediction.class_index],
-        "probability_rows": probability_rows(prediction, top2=top2, unsure=unsure),
-        "unsure": unsure,
-        "runner_up": GALAXY10_CLASSES[top2[1][0]] if len(top2) > 1 else None,
-        "runner_up_probability": top2[1][2] if len(top2) > 1 else None,
-        "unsure_threshold": settings.UNSURE_CONFIDENCE_THRESHOLD,
-    }
 
 
 class PredictionUploadView(View):
@@ -114,11 +81,10 @@ class PredictionUploadView(View):
         return self._render(request, PredictionUploadForm())
 
     def post(self, request: HttpRequest) -> HttpResponse:
-        # The API's anonymous rate limit, counted in the same cache under the same key, so
-        # the page and the API together allow one rate per client.
-        throttle = AnonRateThrottle()
-        if not throttle.allow_request(request, self):
-            return self._throttled(request, retry_after=throttle.wait())
+        if refused := throttles.upload_throttled(
+            request, lambda error: self._error_page(request, error, 429)
+        ):
+            return refused
         form = PredictionUploadForm(request.POST, request.FILES)
         if not form.is_valid():
             return self._refuse(request, form, refusals=[], status=400)
@@ -130,7 +96,7 @@ class PredictionUploadView(View):
                 client_ip=request_client_ip(request),
             )
         except ImageValidationError as exc:
-            return self._refuse(request, form, refusals=exc.refusals, status=413 if exc.too_large else 400)
+            return self._refuse(request, form, refusals=exc.refusals, status=exc.status)
         except (ModelUnavailableError, StorageUnavailableError) as exc:
             return service_unavailable(request, reason=exc.reason, after_upload=True)
 
@@ -144,17 +110,8 @@ class PredictionUploadView(View):
             return JsonResponse({"redirect": target, "ids": [p.pk for p in predictions]})
         return redirect(target)
 
-    def _throttled(self, request: HttpRequest, *, retry_after: float | None) -> HttpResponse:
-        seconds = max(1, math.ceil(retry_after or 1))
-        message = _("Too many uploads from your address. Try again in %(seconds)s seconds.") % {
-            "seconds": seconds
-        }
-        if wants_json(request):
-            response = JsonResponse({"errors": [], "request_errors": [message]}, status=429)
-        else:
-            response = self._render(request, PredictionUploadForm(), request_errors=[message], status=429)
-        response["Retry-After"] = str(seconds)
-        return response
+    def _error_page(self, request: HttpRequest, error: str, status: int) -> HttpResponse:
+        return self._render(request, PredictionUploadForm(), request_errors=[error], status=status)
 
     def _refuse(
         self, request: HttpRequest, form: PredictionUploadForm, *, refusals: list[FileRefusal], status: int
@@ -164,7 +121,7 @@ class PredictionUploadView(View):
         request_errors += [str(message) for message in form.errors.get("images", [])]
         per_file = [{"filename": r.filename, "error": translate_refusal(r)} for r in refusals if r.filename]
         if wants_json(request):
-            return JsonResponse({"errors": per_file, "request_errors": request_errors}, status=status)
+            return page_error_json(status, errors=per_file, request_errors=request_errors)
         return self._render(
             request,
             PredictionUploadForm(),
@@ -270,12 +227,8 @@ class PredictionPreviewView(View):
         # Counted with /media/: the history page asks for both.
         if refused := throttles.throttled(request, throttles.MEDIA):
             return refused
-        prediction = Prediction.objects.filter(pk=pk).first()
-        if prediction is None or not prediction_visible_to(
-            prediction=prediction, user=request.user, session=request.session
-        ):
-            raise Http404
-        png = prediction_preview_png(prediction)
+        prediction = visible_prediction(pk=pk, user=request.user, session=request.session)
+        png = prediction_preview_png(prediction) if prediction is not None else None
         if png is None:
             raise Http404
         response = HttpResponse(png, content_type="image/png")
