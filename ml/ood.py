@@ -4,11 +4,13 @@
     python -m ml.ood galamo --package DIR                # galamo 0.0.8's galaxy/not-galaxy gate, same sets
 
 Every image goes through what serving does with it: classifier.core.preprocessing with the
-manifest's parameters (the serving crop, whatever the source), then the packaged TFLite
-model through classifier.core.inference, then classifier.core.ood's features. The Gaussian is fitted
-on training-split galaxies, the threshold on the validation splits (each source flags at
-most ``TARGET_FLAG_RATE`` of its galaxies), and the test splits, the dev images and the
-synthetic negatives are reported only: nothing is chosen on them.
+manifest's parameters (the serving crop, whatever the source), then the packaged TFLite model
+through classifier.core.inference's GalaxyClassifier, then classifier.core.ood's features. The
+Gaussian is fitted on training-split galaxies, the threshold on the validation splits (each
+source flags at most ``TARGET_FLAG_RATE`` of its galaxies), and the test splits, the dev
+images and the synthetic negatives are reported only: nothing is chosen on them. The fitted
+gate is written into the manifest through classifier.core.manifest (ModelManifest.with_ood),
+every other key untouched.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from PIL import Image
 
 from classifier.core import ood
 from classifier.core.inference import GalaxyClassifier, PreparedImage
+from classifier.core.manifest import ModelManifest, OodSection
 from classifier.core.preprocessing import ImageSource, PreprocessConfig, preprocess
 from ml import sources as src
 from ml.config import DEFAULT_CONFIG, load_config
@@ -47,6 +50,9 @@ from ml.ood_stats import (
 )
 
 VERSION = "gaussian-mahalanobis-1"
+# The packaged model's files in --models-dir (ml/pipeline.py writes them).
+MANIFEST_FILE = "galaxy10.json"
+MODEL_FILE = "galaxy10.tflite"
 # Colour is left out whatever it measures: the app classifies single-band FITS cutouts in
 # grey (docs/fits.md) and every survey stretches colour its own way; the Galaxy10 DECaLS
 # images' colours lie outside both training surveys' (docs/ood.md, "How the features were chosen").
@@ -155,20 +161,22 @@ def _sample(images: list[src.ImageRef], count: int, rng: np.random.Generator) ->
 # --- fit and metrics ------------------------------------------------------------------------
 
 
-def _model_config(manifest: dict[str, Any], config_path: Path) -> dict[str, Any]:
+def _model_config(manifest: ModelManifest, config_path: Path) -> dict[str, Any]:
     """The training configuration the packaged model was trained with (its splits), else config.toml."""
-    training = manifest.get("training", {}).get("config")
+    training = manifest.training.config if manifest.training is not None else None
     return training if training else load_config(config_path)
 
 
-def _classifier(models_dir: Path, manifest: dict[str, Any], threads: int) -> GalaxyClassifier:
+def _classifier(models_dir: Path, manifest: ModelManifest, threads: int) -> GalaxyClassifier:
     """The serving classifier for the packaged model, without any earlier gate (whose
     features this code may no longer know)."""
     with tempfile.TemporaryDirectory() as folder:
-        stripped = Path(folder) / "galaxy10.json"
-        stripped.write_text(json.dumps({k: v for k, v in manifest.items() if k != "ood"}))
+        stripped = Path(folder) / MANIFEST_FILE
+        manifest.without_ood().write(stripped)
         return GalaxyClassifier(
-            model_path=models_dir / manifest["model_file"], manifest_path=stripped, num_threads=threads
+            model_path=models_dir / (manifest.model_file or MODEL_FILE),
+            manifest_path=stripped,
+            num_threads=threads,
         )
 
 
@@ -193,10 +201,10 @@ def fit(
     """Fit the gate of the model packaged in ``models_dir``, write it into its manifest
     (every other key untouched), print the metrics table and return it."""
     started = time.perf_counter()
-    manifest_path = models_dir / "galaxy10.json"
-    manifest = json.loads(manifest_path.read_text())
+    manifest_path = models_dir / MANIFEST_FILE
+    manifest = ModelManifest.read(manifest_path)
     config = _model_config(manifest, config_path)
-    pre = PreprocessConfig.from_manifest(manifest["preprocessing"])
+    pre = manifest.preprocessing
     classifier = _classifier(models_dir, manifest, threads)
     rng = np.random.default_rng(SEED)
     splits = galaxy_splits(config, data_root, pre.crop_fraction, galaxy10_h5)
@@ -236,18 +244,20 @@ def fit(
     report["feature_auroc_val"] = {name: round(value, 4) for name, value in separation.items()}
     report["survey_shift_train"] = {name: round(value, 3) for name, value in shifts.items()}
     report["fitted_on"] = {"train_galaxies": len(train), "per_source_and_framing_cap": train_per_source}
-    manifest["ood"] = {
-        "version": VERSION,
-        "features": [FEATURES[i] for i in selected],
-        "mean": [float(x) for x in mean],
-        "inverse_covariance": [[float(x) for x in row] for row in inverse],
-        "threshold": threshold,
-        "score": "squared Mahalanobis distance; above the threshold = out of distribution",
-        "metrics": report,
-    }
-    # The gate must load exactly as serving will load it.
-    ood.OodGate.from_manifest(manifest["ood"])
-    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    # Read through the schema, as serving will read it: a gate serving would refuse is not written.
+    gate = OodSection.parse(
+        {
+            "version": VERSION,
+            "features": [FEATURES[i] for i in selected],
+            "mean": [float(x) for x in mean],
+            "inverse_covariance": [[float(x) for x in row] for row in inverse],
+            "threshold": threshold,
+            "score": "squared Mahalanobis distance; above the threshold = out of distribution",
+            "metrics": report,
+        },
+        "ood",
+    )
+    manifest.with_ood(gate).write(manifest_path)
     print(format_table(report))
     print(f"fitted in {time.perf_counter() - started:.0f} s; wrote {manifest_path}")
     return report
@@ -286,9 +296,9 @@ def run_galamo(args: argparse.Namespace) -> dict[str, Any]:
     import keras
 
     gate = keras.models.load_model(args.package / "model.keras")
-    manifest = json.loads((args.models_dir / "galaxy10.json").read_text())
+    manifest = ModelManifest.read(args.models_dir / MANIFEST_FILE)
     config = _model_config(manifest, args.config)
-    pre = PreprocessConfig.from_manifest(manifest["preprocessing"])
+    pre = manifest.preprocessing
     splits = galaxy_splits(config, args.data_root, pre.crop_fraction, args.galaxy10_h5)
 
     def scores(images: Iterable[ImageSource], crop_fraction: float = 1.0) -> np.ndarray:
