@@ -28,3 +28,10 @@ def load_config(path: Path = DEFAULT_CONFIG, overrides: dict[str, Any] | None = 
             section = section.setdefault(name, {})
         section[leaf] = value
     return config
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    key, _, raw = text.partition("=")
+    if not key or not raw:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), tomllib.loads(f"value = {raw}")["value"]

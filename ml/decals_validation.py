@@ -5,14 +5,11 @@
 
 SDSS validation did not predict accuracy on DECaLS (issue 18), so models are chosen here:
 
-* **folds**: the galaxies of ``gz_decals_votes`` with at least ``min_votes`` votes on
-  smooth-or-featured, cut into ``folds`` folds, stratified by the Galaxy10 group their
-  votes imply and seeded, and ordered by IAU name first, so neither the row order of the
-  table nor a new row moves any other galaxy between folds. The folds listed in
-  ``validation_folds`` are the validation set; training (the ``gz_decals_votes`` source)
-  never sees them. Two of five folds (about 127 galaxies) rather than one: a single fold of
-  64 galaxies has a 95% interval of about +-12 points, too wide to choose an epoch on; all
-  five would leave the training source only few-vote galaxies, which hold a third of the votes.
+* **folds**: the well-voted galaxies of ``gz_decals_votes`` in seeded, stratified folds
+  (ml/decals_folds.py); the folds listed in ``validation_folds`` are the validation set, which
+  training never sees. Two folds rather than one, because a single fold's 95% interval is too
+  wide to choose an epoch on; not all of them, because the training source would be left with
+  only few-vote galaxies.
 * **members**: the 69 exact Galaxy10 DECaLS members with an image on disk
   (``galaxy10_decals_coords/members_on_disk.csv``), a separate small set, also never trained on.
 
@@ -28,83 +25,30 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from classifier.core.galaxy10 import GROUP_OF_CLASS, NUM_CLASSES
 from classifier.core.statistics import Z_95, wilson_interval
 from ml import sources as src
 from ml import votes
-from ml.config import DEFAULT_CONFIG, load_config
+from ml.cache import source_inputs
+from ml.config import DEFAULT_CONFIG, load_config, parse_override
+from ml.dataset import collect_sources, serving_preprocess_config
+from ml.decals_folds import VOTES_DIR, DecalsValidation, load, settings
+from ml.evaluate import TFLiteModel, evaluation_sets, joins_pool, pooled_report
 from ml.labels import SMOOTH
 from ml.metrics import GROUP_MATRIX, MIN_COVERAGE, confusion_matrix
+from ml.model import build_model
+from ml.vote_loss import VoteHead, expected_fractions, vote_nll
 
-VOTES_DIR = "gz_decals_votes"
 MEMBERS_CSV = Path("galaxy10_decals_coords") / "members_on_disk.csv"
-DEFAULTS: dict[str, Any] = {"min_votes": 20, "folds": 5, "validation_folds": [0, 1], "seed": 20261205}
 Predictor = Callable[[np.ndarray], np.ndarray]
-
-
-def settings(config: dict[str, Any]) -> dict[str, Any]:
-    """``[decals_validation]`` of the configuration, defaults filled in (older runs have none)."""
-    return {**DEFAULTS, **config.get("decals_validation", {})}
-
-
-def assign_folds(
-    iaunames: list[str], strata: np.ndarray, eligible: np.ndarray, folds: int, seed: int
-) -> np.ndarray:
-    """Fold index per row (-1 where not ``eligible``): stratified, seeded, and independent of row order.
-
-    Within each stratum the galaxies are sorted by name, shuffled with ``seed`` and dealt
-    round-robin; each stratum starts dealing where the previous one stopped, so fold sizes
-    differ by at most one.
-    """
-    fold = np.full(len(iaunames), -1, dtype=np.int64)
-    rng = np.random.default_rng(seed)
-    dealt = 0
-    for stratum in np.unique(strata[eligible]):
-        members = list(np.flatnonzero(eligible & (strata == stratum)))
-        members.sort(key=lambda i: iaunames[i])
-        for position, row in enumerate(rng.permutation(members)):
-            fold[row] = (dealt + position) % folds
-        dealt += len(members)
-    return fold
-
-
-@dataclass(frozen=True)
-class DecalsValidation:
-    """The vote table with each row's fold (-1: too few votes) and role."""
-
-    table: votes.VoteTable
-    fold: np.ndarray
-    validation: np.ndarray  # bool: in a validation fold
-    member: np.ndarray  # bool: an exact Galaxy10 member
-    soft: np.ndarray  # vote-implied Galaxy10 targets (N, 10)
-    coverage: np.ndarray
-
-    @property
-    def held_out(self) -> np.ndarray:
-        """Rows the training source must not see: validation folds and exact members."""
-        return self.validation | self.member
-
-
-def build(table: votes.VoteTable, config: dict[str, Any]) -> DecalsValidation:
-    opts = settings(config)
-    read_spiral = config.get("labels", {}).get("read_spiral", True)
-    soft, coverage = votes.vote_targets(table.counts, read_spiral=read_spiral)
-    strata = np.asarray(GROUP_OF_CLASS)[soft.argmax(axis=1)]
-    eligible = table.total("smooth-or-featured") >= opts["min_votes"]
-    fold = assign_folds(table.iaunames, strata, eligible, opts["folds"], opts["seed"])
-    validation = np.isin(fold, opts["validation_folds"])
-    return DecalsValidation(table, fold, validation, table.galaxy10_label >= 0, soft, coverage)
-
-
-def load(data_root: Path, config: dict[str, Any]) -> DecalsValidation:
-    return build(votes.read_vote_table(data_root / VOTES_DIR / "labels.csv"), config)
 
 
 def vote_rule_agreement(validation: DecalsValidation) -> dict[str, Any]:
@@ -142,12 +86,17 @@ def mean_interval(values: np.ndarray) -> dict[str, Any]:
     return {"n": n, "value": mean, "interval95": [mean - half, mean + half]}
 
 
-def smooth_mae(probs: np.ndarray, counts: np.ndarray) -> dict[str, Any]:
-    """Mean |model smooth fraction - volunteers' smooth fraction| over galaxies with smooth/featured votes."""
+def smooth_error(predicted: np.ndarray, counts: np.ndarray) -> dict[str, Any]:
+    """Mean |predicted smooth fraction - volunteers' smooth fraction| over galaxies with
+    smooth-or-featured votes."""
     volunteers = votes.smooth_fraction(counts)
-    model = probs[:, list(SMOOTH)].sum(axis=1)
     known = ~np.isnan(volunteers)
-    return mean_interval(np.abs(model[known] - volunteers[known]))
+    return mean_interval(np.abs(predicted[known] - volunteers[known]))
+
+
+def smooth_mae(probs: np.ndarray, counts: np.ndarray) -> dict[str, Any]:
+    """The smooth-fraction error of 10-class probabilities: the three smooth classes summed."""
+    return smooth_error(probs[:, list(SMOOTH)].sum(axis=1), counts)
 
 
 def fold_scores(probs: np.ndarray, soft: np.ndarray, coverage: np.ndarray, counts: np.ndarray) -> dict:
@@ -191,10 +140,6 @@ def paired_difference(
 # ---- models and their inputs ----------------------------------------------------------------
 
 
-def _source(name: str, images: list[str], soft: np.ndarray, crop: float) -> src.SourceSet:
-    return src.soft_source(name, images, list(images), soft, crop)
-
-
 def crop_fraction(config: dict[str, Any]) -> float:
     """The GZ DECaLS crop; configurations older than the votes source use the partial
     cutouts' crop (the same rendering)."""
@@ -202,15 +147,17 @@ def crop_fraction(config: dict[str, Any]) -> float:
     return crops.get("gz_decals_votes", crops["gz_decals_partial"])
 
 
+def _inputs(name: str, images: list[str], soft: np.ndarray, config: dict[str, Any]) -> np.ndarray:
+    """Model inputs of GZ DECaLS cutouts through the serving preprocessing, at the GZ DECaLS crop."""
+    source = src.soft_source(name, images, list(images), soft, crop_fraction(config))
+    return source_inputs(source, serving_preprocess_config(config))
+
+
 def model_inputs(
     data_root: Path, validation: DecalsValidation, rows: np.ndarray, config: dict[str, Any]
 ) -> np.ndarray:
-    from ml.cache import source_inputs
-    from ml.train import serving_preprocess_config
-
     images = [str(data_root / VOTES_DIR / validation.table.files[i]) for i in rows]
-    source = _source("gz_decals_votes", images, validation.soft[rows], crop_fraction(config))
-    return source_inputs(source, serving_preprocess_config(config))
+    return _inputs("gz_decals_votes", images, validation.soft[rows], config)
 
 
 def read_members(data_root: Path) -> tuple[list[str], np.ndarray]:
@@ -219,12 +166,8 @@ def read_members(data_root: Path) -> tuple[list[str], np.ndarray]:
 
 
 def member_inputs(data_root: Path, config: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    from ml.cache import source_inputs
-    from ml.train import serving_preprocess_config
-
     images, label = read_members(data_root)
-    source = _source("galaxy10_members", images, np.eye(NUM_CLASSES)[label], crop_fraction(config))
-    return source_inputs(source, serving_preprocess_config(config)), label
+    return _inputs("galaxy10_members", images, np.eye(NUM_CLASSES)[label], config), label
 
 
 @dataclass
@@ -248,8 +191,6 @@ def load_model(path: Path, run_config: dict[str, Any] | None = None) -> LoadedMo
         return _torch_model(path, "best.pt", {"config": run_config})
     tflite = path / "galaxy10.tflite" if path.is_dir() else path
     manifest = json.loads(tflite.with_suffix(".json").read_text())
-    from ml.evaluate import TFLiteModel
-
     return LoadedModel(
         f"{tflite} ({manifest.get('model_version', '?')})",
         TFLiteModel(tflite),
@@ -258,11 +199,13 @@ def load_model(path: Path, run_config: dict[str, Any] | None = None) -> LoadedMo
     )
 
 
+def _batches(inputs: np.ndarray, size: int = 64) -> Iterator[torch.Tensor]:
+    """NHWC model inputs as NCHW tensors, ``size`` images at a time."""
+    batch = torch.from_numpy(inputs).permute(0, 3, 1, 2).contiguous()
+    return (batch[i : i + size] for i in range(0, len(batch), size))
+
+
 def _torch_model(run_dir: Path, weights: str = "model.pt", run: dict[str, Any] | None = None) -> LoadedModel:
-    import torch
-
-    from ml.model import build_model
-
     run = run or json.loads((run_dir / "run.json").read_text())
     config = run["config"]
     model = build_model(config["image_size"], pretrained=False)
@@ -272,14 +215,11 @@ def _torch_model(run_dir: Path, weights: str = "model.pt", run: dict[str, Any] |
 
     @torch.no_grad()
     def predict(inputs: np.ndarray) -> np.ndarray:
-        batch = torch.from_numpy(inputs).permute(0, 3, 1, 2).contiguous()
-        logits = torch.cat([model(batch[i : i + 64]) for i in range(0, len(batch), 64)])
+        logits = torch.cat([model(batch) for batch in _batches(inputs)])
         return torch.softmax(logits / temperature, dim=1).numpy()
 
     predict_votes = None
     if (run_dir / "vote_head.pt").exists():
-        from ml.vote_loss import VoteHead
-
         head = VoteHead(model._fc.in_features)
         head.load_state_dict(torch.load(run_dir / "vote_head.pt"))
         head.attach(model._fc)
@@ -287,10 +227,10 @@ def _torch_model(run_dir: Path, weights: str = "model.pt", run: dict[str, Any] |
 
         @torch.no_grad()
         def predict_votes(inputs: np.ndarray) -> np.ndarray:
-            batch = torch.from_numpy(inputs).permute(0, 3, 1, 2).contiguous()
             outputs = []
-            for i in range(0, len(batch), 64):
-                model(batch[i : i + 64])
+            for batch in _batches(inputs):
+                # The head reads the features this forward pass leaves on the classifier's layer.
+                model(batch)
                 outputs.append(head())
             return torch.cat(outputs).numpy()
 
@@ -300,32 +240,19 @@ def _torch_model(run_dir: Path, weights: str = "model.pt", run: dict[str, Any] |
 def vote_head_scores(outputs: np.ndarray, counts: np.ndarray) -> dict[str, Any]:
     """The vote head on held-out galaxies: mean vote negative log-likelihood per galaxy, and the
     error of its predicted smooth fraction (Dirichlet mean, artifact dropped) against the volunteers'."""
-    import torch
-
-    from ml.vote_loss import expected_fractions, vote_nll
-
     raw = torch.from_numpy(outputs)
     nll = vote_nll(raw, torch.from_numpy(counts.astype(np.float32))).numpy()
     fractions = expected_fractions(raw).numpy()[:, votes.ANSWER_SLICES["smooth-or-featured"]]
     predicted = fractions[:, 0] / fractions[:, :2].sum(axis=1)
-    volunteers = votes.smooth_fraction(counts)
-    known = ~np.isnan(volunteers)
-    return {
-        "vote_nll": mean_interval(nll),
-        "smooth_mae": mean_interval(np.abs(predicted[known] - volunteers[known])),
-    }
+    return {"vote_nll": mean_interval(nll), "smooth_mae": smooth_error(predicted, counts)}
 
 
 def sdss_pooled(model: LoadedModel, data_root: Path) -> dict[str, Any]:
     """Pooled SDSS validation through the serving preprocessing (for runs, which carry none)."""
-    from ml.evaluate import evaluation_sets, pooled_report
-    from ml.train import collect_sources
-
     sets = evaluation_sets(
         model.config, data_root, collect_sources(model.config, data_root), ("val",), with_dev=False
     )
-    parts = [(model.predict(s.inputs), s.source) for s in sets if s.source.name not in src.NOT_POOLED]
-    return pooled_report([(p, s) for p, s in parts if (s.soft_weight > 0).any()])
+    return pooled_report([(model.predict(s.inputs), s.source) for s in sets if joins_pool(s.source)])
 
 
 def score_model(
@@ -417,8 +344,6 @@ def main() -> None:
         help="for a run still training (best.pt, no run.json): the overrides it was started with",
     )
     args = parser.parse_args()
-    from ml.pipeline import parse_override
-
     run_config = load_config(args.config, dict(parse_override(text) for text in args.overrides))
     models = [load_model(p, run_config) for p in (args.model or [Path("ml/models")])]
     for model in models:

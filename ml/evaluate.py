@@ -20,8 +20,8 @@ import numpy as np
 
 from ml import sources as src
 from ml.cache import source_inputs
+from ml.dataset import collect_sources, serving_preprocess_config
 from ml.metrics import MIN_COVERAGE, classification_report, group_vote_metrics, reliability
-from ml.train import collect_sources, serving_preprocess_config
 
 DEV_SET = "galaxy10_decals_dev"
 
@@ -102,6 +102,12 @@ def evaluation_sets(
     return sets
 
 
+def joins_pool(source: src.SourceSet) -> bool:
+    """Whether a held-out set joins its split's pooled report: vote-labelled, and not the GZ DECaLS
+    votes, which are scored on their own (ml/decals_validation.py), never pooled with SDSS."""
+    return bool((source.soft_weight > 0).any()) and source.name not in src.NOT_POOLED
+
+
 def pooled_report(parts: list[tuple[np.ndarray, src.SourceSet]]) -> dict[str, Any]:
     """One classification report over the covered vote-labelled galaxies of several sets."""
     probs, labels = [], []
@@ -129,8 +135,7 @@ def evaluate(model: TFLiteModel, sets: list[EvaluationSet]) -> dict[str, Any]:
         else:
             results[evaluation.name] = source_report(probs, evaluation.source)
             split = evaluation.name.split("/", 1)[0]
-            # GZ DECaLS votes are scored on their own (ml/decals_validation.py), never pooled with SDSS.
-            if (evaluation.source.soft_weight > 0).any() and evaluation.source.name not in src.NOT_POOLED:
+            if joins_pool(evaluation.source):
                 pooled.setdefault(split, []).append((probs, evaluation.source))
     for split, parts in pooled.items():
         report = pooled_report(parts)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from classifier.core.galaxy10 import CLASS_NAMES
+from ml.evaluate import DEV_SET
 
 
 def _pct(value: float | None) -> str:
@@ -51,7 +52,7 @@ def _calibration_sentence(dev: dict[str, Any]) -> str:
     return (
         f"Calibration on the DECaLS dev images: mean confidence {_pct(confidence)} against an accuracy "
         f"of {_pct(accuracy)}, {verdict}. The temperature is fitted on validation galaxies with a clear "
-        "vote majority (see ml.train.calibrate); 30 images give a coarse reliability diagram."
+        "vote majority (see ml.calibration.calibrate); 30 images give a coarse reliability diagram."
     )
 
 
@@ -86,12 +87,50 @@ def _prior_sentence(manifest: dict[str, Any]) -> str:
     return f"The served probabilities use {described}; `[prior]` in ml/config.toml.{chosen}"
 
 
+def _cell(report: dict[str, Any]) -> str:
+    low, high = report["top1_interval95"]
+    return (
+        f"{report['n']} | {100 * report['top1']:.1f}% ({100 * low:.0f}-{100 * high:.0f}) "
+        f"| {100 * report['top2']:.1f}% | {100 * report['group4']:.1f}% "
+        f"| {100 * report['balanced_accuracy']:.1f}% | {report['ece']:.3f}"
+    )
+
+
+def peer_table(results: dict[str, Any]) -> str:
+    """Markdown: one row per model and image set, then the latency."""
+    lines = [
+        "| images | model | n | top-1 (95% interval) | top-2 | 4-group | class-balanced | ECE |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    rule = results.get("label_rule", "v2")
+    rows = [
+        (DEV_SET, "Galaxy10 DECaLS dev (30)"),
+        ("test/pooled", f"SDSS GZ2 test splits, pooled ({rule} vote labels)"),
+    ]
+    for key, label in rows:
+        for name, metrics in results["metrics"].items():
+            if key in metrics:
+                lines.append(f"| {label} | {name} | {_cell(metrics[key])} |")
+    for name, metrics in results["metrics"].items():
+        coarse = metrics.get("test/gz1", {}).get("coarse_accuracy")
+        if coarse is not None:
+            lines.append(
+                f"| SDSS GZ1 test split, coarse group agreement | {name} | | {100 * coarse:.1f}% | | | | |"
+            )
+    latency = results["latency_ms"]
+    lines.append("")
+    lines.append(
+        "Median latency of one image, same TFLite runtime, 1 thread: "
+        + ", ".join(f"{name} {value:.1f} ms" for name, value in latency.items())
+        + f" (galamo / ours = {latency['galamo'] / latency['ours']:.1f}x)."
+    )
+    return "\n".join(lines)
+
+
 def _peer_section(peer: dict[str, Any] | None, teacher_weight: float) -> list[str]:
     """The comparison with galamo's CNN (ml/experiments/peer.py), when it has been run for this file."""
     if not peer:
         return []
-    from ml.experiments.peer import table
-
     taught = (
         f"This model learnt from it as a group-level teacher (weight {teacher_weight},"
         " ml/experiments/teacher.py)."
@@ -111,7 +150,7 @@ def _peer_section(peer: dict[str, Any] | None, teacher_weight: float) -> list[st
         "SDSS images.",
         taught,
         "",
-        table(peer),
+        peer_table(peer),
         "",
     ]
 

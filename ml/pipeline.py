@@ -16,7 +16,6 @@ import hashlib
 import json
 import logging
 import shutil
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,9 @@ from classifier.core.galaxy10 import CLASS_NAMES
 from classifier.core.manifest import ModelManifest
 from ml import sources as src
 from ml.cache import source_inputs
-from ml.config import add_data_arguments, load_config
+from ml.calibration import calibrate
+from ml.config import add_data_arguments, load_config, parse_override
+from ml.dataset import collect_sources, prepare_splits, serving_preprocess_config
 from ml.evaluate import (
     DEV_SET,
     TFLiteModel,
@@ -42,7 +43,7 @@ from ml.model import build_model
 from ml.model_card import write_model_card
 from ml.ood import NoGalaxiesError
 from ml.ood import fit as fit_ood
-from ml.train import calibrate, collect_sources, prepare_splits, serving_preprocess_config, train
+from ml.train import train
 
 MODELS_DIR = Path(__file__).with_name("models")
 # The figures are web assets: the model page shows them, so they live under the static root.
@@ -89,13 +90,6 @@ def headline(results: dict[str, Any], split: str = "val") -> dict[str, float]:
 
 def sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def parse_override(text: str) -> tuple[str, Any]:
-    key, _, raw = text.partition("=")
-    if not key or not raw:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key.strip(), tomllib.loads(f"value = {raw}")["value"]
 
 
 def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from classifier.core.galaxy10 import CLASS_NAMES, NUM_CLASSES
-from ml import labels
+from ml import decals_folds, labels, votes
 
 MAX_GROUPS = 3
 # Sources scored on their own, never joined into the pooled (SDSS-voted) validation:
@@ -211,14 +211,12 @@ def load_gz_decals_partial(root: Path, crop_fraction: float) -> SourceSet:
 def load_gz_decals_votes(root: Path, crop_fraction: float, config: dict[str, Any]) -> SourceSet:
     """Galaxy Zoo DECaLS vote counts: every galaxy, with its answer counts and vote-implied target.
 
-    The split is fixed by ml/decals_validation.py rather than drawn: the validation folds
+    The split is fixed by ml/decals_folds.py rather than drawn: the validation folds
     (galaxies with >= 20 votes) are "val", the exact Galaxy10 members outside them "test",
     and every other galaxy, however few its votes, "train". ``soft_weight`` is the target's
     coverage, as for GZ2 votes; training scales it by the number of votes (ml/train.py).
     """
-    from ml import decals_validation, votes
-
-    validation = decals_validation.build(votes.read_vote_table(root / "labels.csv"), config)
+    validation = decals_folds.build(votes.read_vote_table(root / "labels.csv"), config)
     table = validation.table
     images: list[ImageRef] = [str(root / f) for f in table.files]
     source = soft_source("gz_decals_votes", images, list(table.files), validation.soft, crop_fraction)

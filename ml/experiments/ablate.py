@@ -25,16 +25,10 @@ from typing import Any
 import torch
 
 from ml.config import add_data_arguments, load_config
+from ml.dataset import collect_sources, prepare_splits, serving_preprocess_config
 from ml.model import build_model
-from ml.train import (
-    collect_sources,
-    pooled_validation,
-    prepare_splits,
-    serving_preprocess_config,
-    split_logits,
-    split_metrics,
-    train,
-)
+from ml.scoring import pooled_validation, split_logits, split_metrics
+from ml.train import train
 
 # name -> (what it sets back, overrides). The reference is the committed configuration.
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {

@@ -23,10 +23,11 @@ import numpy as np
 
 from ml import sources as src
 from ml.cache import source_inputs
+from ml.calibration import PRIORS, prior_adjustment
 from ml.config import add_data_arguments, load_config
+from ml.dataset import Split, collect_sources, epoch_plan, serving_preprocess_config
 from ml.evaluate import EvaluationSet, TFLiteModel, evaluate, evaluation_sets, pooled_report
 from ml.metrics import MIN_COVERAGE
-from ml.train import PRIORS, Split, collect_sources, epoch_plan, prior_adjustment, serving_preprocess_config
 
 LABEL_RULES = {"v1": False, "v2": True}
 COLUMNS = ("n", "top1", "top2", "group4", "balanced_accuracy", "galaxy10_weighted_accuracy", "ece")

@@ -35,8 +35,10 @@ import numpy as np
 from ml import sources as src
 from ml.cache import load_image
 from ml.config import add_data_arguments, load_config
+from ml.dataset import collect_sources, serving_preprocess_config
 from ml.evaluate import DEV_SET, EvaluationSet, TFLiteModel, evaluate, evaluation_sets
-from ml.train import collect_sources, serving_preprocess_config
+from ml.model_card import peer_table, write_model_card
+from ml.pipeline import MODEL_NAME, peer_results
 
 GALAMO_MODEL = "galamo/model2.keras"
 GALAMO_SIZE = 128
@@ -122,46 +124,6 @@ def compare(
     }
 
 
-def _cell(report: dict[str, Any]) -> str:
-    low, high = report["top1_interval95"]
-    return (
-        f"{report['n']} | {100 * report['top1']:.1f}% ({100 * low:.0f}-{100 * high:.0f}) "
-        f"| {100 * report['top2']:.1f}% | {100 * report['group4']:.1f}% "
-        f"| {100 * report['balanced_accuracy']:.1f}% | {report['ece']:.3f}"
-    )
-
-
-def table(results: dict[str, Any]) -> str:
-    """Markdown: one row per model and image set, then the latency."""
-    lines = [
-        "| images | model | n | top-1 (95% interval) | top-2 | 4-group | class-balanced | ECE |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    rule = results.get("label_rule", "v2")
-    rows = [
-        (DEV_SET, "Galaxy10 DECaLS dev (30)"),
-        ("test/pooled", f"SDSS GZ2 test splits, pooled ({rule} vote labels)"),
-    ]
-    for key, label in rows:
-        for name, metrics in results["metrics"].items():
-            if key in metrics:
-                lines.append(f"| {label} | {name} | {_cell(metrics[key])} |")
-    for name, metrics in results["metrics"].items():
-        coarse = metrics.get("test/gz1", {}).get("coarse_accuracy")
-        if coarse is not None:
-            lines.append(
-                f"| SDSS GZ1 test split, coarse group agreement | {name} | | {100 * coarse:.1f}% | | | | |"
-            )
-    latency = results["latency_ms"]
-    lines.append("")
-    lines.append(
-        "Median latency of one image, same TFLite runtime, 1 thread: "
-        + ", ".join(f"{name} {value:.1f} ms" for name, value in latency.items())
-        + f" (galamo / ours = {latency['galamo'] / latency['ours']:.1f}x)."
-    )
-    return "\n".join(lines)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -189,15 +151,12 @@ def main() -> None:
     if args.out:
         args.out.write_text(json.dumps(results, indent=2) + "\n")
         refresh_model_card(args.out.parent, args.static_dir)
-    print(table(results))
+    print(peer_table(results))
 
 
 def refresh_model_card(models_dir: Path, static_dir: Path) -> None:
     """Rewrite the card of the model packaged in ``models_dir`` with the comparison, when the
     comparison was run on that very file."""
-    from ml.model_card import write_model_card
-    from ml.pipeline import MODEL_NAME, peer_results
-
     manifest_path = models_dir / f"{MODEL_NAME}.json"
     if manifest_path.is_file():
         manifest = json.loads(manifest_path.read_text())

@@ -29,16 +29,14 @@ import numpy as np
 
 from ml import sources as src
 from ml.config import add_data_arguments, load_config
+from ml.dataset import TEACHER_SOURCE, collect_sources, serving_preprocess_config
+from ml.evaluate import TFLiteModel
+from ml.experiments.peer import convert_to_tflite, galamo_keras_file, peer_inputs
 from ml.metrics import GROUP_MATRIX
-
-TEACHER_SOURCE = "gz_decals_partial"
 
 
 def training_images(config: dict[str, Any], data_root: Path) -> src.SourceSet:
     """The GZ DECaLS images of the training split, exactly as training splits them."""
-    # The command's side imports ml.train here: ml.train reads this module's targets.
-    from ml.train import collect_sources
-
     found = {s.name: s for s in collect_sources(config, data_root)}
     if TEACHER_SOURCE not in found:
         raise SystemExit(f"{TEACHER_SOURCE} not found under {data_root}")
@@ -47,10 +45,6 @@ def training_images(config: dict[str, Any], data_root: Path) -> src.SourceSet:
 
 
 def predict(config: dict[str, Any], data_root: Path, galamo_tflite: Path) -> dict[str, Any]:
-    from ml.evaluate import TFLiteModel
-    from ml.experiments.peer import peer_inputs
-    from ml.train import serving_preprocess_config
-
     images = training_images(config, data_root)
     probs = TFLiteModel(galamo_tflite)(peer_inputs(images, serving_preprocess_config(config).crop_fraction))
     return {
@@ -65,27 +59,6 @@ def predict(config: dict[str, Any], data_root: Path, galamo_tflite: Path) -> dic
     }
 
 
-def group_targets(path: Path, source: src.SourceSet) -> np.ndarray:
-    """(N, 4) teacher group distributions for the rows of ``source`` (a training split).
-
-    Every row must have an entry, and the file must hold nothing but training images:
-    a teacher that saw an evaluation image would leak into the scores.
-    """
-    table = json.loads(path.read_text())
-    if table.get("source") != source.name or table.get("split") != "train":
-        raise ValueError(f"{path} holds {table.get('source')}/{table.get('split')}, not {source.name}/train")
-    probabilities = table["probabilities"]
-    missing = [key for key in source.keys if key not in probabilities]
-    if missing:
-        raise ValueError(f"{path} lacks {len(missing)} training images of {source.name}, e.g. {missing[0]}")
-    extra = set(probabilities) - set(source.keys)
-    if extra:
-        raise ValueError(f"{path} holds {len(extra)} images outside {source.name}'s training split")
-    classes = np.array([probabilities[key] for key in source.keys], dtype=np.float32)
-    groups = classes @ GROUP_MATRIX.astype(np.float32)
-    return groups / groups.sum(axis=1, keepdims=True)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -96,8 +69,6 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=Path("ml/runs/teacher/galamo_gz_decals.json"))
     args = parser.parse_args()
-    from ml.experiments.peer import convert_to_tflite, galamo_keras_file
-
     config = load_config(args.config)
     with tempfile.TemporaryDirectory() as work:
         keras_file = galamo_keras_file(args.galamo_wheel, Path(work))

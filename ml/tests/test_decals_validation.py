@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from classifier.core.galaxy10 import NUM_CLASSES
+from ml import decals_folds as folds
 from ml import decals_validation as dv
 from ml import votes
 from ml.config import load_config
@@ -187,8 +188,8 @@ def test_read_vote_table_reads_counts_and_refuses_answers_above_the_total(tmp_pa
 def test_folds_are_deterministic_disjoint_and_independent_of_row_order():
     table = generated_table(400, seed=1)
     config = load_config()
-    first = dv.build(table, config)
-    again = dv.build(table, config)
+    first = folds.build(table, config)
+    again = folds.build(table, config)
     np.testing.assert_array_equal(first.fold, again.fold)
     eligible = table.total("smooth-or-featured") >= 20
     assert (first.fold[eligible] >= 0).all()
@@ -204,18 +205,18 @@ def test_folds_are_deterministic_disjoint_and_independent_of_row_order():
         table.counts[order],
         table.galaxy10_label[order],
     )
-    moved = dv.build(shuffled, config)
+    moved = folds.build(shuffled, config)
     by_name = dict(zip(table.iaunames, first.fold, strict=True))
     assert all(by_name[name] == fold for name, fold in zip(shuffled.iaunames, moved.fold, strict=True))
     # Another seed deals differently.
-    reseeded = dv.build(table, {**config, "decals_validation": {**dv.settings(config), "seed": 5}})
+    reseeded = folds.build(table, {**config, "decals_validation": {**folds.settings(config), "seed": 5}})
     assert (reseeded.fold != first.fold).any()
 
 
 def test_validation_folds_and_members_are_held_out():
     table = generated_table(200, seed=2)
     table.galaxy10_label[:3] = 1
-    validation = dv.build(table, load_config())
+    validation = folds.build(table, load_config())
     assert validation.held_out[:3].all()
     assert set(np.unique(validation.fold[validation.validation])) == {0, 1}
     assert not validation.held_out[validation.fold >= 2][~validation.member[validation.fold >= 2]].any()
@@ -265,9 +266,9 @@ def test_paired_difference_interval_contains_the_difference():
 
 
 def test_real_vote_rule_agrees_with_the_exact_galaxy10_members(data_root):
-    if not (data_root / dv.VOTES_DIR).is_dir():
-        pytest.skip(f"{data_root / dv.VOTES_DIR} not present")
-    validation = dv.load(data_root, load_config())
+    if not (data_root / folds.VOTES_DIR).is_dir():
+        pytest.skip(f"{data_root / folds.VOTES_DIR} not present")
+    validation = folds.load(data_root, load_config())
     rule = dv.vote_rule_agreement(validation)
     assert rule["n"] == 63
     assert rule["agree"] >= 58  # measured 60 of 63

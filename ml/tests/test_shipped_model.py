@@ -64,7 +64,7 @@ def test_manifest_describes_the_model_file(manifest):
 
 
 def test_manifest_preprocessing_is_the_training_configuration(manifest):
-    from ml.train import serving_preprocess_config
+    from ml.dataset import serving_preprocess_config
 
     trained_with = serving_preprocess_config(manifest["training"]["config"])
     assert PreprocessConfig.from_manifest(manifest["preprocessing"]) == trained_with
@@ -72,8 +72,8 @@ def test_manifest_preprocessing_is_the_training_configuration(manifest):
 
 def test_serving_and_training_preprocessing_give_the_same_tensor(data_root, classifier, manifest):
     from ml import sources
+    from ml.dataset import dev_inputs, serving_preprocess_config
     from ml.evaluate import source_inputs
-    from ml.train import dev_inputs, serving_preprocess_config
 
     config = serving_preprocess_config(manifest["training"]["config"])
     dev = sources.load_galaxy10_dev(data_root / "galaxy10_decals_dev", config.crop_fraction)

@@ -10,9 +10,9 @@ import torch
 from classifier.core.galaxy10 import GROUP_OF_CLASS, NUM_CLASSES
 from ml import cache, labels, sources
 from ml.config import load_config
-from ml.experiments.teacher import group_targets
+from ml.dataset import group_targets, prepare_splits
+from ml.losses import consistency_loss, target_domain_terms, teacher_loss
 from ml.tests.test_train import write_images
-from ml.train import consistency_loss, prepare_splits, target_domain_terms, teacher_loss
 
 
 def decals_source(tmp_path, count=40):

@@ -9,16 +9,12 @@ from PIL import Image
 from classifier.core.galaxy10 import NUM_CLASSES
 from ml import cache, labels, sources
 from ml.augment import augmented_views
+from ml.calibration import prior_adjustment
 from ml.config import load_config
+from ml.dataset import Split, prepare_splits
+from ml.losses import consistency_loss, loss_terms
 from ml.metrics import GALAXY10_COUNTS
-from ml.train import (
-    Split,
-    consistency_loss,
-    loss_terms,
-    pooled_validation,
-    prepare_splits,
-    prior_adjustment,
-)
+from ml.scoring import pooled_validation
 
 
 def soft_batch(targets: np.ndarray, soft_weight: np.ndarray | None = None) -> dict:

@@ -12,16 +12,10 @@ from scipy.stats import dirichlet_multinomial
 from classifier.core.galaxy10 import NUM_CLASSES
 from ml import sources, votes
 from ml.config import load_config
+from ml.dataset import batch_tensors, collect_sources, prepare_splits, vote_soft_weight
+from ml.losses import make_vote_head, vote_terms
+from ml.scoring import selection_score
 from ml.tests.test_decals_validation import counts_row, write_table
-from ml.train import (
-    _batch_tensors,
-    collect_sources,
-    make_vote_head,
-    prepare_splits,
-    selection_score,
-    vote_soft_weight,
-    vote_terms,
-)
 from ml.vote_loss import VoteHead, concentrations, dirichlet_multinomial_log_likelihood, vote_nll
 
 
@@ -216,5 +210,5 @@ def test_training_splits_weight_soft_targets_by_votes_and_batch_the_counts(tmp_p
         splits["val"][0].source.soft_weight.tolist()
         == source.subset(sources.split_indices(source, config)["val"]).soft_weight.tolist()
     )  # validation keeps the unweighted coverage its scores filter on
-    batch = _batch_tensors(splits["train"], [(0, 0), (0, 1)])
+    batch = batch_tensors(splits["train"], [(0, 0), (0, 1)])
     assert batch["votes"].shape == (2, votes.NUM_ANSWERS)
