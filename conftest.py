@@ -12,10 +12,29 @@ from pathlib import Path
 
 import pytest
 from django.core.cache import cache
+from django.core.signals import setting_changed
 from rest_framework.test import APIClient
 
 from classifier.tests.utils import GALAXY_DATA_DIR, make_image_bytes
 from classifier.tests.workers import REDIS_URL, reachable
+from galaxysite.celery import app as celery_app
+
+
+def _reconfigure_celery(*, setting: str, value: object, **kwargs: object) -> None:
+    # Celery reads its settings once: a test's override reaches the app as it reaches Django.
+    if not setting.startswith("CELERY_"):
+        return
+    celery_app.conf[setting.removeprefix("CELERY_").lower()] = value
+    # Connections already made keep their old broker: drop them so the next send reconnects.
+    celery_app._pool = None  # Celery has no public way to drop its connection pool.
+    celery_app.amqp._producer_pool = None
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _celery_follows_settings() -> Iterator[None]:
+    setting_changed.connect(_reconfigure_celery)
+    yield
+    setting_changed.disconnect(_reconfigure_celery)
 
 
 @pytest.fixture(autouse=True)

@@ -13,15 +13,25 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery
-from django.core.signals import setting_changed
-from django.dispatch import receiver
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "galaxysite.settings")
+
+# The embedded broker's URL as the settings default it: kombu's filesystem transport ignores
+# the host, but a URL without one makes it log "No hostname was supplied" on every connection.
+EMBEDDED_BROKER_URL = "filesystem://localhost/"
 
 app = Celery("galaxysite")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 # The tasks live with the feature they serve (classifier/jobs/tasks.py), not in <app>.tasks.
 app.autodiscover_tasks(["classifier.jobs"])
+
+
+@app.on_after_configure.connect
+def _complete_filesystem_url(sender: Celery, **kwargs: Any) -> None:
+    # Celery reads CELERY_BROKER_URL from the environment before the settings, so a bare URL
+    # given there is completed here, for the connections of both directions.
+    if (sender.conf.broker_url or "").rstrip("/") == "filesystem:":
+        sender.conf.broker_read_url = sender.conf.broker_write_url = EMBEDDED_BROKER_URL
 
 
 @app.on_after_configure.connect
@@ -31,14 +41,3 @@ def _make_queue_folders(sender: Celery, **kwargs: Any) -> None:
     for key in ("data_folder_in", "data_folder_out", "control_folder"):
         if options.get(key):
             Path(options[key]).mkdir(parents=True, exist_ok=True)
-
-
-@receiver(setting_changed)
-def _reconfigure(*, setting: str, value: Any, **kwargs: Any) -> None:
-    # override_settings(CELERY_BROKER_URL=...) in tests reaches the app, as it reaches Django.
-    if not setting.startswith("CELERY_"):
-        return
-    app.conf[setting.removeprefix("CELERY_").lower()] = value
-    # Connections already made keep their old broker: drop them so the next send reconnects.
-    app._pool = None  # Celery has no public way to drop its connection pool.
-    app.amqp._producer_pool = None

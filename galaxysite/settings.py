@@ -8,7 +8,6 @@ enforced unless the environment says otherwise.
 from __future__ import annotations
 
 import logging
-import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -227,14 +226,9 @@ UNSURE_CONFIDENCE_THRESHOLD = env.float("UNSURE_CONFIDENCE_THRESHOLD", default=0
 # With no broker configured, jobs go through a folder on this machine (kombu's filesystem
 # transport), so `make run` runs them end to end with no server; CELERY_BROKER_URL=redis://...
 # or amqp://... points every web process and worker at a shared broker instead.
+# The host is there for kombu, which warns on every connection without one; galaxysite/celery.py
+# completes a bare filesystem:// given in the environment.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://localhost/")
-# kombu's filesystem transport ignores the host, but a URL without one made it log "No hostname
-# was supplied" for every connection it opened (every submit_job). Celery reads the variable
-# itself before these settings, so a bare URL given there is completed there too.
-if CELERY_BROKER_URL.rstrip("/") == "filesystem:":
-    CELERY_BROKER_URL = "filesystem://localhost/"
-    if "CELERY_BROKER_URL" in os.environ:
-        os.environ["CELERY_BROKER_URL"] = CELERY_BROKER_URL
 JOB_QUEUE_DIR = Path(env.str("JOB_QUEUE_DIR", default=str(BASE_DIR / "var" / "job-queue")))
 # Images per task. A chunk is recorded in one transaction at its end, so a chunk cut short
 # (its worker died) recorded nothing and is run again whole by the next delivery.
@@ -262,7 +256,7 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "interval_step": 0,
     "interval_max": 0.5,
 }
-if CELERY_BROKER_URL.startswith("filesystem://"):
+if CELERY_BROKER_URL.startswith("filesystem:"):
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(JOB_QUEUE_DIR),
         "data_folder_out": str(JOB_QUEUE_DIR),
@@ -369,7 +363,7 @@ REST_FRAMEWORK = {
     # from the end of X-Forwarded-For behind a proxy, so a client cannot choose its identity.
     "NUM_PROXIES": 0,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "classifier.api.errors.exception_handler",
+    "EXCEPTION_HANDLER": "classifier.api.predictions.exception_handler",
 }
 
 SPECTACULAR_SETTINGS = {

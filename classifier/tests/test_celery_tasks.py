@@ -1,13 +1,16 @@
-"""The jobs' Celery side in-process: chunks are sent by task name, and a chunk that fails for
-good fails its job however the task was called (real workers: test_jobs_workers.py)."""
+"""The jobs' Celery side in-process: chunks are sent by task name, a chunk that fails for good
+fails its job however the task was called, and a bare filesystem:// broker URL is completed
+in the Celery configuration (real workers: test_jobs_workers.py)."""
 
 from __future__ import annotations
 
 import pytest
+from celery import Celery
 
 from classifier.jobs import services as job_services
 from classifier.jobs import tasks
 from classifier.tests.jobs_support import distinct_images, make_zip, submit_archive
+from galaxysite.celery import EMBEDDED_BROKER_URL, _complete_filesystem_url
 from galaxysite.celery import app as celery_app
 
 
@@ -42,3 +45,19 @@ def test_a_chunk_that_fails_for_good_fails_its_job_however_it_was_called(monkeyp
     tasks.classify_chunk.on_failure(RuntimeError("boom"), "task-id", args, kwargs, None)
     assert failed == [(7, "a chunk failed unexpectedly: RuntimeError")]
     assert "job 7 chunk 64-128" in caplog.text
+
+
+@pytest.mark.parametrize("url", ["filesystem://", "filesystem:///", "filesystem:"])
+def test_a_bare_filesystem_broker_url_is_given_a_host(url, monkeypatch):
+    # As Celery reads it: the environment variable before the settings.
+    monkeypatch.setenv("CELERY_BROKER_URL", url)
+    app = Celery("bare")
+    _complete_filesystem_url(app)
+    assert app.conf.broker_write_url == app.conf.broker_read_url == EMBEDDED_BROKER_URL
+
+
+def test_other_broker_urls_are_left_alone(monkeypatch):
+    monkeypatch.setenv("CELERY_BROKER_URL", "redis://cache:6379/0")
+    app = Celery("redis")
+    _complete_filesystem_url(app)
+    assert app.conf.broker_write_url == "redis://cache:6379/0"
