@@ -97,7 +97,7 @@ def on_exit(server: Any) -> None:
 
 
 # With LOG_FORMAT=json gunicorn's own lines are JSON too, and its access line goes: the app
-# writes one "request" event per request instead, with the request id (classifier/ops/observability.py).
+# writes one "request" event per request instead, with the request id (classifier/ops/request_ids.py).
 if os.environ.get("LOG_FORMAT", "plain") == "json":
     logconfig_dict = {
         "version": 1,

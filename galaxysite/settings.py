@@ -472,7 +472,7 @@ SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [
 # Metrics and request ids. The request id first, so every later line of a request carries it;
 # the Prometheus pair around everything else, so the latency covers the whole stack.
 MIDDLEWARE = [
-    "classifier.ops.observability.RequestIdMiddleware",
+    "classifier.ops.request_ids.RequestIdMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     *MIDDLEWARE,
     "django_prometheus.middleware.PrometheusAfterMiddleware",
@@ -495,7 +495,7 @@ if LOG_FORMAT not in ("plain", "json"):
 # One "request" event per request; on by default with JSON logs, where it replaces
 # gunicorn's access line (galaxysite/gunicorn.py).
 LOG_REQUESTS = env.bool("LOG_REQUESTS", default=LOG_FORMAT == "json")
-LOGGING["filters"] = {"request_id": {"()": "classifier.ops.observability.RequestIdFilter"}}
+LOGGING["filters"] = {"request_id": {"()": "classifier.ops.request_ids.RequestIdFilter"}}
 LOGGING["formatters"] = {
     "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
     "json": {

@@ -20,7 +20,7 @@ from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponse
 
 from classifier.ops import throttles
-from classifier.ops.observability import loggable_path
+from classifier.ops.request_ids import loggable_path
 from classifier.web.error_views import page_not_found
 
 logger = logging.getLogger("django.request")
