@@ -26,7 +26,7 @@ django.setup()
 import numpy as np
 from PIL import Image
 import _common as common
-from classifier.core.inference import get_classifier
+from classifier.predictions.inference import get_classifier
 
 classifier = get_classifier()
 png = io.BytesIO(); Image.new("RGB", (256, 256), (40, 40, 90)).save(png, format="PNG")

@@ -202,12 +202,12 @@ def chunk_costs(paths: list[Path]) -> dict[str, float]:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from classifier.core.inference import get_classifier
     from classifier.jobs import services as job_services
     from classifier.jobs.submissions import submission_from_paths
     from classifier.jobs.tasks import classify_chunk
     from classifier.models import JobMember
     from classifier.predictions import services
+    from classifier.predictions.inference import get_classifier
     from galaxysite.celery import app
 
     classifier = get_classifier()

@@ -100,7 +100,7 @@ def measure(runtime: str, model: Path, threads: int, iterations: int, batch_iter
 
 def serving_process(model: Path) -> dict:
     """The web app as a gunicorn worker holds it: Django set up, every URLconf view imported,
-    the model loaded through classifier.core.inference and 8 real JPEGs classified."""
+    the model loaded through classifier.predictions.inference and 8 real JPEGs classified."""
     import os
     import secrets
 
@@ -119,7 +119,7 @@ def serving_process(model: Path) -> dict:
 
     get_wsgi_application()
     get_resolver().url_patterns  # noqa: B018 - importing every view, as the first request does
-    from classifier.core.inference import get_classifier
+    from classifier.predictions.inference import get_classifier
 
     images = common.galaxy_jpegs(8, common.WORK_DIR / "images_256")
     classifier = get_classifier()

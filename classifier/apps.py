@@ -10,4 +10,4 @@ class ClassifierConfig(AppConfig):
 
     def ready(self) -> None:
         # Only signal receivers; the model itself loads lazily on first use.
-        from classifier.core import inference  # noqa: F401
+        from classifier.predictions import inference  # noqa: F401

@@ -53,7 +53,7 @@ def post_worker_init(worker: Any) -> None:
     reports the reason, and the next prediction tries again.
     """
     from classifier.core.exceptions import ModelUnavailableError
-    from classifier.core.inference import get_classifier
+    from classifier.predictions.inference import get_classifier
 
     try:
         get_classifier()

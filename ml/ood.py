@@ -173,7 +173,7 @@ def _classifier(models_dir: Path, manifest: ModelManifest, threads: int) -> Gala
     with tempfile.TemporaryDirectory() as folder:
         stripped = Path(folder) / MANIFEST_FILE
         manifest.without_ood().write(stripped)
-        return GalaxyClassifier(
+        return GalaxyClassifier.from_files(
             model_path=models_dir / (manifest.model_file or MODEL_FILE),
             manifest_path=stripped,
             num_threads=threads,

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from classifier.api.serializers import HealthOutputSerializer
-from classifier.core.inference import model_status
+from classifier.predictions.inference import model_status
 
 
 class HealthLiveApi(APIView):

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from classifier.api.serializers import ErrorOutputSerializer, ModelInfoOutputSerializer
-from classifier.core.inference import get_classifier
+from classifier.predictions.inference import get_classifier
 
 
 class ModelInfoApi(APIView):
@@ -24,7 +24,7 @@ class ModelInfoApi(APIView):
     )
     def get(self, request: Request) -> Response:
         classifier = get_classifier()
-        manifest = classifier.model_manifest
+        manifest = classifier.manifest
         data = {
             "model_version": classifier.model_version,
             "sha256": classifier.model_sha256,

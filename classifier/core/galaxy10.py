@@ -6,27 +6,19 @@ cannot be served silently.
 
 The texts are English, and stay English here: the names are the contract with the
 manifest and are stored in every prediction. They are marked for translation where
-they are defined (pgettext_noop), and the pages translate them only when they show
-them (classifier/templatetags/galaxy10_i18n.py).
+they are defined (classifier.core.i18n.pgettext_noop), and the pages translate them only
+when they show them (classifier/templatetags/galaxy10_i18n.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from classifier.core.i18n import pgettext_noop
+
 CLASS_NAME_CONTEXT = "Galaxy10 class name"
 CLASS_DESCRIPTION_CONTEXT = "Galaxy10 class description"
 GROUP_CONTEXT = "Galaxy10 class group"
-
-
-def pgettext_noop(context: str, message: str) -> str:
-    """Mark ``message`` for makemessages under ``context`` and return it untranslated.
-
-    Django has gettext_noop but no contextual variant, and this module cannot import
-    Django; makemessages is taught this name (classifier/management/commands/makemessages.py).
-    xgettext reads the arguments as literals, hence each context spelled out below.
-    """
-    return message
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,8 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from django.utils.translation import gettext_noop
-
 from classifier.core.exceptions import Count
+from classifier.core.i18n import gettext_noop
 from classifier.core.preprocessing import ImageDecodeError
 
 # libjpeg's simple progression writes 10 scans for a colour image (6 for grey), and encoders

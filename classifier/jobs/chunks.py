@@ -20,12 +20,12 @@ from django.core.files import File
 from django.db import DatabaseError, connection, transaction
 
 from classifier.core.exceptions import ImageValidationError, ModelUnavailableError
-from classifier.core.inference import get_classifier
 from classifier.jobs.catalogues import position_columns
 from classifier.jobs.staging import delete_staged, read_staged
 from classifier.jobs.states import lock_job, mark_running, refresh_progress
 from classifier.models import Job, JobMember, Prediction
 from classifier.predictions import cutouts
+from classifier.predictions.inference import get_classifier
 from classifier.predictions.services import (
     AcceptedUpload,
     SkyProvenance,

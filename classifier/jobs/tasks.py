@@ -3,7 +3,7 @@
 Delivery is at least once (task_acks_late, task_reject_on_worker_lost, prefetch 1 in
 settings): a worker that dies mid-chunk leaves the message to another worker, and
 job_chunk_process records each member at most once. The model is loaded once per worker
-process, after the fork, through the same classifier.core.inference as the web app.
+process, after the fork, through the same classifier.predictions.inference as the web app.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class ChunkTask(Task):
 @worker_process_init.connect
 def _load_model(**kwargs: Any) -> None:
     # In each pool process after the fork: a TFLite interpreter must not cross a fork.
-    from classifier.core.inference import get_classifier
+    from classifier.predictions.inference import get_classifier
     from galaxysite.memory import limit_malloc
 
     limit_malloc()

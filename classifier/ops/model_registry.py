@@ -29,6 +29,7 @@ from classifier.core.galaxy10 import NUM_CLASSES
 from classifier.core.inference import GalaxyClassifier
 from classifier.core.manifest import ManifestError, ModelManifest
 from classifier.core.preprocessing import ImageDecodeError
+from classifier.predictions.inference import decode_limits, get_classifier
 
 CURRENT_LINK = "current"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".tif", ".tiff", ".bmp"}
@@ -130,14 +131,17 @@ def model_validate(
     manifest_path = manifest_path or manifest_for(model_path)
     report = ValidationReport(model_path=model_path, manifest_path=manifest_path)
     try:
-        candidate = GalaxyClassifier(
-            model_path=model_path, manifest_path=manifest_path, backend=settings.TFLITE_BACKEND
+        candidate = GalaxyClassifier.from_files(
+            model_path=model_path,
+            manifest_path=manifest_path,
+            backend=settings.TFLITE_BACKEND,
+            limits=decode_limits,
         )
     except ModelUnavailableError as exc:
         report.problems.append(exc.reason)
         return report
     report.version, report.backend = candidate.model_version, candidate.backend_name
-    declared_file = candidate.model_manifest.model_file
+    declared_file = candidate.manifest.model_file
     if declared_file and declared_file != model_path.name:
         report.problems.append(f"the manifest describes {declared_file}, not {model_path.name}")
     problem = _check_probabilities(candidate.classify(_synthetic_galaxy()).probabilities)
@@ -149,8 +153,6 @@ def model_validate(
 
 
 def _compare_with_served(candidate: GalaxyClassifier, images: list[Path], report: ValidationReport) -> None:
-    from classifier.core.inference import get_classifier
-
     try:
         served = get_classifier()
     except ModelUnavailableError:

@@ -15,9 +15,9 @@ from django.conf import settings
 from django.core.files import File
 
 from classifier.core.exceptions import ImageValidationError
-from classifier.core.inference import ClassificationResult, GalaxyClassifier, get_classifier
 from classifier.models import Prediction
 from classifier.predictions.filenames import sanitise_filename, sanitise_relative_name
+from classifier.predictions.inference import ClassificationResult, GalaxyClassifier, get_classifier
 from classifier.predictions.services import AcceptedUpload, check_source, predictions_record, validate_uploads
 
 # Inside folders only image files are picked up; a file named explicitly is always tried.

@@ -10,10 +10,10 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.storage import default_storage
 from django.db.models import QuerySet
 
-from classifier.core.inference import fits_preview_png
 from classifier.models import Prediction
 from classifier.predictions import storage
 from classifier.predictions.filters import PredictionFilter
+from classifier.predictions.inference import fits_preview_png
 from classifier.predictions.ownership import logged_in_reader_filter
 
 # The largest id a BigAutoField holds; a larger one cannot exist, so it is not looked up.

@@ -21,18 +21,18 @@ from django.db.models import QuerySet
 from django.utils.translation import gettext_noop
 
 from classifier.core.exceptions import Count, FileRefusal, ImageValidationError, StorageUnavailableError
-from classifier.core.inference import (
-    ACCEPTED_FORMATS,
-    ClassificationResult,
-    PreparedImage,
-    get_classifier,
-)
 from classifier.core.metadata import strip_metadata
 from classifier.core.preprocessing import ImageDecodeError
 from classifier.models import JobMember, Prediction, prediction_image_path
 from classifier.ops import observability
 from classifier.predictions import cutouts, storage
 from classifier.predictions.filenames import sanitise_filename
+from classifier.predictions.inference import (
+    ACCEPTED_FORMATS,
+    ClassificationResult,
+    PreparedImage,
+    get_classifier,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -17,10 +17,10 @@ from django.core.management import CommandError, call_command
 from django.core.management.base import SystemCheckError
 
 from classifier.core.galaxy10 import CLASS_NAMES
-from classifier.core.inference import get_classifier
 from classifier.management.commands import classify
 from classifier.models import Prediction
 from classifier.predictions import batch, filenames
+from classifier.predictions.inference import get_classifier
 from classifier.tests.utils import make_image_bytes
 
 pytestmark = pytest.mark.django_db

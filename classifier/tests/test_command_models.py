@@ -104,7 +104,7 @@ def test_activate_switches_and_rolls_back_without_code_change(repository, settin
 
     def predict() -> str:
         # A restarted worker: the model is loaded afresh from MODEL_PATH.
-        from classifier.core.inference import reset_classifier
+        from classifier.predictions.inference import reset_classifier
 
         reset_classifier()
         response = anonymous_client.post(

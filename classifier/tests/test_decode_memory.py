@@ -120,7 +120,7 @@ import django
 django.setup()
 from galaxysite.memory import limit_malloc
 limit_malloc()  # as gunicorn and Celery workers run
-from classifier.core.inference import get_classifier
+from classifier.predictions.inference import get_classifier
 from classifier.core.preprocessing import ImageDecodeError
 from classifier.tests.test_decode_memory import galaxy_like
 

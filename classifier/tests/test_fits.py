@@ -184,7 +184,7 @@ def test_astropy_is_imported_only_when_a_fits_file_arrives(settings):
         "import sys, django, os;"
         "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'galaxysite.settings');"
         "django.setup();"
-        "from classifier.core.inference import get_classifier;"
+        "from classifier.predictions.inference import get_classifier;"
         "from classifier.tests.utils import make_image_bytes;"
         "get_classifier().prepare(make_image_bytes());"
         "print('astropy' in sys.modules)"
@@ -245,7 +245,7 @@ def test_preview_of_a_non_fits_prediction_is_404(client, image_bytes):
 
 def test_single_band_is_classified_with_a_logged_warning(anonymous_client, caplog):
     data = fits_bytes(astropy_fits.PrimaryHDU(galaxy_cube()[1]))
-    with caplog.at_level("WARNING", logger="classifier.core.inference"):
+    with caplog.at_level("WARNING", logger="classifier.core.decode"):
         response = anonymous_client.post(
             reverse("api:prediction-list"),
             {"image": [SimpleUploadedFile("grey.fits", data)]},

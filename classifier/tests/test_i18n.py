@@ -624,8 +624,8 @@ def test_refusals_from_the_shared_preprocessing_are_in_the_catalog(content, span
 
 
 def test_an_image_of_no_known_format_is_refused_in_spanish_too():
+    from classifier.core.decode import ACCEPTED_FORMATS
     from classifier.core.exceptions import FileRefusal
-    from classifier.core.inference import ACCEPTED_FORMATS
     from classifier.predictions.upload_messages import translate_refusal
 
     refusal = FileRefusal(

@@ -1,4 +1,5 @@
-"""classifier.core.inference: the one TFLite module (loading, checks, batching, threads, real images)."""
+"""classifier.predictions.inference and the classifier it serves (classifier.core.inference):
+loading, checks, batching, threads, real images."""
 
 import hashlib
 import json
@@ -11,10 +12,11 @@ import pytest
 from django.conf import settings as django_settings
 from django.test import override_settings
 
-from classifier.core import inference
+from classifier.core import inference as core_inference
 from classifier.core.exceptions import ModelUnavailableError
 from classifier.core.galaxy10 import CLASS_NAMES
 from classifier.core.preprocessing import PreprocessConfig, preprocess
+from classifier.predictions import inference
 from classifier.tests.utils import make_image_bytes
 
 SHIPPED_MODEL = Path(django_settings.BASE_DIR) / "ml" / "models" / "galaxy10.tflite"
@@ -122,7 +124,7 @@ def test_serving_preprocesses_exactly_as_the_manifest_says(settings):
     classifier = inference.get_classifier()
     manifest = json.loads(Path(settings.MODEL_MANIFEST).read_text())
     config = PreprocessConfig.from_manifest(manifest["preprocessing"])
-    assert classifier.config == config
+    assert classifier.manifest.preprocessing == config
     image = make_image_bytes(size=(300, 200), color=(200, 100, 50))
     prepared = classifier.prepare(image)
     np.testing.assert_array_equal(prepared.tensor, preprocess(image, config))
@@ -132,7 +134,7 @@ def test_serving_preprocesses_exactly_as_the_manifest_says(settings):
 
 def test_result_is_typed_and_consistent():
     result = inference.get_classifier().classify(make_image_bytes())
-    assert isinstance(result, inference.ClassificationResult)
+    assert isinstance(result, core_inference.ClassificationResult)
     assert len(result.probabilities) == len(CLASS_NAMES)
     assert sum(result.probabilities) == pytest.approx(1.0, abs=1e-9)
     assert result.class_index == int(np.argmax(result.probabilities))
@@ -154,7 +156,7 @@ def test_batch_equals_single():
 
 
 def test_batches_larger_than_the_chunk_size(monkeypatch):
-    monkeypatch.setattr(inference, "MAX_BATCH_SIZE", 3)
+    monkeypatch.setattr(core_inference, "MAX_BATCH_SIZE", 3)
     classifier = inference.get_classifier()
     images = distinct_images(7)
     results = classifier.classify_batch(images)

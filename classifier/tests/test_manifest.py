@@ -254,7 +254,7 @@ def test_serving_refuses_a_manifest_of_another_format_version(model_copy):
     data["format_version"] = FORMAT_VERSION + 1
     manifest_path.write_text(json.dumps(data))
     with pytest.raises(ModelUnavailableError, match="format_version 2; this server reads format_version 1"):
-        GalaxyClassifier(model_path=model_path, manifest_path=manifest_path)
+        GalaxyClassifier.from_files(model_path=model_path, manifest_path=manifest_path)
 
 
 def test_serving_refuses_a_manifest_that_declares_logits(model_copy):
@@ -263,4 +263,4 @@ def test_serving_refuses_a_manifest_that_declares_logits(model_copy):
     data["output"]["kind"] = "logits"
     manifest_path.write_text(json.dumps(data))
     with pytest.raises(ModelUnavailableError, match="output kind is 'logits'"):
-        GalaxyClassifier(model_path=model_path, manifest_path=manifest_path)
+        GalaxyClassifier.from_files(model_path=model_path, manifest_path=manifest_path)

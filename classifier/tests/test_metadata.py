@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from PIL import ExifTags, Image, ImageOps, ImageSequence, PngImagePlugin, features
 
 from classifier.core import metadata
-from classifier.core.inference import get_classifier
 from classifier.core.metadata import strip_metadata
 from classifier.core.preprocessing import ImageDecodeError
+from classifier.predictions.inference import get_classifier
 
 OWNER = "Jane Stargazer"
 COMMENT = "taken from my back garden"

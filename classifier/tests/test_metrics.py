@@ -9,7 +9,7 @@ from django.test import Client
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from classifier.core.inference import get_classifier
+from classifier.predictions.inference import get_classifier
 
 pytestmark = pytest.mark.django_db
 

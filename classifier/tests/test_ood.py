@@ -20,12 +20,12 @@ from django.core.management import call_command
 from django.urls import reverse
 from PIL import Image, ImageDraw, ImageFilter
 
-from classifier.core import inference
 from classifier.core.exceptions import ModelUnavailableError
 from classifier.core.ood import FEATURE_NAMES, OodGate, features
 from classifier.core.preprocessing import PreprocessConfig
 from classifier.models import OUT_OF_DISTRIBUTION_WARNING, Prediction
 from classifier.ops import observability
+from classifier.predictions import inference
 from classifier.tests.utils import galaxy_jpeg
 from conftest import GALAXY_DATA_DIR
 

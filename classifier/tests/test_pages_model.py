@@ -13,10 +13,10 @@ from django.contrib.staticfiles import finders
 from django.urls import reverse
 from django.utils import translation
 
-from classifier.core.inference import get_classifier
 from classifier.core.manifest import ModelManifest
 from classifier.core.manifest_sections import MetricsSection
 from classifier.core.statistics import wilson_interval
+from classifier.predictions.inference import get_classifier
 from classifier.templatetags.classifier_tags import percent
 from classifier.web.model_card import MODEL_CARD_FILENAME, render_model_card
 from classifier.web.model_page import (

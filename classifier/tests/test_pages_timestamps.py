@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 from django.utils import translation
 
-from classifier.core.inference import get_classifier
+from classifier.predictions.inference import get_classifier
 from classifier.templatetags.classifier_tags import timestamp
 from classifier.tests.factories import PredictionFactory
 from classifier.web.model_page import parse_timestamp
@@ -53,7 +53,7 @@ def test_history_detail_and_model_pages_write_moments_alike(client, user, settin
     settings.TIME_ZONE = "America/New_York"
     prediction = PredictionFactory(created_at=MOMENT)
     client.force_login(user)
-    created = parse_timestamp(get_classifier().manifest["created_at"])
+    created = parse_timestamp(get_classifier().manifest.created_at)
 
     pages = {
         "history": client.get(reverse("classifier:history")).content.decode(),

@@ -356,7 +356,7 @@ def test_a_lossless_jpeg_does_not_overflow_the_decoders_buffer(tmp_path):
     script = (
         "import sys, django\n"
         "django.setup()\n"
-        "from classifier.core.inference import get_classifier\n"
+        "from classifier.predictions.inference import get_classifier\n"
         "from classifier.core.preprocessing import ImageDecodeError\n"
         "try:\n"
         "    get_classifier().prepare(open(sys.argv[1], 'rb').read())\n"

@@ -11,9 +11,9 @@ from django.db import connection
 from PIL import Image
 
 from classifier.core.exceptions import ImageValidationError
-from classifier.core.inference import get_classifier
 from classifier.models import Prediction
 from classifier.predictions import filenames, services
+from classifier.predictions.inference import get_classifier
 from classifier.tests.factories import PredictionFactory
 from classifier.tests.utils import make_image_bytes, media_files
 

@@ -43,7 +43,7 @@ from classifier.ops.client_ip import request_client_ip
 from classifier.ops.responses import page_error_json, service_unavailable, wants_json
 from classifier.predictions.exports import predictions_csv_response
 from classifier.predictions.filters import PredictionFilter
-from classifier.core.inference import get_classifier
+from classifier.predictions.inference import get_classifier
 from classifier.predictions.ownership import (
     may_look_up,
     prediction_visible_to,

@@ -30,7 +30,9 @@ def manifest() -> dict:
 
 @pytest.fixture(scope="module")
 def classifier() -> GalaxyClassifier:
-    return GalaxyClassifier(model_path=MODEL, manifest_path=MANIFEST_PATH, backend="ai-edge-litert")
+    return GalaxyClassifier.from_files(
+        model_path=MODEL, manifest_path=MANIFEST_PATH, backend="ai-edge-litert"
+    )
 
 
 def synthetic_galaxies(count: int, size: int = 256) -> list[bytes]:
@@ -110,7 +112,7 @@ def tflite_runtime_python() -> Path:
 
 
 def test_tflite_runtime_loads_the_shipped_model_and_agrees(tmp_path, classifier):
-    config = classifier.config
+    config = classifier.manifest.preprocessing
     inputs = np.stack([preprocess(data, config) for data in synthetic_galaxies(6)])
     np.save(tmp_path / "inputs.npy", inputs)
     script = textwrap.dedent(
@@ -138,7 +140,7 @@ def test_tflite_runtime_loads_the_shipped_model_and_agrees(tmp_path, classifier)
     assert fallback.shape == (6, 10)
     # An int8 model's output comes in steps of 1/256, and tflite-runtime 2.14's int8 kernels
     # round their requantisation differently from ai-edge-litert's: a few steps apart.
-    tolerance = 0.04 if classifier.core.manifest["quantization"] == "int8" else 0.02
+    tolerance = 0.04 if classifier.manifest.quantization == "int8" else 0.02
     assert np.abs(fallback - default).max() < tolerance
     assert (fallback.argmax(axis=1) == default.argmax(axis=1)).all()
 
@@ -151,7 +153,9 @@ def test_serving_imports_neither_tensorflow_nor_torch(tmp_path):
         import sys
         from pathlib import Path
         from classifier.core.inference import GalaxyClassifier
-        model = GalaxyClassifier(model_path=Path({str(MODEL)!r}), manifest_path=Path({str(MANIFEST_PATH)!r}))
+        model = GalaxyClassifier.from_files(
+            model_path=Path({str(MODEL)!r}), manifest_path=Path({str(MANIFEST_PATH)!r})
+        )
         model.classify(Path({str(image)!r}))
         heavy = sorted(m for m in ("tensorflow", "torch", "keras") if m in sys.modules)
         print(",".join(heavy))

@@ -11,7 +11,6 @@ from tqdm import tqdm
 
 from classifier.core.exceptions import ClassifierError, JobInputError, MemberUnreadableError
 from classifier.core.galaxy10 import CLASS_NAMES
-from classifier.core.inference import get_classifier
 from classifier.jobs.archives import read_zip
 from classifier.jobs.members import MemberInput
 from classifier.predictions import batch
@@ -22,6 +21,7 @@ from classifier.predictions.exports import (
     probability_cell,
     round_probability,
 )
+from classifier.predictions.inference import get_classifier
 
 
 def default_interpreters() -> int:
