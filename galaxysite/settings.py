@@ -363,7 +363,7 @@ REST_FRAMEWORK = {
     # from the end of X-Forwarded-For behind a proxy, so a client cannot choose its identity.
     "NUM_PROXIES": 0,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "classifier.api.predictions.exception_handler",
+    "EXCEPTION_HANDLER": "classifier.api.errors.exception_handler",
 }
 
 SPECTACULAR_SETTINGS = {
