@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from PIL import ExifTags, Image, ImageOps, ImageSequence, PngImagePlugin, features
 
-from classifier.core import metadata
 from classifier.core.metadata import strip_metadata
+from classifier.core.metadata.reencode import reencode
 from classifier.core.preprocessing import ImageDecodeError
 from classifier.predictions.inference import get_classifier
 
@@ -323,7 +323,7 @@ def test_the_re_encoding_fallback_drops_metadata_and_keeps_orientation_and_colou
         original = save(
             picture(), fmt, exif=camera_exif(6), xmp=XMP, icc_profile=icc, comment=COMMENT.encode()
         )
-    stored = metadata._reencode(original, fmt)
+    stored = reencode(original, fmt)
     for leak in LEAKS:
         assert leak not in stored, leak
     assert metadata_left(stored) == {}
