@@ -73,7 +73,7 @@ RULES: list[tuple[int, str, str]] = [
     (5, "middleware: permissions policy", r"^(?![\w.]*__call__ ).*django_permissions_policy"),
     (5, "middleware: whitenoise", r"^(?![\w.]*__call__ ).*whitenoise/"),
     (5, "middleware: request size limit, db unavailable", r"^(?![\w.]*__call__ ).*classifier/middleware\.py"),
-    (5, "middleware: request id", r"^(?![\w.]*__call__ ).*classifier/observability\.py"),
+    (5, "middleware: request id", r"^(?![\w.]*__call__ ).*classifier/ops/request_ids\.py"),
     # The view and Django's dispatch around it.
     (
         4,
@@ -86,7 +86,7 @@ RULES: list[tuple[int, str, str]] = [
     (
         2,
         "middleware chain (MiddlewareMixin, exception wrappers, __call__)",
-        r"django/utils/deprecation\.py|django/core/handlers/exception\.py|django/middleware/|csp/|whitenoise/|django_permissions_policy|classifier/middleware\.py|classifier/observability\.py",
+        r"django/utils/deprecation\.py|django/core/handlers/exception\.py|django/middleware/|csp/|whitenoise/|django_permissions_policy|classifier/ops/middleware\.py|classifier/ops/request_ids\.py",
     ),
     (1, "Django (WSGI handler, signals, other)", r"django/"),
     (1, "gunicorn (HTTP parsing, socket I/O)", r"gunicorn"),
@@ -101,7 +101,7 @@ _WAITING = re.compile(
 )
 CHAIN = RULES[-3][1]
 # A middleware's own __call__ encloses everything after it, the view included: it is the chain.
-_CONTAINER = re.compile(r"^[\w.]*__call__ \(.*(middleware|observability\.py|django_permissions_policy)")
+_CONTAINER = re.compile(r"^[\w.]*__call__ \(.*(middleware|request_ids\.py|django_permissions_policy)")
 
 
 def hashing_rules(app_dir: Path) -> list[tuple[int, str, str]]:

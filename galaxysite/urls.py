@@ -5,7 +5,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from classifier.ops.observability import metrics_view
+from classifier.ops.metrics import metrics_view
 from classifier.predictions.media import protected_media
 from classifier.web import accounts
 

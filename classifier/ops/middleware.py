@@ -14,7 +14,7 @@ from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext as _
 from rest_framework.exceptions import APIException
 
-from classifier.ops import observability
+from classifier.ops import metrics
 from classifier.ops.api_tokens import api_token_user
 from classifier.ops.responses import is_api_request, refusal, service_unavailable
 
@@ -92,7 +92,7 @@ class RequestSizeLimitMiddleware:
         # Only a body larger than an anonymous visitor may send needs to know who sends it.
         limit = user_limit if _logged_in(request) else anonymous_limit
         if declared > limit:
-            observability.record_request_too_large()
+            metrics.record_request_too_large()
             return self.refuse(request, declared=declared, limit=limit)
         return self.get_response(request)
 

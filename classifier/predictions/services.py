@@ -24,7 +24,7 @@ from classifier.core.exceptions import Count, FileRefusal, ImageValidationError,
 from classifier.core.metadata import strip_metadata
 from classifier.core.preprocessing import ImageDecodeError
 from classifier.models import JobMember, Prediction, prediction_image_path
-from classifier.ops import observability
+from classifier.ops import metrics
 from classifier.predictions import cutouts, storage
 from classifier.predictions.filenames import sanitise_filename
 from classifier.predictions.inference import (
@@ -139,7 +139,7 @@ def prediction_create_batch(
     try:
         accepted = validate_uploads(uploads)
     except ImageValidationError as exc:
-        observability.record_refusals(refusal.template for refusal in exc.refusals)
+        metrics.record_refusals(refusal.template for refusal in exc.refusals)
         raise
     return prediction_create_validated(accepted=accepted, source=source, user=user, client_ip=client_ip)
 
@@ -289,7 +289,7 @@ def predictions_record(
     except BaseException:
         storage.discard_written(written)
         raise
-    observability.record_predictions(predictions)
+    metrics.record_predictions(predictions)
     return predictions
 
 

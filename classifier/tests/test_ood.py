@@ -24,7 +24,7 @@ from classifier.core.exceptions import ModelUnavailableError
 from classifier.core.ood import FEATURE_NAMES, OodGate, features
 from classifier.core.preprocessing import PreprocessConfig
 from classifier.models import OUT_OF_DISTRIBUTION_WARNING, Prediction
-from classifier.ops import observability
+from classifier.ops import metrics
 from classifier.predictions import inference
 from classifier.tests.utils import galaxy_jpeg
 from conftest import GALAXY_DATA_DIR
@@ -183,7 +183,7 @@ def test_gate_from_manifest_none():
 
 @pytest.mark.django_db
 def test_api_reports_out_of_distribution_with_a_warning(anonymous_client):
-    before = observability.OUT_OF_DISTRIBUTION.labels(source="api")._value.get()
+    before = metrics.OUT_OF_DISTRIBUTION.labels(source="api")._value.get()
     response = anonymous_client.post(
         reverse("api:prediction-list"),
         {
@@ -204,7 +204,7 @@ def test_api_reports_out_of_distribution_with_a_warning(anonymous_client):
     stored = Prediction.objects.get(pk=noise["id"])
     assert stored.in_distribution is False
     assert stored.ood_score == pytest.approx(noise["ood_score"])
-    assert observability.OUT_OF_DISTRIBUTION.labels(source="api")._value.get() == before + 1
+    assert metrics.OUT_OF_DISTRIBUTION.labels(source="api")._value.get() == before + 1
 
 
 @pytest.mark.django_db
