@@ -4,7 +4,7 @@ Every member carries a stable ``code`` (a short snake_case name that clients, me
 logs may rely on), the HTTP ``status`` it stands for, a fixed English ``detail`` sentence
 and a ``reason`` (the English explanation of this occurrence). The API and the pages
 translate them to responses in one place each (classifier/api/errors.py,
-classifier/web/responses.py); this module imports nothing from Django, so training and
+classifier/ops/responses.py); this module imports nothing from Django, so training and
 the command line use it too.
 """
 
@@ -32,6 +32,40 @@ def fill_template(template: str, params: dict[str, object]) -> str:
     return template % params if params else template
 
 
+# The code of each upload refusal template (the refusals metric's reason label); a refusal
+# whose template is not here is "other". Keyed by the whole template, which is also the
+# message's translation key, so a reworded message shows here as a missing entry.
+REFUSAL_CODES: dict[str, str] = {
+    "the file is empty": "empty_file",
+    "the file is larger than the limit of %(limit)s bytes": "file_too_large",
+    "%(format)s images are not accepted (accepted: %(accepted)s)": "format_not_accepted",
+    "this images are not accepted (accepted: %(accepted)s)": "format_not_accepted",
+    "no image was uploaded": "no_file",
+    "the image has no pixels": "no_pixels",
+    "not a recognised image format": "not_an_image",
+    "%(sent)s files sent, at most %(allowed)s are allowed": "too_many_files",
+    (
+        "the FITS image is %(shape)s values of %(bitpix)s bits and would need %(needed)s "
+        "MB of memory to decode, more than the limit of %(limit)s MB: send a smaller "
+        "cutout"
+    ): "too_many_pixels",
+    "the image has too many pixels (limit %(limit)s)": "too_many_pixels",
+    (
+        "the image is %(width)sx%(height)s pixels in %(mode)s mode and would need "
+        "%(needed)s MB of memory to decode, more than the limit of %(limit)s MB: send a "
+        "smaller image, or a JPEG"
+    ): "too_many_pixels",
+    "the image is %(width)sx%(height)s pixels, more than the limit of %(limit)s pixels": "too_many_pixels",
+    (
+        "the image is a progressive or multi-scan JPEG of %(width)sx%(height)s pixels and"
+        " would need %(needed)s MB of memory to decode, more than the limit of %(limit)s "
+        "MB: send a smaller image, or a baseline JPEG"
+    ): "too_many_pixels",
+    "the image could not be decoded: %(detail)s": "undecodable",
+}
+OTHER_REFUSAL = "other"
+
+
 @dataclass(frozen=True)
 class FileRefusal:
     """Why one upload (or, without a filename, the whole request) was refused.
@@ -39,11 +73,17 @@ class FileRefusal:
     ``template`` is the English explanation with %(name)s fields and ``params`` fills
     them: the API and the command line report ``message``, and the upload page shows the
     template translated into the reader's language (classifier/predictions/upload_messages.py).
+    ``code`` is the refusal's stable name, REFUSAL_CODES' entry for the template unless given.
     """
 
     filename: str
     template: str
     params: dict[str, object] = field(default_factory=dict)
+    code: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.code:
+            object.__setattr__(self, "code", REFUSAL_CODES.get(self.template, OTHER_REFUSAL))
 
     @property
     def message(self) -> str:

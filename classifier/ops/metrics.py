@@ -53,33 +53,13 @@ MODEL_INFO = Gauge(
     multiprocess_mode="livemax",
 )
 
-# The refusal templates (classifier/predictions/services.py, classifier/core/inference.py,
-# classifier/core/preprocessing.py) mapped to a short, bounded label.
-_REFUSAL_REASONS = (
-    ("no image was uploaded", "no_file"),
-    ("files sent, at most", "too_many_files"),
-    ("larger than the limit", "file_too_large"),
-    ("too many pixels", "too_many_pixels"),
-    ("more than the limit of", "too_many_pixels"),
-    ("the file is empty", "empty_file"),
-    ("images are not accepted", "format_not_accepted"),
-    ("not a recognised image format", "not_an_image"),
-    ("has no pixels", "no_pixels"),
-    ("could not be decoded", "undecodable"),
-)
 REQUEST_TOO_LARGE = "request_too_large"
 
 
-def refusal_reason(template: str) -> str:
-    for needle, reason in _REFUSAL_REASONS:
-        if needle in template:
-            return reason
-    return "other"
-
-
-def record_refusals(templates: Iterable[str]) -> None:
-    for template in templates:
-        UPLOAD_REFUSALS.labels(reason=refusal_reason(template)).inc()
+def record_refusals(codes: Iterable[str]) -> None:
+    """One count per refusal, labelled with its code (classifier.core.exceptions.FileRefusal)."""
+    for code in codes:
+        UPLOAD_REFUSALS.labels(reason=code).inc()
 
 
 def record_request_too_large() -> None:

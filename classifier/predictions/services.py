@@ -139,7 +139,7 @@ def prediction_create_batch(
     try:
         accepted = validate_uploads(uploads)
     except ImageValidationError as exc:
-        metrics.record_refusals(refusal.template for refusal in exc.refusals)
+        metrics.record_refusals(refusal.code for refusal in exc.refusals)
         raise
     return prediction_create_validated(accepted=accepted, source=source, user=user, client_ip=client_ip)
 

@@ -9,6 +9,7 @@ from django.test import Client
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
+from classifier.core.exceptions import REFUSAL_CODES, FileRefusal
 from classifier.predictions.inference import get_classifier
 
 pytestmark = pytest.mark.django_db
@@ -127,6 +128,29 @@ def test_refused_uploads_are_counted_by_reason(anonymous_client, content, reason
     )
     assert response.status_code == 400
     assert sample("galaxy_upload_refusals_total", reason=reason) == before + 1
+
+
+# The reason label's values, as docs/operations.md lists them for alerts and dashboards.
+DOCUMENTED_REASONS = {
+    "not_an_image",
+    "format_not_accepted",
+    "file_too_large",
+    "too_many_pixels",
+    "too_many_files",
+    "empty_file",
+    "no_pixels",
+    "undecodable",
+    "no_file",
+    "request_too_large",
+    "other",
+}
+
+
+def test_refusal_codes_are_the_documented_reasons():
+    assert set(REFUSAL_CODES.values()) <= DOCUMENTED_REASONS
+    assert FileRefusal("a.png", "not a recognised image format").code == "not_an_image"
+    assert FileRefusal("a.png", "a template no code names").code == "other"
+    assert FileRefusal("a.png", "not a recognised image format", code="undecodable").code == "undecodable"
 
 
 def test_a_file_over_the_size_limit_is_counted(anonymous_client, image_bytes, settings):
