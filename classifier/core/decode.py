@@ -270,7 +270,7 @@ def _prepare_fits(data: bytes, config: PreprocessConfig, limits: DecodeLimits) -
         image_format="FITS",
         single_band=layout.band_count == 1,
         bands_assumed=layout.bands_assumed,
-        sky_centre=fits.sky_centre(data, layout),
+        sky_centre=fits.sky_centre(layout),
     )
 
 

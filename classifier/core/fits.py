@@ -1,8 +1,9 @@
 """FITS cutouts to RGB, the way the Legacy Surveys viewer colours DECaLS g, r, z images.
 
-Django-free, like classifier.core.preprocessing. The headers are walked here, card by card, and
-every size they declare is checked against the limits before anything is allocated or
-iterated from it; only then is the one image HDU handed to astropy, which is imported inside
+Django-free, like classifier.core.preprocessing. The headers are walked once, card by card
+(classifier.core.fits_header), and every size they declare is checked against the limits
+before anything is allocated or iterated from it; only then is the one image HDU handed to
+astropy, which is imported inside
 the function that decodes it, never at module import: a worker that is never sent a FITS
 file does not pay for it (docs/fits.md has the measured cost). Tile-compressed images are
 refused: their tiles would be inflated by a decoder whose output nothing bounds.
@@ -14,18 +15,17 @@ and written out in docs/fits.md.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import io
 import math
 import re
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
 from classifier.core.exceptions import Count
+from classifier.core.fits_header import CARD, Hdu, HeaderError, walk
 from classifier.core.preprocessing import ImageDecodeError
 
 # Every FITS file starts with this card (FITS standard 4.0, section 4.4.1.1).
@@ -42,172 +42,40 @@ GREY_BAND = "r"
 # seven float32 planes while the colours are computed (intensity, stretch, 3 channels, temporaries).
 _BYTES_PER_VALUE = 8 + 4 + 1
 _WORKING_PLANES = 7
-# The FITS standard 4.0: headers are 80-byte cards in 2880-byte blocks (section 3.1), at most
-# 999 axes (4.4.1.1), and these BITPIX values (table 8).
-BLOCK = 2880
-CARD = 80
-MAX_AXES = 999
-_BITPIX = frozenset({8, 16, 32, 64, -32, -64})
-_INTEGER = re.compile(r"[+-]?[0-9]+")
-_STRING = re.compile(r"'((?:[^']|'')*)'")
-
-
-class _HeaderError(ValueError):
-    """A header that breaks the standard in a way that stops the walk."""
-
-
-@dataclass(frozen=True)
-class _Hdu:
-    """One header and data unit, as its header declares it; every offset lies inside the file."""
-
-    index: int
-    start: int  # the first header card
-    data_start: int  # just past the header's last block
-    data_end: int  # the declared data, without the padding to a whole block
-    cards: tuple[str, ...]  # up to END, which is not included
-    values: dict[str, str]  # keyword -> raw value field, first occurrence
-
-    @property
-    def end(self) -> int:
-        """Where the next HDU starts."""
-        return self.data_start + -(-(self.data_end - self.data_start) // BLOCK) * BLOCK
-
-    def value(self, keyword: str) -> str | int | bool | None:
-        """A keyword's value: a string, an integer, a logical, or the raw text of anything else
-        (a real number); None when absent or without a value."""
-        raw = self.values.get(keyword)
-        if raw is None:
-            return None
-        if raw.startswith("'"):
-            match = _STRING.match(raw)
-            return match.group(1).replace("''", "'").rstrip() if match else None
-        raw = raw.split("/", 1)[0].strip()
-        if raw in ("T", "F"):
-            return raw == "T"
-        return int(raw) if _INTEGER.fullmatch(raw) else raw
-
-    def integer(self, keyword: str, *, default: int | None = None) -> int:
-        value = self.value(keyword)
-        if value is None:
-            if default is None:
-                raise _HeaderError(f"{keyword} is missing")
-            return default
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise _HeaderError(f"{keyword} = {value!s:.40} is not a whole number of 0 or more")
-        return value
-
-    @property
-    def kind(self) -> str:
-        """PRIMARY for the first HDU, else its XTENSION ("IMAGE", "BINTABLE", ...)."""
-        return "PRIMARY" if self.index == 0 else str(self.value("XTENSION") or "").upper()
-
-    @property
-    def bitpix(self) -> int:
-        bitpix = self.value("BITPIX")
-        if bitpix not in _BITPIX or isinstance(bitpix, bool):
-            raise _HeaderError(f"BITPIX = {bitpix!s:.40} is not one of 8, 16, 32, 64, -32, -64")
-        return int(bitpix)
-
-    @functools.cached_property
-    def axes(self) -> tuple[int, ...]:
-        """NAXIS1, NAXIS2, ... in the header's order (fastest first)."""
-        naxis = self.integer("NAXIS")
-        if naxis > MAX_AXES:
-            raise _HeaderError(f"NAXIS = {naxis} is more than the standard's {MAX_AXES} axes")
-        return tuple(self.integer(f"NAXIS{axis}") for axis in range(1, naxis + 1))
-
-    @property
-    def is_compressed_image(self) -> bool:
-        return self.kind == "BINTABLE" and self.value("ZIMAGE") is True
-
-    @property
-    def is_random_groups(self) -> bool:
-        axes = self.axes
-        return self.kind == "PRIMARY" and self.value("GROUPS") is True and bool(axes) and axes[0] == 0
-
-
-def _data_size(hdu: _Hdu) -> int:
-    """The bytes of data the header declares (FITS standard 4.0, equations 1 and 2)."""
-    axes = hdu.axes
-    if not axes:
-        return 0
-    if hdu.is_random_groups:
-        axes = axes[1:]
-    elif hdu.kind == "PRIMARY":
-        return abs(hdu.bitpix) // 8 * math.prod(axes)
-    pcount = hdu.integer("PCOUNT", default=0)
-    gcount = hdu.integer("GCOUNT", default=1)
-    # Arbitrary-precision integers: a header's huge sizes are compared, never allocated.
-    return abs(hdu.bitpix) // 8 * gcount * (pcount + math.prod(axes))
-
-
-def _read_header(data: bytes, start: int, index: int) -> _Hdu:
-    """The header starting at ``start``: its cards up to END, read one by one (so a header costs
-    time in proportion to its length in the file, never to a number written in it)."""
-    cards: list[str] = []
-    values: dict[str, str] = {}
-    pos = start
-    while True:
-        if pos + CARD > len(data):
-            raise _HeaderError("a header has no END card")
-        card = data[pos : pos + CARD].decode("latin-1")
-        pos += CARD
-        keyword = card[:8].rstrip().upper()
-        if keyword == "END":
-            break
-        cards.append(card)
-        if card[8:10] == "= " and keyword not in values:
-            values[keyword] = card[10:].strip()
-    first = cards[0][:8].rstrip().upper() if cards else ""
-    if first != ("SIMPLE" if index == 0 else "XTENSION"):
-        raise _HeaderError("a header does not start with SIMPLE (first) or XTENSION (others)")
-    data_start = start + -(-(pos - start) // BLOCK) * BLOCK
-    hdu = _Hdu(index, start, data_start, data_start, tuple(cards), values)
-    if index == 0 and hdu.value("SIMPLE") is not True:
-        raise _HeaderError("SIMPLE is not T: the file does not conform to the FITS standard")
-    return hdu
-
-
-def _with_data(hdu: _Hdu, file_size: int) -> _Hdu:
-    size = _data_size(hdu)
-    if hdu.data_start + size > file_size:
-        raise _HeaderError(
-            f"a header declares {size:,} bytes of data, more than the file holds after it "
-            f"({max(0, file_size - hdu.data_start):,})"
-        )
-    return dataclasses.replace(hdu, data_end=hdu.data_start + size)
-
-
-def _walk(data: bytes) -> Iterator[_Hdu]:
-    """Each HDU in turn, its declared sizes checked against the file's before it is yielded;
-    raises _HeaderError at the first one that breaks the standard."""
-    pos = 0
-    index = 0
-    while pos < len(data):
-        hdu = _read_header(data, pos, index)
-        if hdu.is_compressed_image:
-            # Yielded before its table's size is checked: the caller refuses it by name.
-            yield hdu
-            return
-        hdu = _with_data(hdu, len(data))
-        yield hdu
-        pos = hdu.end
-        index += 1
 
 
 @dataclass(frozen=True)
 class FitsLayout:
     """What the headers say about the first image HDU, read before its data."""
 
-    index: int
-    shape: tuple[int, ...]  # numpy order: (bands, height, width) or (height, width)
-    bitpix: int
+    # The image HDU's header as the walk checked it; its WCS is read from it too.
+    hdu: Hdu
     bands: tuple[str, ...]
     # A cube whose header names no bands (no BAND0-2): its planes were taken as g, r, z.
     bands_assumed: bool = False
-    # Where the image HDU lies in the file: its header's first byte and its data's last.
-    start: int = 0
-    end: int = 0
+
+    @property
+    def index(self) -> int:
+        return self.hdu.index
+
+    @property
+    def start(self) -> int:
+        """The image HDU's first header byte in the file."""
+        return self.hdu.start
+
+    @property
+    def end(self) -> int:
+        """Just past the image HDU's declared data."""
+        return self.hdu.data_end
+
+    @property
+    def bitpix(self) -> int:
+        return self.hdu.bitpix
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """numpy order: (bands, height, width) or (height, width)."""
+        return _shape_without_unit_axes(self.hdu.axes)
 
     @property
     def height(self) -> int:
@@ -243,7 +111,7 @@ def _shape_without_unit_axes(axes: tuple[int, ...]) -> tuple[int, ...]:
     return shape
 
 
-def _band_names(hdu: _Hdu) -> tuple[str, ...]:
+def _band_names(hdu: Hdu) -> tuple[str, ...]:
     # The Legacy Surveys cutout service names its planes BAND0, BAND1, BAND2. Called for a
     # three-plane cube only, so it reads three keywords, whatever the header says. Empty when
     # they are not all there: the caller then assumes g, r, z, and says so.
@@ -251,11 +119,11 @@ def _band_names(hdu: _Hdu) -> tuple[str, ...]:
     return names if all(names) else ()
 
 
-def _image_hdu(data: bytes) -> _Hdu:
+def _image_hdu(data: bytes) -> Hdu:
     """The first HDU holding an image; tables and empty HDUs before it are stepped over."""
     saw_table = False
     try:
-        for hdu in _walk(data):
+        for hdu in walk(data):
             if hdu.is_compressed_image:
                 raise ImageDecodeError(
                     "tile-compressed FITS images (%(method)s) are not accepted: "
@@ -269,9 +137,9 @@ def _image_hdu(data: bytes) -> _Hdu:
                     hdu.integer("PCOUNT", default=0),
                     hdu.integer("GCOUNT", default=1),
                 ) != (0, 1):
-                    raise _HeaderError("an IMAGE extension must have PCOUNT = 0 and GCOUNT = 1")
+                    raise HeaderError("an IMAGE extension must have PCOUNT = 0 and GCOUNT = 1")
                 return hdu
-    except _HeaderError as exc:
+    except HeaderError as exc:
         raise _unreadable(exc) from exc
     if saw_table:
         raise ImageDecodeError("the FITS file holds a table, not an image")
@@ -285,17 +153,9 @@ def inspect(data: bytes, *, max_pixels: int) -> FitsLayout:
     anything is allocated or looped over, so a 2,880-byte header cannot cost more than its
     length (docs/fits.md).
     """
-    if not is_fits(data):
-        raise _unreadable(ValueError("the file does not start with SIMPLE  ="))
+    # The walk refuses a file whose first card is not SIMPLE = T.
     hdu = _image_hdu(data)
-    layout = FitsLayout(
-        index=hdu.index,
-        shape=_shape_without_unit_axes(hdu.axes),
-        bitpix=hdu.bitpix,
-        bands=(GREY_BAND,),
-        start=hdu.start,
-        end=hdu.data_end,
-    )
+    layout = FitsLayout(hdu=hdu, bands=(GREY_BAND,))
     _check_layout(layout, max_pixels=max_pixels)
     if len(layout.shape) == 3:
         named = _band_names(hdu)
@@ -405,76 +265,6 @@ def preview_png(data: bytes, layout: FitsLayout) -> bytes:
     return buffer.getvalue()
 
 
-# --- The stored copy: without the keywords that name a person or a place ------------------
-
-# Who observed or owns the data, and where the instrument stood (to a backyard's precision,
-# for an amateur's camera). The astrometry (WCS), times, instrument and survey stay.
-PRIVATE_KEYWORDS = frozenset(
-    {"OBSERVER", "OBSERVR", "AUTHOR", "USER", "USERNAME", "OWNER", "SWOWNER", "OPERATOR", "EMAIL"}
-    | {"E-MAIL", "CONTACT", "PI", "PI-NAME", "PINAME", "PI_NAME", "PROPOSER", "OBSERVAT", "SITE"}
-    | {"SITENAME", "SITELAT", "SITELONG", "SITELON", "SITEELEV", "SITEALT", "SITE-LAT", "SITE-LON"}
-    | {"SITE-ELV", "LATITUDE", "LONGITUD", "LAT-OBS", "LONG-OBS", "ELEV-OBS", "ALT-OBS", "OBS-LAT"}
-    | {"OBS-LONG", "OBS-LON", "OBS-ELEV", "OBS-ALT", "OBSLAT", "OBSLONG", "OBSELEV", "GEOLAT"}
-    | {"GEOLON", "GEOELEV", "GEO-LAT", "GEO-LONG"}
-)
-PRIVATE_PREFIXES = ("OBSGEO-", "GPS-", "GPS_")
-# The words of long (HIERARCH) keywords that mark them private, as in ESO's
-# "HIERARCH ESO TEL GEOLAT" or "HIERARCH ESO OBS PI-COI NAME".
-_PRIVATE_HIERARCH_WORDS = PRIVATE_KEYWORDS | {"PI-COI", "OBSERVATORY"}
-
-
-def _is_private(card: str) -> bool:
-    keyword = card[:8].rstrip().upper()
-    if keyword == "HIERARCH":
-        words = card[8:].split("=", 1)[0].upper().split()
-        return any(word in _PRIVATE_HIERARCH_WORDS or word.startswith(PRIVATE_PREFIXES) for word in words)
-    return keyword in PRIVATE_KEYWORDS or keyword.startswith(PRIVATE_PREFIXES)
-
-
-def _kept_cards(cards: tuple[str, ...]) -> list[str]:
-    kept: list[str] = []
-    dropping = False
-    for card in cards:
-        keyword = card[:8].rstrip().upper()
-        if keyword == "CONTINUE" and dropping:
-            continue  # the rest of a long string value that is being dropped
-        dropping = _is_private(card)
-        if not dropping:
-            kept.append(card)
-    return kept
-
-
-def strip_private_keywords(data: bytes) -> bytes:
-    """A copy of a FITS file without the keywords that name a person or a place
-    (PRIVATE_KEYWORDS, PRIVATE_PREFIXES), its data units copied byte for byte.
-
-    A header that loses a card loses its CHECKSUM too (it would no longer match); DATASUM,
-    which covers the data only, stays true. Anything after the last HDU that can be read
-    (a damaged extension, trailing bytes) is left out: its keywords cannot be checked.
-    """
-    parts: list[bytes] = []
-    changed = False
-    end = 0
-    try:
-        for hdu in _walk(data):
-            if hdu.is_compressed_image:
-                break  # refused on upload; nothing to keep after it
-            kept = _kept_cards(hdu.cards)
-            if len(kept) != len(hdu.cards):
-                changed = True
-                kept = [card for card in kept if card[:8].rstrip().upper() != "CHECKSUM"]
-            header = "".join(kept) + "END".ljust(CARD)
-            header = header.ljust(-(-len(header) // BLOCK) * BLOCK)
-            parts.append(header.encode("latin-1"))
-            parts.append(data[hdu.data_start : min(hdu.end, len(data))])
-            end = hdu.end
-    except _HeaderError:
-        pass
-    if not changed and end >= len(data):
-        return data
-    return b"".join(parts)
-
-
 # The keywords of the image plane's celestial WCS (FITS WCS papers I-II, SIP), for pixel axes
 # 1 and 2 and the primary description only. Anything else in the header never reaches
 # astropy.wcs: wcslib sizes its arrays from WCSAXES and NAXIS (WCSAXES = 10000 took 22 s and
@@ -491,9 +281,10 @@ _SIP_ORDERS = ("A_ORDER", "B_ORDER", "AP_ORDER", "BP_ORDER")
 MAX_SIP_ORDER = 9
 
 
-def _celestial_wcs_cards(hdu: _Hdu, layout: FitsLayout) -> list[str] | None:
+def _celestial_wcs_cards(layout: FitsLayout) -> list[str] | None:
     """The cards astropy.wcs is given: NAXIS = 2 with the image's size, then the first card of
     each celestial WCS keyword of pixel axes 1 and 2; None when a SIP order is out of range."""
+    hdu = layout.hdu
     for keyword in _SIP_ORDERS:
         order = hdu.value(keyword)
         if order is not None and not (isinstance(order, int) and 0 <= order <= MAX_SIP_ORDER):
@@ -514,21 +305,18 @@ def _celestial_wcs_cards(hdu: _Hdu, layout: FitsLayout) -> list[str] | None:
     return [card.ljust(CARD) for card in cards]
 
 
-def sky_centre(data: bytes, layout: FitsLayout) -> tuple[float, float] | None:
+def sky_centre(layout: FitsLayout) -> tuple[float, float] | None:
     """The ICRS (ra, dec) in degrees of the image's centre, from its celestial WCS; None when
     the header has none, or one astropy cannot use.
 
     Only the celestial WCS cards of the image HDU's header, walked and checked by inspect(),
     reach astropy.wcs (_WCS_KEYWORD): never the raw file, nor sizes it would allocate from.
+    The header is the layout's: the file is not walked again.
     """
     from astropy.io import fits as astropy_fits  # only when a FITS file arrives
     from astropy.wcs import WCS
 
-    try:
-        hdu = next(h for h in _walk(data) if h.index == layout.index)
-    except (StopIteration, _HeaderError):
-        return None
-    cards = _celestial_wcs_cards(hdu, layout)
+    cards = _celestial_wcs_cards(layout)
     if cards is None:
         return None
     with warnings.catch_warnings():

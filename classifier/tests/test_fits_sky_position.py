@@ -5,14 +5,19 @@ page with a link to the Legacy Surveys viewer; without a usable WCS they have no
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
 from astropy.coordinates import SkyCoord
 from astropy.io import fits as astropy_fits
+from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from classifier.core import fits
+from classifier.core.decode import DecodeLimits, prepare_image
+from classifier.core.manifest import ModelManifest
 from classifier.models import Prediction
 
 pytestmark = pytest.mark.django_db
@@ -120,3 +125,20 @@ def test_the_result_page_shows_a_fits_files_position(client, user):
     assert "150.100000°, 2.200000°" in page
     assert "centre of the uploaded FITS file's sky coordinates (WCS)" in page
     assert 'href="https://www.legacysurvey.org/viewer?ra=150.100000&amp;dec=2.200000&amp;zoom=15"' in page
+
+
+def test_the_headers_are_walked_once_per_image(monkeypatch):
+    # The layout keeps the image HDU's header: the sky centre reads its WCS from there.
+    walks = []
+    walk = fits.walk
+
+    def counting_walk(data):
+        walks.append(len(data))
+        return walk(data)
+
+    monkeypatch.setattr(fits, "walk", counting_walk)
+    data = fits_file(tan(("RA---TAN", "DEC--TAN"), (150.0, 2.0), ((SIZE + 1) / 2, (SIZE + 1) / 2)))
+    config = ModelManifest.read(Path(settings.MODEL_MANIFEST)).preprocessing
+    prepared = prepare_image(data, config, DecodeLimits())
+    assert prepared.sky_centre == pytest.approx((150.0, 2.0), abs=1e-6)
+    assert walks == [len(data)]

@@ -21,7 +21,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from PIL import Image
 
-from classifier.core import fits
+from classifier.core import fits, fits_header
+from classifier.core.metadata.fits import strip_private_keywords
 from classifier.core.preprocessing import ImageDecodeError
 from classifier.models import Job, Prediction
 from classifier.predictions import storage
@@ -62,7 +63,7 @@ def header(*cards: tuple[str, object]) -> bytes:
             shown = f"'{value}'" if isinstance(value, str) else value
         text += f"{keyword:<8}= {shown!s:>20}".ljust(80)[:80]
     text += "END".ljust(80)
-    return text.ljust(-(-len(text) // fits.BLOCK) * fits.BLOCK).encode("ascii")
+    return text.ljust(-(-len(text) // fits_header.BLOCK) * fits_header.BLOCK).encode("ascii")
 
 
 def naxis3_bomb() -> bytes:
@@ -103,7 +104,7 @@ def table_declaring_a_huge_heap() -> bytes:
             ("TFIELDS", 1),
             ("TFORM1", "D"),
         )
-        + cube_file()[fits.BLOCK :]
+        + cube_file()[fits_header.BLOCK :]
     )
 
 
@@ -171,10 +172,10 @@ ATTACK_IDS = [name for name, _, _ in ATTACKS]
 
 
 def test_the_header_attacks_are_one_or_two_blocks_declaring_billions():
-    assert len(naxis3_bomb()) == fits.BLOCK
+    assert len(naxis3_bomb()) == fits_header.BLOCK
     assert astropy_fits.Header.fromstring(naxis3_bomb())["NAXIS3"] == 2_000_000_000
     assert astropy_fits.Header.fromstring(huge_naxis())["NAXIS"] == 2_000_000_000
-    assert len(huge_naxis_in_an_extension()) == 2 * fits.BLOCK
+    assert len(huge_naxis_in_an_extension()) == 2 * fits_header.BLOCK
 
 
 def test_the_gzip_tile_inflates_to_hundreds_of_megabytes_for_a_64x64_image():
@@ -448,7 +449,7 @@ def test_private_keywords_are_not_stored_and_the_wcs_and_pixels_are(anonymous_cl
         np.testing.assert_array_equal(kept[1].data, sent[1].data)
         assert kept[1].header["DATASUM"] == sent[1].header["DATASUM"]
         assert "CHECKSUM" not in kept[1].header
-    assert astropy_fits.Header.fromstring(text[: fits.BLOCK]).get("OBSERVER") is None
+    assert astropy_fits.Header.fromstring(text[: fits_header.BLOCK]).get("OBSERVER") is None
 
 
 def test_the_stored_copy_classifies_and_previews_as_the_upload_did(client, media_root):
@@ -464,12 +465,12 @@ def test_the_stored_copy_classifies_and_previews_as_the_upload_did(client, media
 
 def test_a_file_without_private_keywords_is_stored_as_sent():
     data = cube_file()
-    assert fits.strip_private_keywords(data) is data
+    assert strip_private_keywords(data) is data
 
 
 def test_trailing_bytes_that_are_no_hdu_are_not_stored():
     data = cube_file()
-    kept = fits.strip_private_keywords(data + b"OBSERVER= 'Jane Doe'")
+    kept = strip_private_keywords(data + b"OBSERVER= 'Jane Doe'")
     assert kept == data
 
 

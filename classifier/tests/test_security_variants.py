@@ -15,7 +15,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from classifier.core import fits
+from classifier.core import fits_header
 from classifier.models import Prediction
 from classifier.tests.test_security_fits import header
 
@@ -46,7 +46,7 @@ def wcs_fits(*extra: tuple[str, object]) -> bytes:
     )
     y, x = np.mgrid[:SIDE, :SIDE] - (SIDE - 1) / 2
     pixels = np.exp(-(x**2 + y**2) / 50.0).astype(">f4").tobytes()
-    return head + pixels.ljust(-(-len(pixels) // fits.BLOCK) * fits.BLOCK, b"\0")
+    return head + pixels.ljust(-(-len(pixels) // fits_header.BLOCK) * fits_header.BLOCK, b"\0")
 
 
 def upload(client, data: bytes) -> Prediction:
@@ -77,7 +77,7 @@ def test_wcsaxes_of_a_hundred_thousand_does_not_crash_the_process(tmp_path):
         "from classifier.core import fits\n"
         "data = open(sys.argv[1], 'rb').read()\n"
         "layout = fits.inspect(data, max_pixels=40_000_000)\n"
-        "print(fits.sky_centre(data, layout))\n"
+        "print(fits.sky_centre(layout))\n"
         # VmHWM, not ru_maxrss: the latter keeps the parent's peak across fork and exec.
         "status = open('/proc/self/status').read().split('VmHWM:')[1]\n"
         "print(int(status.split()[0]) // 1024)\n"

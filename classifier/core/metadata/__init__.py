@@ -6,8 +6,7 @@ copied byte for byte, so the pixels decode exactly as the upload's did, and only
 the metadata blocks are left out. The EXIF orientation is the one piece kept (as an
 orientation-only EXIF block), so the stored picture still displays upright.
 
-A FITS file loses its personal and location header keywords (classifier.core.fits,
-docs/fits.md).
+A FITS file loses its personal and location header keywords (metadata/fits.py, docs/fits.md).
 
 No maintained library strips these six formats losslessly, hence this package: one module
 per container format, and this dispatcher. A container a module cannot walk (truncated, or a
@@ -21,7 +20,7 @@ import logging
 import struct
 from collections.abc import Callable
 
-from classifier.core import fits
+from classifier.core.metadata.fits import strip_private_keywords
 from classifier.core.metadata.gif import strip_gif
 from classifier.core.metadata.jpeg import strip_jpeg
 from classifier.core.metadata.png import strip_png
@@ -45,7 +44,7 @@ def strip_metadata(data: bytes, image_format: str) -> bytes:
     comments and text chunks; its pixels decode identically and its orientation is kept."""
     if image_format == "FITS":
         # Header keywords that name a person or a place go; the data units stay byte for byte.
-        return fits.strip_private_keywords(data)
+        return strip_private_keywords(data)
     rewrite = _REWRITERS.get(image_format)
     if rewrite is None:
         # BMP has no metadata blocks; anything else was refused before it got here.
