@@ -10,12 +10,12 @@ saturation changes, blur and resolution loss.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from classifier.core.preprocessing import PreprocessConfig
+from ml.config import AugmentSettings
 
 
 def _gaussian_kernel(sigma: float, radius: int) -> torch.Tensor:
@@ -69,7 +69,7 @@ def augmented_views(
     pixels: torch.Tensor,
     zoom: torch.Tensor,
     size: int,
-    params: dict[str, Any],
+    params: AugmentSettings,
     generator: torch.Generator,
     bridge: torch.Tensor | None = None,
 ) -> torch.Tensor:
@@ -87,37 +87,37 @@ def augmented_views(
     def bridging(probability: float) -> torch.Tensor:
         return chosen(probability) & bridged
 
-    small = math.radians(params["small_rotation_degrees"])
+    small = math.radians(params.small_rotation_degrees)
     quarter = torch.randint(0, 4, (n,), generator=generator).float() * (math.pi / 2)
     angle = quarter + uniform(-small, small)
     flip = torch.where(chosen(0.5), -1.0, 1.0)
-    jitter = math.log(params["scale_jitter"])
+    jitter = math.log(params.scale_jitter)
     scale = torch.exp(uniform(-jitter, jitter))
-    shift = uniform(-params["translate"], params["translate"], n, 2)
+    shift = uniform(-params.translate, params.translate, n, 2)
     images = _views(pixels, zoom, size, angle, flip, scale, shift)
 
-    low_resolution = bridging(params["resolution_probability"])
+    low_resolution = bridging(params.resolution_probability)
     if low_resolution.any():
         factor = float(uniform(1.3, 2.2, 1))
         small_side = max(8, round(size / factor))
         degraded = F.interpolate(images[low_resolution], size=small_side, mode="area")
         images[low_resolution] = F.interpolate(degraded, size=size, mode="bilinear", align_corners=False)
-    blurred = bridging(params["blur_probability"])
+    blurred = bridging(params.blur_probability)
     if blurred.any():
         images[blurred] = gaussian_blur(images[blurred], float(uniform(0.4, 1.2, 1)))
 
-    gains = torch.exp(torch.randn(n, 3, 1, 1, generator=generator) * params["colour_jitter"])
-    brightness = torch.exp(uniform(-params["brightness"], params["brightness"])).view(n, 1, 1, 1)
+    gains = torch.exp(torch.randn(n, 3, 1, 1, generator=generator) * params.colour_jitter)
+    brightness = torch.exp(uniform(-params.brightness, params.brightness)).view(n, 1, 1, 1)
     images = images * gains * brightness
     grey = images.mean(dim=1, keepdim=True)
-    saturation = torch.where(bridged, uniform(*params["saturation"]), 1.0).view(n, 1, 1, 1)
+    saturation = torch.where(bridged, uniform(*params.saturation), 1.0).view(n, 1, 1, 1)
     images = grey + saturation * (images - grey)
 
-    neighbours = bridging(params["neighbour_probability"])
+    neighbours = bridging(params.neighbour_probability)
     if neighbours.any():
         count = len(neighbours.nonzero())
         sources = torch.zeros(count, 1, size, size)
-        per_image = params["max_neighbours"]
+        per_image = params.max_neighbours
         flat = sources.view(count, -1)
         positions = torch.randint(0, size * size, (count, per_image), generator=generator)
         amplitude = torch.exp(uniform(math.log(0.3), math.log(4.0), count, per_image))
@@ -127,9 +127,9 @@ def augmented_views(
         tint = uniform(0.7, 1.3, count, 3).view(count, 3, 1, 1)
         images[neighbours] = images[neighbours] + psf * tint
 
-    sky = bridging(params["sky_probability"]).float() * uniform(0.0, params["sky_level"])
+    sky = bridging(params.sky_probability).float() * uniform(0.0, params.sky_level)
     images = images + sky.view(n, 1, 1, 1)
-    sigma = (uniform(0.0, params["noise_sigma"]) * bridged).view(n, 1, 1, 1)
+    sigma = (uniform(0.0, params.noise_sigma) * bridged).view(n, 1, 1, 1)
     images = images + sigma * torch.randn(images.shape, generator=generator)
     return images.clamp(0.0, 1.0)
 

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from classifier.core.galaxy10 import NUM_CLASSES
 from ml import sources as src
 from ml.augment import centre_views, normalise
+from ml.config import Config
 from ml.dataset import Split, batch_tensors, epoch_plan, serving_preprocess_config
 from ml.metrics import GALAXY10_COUNTS, MIN_COVERAGE
 from ml.scoring import pooled_validation, predict_logits, split_logits
@@ -43,12 +44,10 @@ def prior_adjustment(learnt: np.ndarray, name: str) -> np.ndarray:
 
 
 @torch.no_grad()
-def learnt_prior(
-    model: torch.nn.Module, train: list[Split], config: dict[str, Any], samples: int
-) -> np.ndarray:
+def learnt_prior(model: torch.nn.Module, train: list[Split], config: Config, samples: int) -> np.ndarray:
     """The model's mean predicted distribution over a draw of its training mix (centre views)."""
     pre = serving_preprocess_config(config)
-    rng = np.random.default_rng(config["seed"])
+    rng = np.random.default_rng(config.seed)
     plan = epoch_plan(train, config, rng)[:samples]
     means = []
     for start in range(0, len(plan), 128):
@@ -68,7 +67,7 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return round(best_t, 3)
 
 
-def calibrate(model: torch.nn.Module, val: list[Split], config: dict[str, Any]) -> tuple[float, int]:
+def calibrate(model: torch.nn.Module, val: list[Split], config: Config) -> tuple[float, int]:
     """Temperature and sample count from the validation galaxies with a clear vote majority.
 
     Galaxy10 itself keeps only galaxies whose votes clearly agree, and a served
@@ -77,7 +76,7 @@ def calibrate(model: torch.nn.Module, val: list[Split], config: dict[str, Any]) 
     probability as the crowd did, which under-states its accuracy on clear galaxies.
     """
     pre = serving_preprocess_config(config)
-    minimum = config["calibration"]["min_vote_fraction"]
+    minimum = config.calibration.min_vote_fraction
     logits, labels = [], []
     for split in val:
         has_votes = split.source.soft_weight >= MIN_COVERAGE
@@ -93,26 +92,26 @@ def calibrate(model: torch.nn.Module, val: list[Split], config: dict[str, Any]) 
     return fit_temperature(torch.cat(logits), all_labels), len(all_labels)
 
 
-def choose_prior(model: torch.nn.Module, splits: dict[str, list[Split]], config: dict[str, Any]) -> dict:
+def choose_prior(model: torch.nn.Module, splits: dict[str, list[Split]], config: Config) -> dict[str, Any]:
     """Fold the configured prior into the head's bias; report pooled validation under every prior.
 
     The choice is made in the configuration, on purpose, not by the validation
     score: validation is SDSS-voted, with GZ2's class mix, not Galaxy10's.
     """
-    settings = config["prior"]
-    learnt = learnt_prior(model, splits["train"], config, settings["samples"])
+    settings = config.prior
+    learnt = learnt_prior(model, splits["train"], config, settings.samples)
     pre = serving_preprocess_config(config)
     val_logits = [split_logits(model, split, pre) for split in splits["val"]]
     by_prior = {}
     for name in PRIORS:
         offset = torch.from_numpy(prior_adjustment(learnt, name))
         by_prior[name] = pooled_validation([v + offset for v in val_logits], splits["val"])
-    adjustment = prior_adjustment(learnt, settings["served"])
+    adjustment = prior_adjustment(learnt, settings.served)
     with torch.no_grad():
         model._fc.bias += torch.from_numpy(adjustment)
-    log.info("served prior %s; pooled validation by prior %s", settings["served"], json.dumps(by_prior))
+    log.info("served prior %s; pooled validation by prior %s", settings.served, json.dumps(by_prior))
     return {
-        "served": settings["served"],
+        "served": settings.served,
         "learnt": learnt.round(4).tolist(),
         "logit_adjustment": adjustment.round(4).tolist(),
         "pooled_validation_by_prior": by_prior,

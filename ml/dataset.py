@@ -13,7 +13,6 @@ import logging
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -21,6 +20,7 @@ import torch
 from classifier.core.preprocessing import PreprocessConfig
 from ml import sources as src
 from ml.cache import cache_pixels, cached_fraction, source_inputs
+from ml.config import Config, ConfigLike, TrainSettings
 from ml.metrics import GROUP_MATRIX
 from ml.votes import ANSWER_SLICES, NUM_ANSWERS
 
@@ -47,31 +47,34 @@ class Split:
     teacher: np.ndarray | None = None
 
 
-def serving_preprocess_config(config: dict[str, Any]) -> PreprocessConfig:
-    return PreprocessConfig(size=config["image_size"], crop_fraction=config["crops"]["galaxy10"])
+def serving_preprocess_config(config: ConfigLike) -> PreprocessConfig:
+    """The serving preprocessing: the model's input size and Galaxy10's crop."""
+    config = Config.of(config)
+    return PreprocessConfig(size=config.image_size, crop_fraction=config.crops.galaxy10)
 
 
 def collect_sources(
-    config: dict[str, Any],
+    config: ConfigLike,
     data_root: Path,
     galaxy10_h5: Path | None = None,
     folders: list[Path] | None = None,
     manifests: list[Path] | None = None,
 ) -> list[src.SourceSet]:
-    crops = config["crops"]
-    # Configurations written before the v2 label rule have no [labels]: they did not read t04.
-    read_spiral = config.get("labels", {}).get("read_spiral", False)
+    """Every labelled source found under ``data_root`` (missing ones are skipped with a warning),
+    the real Galaxy10 file, and the users' folders and CSV manifests."""
+    config = Config.of(config)
+    crops = config.crops
+    read_spiral = config.labels.read_spiral
     found: list[src.SourceSet] = []
     loaders = [
-        ("gz2_votes_sdss", partial(src.load_gz2_hart, read_spiral=read_spiral), crops["gz2_hart"]),
-        ("kaggle_gz_votes_sdss", partial(src.load_gz2_kaggle, read_spiral=read_spiral), crops["gz2_kaggle"]),
-        ("gz1_sdss", src.load_gz1, crops["gz1"]),
-        ("gz_decals_partial", src.load_gz_decals_partial, crops["gz_decals_partial"]),
+        ("gz2_votes_sdss", partial(src.load_gz2_hart, read_spiral=read_spiral), crops.gz2_hart),
+        ("kaggle_gz_votes_sdss", partial(src.load_gz2_kaggle, read_spiral=read_spiral), crops.gz2_kaggle),
+        ("gz1_sdss", src.load_gz1, crops.gz1),
+        ("gz_decals_partial", src.load_gz_decals_partial, crops.gz_decals_partial),
     ]
-    # Configurations written before the GZ DECaLS votes source have no switch: it stays out.
-    if config["train"].get("gz_decals_votes", False):
+    if config.train.gz_decals_votes:
         loaders.append(
-            ("gz_decals_votes", partial(src.load_gz_decals_votes, config=config), crops["gz_decals_votes"])
+            ("gz_decals_votes", partial(src.load_gz_decals_votes, config=config), crops.decals_votes)
         )
     for folder, loader, crop in loaders:
         if (data_root / folder).is_dir():
@@ -79,11 +82,11 @@ def collect_sources(
         else:
             log.warning("source %s not found under %s; skipped", folder, data_root)
     if galaxy10_h5:
-        found.append(src.load_galaxy10_h5(galaxy10_h5, crops["galaxy10"]))
+        found.append(src.load_galaxy10_h5(galaxy10_h5, crops.galaxy10))
     for folder in folders or []:
-        found.append(src.load_folder(folder, crops["user"]))
+        found.append(src.load_folder(folder, crops.user))
     for manifest in manifests or []:
-        found.append(src.load_csv_manifest(manifest, crops["user"]))
+        found.append(src.load_csv_manifest(manifest, crops.user))
     return found
 
 
@@ -113,17 +116,17 @@ def group_targets(path: Path, source: src.SourceSet) -> np.ndarray:
     return groups / groups.sum(axis=1, keepdims=True)
 
 
-def vote_soft_weight(counts: np.ndarray, settings: dict[str, Any]) -> np.ndarray:
+def vote_soft_weight(counts: np.ndarray, settings: TrainSettings) -> np.ndarray:
     """The weight of a GZ DECaLS galaxy's vote-implied 10-class target: ``votes_soft_weight``
     times its smooth-or-featured vote count over ``votes_full_weight`` (at most 1), so a 5-vote
     galaxy's noisy target teaches a quarter as much as a 20-vote one's; 0 turns the soft
     targets off and leaves the vote likelihood."""
     answered = counts[:, ANSWER_SLICES["smooth-or-featured"]].sum(axis=1)
-    scale = np.minimum(1.0, answered / settings.get("votes_full_weight", 20))
-    return (settings.get("votes_soft_weight", 0.0) * scale).astype(np.float32)
+    scale = np.minimum(1.0, answered / settings.votes_full_weight)
+    return (settings.votes_soft_weight * scale).astype(np.float32)
 
 
-def prepare_splits(sources: list[src.SourceSet], config: dict[str, Any]) -> dict[str, list[Split]]:
+def prepare_splits(sources: list[src.SourceSet], config: Config) -> dict[str, list[Split]]:
     """Each source's train/validation/test split, cached pixels attached.
 
     With ``train.decals_partial = "adaptation"`` the Galaxy Zoo DECaLS training images
@@ -132,48 +135,47 @@ def prepare_splits(sources: list[src.SourceSet], config: dict[str, Any]) -> dict
     fractions as a reported group error. With ``train.teacher_weight`` > 0 those training
     images also get galamo's group distribution as a low-weight target (ml/experiments/teacher.py).
     """
-    side = round(config["image_size"] * config["cache_margin"])
-    settings = config["train"]
-    teacher_weight = settings.get("teacher_weight", 0.0)
-    target_domain = set(settings["target_domain_sources"])
+    side = round(config.image_size * config.cache_margin)
+    settings = config.train
+    target_domain = set(settings.target_domain_sources)
     splits: dict[str, list[Split]] = {"train": [], "val": [], "test": []}
     for source in sources:
-        pixels = cache_pixels(source, side=side, margin=config["cache_margin"])
-        zoom = source.crop_fraction / cached_fraction(source.crop_fraction, config["cache_margin"])
+        pixels = cache_pixels(source, side=side, margin=config.cache_margin)
+        zoom = source.crop_fraction / cached_fraction(source.crop_fraction, config.cache_margin)
         for name, indices in src.split_indices(source, config).items():
             subset = source.subset(indices)
             adapt = (
                 name == "train"
                 and source.name == "gz_decals_partial"
-                and settings["decals_partial"] == "adaptation"
+                and settings.decals_partial == "adaptation"
             )
             if adapt:
                 subset.group_weights[:] = 0.0
             if name == "train" and source.votes is not None:
                 subset.soft_weight[:] = subset.soft_weight * vote_soft_weight(subset.votes, settings)
-            taught = name == "train" and source.name == TEACHER_SOURCE and teacher_weight > 0
-            teacher = group_targets(Path(settings["teacher_file"]), subset) if taught else None
+            taught = name == "train" and source.name == TEACHER_SOURCE and settings.teacher_weight > 0
+            teacher = group_targets(Path(settings.teacher_file), subset) if taught else None
             split = Split(subset, pixels[indices], zoom, source.name in target_domain, adapt, teacher)
             splits[name].append(split)
     return splits
 
 
-def epoch_plan(train: list[Split], config: dict[str, Any], rng: np.random.Generator) -> list[tuple[int, int]]:
+def epoch_plan(train: list[Split], config: Config, rng: np.random.Generator) -> list[tuple[int, int]]:
     """Which (split, row) pairs one epoch visits, shuffled."""
     plan: list[tuple[int, int]] = []
-    settings = config["train"]
+    settings = config.train
     for index, split in enumerate(train):
         n = len(split.source)
         if split.source.name == "gz1":
             strata = split.source.strata
             groups = np.unique(strata)
-            per_group = settings["gz1_per_epoch"] // len(groups)
+            per_group = settings.gz1_per_epoch // len(groups)
             for g in groups:
                 members = np.flatnonzero(strata == g)
                 picks = rng.choice(members, size=per_group, replace=len(members) < per_group)
                 plan.extend((index, int(i)) for i in picks)
         elif split.source.name == "gz_decals_partial":
-            plan.extend((index, i) for _ in range(settings["decals_partial_repeats"]) for i in range(n))
+            plan.extend((index, i) for _ in range(settings.decals_partial_repeats) for i in range(n))
         else:
             plan.extend((index, i) for i in range(n))
     order = rng.permutation(len(plan))

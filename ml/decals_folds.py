@@ -12,22 +12,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from classifier.core.galaxy10 import GROUP_OF_CLASS
 from ml import votes
+from ml.config import Config
 
 VOTES_DIR = "gz_decals_votes"
-
-
-DEFAULTS: dict[str, Any] = {"min_votes": 20, "folds": 5, "validation_folds": [0, 1], "seed": 20261205}
-
-
-def settings(config: dict[str, Any]) -> dict[str, Any]:
-    """``[decals_validation]`` of the configuration, defaults filled in (older runs have none)."""
-    return {**DEFAULTS, **config.get("decals_validation", {})}
 
 
 def assign_folds(
@@ -68,16 +60,15 @@ class DecalsValidation:
         return self.validation | self.member
 
 
-def build(table: votes.VoteTable, config: dict[str, Any]) -> DecalsValidation:
-    opts = settings(config)
-    read_spiral = config.get("labels", {}).get("read_spiral", True)
-    soft, coverage = votes.vote_targets(table.counts, read_spiral=read_spiral)
+def build(table: votes.VoteTable, config: Config) -> DecalsValidation:
+    opts = config.decals_validation
+    soft, coverage = votes.vote_targets(table.counts, read_spiral=config.labels.read_spiral)
     strata = np.asarray(GROUP_OF_CLASS)[soft.argmax(axis=1)]
-    eligible = table.total("smooth-or-featured") >= opts["min_votes"]
-    fold = assign_folds(table.iaunames, strata, eligible, opts["folds"], opts["seed"])
-    validation = np.isin(fold, opts["validation_folds"])
+    eligible = table.total("smooth-or-featured") >= opts.min_votes
+    fold = assign_folds(table.iaunames, strata, eligible, opts.folds, opts.seed)
+    validation = np.isin(fold, opts.validation_folds)
     return DecalsValidation(table, fold, validation, table.galaxy10_label >= 0, soft, coverage)
 
 
-def load(data_root: Path, config: dict[str, Any]) -> DecalsValidation:
+def load(data_root: Path, config: Config) -> DecalsValidation:
     return build(votes.read_vote_table(data_root / VOTES_DIR / "labels.csv"), config)

@@ -38,9 +38,9 @@ from classifier.core.statistics import Z_95, wilson_interval
 from ml import sources as src
 from ml import votes
 from ml.cache import source_inputs
-from ml.config import DEFAULT_CONFIG, load_config, parse_override
+from ml.config import DEFAULT_CONFIG, Config, load_config, parse_override
 from ml.dataset import collect_sources, serving_preprocess_config
-from ml.decals_folds import VOTES_DIR, DecalsValidation, load, settings
+from ml.decals_folds import VOTES_DIR, DecalsValidation, load
 from ml.evaluate import TFLiteModel, evaluation_sets, joins_pool, pooled_report
 from ml.labels import SMOOTH
 from ml.metrics import GROUP_MATRIX, MIN_COVERAGE, confusion_matrix
@@ -140,21 +140,14 @@ def paired_difference(
 # ---- models and their inputs ----------------------------------------------------------------
 
 
-def crop_fraction(config: dict[str, Any]) -> float:
-    """The GZ DECaLS crop; configurations older than the votes source use the partial
-    cutouts' crop (the same rendering)."""
-    crops = config["crops"]
-    return crops.get("gz_decals_votes", crops["gz_decals_partial"])
-
-
-def _inputs(name: str, images: list[str], soft: np.ndarray, config: dict[str, Any]) -> np.ndarray:
+def _inputs(name: str, images: list[str], soft: np.ndarray, config: Config) -> np.ndarray:
     """Model inputs of GZ DECaLS cutouts through the serving preprocessing, at the GZ DECaLS crop."""
-    source = src.soft_source(name, images, list(images), soft, crop_fraction(config))
+    source = src.soft_source(name, images, list(images), soft, config.crops.decals_votes)
     return source_inputs(source, serving_preprocess_config(config))
 
 
 def model_inputs(
-    data_root: Path, validation: DecalsValidation, rows: np.ndarray, config: dict[str, Any]
+    data_root: Path, validation: DecalsValidation, rows: np.ndarray, config: Config
 ) -> np.ndarray:
     images = [str(data_root / VOTES_DIR / validation.table.files[i]) for i in rows]
     return _inputs("gz_decals_votes", images, validation.soft[rows], config)
@@ -165,7 +158,7 @@ def read_members(data_root: Path) -> tuple[list[str], np.ndarray]:
     return [str(data_root / r["file"]) for r in rows], np.array([int(r["label_index"]) for r in rows])
 
 
-def member_inputs(data_root: Path, config: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+def member_inputs(data_root: Path, config: Config) -> tuple[np.ndarray, np.ndarray]:
     images, label = read_members(data_root)
     return _inputs("galaxy10_members", images, np.eye(NUM_CLASSES)[label], config), label
 
@@ -174,13 +167,13 @@ def member_inputs(data_root: Path, config: dict[str, Any]) -> tuple[np.ndarray, 
 class LoadedModel:
     name: str
     predict: Predictor
-    config: dict[str, Any]
+    config: Config
     sdss_pooled: dict[str, Any] | None  # val/pooled as recorded, when the model carries it
     # A run's vote head (vote_head.pt): inputs -> raw outputs (N, votes.NUM_ANSWERS), or None.
     predict_votes: Predictor | None = None
 
 
-def load_model(path: Path, run_config: dict[str, Any] | None = None) -> LoadedModel:
+def load_model(path: Path, run_config: Config | None = None) -> LoadedModel:
     """A packaged model folder (galaxy10.tflite + galaxy10.json), a .tflite file beside its
     manifest, or a training run folder (model.pt + run.json, scored in PyTorch). A run still
     training has only best.pt: it is scored with ``run_config`` (the configuration it was
@@ -188,13 +181,13 @@ def load_model(path: Path, run_config: dict[str, Any] | None = None) -> LoadedMo
     if path.is_dir() and (path / "run.json").exists() and not (path / "galaxy10.tflite").exists():
         return _torch_model(path)
     if path.is_dir() and (path / "best.pt").exists() and run_config is not None:
-        return _torch_model(path, "best.pt", {"config": run_config})
+        return _torch_model(path, "best.pt", {"config": run_config.as_dict()})
     tflite = path / "galaxy10.tflite" if path.is_dir() else path
     manifest = json.loads(tflite.with_suffix(".json").read_text())
     return LoadedModel(
         f"{tflite} ({manifest.get('model_version', '?')})",
         TFLiteModel(tflite),
-        manifest["training"]["config"],
+        Config.from_dict(manifest["training"]["config"]),
         manifest.get("metrics", {}).get("val/pooled"),
     )
 
@@ -207,8 +200,8 @@ def _batches(inputs: np.ndarray, size: int = 64) -> Iterator[torch.Tensor]:
 
 def _torch_model(run_dir: Path, weights: str = "model.pt", run: dict[str, Any] | None = None) -> LoadedModel:
     run = run or json.loads((run_dir / "run.json").read_text())
-    config = run["config"]
-    model = build_model(config["image_size"], pretrained=False)
+    config = Config.from_dict(run["config"])
+    model = build_model(config.image_size, pretrained=False)
     model.load_state_dict(torch.load(run_dir / weights))
     model.eval()
     temperature = float(run.get("temperature", 1.0))
@@ -348,7 +341,7 @@ def main() -> None:
     models = [load_model(p, run_config) for p in (args.model or [Path("ml/models")])]
     for model in models:
         if args.crop:
-            model.config = {**model.config, "crops": {**model.config["crops"], "gz_decals_votes": args.crop}}
+            model.config = model.config.with_overrides({"crops.gz_decals_votes": args.crop})
     # The folds come from the one configuration (--config), the same for every model scored,
     # so all models are compared on the same galaxies.
     config = load_config(args.config)
@@ -360,7 +353,7 @@ def main() -> None:
     )
     sizes = np.bincount(validation.fold[validation.fold >= 0]).tolist()
     held = int(validation.validation.sum())
-    print(f"folds (>= {settings(config)['min_votes']} votes): sizes {sizes}; validation {held} galaxies")
+    print(f"folds (>= {config.decals_validation.min_votes} votes): sizes {sizes}; validation {held} galaxies")
     results = []
     for model in models:
         result = score_model(model, args.data_root, validation, all_folds=args.all_folds)

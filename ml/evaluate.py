@@ -20,6 +20,7 @@ import numpy as np
 
 from ml import sources as src
 from ml.cache import source_inputs
+from ml.config import Config
 from ml.dataset import collect_sources, serving_preprocess_config
 from ml.metrics import MIN_COVERAGE, classification_report, group_vote_metrics, reliability
 
@@ -68,7 +69,7 @@ class EvaluationSet:
     inputs: np.ndarray
 
 
-def dev_set(data_root: Path, config: dict[str, Any]) -> EvaluationSet | None:
+def dev_set(data_root: Path, config: Config) -> EvaluationSet | None:
     """The 30 Galaxy10 DECaLS dev images, when present: a final report, never a selection."""
     pre = serving_preprocess_config(config)
     dev_root = data_root / "galaxy10_decals_dev"
@@ -79,7 +80,7 @@ def dev_set(data_root: Path, config: dict[str, Any]) -> EvaluationSet | None:
 
 
 def evaluation_sets(
-    config: dict[str, Any],
+    config: Config,
     data_root: Path,
     sources: list[src.SourceSet],
     splits: tuple[str, ...] = ("test",),
@@ -209,7 +210,7 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, default=Path("../shared/data"))
     parser.add_argument("--galaxy10-h5", type=Path)
     args = parser.parse_args()
-    config = json.loads((args.run / "run.json").read_text())["config"]
+    config = Config.from_dict(json.loads((args.run / "run.json").read_text())["config"])
     sets = evaluation_sets(config, args.data_root, collect_sources(config, args.data_root, args.galaxy10_h5))
     results = evaluate(TFLiteModel(args.model), sets)
     print(json.dumps(results, indent=2))

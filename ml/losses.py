@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ml.config import TrainSettings
 from ml.dataset import Split
 from ml.metrics import GALAXY10_COUNTS, GROUP_MATRIX
 from ml.vote_loss import VoteHead, vote_nll
@@ -67,15 +66,15 @@ def target_domain_terms(
     first: torch.Tensor,
     second: torch.Tensor,
     batch: dict[str, torch.Tensor],
-    settings: dict[str, Any],
+    settings: TrainSettings,
 ) -> torch.Tensor:
     """``per_sample`` plus the terms of the unlabelled DECaLS rows: view consistency (``second``
     holds their second views' logits) and, with ``teacher_weight`` > 0, the teacher's groups."""
     pairs = batch["consistency"]
-    teacher_weight = settings.get("teacher_weight", 0.0)
+    teacher_weight = settings.teacher_weight
     if pairs.any():
         per_sample = per_sample.clone()
-        per_sample[pairs] = per_sample[pairs] + settings["consistency_weight"] * consistency_loss(
+        per_sample[pairs] = per_sample[pairs] + settings.consistency_weight * consistency_loss(
             first[pairs], second
         )
     if teacher_weight > 0 and "teacher" in batch:

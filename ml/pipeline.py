@@ -27,7 +27,7 @@ from classifier.core.manifest import ModelManifest
 from ml import sources as src
 from ml.cache import source_inputs
 from ml.calibration import calibrate
-from ml.config import add_data_arguments, load_config, parse_override
+from ml.config import Config, add_data_arguments, load_config, parse_override
 from ml.dataset import collect_sources, prepare_splits, serving_preprocess_config
 from ml.evaluate import (
     DEV_SET,
@@ -56,9 +56,9 @@ INT8_TOLERANCE = 0.02
 log = logging.getLogger("ml.pipeline")
 
 
-def representative_inputs(config: dict[str, Any], sources: list[src.SourceSet], count: int) -> np.ndarray:
+def representative_inputs(config: Config, sources: list[src.SourceSet], count: int) -> np.ndarray:
     """Training-split images (never evaluation ones) to calibrate int8 ranges."""
-    rng = np.random.default_rng(config["seed"])
+    rng = np.random.default_rng(config.seed)
     pre = serving_preprocess_config(config)
     picked = []
     for source in sources:
@@ -97,10 +97,10 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
     if args.skip_train:
         run = json.loads((args.run / "run.json").read_text())
         # The calibration rule may be newer than the run: refit it from the weights.
-        config = {**run["config"], "calibration": config["calibration"]}
+        config = Config.from_dict({**run["config"], "calibration": config.as_dict()["calibration"]})
     else:
         run = train(config, args.run, args.data_root, args.galaxy10_h5)
-    size = config["image_size"]
+    size = config.image_size
     model = build_model(size, pretrained=False)
     model.load_state_dict(torch.load(args.run / "model.pt"))
     model.eval()
@@ -111,7 +111,7 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
     temperature = run["temperature"]
     pre = serving_preprocess_config(config)
 
-    calibration = representative_inputs(config, sources, config["export"]["representative_samples"])
+    calibration = representative_inputs(config, sources, config.export.representative_samples)
     # Decoded once, then scored for every export candidate. The candidates are compared on
     # validation only; the dev images are scored once, for the shipped file.
     sets = evaluation_sets(config, args.data_root, sources, ("val", "test"), with_dev=False)
@@ -215,7 +215,7 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
             "torch": run["torch"],
         },
         training={
-            "config": config,
+            "config": config.as_dict(),
             "class_weights": run["class_weights"],
             "selected_epoch": run.get("selected_epoch"),
             "prior": run.get("prior"),

@@ -20,12 +20,12 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from classifier.core.galaxy10 import CLASS_NAMES, NUM_CLASSES
 from ml import decals_folds, labels, votes
+from ml.config import Config, ConfigLike
 
 MAX_GROUPS = 3
 # Sources scored on their own, never joined into the pooled (SDSS-voted) validation:
@@ -208,13 +208,13 @@ def load_gz_decals_partial(root: Path, crop_fraction: float) -> SourceSet:
     return group_source("gz_decals_partial", images, [r["file"] for r in rows], constraints, crop_fraction)
 
 
-def load_gz_decals_votes(root: Path, crop_fraction: float, config: dict[str, Any]) -> SourceSet:
+def load_gz_decals_votes(root: Path, crop_fraction: float, config: Config) -> SourceSet:
     """Galaxy Zoo DECaLS vote counts: every galaxy, with its answer counts and vote-implied target.
 
     The split is fixed by ml/decals_folds.py rather than drawn: the validation folds
     (galaxies with >= 20 votes) are "val", the exact Galaxy10 members outside them "test",
     and every other galaxy, however few its votes, "train". ``soft_weight`` is the target's
-    coverage, as for GZ2 votes; training scales it by the number of votes (ml/train.py).
+    coverage, as for GZ2 votes; training scales it by the number of votes (ml/dataset.py).
     """
     validation = decals_folds.build(votes.read_vote_table(root / "labels.csv"), config)
     table = validation.table
@@ -331,13 +331,14 @@ def stratified_split(
     return train, val, test
 
 
-def split_indices(source: SourceSet, config: dict[str, Any]) -> dict[str, np.ndarray]:
+def split_indices(source: SourceSet, config: ConfigLike) -> dict[str, np.ndarray]:
     """The "train", "val" and "test" indices of ``source`` as every part of ml/ splits it:
     stratified, with the configuration's fractions and its top-level seed, unless the
-    source fixes its own split (the GZ DECaLS votes: ml/decals_validation.py)."""
+    source fixes its own split (the GZ DECaLS votes: ml/decals_folds.py)."""
     if source.fixed_split is not None:
         return {
             name: np.flatnonzero(source.fixed_split == i) for i, name in enumerate(("train", "val", "test"))
         }
-    parts = stratified_split(source.strata, tuple(config["split"]["fractions"]), config["seed"])
+    config = Config.of(config)
+    parts = stratified_split(source.strata, config.split.fractions, config.seed)
     return dict(zip(("train", "val", "test"), parts, strict=True))

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from ml.augment import augmented_views, normalise
 from ml.calibration import calibrate, choose_prior
-from ml.config import add_data_arguments, load_config, parse_override
+from ml.config import Config, add_data_arguments, load_config, parse_override
 from ml.dataset import batch_tensors, collect_sources, epoch_plan, prepare_splits, serving_preprocess_config
 from ml.losses import class_weights, loss_terms, make_vote_head, target_domain_terms, vote_terms
 from ml.model import backbone_parameters, build_model, freeze_early_layers, head_parameters
@@ -41,7 +41,7 @@ def save_best(out: Path, model: torch.nn.Module, vote_head: VoteHead | None) -> 
 
 
 def train(
-    config: dict[str, Any],
+    config: Config,
     out: Path,
     data_root: Path,
     galaxy10_h5: Path | None = None,
@@ -53,12 +53,10 @@ def train(
     handler = logging.FileHandler(out / "train.log", mode="w")
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     log.addHandler(handler)
-    settings = config["train"]
-    # train.seed (default: the top-level seed) moves initialisation, batch order and augmentation
-    # only; the split stays on the top-level seed, so runs of two seeds score the same galaxies.
-    seed = settings.get("seed", config["seed"])
+    settings = config.train
+    seed = config.training_seed
     torch.manual_seed(seed)
-    torch.set_num_threads(settings["num_threads"])
+    torch.set_num_threads(settings.num_threads)
     rng = np.random.default_rng(seed)
     generator = torch.Generator().manual_seed(seed)
     pre = serving_preprocess_config(config)
@@ -70,28 +68,28 @@ def train(
         raise SystemExit(f"no training source found under {data_root}")
     splits = prepare_splits(sources, config)
 
-    weights = torch.from_numpy(class_weights(splits["train"], settings["balance_power"]))
+    weights = torch.from_numpy(class_weights(splits["train"], settings.balance_power))
     log.info("class weights %s", weights.numpy().round(3).tolist())
-    model = build_model(config["image_size"])
-    frozen = freeze_early_layers(model, settings["frozen_blocks"])
-    likelihood_weight = settings.get("votes_likelihood_weight", 0.0)
+    model = build_model(config.image_size)
+    frozen = freeze_early_layers(model, settings.frozen_blocks)
+    likelihood_weight = settings.votes_likelihood_weight
     vote_head = make_vote_head(model, splits["train"], likelihood_weight)
     head = head_parameters(model) + ([] if vote_head is None else list(vote_head.parameters()))
     optimiser = torch.optim.AdamW(
         [
-            {"params": head, "lr": settings["lr_head"]},
-            {"params": backbone_parameters(model), "lr": settings["lr_backbone"]},
+            {"params": head, "lr": settings.lr_head},
+            {"params": backbone_parameters(model), "lr": settings.lr_backbone},
         ],
-        weight_decay=settings["weight_decay"],
+        weight_decay=settings.weight_decay,
     )
     steps_per_epoch = math.ceil(
-        len(epoch_plan(splits["train"], config, np.random.default_rng(0))) / settings["batch_size"]
+        len(epoch_plan(splits["train"], config, np.random.default_rng(0))) / settings.batch_size
     )
-    total_steps = steps_per_epoch * settings["epochs"]
+    total_steps = steps_per_epoch * settings.epochs
     # A step budget (0: none) shortens the whole schedule, for runs that must end by a deadline.
-    if settings.get("max_steps"):
-        total_steps = min(total_steps, settings["max_steps"])
-    warmup = max(1, int(total_steps * settings["warmup_fraction"]))
+    if settings.max_steps:
+        total_steps = min(total_steps, settings.max_steps)
+    warmup = max(1, int(total_steps * settings.warmup_fraction))
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimiser,
         lambda step: (
@@ -102,21 +100,21 @@ def train(
     history: list[dict[str, Any]] = []
     best_score, best_epoch = -math.inf, 0
     steps_done = 0
-    bridge_target_domain = config["augment"]["bridge_target_domain"]
-    select_on = settings.get("select_on", "sdss_pooled")
+    bridge_target_domain = config.augment.bridge_target_domain
+    select_on = settings.select_on
     started = time.time()
-    for epoch in range(1, settings["epochs"] + 1):
+    for epoch in range(1, settings.epochs + 1):
         model.train()
         for module in frozen:
             module.eval()
         plan = epoch_plan(splits["train"], config, rng)
         running = 0.0
-        bar = tqdm(range(0, len(plan), settings["batch_size"]), desc=f"epoch {epoch}", mininterval=10)
+        bar = tqdm(range(0, len(plan), settings.batch_size), desc=f"epoch {epoch}", mininterval=10)
         for step, start in enumerate(bar, 1):
-            batch = batch_tensors(splits["train"], plan[start : start + settings["batch_size"]])
+            batch = batch_tensors(splits["train"], plan[start : start + settings.batch_size])
             bridge = None if bridge_target_domain else ~batch["target_domain"]
             views = augmented_views(
-                batch["pixels"], batch["zoom"], pre.size, config["augment"], generator, bridge
+                batch["pixels"], batch["zoom"], pre.size, config.augment, generator, bridge
             )
             pairs = batch["consistency"]
             if pairs.any():
@@ -126,7 +124,7 @@ def train(
                     batch["pixels"][pairs],
                     batch["zoom"][pairs],
                     pre.size,
-                    config["augment"],
+                    config.augment,
                     generator,
                     torch.zeros(int(pairs.sum()), dtype=torch.bool),
                 )
@@ -134,7 +132,7 @@ def train(
             logits = model(normalise(views, pre))
             first = logits[: len(pairs)]
             per_sample = loss_terms(
-                first, batch, weights, settings["group_loss_weight"], settings["agreement_power"]
+                first, batch, weights, settings.group_loss_weight, settings.agreement_power
             )
             per_sample = vote_terms(per_sample, vote_head, batch, likelihood_weight)
             loss = target_domain_terms(per_sample, first, logits[len(pairs) :], batch, settings).mean()
@@ -175,7 +173,7 @@ def train(
     log.info("calibration temperature %.3f", temperature)
     torch.save(model.state_dict(), out / "model.pt")
     run = {
-        "config": config,
+        "config": config.as_dict(),
         "temperature": temperature,
         "calibration_samples": calibration_samples,
         "selected_epoch": best_epoch,

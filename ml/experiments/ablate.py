@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ml.config import add_data_arguments, load_config
+from ml.config import Config, Labels, add_data_arguments, load_config
 from ml.dataset import collect_sources, prepare_splits, serving_preprocess_config
 from ml.model import build_model
 from ml.scoring import pooled_validation, split_logits, split_metrics
@@ -55,7 +56,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
         "(teacher) added: galamo's 4-group distribution, weight 0.25, on the GZ DECaLS training images",
         {"train.teacher_weight": 0.25},
     ),
-    # Issue 18: the GZ DECaLS votes outside the DECaLS validation folds (ml/decals_validation.py).
+    # Issue 18: the GZ DECaLS votes outside the DECaLS validation folds (ml/decals_folds.py).
     "votes": (
         (
             "(votes) added: GZ DECaLS vote-implied targets and the Dirichlet-multinomial vote head; "
@@ -83,13 +84,13 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
-def score(config: dict[str, Any], reference_labels: dict[str, Any], weights: Path, data_root: Path) -> dict:
+def score(config: Config, reference_labels: Labels, weights: Path, data_root: Path) -> dict[str, Any]:
     """Pooled validation of ``weights`` (trained with ``config``) under the reference label rule,
     and agreement with the vote-implied class on the GZ DECaLS validation folds."""
     # Every variant is scored on the DECaLS validation folds, whether it trained on votes or not.
-    scoring = {**config, "labels": reference_labels, "train": {**config["train"], "gz_decals_votes": True}}
+    scoring = replace(config, labels=reference_labels, train=replace(config.train, gz_decals_votes=True))
     val = prepare_splits(collect_sources(scoring, data_root), scoring)["val"]
-    model = build_model(config["image_size"], pretrained=False)
+    model = build_model(config.image_size, pretrained=False)
     model.load_state_dict(torch.load(weights))
     model.eval()
     pre = serving_preprocess_config(config)
@@ -110,7 +111,7 @@ def run_variant(name: str, args: argparse.Namespace) -> dict[str, Any]:
     reason, overrides = VARIANTS[name]
     threads = {"train.num_threads": args.threads} if args.threads else {}
     config = load_config(args.config, {**overrides, "train.epochs": args.epochs, **threads})
-    reference_labels = load_config(args.config)["labels"]
+    reference_labels = load_config(args.config).labels
     out = args.out / name
     run = train(config, out, args.data_root)
     result = {

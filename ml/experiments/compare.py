@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ import numpy as np
 from ml import sources as src
 from ml.cache import source_inputs
 from ml.calibration import PRIORS, prior_adjustment
-from ml.config import add_data_arguments, load_config
+from ml.config import Config, Labels, add_data_arguments, load_config
 from ml.dataset import Split, collect_sources, epoch_plan, serving_preprocess_config
 from ml.evaluate import EvaluationSet, TFLiteModel, evaluate, evaluation_sets, pooled_report
 from ml.metrics import MIN_COVERAGE
@@ -45,16 +46,14 @@ def relabelled(sets: list[EvaluationSet], by_name: dict[str, src.SourceSet]) -> 
     return out
 
 
-def compare(
-    models: list[Path], config: dict[str, Any], data_root: Path, prior_samples: int = 0
-) -> dict[str, Any]:
+def compare(models: list[Path], config: Config, data_root: Path, prior_samples: int = 0) -> dict[str, Any]:
     """Per model: metrics under each label rule, and (with ``prior_samples``) under each prior."""
     results: dict[str, Any] = {}
     sets_by_rule: dict[str, list[EvaluationSet]] = {}
     base: list[EvaluationSet] | None = None
     found: list[src.SourceSet] = []
     for rule, read_spiral in LABEL_RULES.items():
-        rule_config = {**config, "labels": {**config["labels"], "read_spiral": read_spiral}}
+        rule_config = replace(config, labels=Labels(read_spiral=read_spiral))
         found = collect_sources(rule_config, data_root)
         if base is None:
             base = evaluation_sets(rule_config, data_root, found, ("val", "test"), with_dev=False)
@@ -63,19 +62,19 @@ def compare(
     for model_path in models:
         model = TFLiteModel(model_path)
         size = model.interpreter.get_input_details()[0]["shape"][1]
-        if size != config["image_size"]:
-            raise SystemExit(f"{model_path}: input {size} px, the evaluation sets {config['image_size']} px")
+        if size != config.image_size:
+            raise SystemExit(f"{model_path}: input {size} px, the evaluation sets {config.image_size} px")
         results[str(model_path)] = {rule: evaluate(model, sets) for rule, sets in sets_by_rule.items()}
         if draw is not None:
             results[str(model_path)]["priors_v2_labels"] = prior_ablation(model, draw, sets_by_rule["v2"])
     return results
 
 
-def training_draw(config: dict[str, Any], found: list[src.SourceSet], samples: int) -> np.ndarray:
+def training_draw(config: Config, found: list[src.SourceSet], samples: int) -> np.ndarray:
     """Model inputs for ``samples`` training images drawn as one epoch draws them."""
     train = [s.subset(src.split_indices(s, config)["train"]) for s in found]
     splits = [Split(source, np.zeros(0, np.uint8), 1.0) for source in train]
-    plan = epoch_plan(splits, config, np.random.default_rng(config["seed"]))[:samples]
+    plan = epoch_plan(splits, config, np.random.default_rng(config.seed))[:samples]
     pre = serving_preprocess_config(config)
     inputs = []
     for index, split in enumerate(splits):

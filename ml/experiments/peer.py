@@ -34,7 +34,7 @@ import numpy as np
 
 from ml import sources as src
 from ml.cache import load_image
-from ml.config import add_data_arguments, load_config
+from ml.config import Config, add_data_arguments, load_config
 from ml.dataset import collect_sources, serving_preprocess_config
 from ml.evaluate import DEV_SET, EvaluationSet, TFLiteModel, evaluate, evaluation_sets
 from ml.model_card import peer_table, write_model_card
@@ -103,9 +103,7 @@ def latency_ms(
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def compare(
-    config: dict[str, Any], data_root: Path, ours: Path, galamo_tflite: Path, rounds: int
-) -> dict[str, Any]:
+def compare(config: Config, data_root: Path, ours: Path, galamo_tflite: Path, rounds: int) -> dict[str, Any]:
     found = collect_sources(config, data_root)
     sets = evaluation_sets(config, data_root, found, ("test",), with_dev=True)
     if not sets or sets[0].name != DEV_SET:
@@ -120,7 +118,7 @@ def compare(
     return {
         "metrics": {"ours": evaluate(models["ours"], sets), "galamo": evaluate(models["galamo"], peer_sets)},
         "latency_ms": latency_ms(models, {"ours": sets[0].inputs, "galamo": peer_sets[0].inputs}, rounds),
-        "label_rule": "v2" if config["labels"]["read_spiral"] else "v1",
+        "label_rule": "v2" if config.labels.read_spiral else "v1",
     }
 
 

@@ -28,14 +28,14 @@ from typing import Any
 import numpy as np
 
 from ml import sources as src
-from ml.config import add_data_arguments, load_config
+from ml.config import Config, add_data_arguments, load_config
 from ml.dataset import TEACHER_SOURCE, collect_sources, serving_preprocess_config
 from ml.evaluate import TFLiteModel
 from ml.experiments.peer import convert_to_tflite, galamo_keras_file, peer_inputs
 from ml.metrics import GROUP_MATRIX
 
 
-def training_images(config: dict[str, Any], data_root: Path) -> src.SourceSet:
+def training_images(config: Config, data_root: Path) -> src.SourceSet:
     """The GZ DECaLS images of the training split, exactly as training splits them."""
     found = {s.name: s for s in collect_sources(config, data_root)}
     if TEACHER_SOURCE not in found:
@@ -44,13 +44,13 @@ def training_images(config: dict[str, Any], data_root: Path) -> src.SourceSet:
     return source.subset(src.split_indices(source, config)["train"])
 
 
-def predict(config: dict[str, Any], data_root: Path, galamo_tflite: Path) -> dict[str, Any]:
+def predict(config: Config, data_root: Path, galamo_tflite: Path) -> dict[str, Any]:
     images = training_images(config, data_root)
     probs = TFLiteModel(galamo_tflite)(peer_inputs(images, serving_preprocess_config(config).crop_fraction))
     return {
         "source": TEACHER_SOURCE,
         "split": "train",
-        "seed": config["seed"],
+        "seed": config.seed,
         "teacher": "galamo 0.0.8 galamo/model2.keras (BSD-3-Clause)",
         "teacher_tflite_sha256": hashlib.sha256(galamo_tflite.read_bytes()).hexdigest(),
         "probabilities": {

@@ -10,9 +10,10 @@ from ml.experiments.ablate import VARIANTS
 def test_each_variant_changes_an_existing_setting(name):
     _, overrides = VARIANTS[name]
     committed = load_config()
+    values = committed.as_dict()
     assert overrides
     for dotted, value in overrides.items():
-        section = committed
+        section = values
         *parents, leaf = dotted.split(".")
         for part in parents:
             section = section[part]

@@ -209,7 +209,7 @@ def test_folds_are_deterministic_disjoint_and_independent_of_row_order():
     by_name = dict(zip(table.iaunames, first.fold, strict=True))
     assert all(by_name[name] == fold for name, fold in zip(shuffled.iaunames, moved.fold, strict=True))
     # Another seed deals differently.
-    reseeded = folds.build(table, {**config, "decals_validation": {**folds.settings(config), "seed": 5}})
+    reseeded = folds.build(table, config.with_overrides({"decals_validation.seed": 5}))
     assert (reseeded.fold != first.fold).any()
 
 
@@ -296,15 +296,15 @@ def test_a_run_still_training_is_scored_from_best_pt_with_the_configuration_it_s
     from ml.vote_loss import VoteHead
 
     config = load_config(overrides={"train.gz_decals_votes": True})
-    model = build_model(config["image_size"], pretrained=False)
+    model = build_model(config.image_size, pretrained=False)
     torch.save(model.state_dict(), tmp_path / "best.pt")
     torch.save(VoteHead(model._fc.in_features).state_dict(), tmp_path / "vote_head.pt")
     loaded = dv.load_model(tmp_path, config)
-    inputs = np.zeros((2, config["image_size"], config["image_size"], 3), np.float32)
+    inputs = np.zeros((2, config.image_size, config.image_size, 3), np.float32)
     probs = loaded.predict(inputs)
     assert probs.shape == (2, NUM_CLASSES)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
     assert loaded.predict_votes(inputs).shape == (2, votes.NUM_ANSWERS)
-    assert loaded.config["train"]["gz_decals_votes"] is True
+    assert loaded.config.train.gz_decals_votes is True
     with pytest.raises(FileNotFoundError):
         dv.load_model(tmp_path)  # without the configuration it is not a model folder

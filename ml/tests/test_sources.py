@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 
 from ml import sources
+from ml.config import load_config
 
 
 def write_h5(path, images, answers):
@@ -66,7 +67,7 @@ def test_split_indices_follow_the_configured_fractions_and_top_level_seed_only()
         "gz2_hart", list(range(200)), list(range(200)), np.eye(10, dtype=np.float32)[strata], 0.6
     )
     source.strata = strata
-    config = {"seed": 3, "split": {"fractions": [0.7, 0.2, 0.1]}, "train": {"seed": 99}}
+    config = load_config(overrides={"seed": 3, "split.fractions": [0.7, 0.2, 0.1], "train.seed": 99})
     parts = sources.split_indices(source, config)
     expected = sources.stratified_split(strata, (0.7, 0.2, 0.1), seed=3)
     assert list(parts) == ["train", "val", "test"]

@@ -2,6 +2,7 @@
 training rows only."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -65,7 +66,9 @@ def test_only_the_decals_training_split_gets_the_teacher_and_only_with_a_weight(
     teacher_file(tmp_path / "t.json", train.source.keys)
 
     assert train.teacher is None  # the committed weight is 0: no file is read
-    config["train"].update(teacher_weight=0.25, teacher_file=str(tmp_path / "t.json"))
+    config = config.with_overrides(
+        {"train.teacher_weight": 0.25, "train.teacher_file": str(tmp_path / "t.json")}
+    )
     splits = prepare_splits([source], config)
     (train,), (val,), (test,) = splits["train"], splits["val"], splits["test"]
     assert train.teacher.shape == (len(train.source), 4)
@@ -95,13 +98,13 @@ def test_the_teacher_term_is_added_on_taught_rows_only_and_zero_weight_changes_n
         "teacher": teacher,
     }
     base = torch.ones(4)
-    settings = {"consistency_weight": 1.0, "teacher_weight": 0.0}
+    settings = replace(load_config().train, consistency_weight=1.0, teacher_weight=0.0)
     plain = target_domain_terms(base, first, second, batch, settings)
     expected = base.clone()
     expected[1:3] += consistency_loss(first[1:3], second)
     torch.testing.assert_close(plain, expected)
 
-    taught = target_domain_terms(base, first, second, batch, {**settings, "teacher_weight": 0.25})
+    taught = target_domain_terms(base, first, second, batch, replace(settings, teacher_weight=0.25))
     expected[1:3] += 0.25 * teacher_loss(first[1:3], teacher[1:3])
     torch.testing.assert_close(taught, expected)
     assert taught[0] == 1.0

@@ -1,6 +1,8 @@
 """The v2 training protocol pieces: agreement weights, consistency, target-domain augmentation,
 the served prior, DECaLS adaptation splits and pooled validation."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -75,14 +77,14 @@ def test_target_domain_rows_get_no_sdss_to_decals_changes():
     # A flat grey image stays flat under any rotation, flip, scale or shift, so a non-bridged
     # row must come back exactly flat when colour gains and brightness are off.
     pixels = torch.full((2, 40, 40, 3), 100, dtype=torch.uint8)
-    params = {
-        **load_config()["augment"],
-        "colour_jitter": 0.0,
-        "brightness": 0.0,
-        "sky_probability": 1.0,
-        "neighbour_probability": 1.0,
-        "noise_sigma": 0.1,
-    }
+    params = replace(
+        load_config().augment,
+        colour_jitter=0.0,
+        brightness=0.0,
+        sky_probability=1.0,
+        neighbour_probability=1.0,
+        noise_sigma=0.1,
+    )
     bridge = torch.tensor([True, False])
     views = augmented_views(pixels, torch.ones(2), 32, params, torch.Generator().manual_seed(0), bridge)
     flat = torch.full_like(views[1], 100 / 255)
@@ -116,7 +118,7 @@ def test_adaptation_drops_decals_group_targets_in_training_only(tmp_path, monkey
     assert test.source.group_weights.any()
     assert not val.consistency
 
-    config["train"]["decals_partial"] = "labels"
+    config = config.with_overrides({"train.decals_partial": "labels"})
     (train,) = prepare_splits([decals], config)["train"]
     assert not train.consistency
     assert train.source.group_weights.any()
@@ -178,7 +180,7 @@ def test_training_with_decals_adaptation_stops_at_the_step_budget(tmp_path, monk
     assert run["train_steps"] == 3
     assert len(run["history"]) == 1  # the budget ended the schedule inside the first epoch
     assert run["selected_epoch"] == 1
-    assert run["prior"]["served"] == config["prior"]["served"]
+    assert run["prior"]["served"] == config.prior.served
     assert sum(run["prior"]["learnt"]) == pytest.approx(1.0, abs=1e-3)
     assert (tmp_path / "run" / "model.pt").is_file()
 
@@ -196,7 +198,7 @@ def test_train_seed_moves_the_training_but_not_the_split(tmp_path, monkeypatch):
         return result, torch.load(tmp_path / name / "model.pt")
 
     first, first_weights = run("a")
-    _, again_weights = run("b", **{"train.seed": load_config()["seed"]})
+    _, again_weights = run("b", **{"train.seed": load_config().seed})
     other, other_weights = run("c", **{"train.seed": 7})
 
     assert first["splits"] == other["splits"]

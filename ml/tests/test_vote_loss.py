@@ -1,6 +1,7 @@
 """The vote likelihood (Dirichlet-multinomial), the vote head, and the GZ DECaLS votes source."""
 
 import itertools
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -122,9 +123,9 @@ def test_soft_weight_grows_with_the_number_of_votes():
     counts = np.stack(
         [counts_row(smooth_or_featured__smooth=5), counts_row(smooth_or_featured__smooth=40), counts_row()]
     )
-    settings = {"votes_soft_weight": 1.0, "votes_full_weight": 20}
+    settings = replace(load_config().train, votes_soft_weight=1.0, votes_full_weight=20)
     np.testing.assert_allclose(vote_soft_weight(counts, settings), [0.25, 1.0, 0.0])
-    assert not vote_soft_weight(counts, {**settings, "votes_soft_weight": 0.0}).any()
+    assert not vote_soft_weight(counts, replace(settings, votes_soft_weight=0.0)).any()
 
 
 def test_selection_score_follows_the_switch():
