@@ -1,7 +1,6 @@
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 
 from classifier.api import health, model, predictions, root
-from classifier.jobs import api as jobs
 
 app_name = "api"
 
@@ -20,18 +19,9 @@ urlpatterns = [
         name="prediction-detail",
     ),
     path("model/", model.ModelInfoApi.as_view(), name="model"),
-    path("jobs/", jobs.JobListCreateApi.as_view(), name="job-list"),
-    re_path(r"^jobs/(?P<pk>-?[0-9]+)/$", jobs.JobDetailApi.as_view(), name="job-detail"),
-    re_path(r"^jobs/(?P<pk>-?[0-9]+)/cancel/$", jobs.JobCancelApi.as_view(), name="job-cancel"),
-    re_path(r"^jobs/(?P<pk>-?[0-9]+)/results\.csv$", jobs.JobResultsCsvApi.as_view(), name="job-results-csv"),
-    re_path(
-        r"^jobs/(?P<pk>-?[0-9]+)/results\.json$", jobs.JobResultsJsonApi.as_view(), name="job-results-json"
-    ),
-    re_path(
-        r"^jobs/(?P<pk>-?[0-9]+)/results\.vot$",
-        jobs.JobResultsVotableApi.as_view(),
-        name="job-results-votable",
-    ),
+    # The jobs resource lives with the jobs feature, which builds on this package's serializers
+    # and error handler; named here by its path, its routes join this namespace.
+    path("", include("classifier.jobs.api_urls")),
     re_path(r"^health/live/?$", health.HealthLiveApi.as_view(), name="health-live"),
     re_path(r"^health/ready/?$", health.HealthReadyApi.as_view(), name="health-ready"),
 ]

@@ -20,7 +20,7 @@ from classifier.jobs import selectors as job_selectors
 from classifier.jobs import services as job_services
 from classifier.jobs.submissions import Submission, submission_from_uploads
 from classifier.models import Job, Prediction
-from classifier.web.forms import MultipleFileInput, MultipleImageField
+from classifier.predictions.upload_fields import MultipleFileInput, MultipleImageField
 
 GALLERY_PAGE_SIZE = 48
 

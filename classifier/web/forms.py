@@ -11,27 +11,9 @@ from django import forms
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
-from classifier.predictions.cutouts import Position, PositionError, parse_sky_position
-
-
-class MultipleFileInput(forms.ClearableFileInput):
-    allow_multiple_selected = True
-
-
-class MultipleImageField(forms.Field):
-    """The uploaded files as a list; each file's content is judged by the service.
-
-    FileField would already refuse, say, an empty file here, and then the error
-    could not be reported beside that file together with the others.
-    """
-
-    widget = MultipleFileInput
-
-    def clean(self, data: object) -> list:
-        files = [item for item in (data if isinstance(data, list | tuple) else [data]) if item]
-        if self.required and not files:
-            raise forms.ValidationError(self.error_messages["required"], code="required")
-        return files
+from classifier.core.exceptions import PositionError
+from classifier.predictions.cutouts import Position, parse_sky_position
+from classifier.predictions.upload_fields import MultipleFileInput, MultipleImageField
 
 
 class PredictionUploadForm(forms.Form):
