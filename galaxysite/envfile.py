@@ -6,7 +6,7 @@ Without .env, it is made from .env.example. Then every secret it lacks (absent, 
 or empty) gets a freshly generated value; a value already set is never changed, so running it
 again (every `make run` does) keeps the key that signs existing sessions. .env.example holds no
 usable secret on purpose: `cp .env.example .env` followed by `make run` or by this script gives
-a working key, and settings.py refuses the old `change-me` placeholder when DEBUG is off.
+a working key, and the settings (settings/base.py) refuse the old `change-me` placeholder when DEBUG is off.
 
 Run by path with the system Python: standard library only, and no Django import.
 """

@@ -1,13 +1,11 @@
-"""Settings for the Galaxy Classifier, read from the environment (django-environ).
-
-Every variable is documented in .env.example. The defaults are production-safe:
-DEBUG is off, SECRET_KEY must be provided, cookies are secure and HTTPS is
-enforced unless the environment says otherwise.
+"""Django itself: the secret, hosts, apps, middleware, database, cache, accounts, languages,
+files, uploads and the model. Read from the environment (django-environ); every variable is
+documented in .env.example, and the defaults are production-safe: DEBUG is off and
+SECRET_KEY must be provided.
 """
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 from pathlib import Path
 
@@ -46,6 +44,9 @@ elif not DEBUG:
             f"{len(set(SECRET_KEY))} different): use at least 50 random characters; {_NEW_KEY_HINT}."
         )
 
+# Secret key rotation: the previous key(s) keep sessions and signed links valid until they expire.
+SECRET_KEY_FALLBACKS = env.list("DJANGO_SECRET_KEY_FALLBACKS", default=[])
+
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -57,7 +58,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
-    "django.contrib.humanize",
     "rest_framework",
     "rest_framework.authtoken",
     "django_filters",
@@ -65,11 +65,17 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "axes",
     "classifier",
+    "django_prometheus",
+    "dbbackup",
 ]
 
 MIDDLEWARE = [
+    # The request id first, so every later line of a request carries it (classifier/ops/request_ids.py).
+    "classifier.ops.request_ids.RequestIdMiddleware",
+    # The Prometheus pair around everything else, so the latency covers the whole stack.
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    # Early, so every response gets them, the early 413 and 503 pages included (issue 14 item 10).
+    # Early, so every response gets them, the early 413 and 503 pages included.
     "csp.middleware.CSPMiddleware",
     "django_permissions_policy.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -85,8 +91,10 @@ MIDDLEWARE = [
     # anything reads the body (CSRF reads the form only in process_view).
     "classifier.ops.middleware.RequestSizeLimitMiddleware",
     "classifier.ops.middleware.DatabaseUnavailableMiddleware",
-    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    # Last but the Prometheus pair's end, as django-axes asks: it turns a locked-out login
+    # into the lockout page.
     "axes.middleware.AxesMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "galaxysite.urls"
@@ -109,27 +117,31 @@ TEMPLATES = [
 WSGI_APPLICATION = "galaxysite.wsgi.application"
 
 # SQLite is the embedded default; DATABASE_URL=postgres://... selects PostgreSQL (psycopg 3).
-DATABASES = {
-    "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
-}
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+_DATABASE = env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+_DATABASE["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 # A dropped connection is noticed before use, so the app recovers when the DB comes back.
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    DATABASES["default"].setdefault("OPTIONS", {})
-    DATABASES["default"]["OPTIONS"].setdefault(
+_DATABASE["CONN_HEALTH_CHECKS"] = True
+if _DATABASE["ENGINE"] == "django.db.backends.postgresql":
+    _DATABASE.setdefault("OPTIONS", {}).setdefault(
         "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5)
     )
+# The same backends wrapped by django-prometheus: queries, errors and failed connections counted.
+_DATABASE["ENGINE"] = {
+    "django.db.backends.postgresql": "django_prometheus.db.backends.postgresql",
+    "django.db.backends.sqlite3": "django_prometheus.db.backends.sqlite3",
+}.get(_DATABASE["ENGINE"], _DATABASE["ENGINE"])
+DATABASES = {"default": _DATABASE}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # The rate limits and the login lockout count in this cache, so it must be one that every
 # worker process shares: the database (no extra server; migration 0003 makes the table) by
 # default, or Redis with CACHE_URL=redis://host:6379/N.
-CACHES = {"default": env.cache("CACHE_URL", default="dbcache://django_cache")}
+_CACHE = env.cache("CACHE_URL", default="dbcache://django_cache")
 # Django's database cache writes with five statements; this one with one (classifier/ops/cache.py).
-if CACHES["default"]["BACKEND"] == "django.core.cache.backends.db.DatabaseCache":
-    CACHES["default"]["BACKEND"] = "classifier.ops.cache.DatabaseCache"
+if _CACHE["BACKEND"] == "django.core.cache.backends.db.DatabaseCache":
+    _CACHE["BACKEND"] = "classifier.ops.cache.DatabaseCache"
+CACHES = {"default": _CACHE}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -181,10 +193,18 @@ STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else 
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env.str("DJANGO_MEDIA_ROOT", default=str(BASE_DIR / "media")))
 
+# Backups (django-dbbackup; operations.py): `manage.py dbbackup` and `mediabackup` write here,
+# `dbrestore` and `mediarestore` read the newest from here.
+BACKUP_DIR = Path(env.str("DJANGO_BACKUP_DIR", default=str(BASE_DIR / "backups")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage",
+    },
+    # Backups hold every record and the API tokens: files 0600 in a 0700 folder (classifier/ops/backups.py).
+    "dbbackup": {
+        "BACKEND": "classifier.ops.backups.PrivateFileSystemStorage",
+        "OPTIONS": {"location": str(BACKUP_DIR)},
     },
 }
 
@@ -221,312 +241,3 @@ ALLOW_ANONYMOUS_PREDICT = env.bool("ALLOW_ANONYMOUS_PREDICT", default=True)
 ANONYMOUS_OWNERSHIP_SECONDS = env.int("ANONYMOUS_OWNERSHIP_SECONDS", default=24 * 3600)
 # Top-1 confidence below which result pages highlight the top-2 classes as a close call.
 UNSURE_CONFIDENCE_THRESHOLD = env.float("UNSURE_CONFIDENCE_THRESHOLD", default=0.5)
-
-# --- Classification jobs (Celery; issue 11) ---
-# With no broker configured, jobs go through a folder on this machine (kombu's filesystem
-# transport), so `make run` runs them end to end with no server; CELERY_BROKER_URL=redis://...
-# or amqp://... points every web process and worker at a shared broker instead.
-# The host is there for kombu, which warns on every connection without one; galaxysite/celery.py
-# completes a bare filesystem:// given in the environment.
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://localhost/")
-JOB_QUEUE_DIR = Path(env.str("JOB_QUEUE_DIR", default=str(BASE_DIR / "var" / "job-queue")))
-# Images per task. A chunk is recorded in one transaction at its end, so a chunk cut short
-# (its worker died) recorded nothing and is run again whole by the next delivery.
-JOB_CHUNK_SIZE = env.int("JOB_CHUNK_SIZE", default=64)
-# A chunk whose database or storage is down is retried with delays 1, 2, 4 ... growing to
-# JOB_RETRY_DELAY_MAX_S: 20 retries ride out about 8 minutes of outage, after which the job
-# fails with the reason.
-JOB_MAX_RETRIES = env.int("JOB_MAX_RETRIES", default=20)
-JOB_RETRY_DELAY_MAX_S = 30
-# The longest one member may take inside a chunk, to size the Redis visibility timeout below:
-# the slowest image the upload limits accept decodes, classifies and records in about 0.05 s
-# here (docs/scaling.md); 1 s leaves room for a loaded machine and object storage round trips.
-JOB_MEMBER_SECONDS = env.float("JOB_MEMBER_SECONDS", default=1.0)
-# Every broker call of a web process or worker gives up after this many seconds (connecting,
-# each Redis command, each AMQP read, write and publish confirmation): a broker that accepts
-# connections and never answers costs a submission a few seconds and a 503, not a thread.
-_BROKER_TIMEOUT_S = env.float("CELERY_BROKER_TIMEOUT", default=2.0)
-CELERY_BROKER_CONNECTION_TIMEOUT = _BROKER_TIMEOUT_S
-# One retry, on a fresh connection: a pooled one that a restarted RabbitMQ dropped fails at
-# once, and the retry gets through. A publish then gives up within about 3 x the timeout
-# above plus 0.5 s (the failed call, the reconnection, closing the dead connection): 6.5 s.
-CELERY_TASK_PUBLISH_RETRY_POLICY = {
-    "max_retries": 1,
-    "interval_start": 0.5,
-    "interval_step": 0,
-    "interval_max": 0.5,
-}
-if CELERY_BROKER_URL.startswith("filesystem:"):
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(JOB_QUEUE_DIR),
-        "data_folder_out": str(JOB_QUEUE_DIR),
-        "control_folder": str(JOB_QUEUE_DIR / "control"),
-        "polling_interval": 0.2,
-    }
-elif CELERY_BROKER_URL.startswith(("redis://", "rediss://", "redis+socket://", "sentinel://")):
-    # Redis gives a chunk that was never acknowledged (its worker was killed, or its machine
-    # lost) to another worker once it has been out this long. It must exceed the longest a
-    # live worker holds a chunk, or that chunk runs twice (recorded once, paid twice): up to
-    # JOB_RETRY_DELAY_MAX_S waiting for a retry's countdown, then the chunk itself at
-    # JOB_MEMBER_SECONDS a member. 30 + 64 x 1 = 94 s by default, so a killed worker's chunk
-    # runs again within 2 minutes (docs/scaling.md has the derivation, and what longer chunks
-    # need). Set JOB_CHUNK_SIZE and JOB_MEMBER_SECONDS alike on web and worker machines.
-    _VISIBILITY_TIMEOUT = env.int(
-        "CELERY_VISIBILITY_TIMEOUT",
-        default=round(JOB_RETRY_DELAY_MAX_S + JOB_MEMBER_SECONDS * JOB_CHUNK_SIZE),
-    )
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "visibility_timeout": _VISIBILITY_TIMEOUT,
-        # Every live worker (a survivor, or one started later) looks for overdue chunks this
-        # often, whoever took them.
-        "unacked_restore_interval": max(1, min(10, _VISIBILITY_TIMEOUT // 3)),
-        "unacked_restore_throttle": 1,
-        # The lock around a restore scan (milliseconds of work) outlives a worker killed while
-        # holding it, holding back every redelivery until it expires: kombu's default is 300 s.
-        # Two scans at once are harmless (each chunk is restored in a transaction that watches it).
-        "unacked_mutex_expire": min(30, _VISIBILITY_TIMEOUT),
-        "socket_timeout": _BROKER_TIMEOUT_S,
-        "socket_connect_timeout": _BROKER_TIMEOUT_S,
-    }
-else:
-    # RabbitMQ hands a chunk back as soon as its worker's connection drops (at once for a
-    # killed process; after missed heartbeats, broker_heartbeat = 120 s, for a lost machine).
-    # Publishes wait for the broker's confirmation, so a queued chunk is really queued.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "confirm_publish": True,
-        "read_timeout": _BROKER_TIMEOUT_S,
-        "write_timeout": _BROKER_TIMEOUT_S,
-    }
-CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="jobs")
-# At-least-once delivery: a chunk is acknowledged when it ends, and handed out again if the
-# process running it dies (tasks.py relies on it).
-CELERY_TASK_ACKS_LATE = True
-CELERY_TASK_REJECT_ON_WORKER_LOST = True
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_IGNORE_RESULT = True
-CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-JOB_MAX_ARCHIVE_BYTES = env.int("JOB_MAX_ARCHIVE_BYTES", default=2 * 1024**3)
-JOB_MAX_UNCOMPRESSED_BYTES = env.int("JOB_MAX_UNCOMPRESSED_BYTES", default=8 * 1024**3)
-JOB_MAX_COMPRESSION_RATIO = env.int("JOB_MAX_COMPRESSION_RATIO", default=100)
-JOB_MAX_MEMBERS = env.int("JOB_MAX_MEMBERS", default=200_000)
-# --- end of classification jobs ---
-
-# --- classify by position (docs/positions.md) ---
-# A URL template with {ra} and {dec} in degrees. The default is the Legacy Surveys viewer's
-# JPEG cutout at Galaxy10 DECaLS's framing: 256x256 pixels at 0.524"/pixel, g/r/z colour.
-CUTOUT_URL = env.str(
-    "CUTOUT_URL",
-    default="https://www.legacysurvey.org/viewer/jpeg-cutout?ra={ra}&dec={dec}&layer=ls-dr10&pixscale=0.524&size=256",
-)
-CUTOUT_CONNECT_TIMEOUT_S = env.float("CUTOUT_CONNECT_TIMEOUT_S", default=3.0)
-CUTOUT_READ_TIMEOUT_S = env.float("CUTOUT_READ_TIMEOUT_S", default=10.0)
-CUTOUT_RETRIES = env.int("CUTOUT_RETRIES", default=2)
-CUTOUT_BACKOFF_S = env.float("CUTOUT_BACKOFF_S", default=0.5)
-# Fetches in flight at once per process (web worker or Celery pool process).
-CUTOUT_MAX_CONCURRENT = env.int("CUTOUT_MAX_CONCURRENT", default=4)
-# Named in the User-Agent so the survey's operators can reach whoever runs this site.
-CUTOUT_CONTACT_URL = env.str("CUTOUT_CONTACT_URL", default="")
-CUTOUT_CACHE_SECONDS = env.int("CUTOUT_CACHE_SECONDS", default=30 * 24 * 3600)
-CUTOUT_MAX_BYTES = env.int("CUTOUT_MAX_BYTES", default=2 * 1024 * 1024)
-# --- end of classify by position ---
-
-REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": [
-        # Token first: unauthenticated API calls then get 401 with a WWW-Authenticate header.
-        "rest_framework.authentication.TokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
-    ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_RENDERER_CLASSES": [
-        "rest_framework.renderers.JSONRenderer",
-        "rest_framework.renderers.BrowsableAPIRenderer",
-    ],
-    "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.MultiPartParser",
-        "rest_framework.parsers.FormParser",
-        "classifier.api.parsers.JSONParser",
-    ],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
-    "PAGE_SIZE": env.int("API_PAGE_SIZE", default=25),
-    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.AnonRateThrottle"],
-    "DEFAULT_THROTTLE_RATES": {
-        "anon": env.str("API_ANON_THROTTLE_RATE", default="60/minute"),
-        # Pages and files that cost work to serve, per user or client (classifier/ops/throttles.py):
-        # stored images and FITS previews (a history page shows 24), result downloads, and
-        # password reset (per client and per address mailed) and change attempts.
-        "media": env.str("MEDIA_THROTTLE_RATE", default="300/minute"),
-        "downloads": env.str("DOWNLOAD_THROTTLE_RATE", default="30/minute"),
-        "password_reset": env.str("PASSWORD_RESET_THROTTLE_RATE", default="5/hour"),
-        "password_change": env.str("PASSWORD_CHANGE_THROTTLE_RATE", default="10/hour"),
-    },
-    # Set below from TRUSTED_PROXY_HOPS: the connecting address, or exactly that many entries
-    # from the end of X-Forwarded-For behind a proxy, so a client cannot choose its identity.
-    "NUM_PROXIES": 0,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "classifier.api.errors.exception_handler",
-}
-
-SPECTACULAR_SETTINGS = {
-    "TITLE": "Galaxy Classifier API",
-    "DESCRIPTION": "Classify galaxy images into the 10 Galaxy10 DECaLS classes and read the audit log.",
-    "VERSION": "1.0.0",
-    "SERVE_INCLUDE_SCHEMA": False,
-    "COMPONENT_SPLIT_REQUEST": True,
-    # Swagger UI from drf-spectacular-sidecar's static files: no CDN, works offline.
-    "SWAGGER_UI_DIST": "SIDECAR",
-    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    "REDOC_DIST": "SIDECAR",
-    "ENUM_NAME_OVERRIDES": {
-        "GalaxyClassEnum": "classifier.models.CLASS_CHOICES",
-        "PredictionSourceEnum": "classifier.models.Prediction.Source",
-        "JobStatusEnum": "classifier.models.Job.Status",
-        "JobMemberStatusEnum": "classifier.models.JobMember.Status",
-    },
-}
-
-# HTTPS hardening, on by default whenever DEBUG is off. `make run` serves plain
-# HTTP on loopback and switches the HTTPS-only parts off in its generated .env.
-SECURE_HTTPS = env.bool("DJANGO_SECURE_HTTPS", default=not DEBUG)
-SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=SECURE_HTTPS)
-SESSION_COOKIE_SECURE = SECURE_HTTPS
-CSRF_COOKIE_SECURE = SECURE_HTTPS
-SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31_536_000 if SECURE_HTTPS else 0)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=SECURE_HTTPS)
-SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=SECURE_HTTPS)
-BEHIND_PROXY = env.bool("DJANGO_BEHIND_PROXY", default=False)
-# Proxies between the client and the app, each appending one X-Forwarded-For entry; the
-# forwarded headers are ignored entirely when no proxy is configured.
-TRUSTED_PROXY_HOPS = env.int("DJANGO_TRUSTED_PROXY_HOPS", default=1) if BEHIND_PROXY else 0
-REST_FRAMEWORK["NUM_PROXIES"] = TRUSTED_PROXY_HOPS
-if BEHIND_PROXY:
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-# Health probes come over plain HTTP from inside the container/orchestrator.
-SECURE_REDIRECT_EXEMPT = [r"^api/health/"]
-SESSION_COOKIE_HTTPONLY = True
-X_FRAME_OPTIONS = "DENY"
-SECURE_CONTENT_TYPE_NOSNIFF = True
-SECURE_REFERRER_POLICY = "same-origin"
-
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
-}
-
-# --- Content-Security-Policy (issue 14 item 10) ---
-# Every page loads its scripts, styles, fonts and images from this origin only, and
-# runs no inline script or style; the upload previews are blob: URLs. Only the API docs
-# page adds data: images, for Swagger UI (galaxysite/urls.py). SECURITY.md explains it.
-CONTENT_SECURITY_POLICY = {
-    "DIRECTIVES": {
-        "default-src": ["'self'"],
-        "script-src": ["'self'"],
-        "style-src": ["'self'"],
-        "img-src": ["'self'", "blob:"],
-        "object-src": ["'none'"],
-        "base-uri": ["'none'"],
-        "frame-ancestors": ["'none'"],
-        "form-action": ["'self'"],
-    },
-}
-# Powerful browser features that no page here uses, denied to the pages and any frame.
-PERMISSIONS_POLICY: dict[str, list[str]] = {
-    feature: []
-    for feature in (
-        "accelerometer",
-        "autoplay",
-        "camera",
-        "display-capture",
-        "encrypted-media",
-        "fullscreen",
-        "geolocation",
-        "gyroscope",
-        "hid",
-        "idle-detection",
-        "magnetometer",
-        "microphone",
-        "midi",
-        "payment",
-        "picture-in-picture",
-        "publickey-credentials-get",
-        "screen-wake-lock",
-        "serial",
-        "usb",
-        "xr-spatial-tracking",
-    )
-}
-# --- Operations (issue 12; docs/operations.md) ------------------------------------------------------
-INSTALLED_APPS += ["django_prometheus", "dbbackup"]
-
-# Error pages: styled, translated pages; JSON under /api/ (classifier/web/error_views.py, galaxysite/urls.py).
-CSRF_FAILURE_VIEW = "classifier.web.error_views.csrf_failure"
-# An unknown ?format= is a documented JSON 406 on every operation (classifier/api/negotiation.py).
-REST_FRAMEWORK["DEFAULT_CONTENT_NEGOTIATION_CLASS"] = "classifier.api.negotiation.ApiContentNegotiation"
-SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [
-    "drf_spectacular.hooks.postprocess_schema_enums",
-    "classifier.api.negotiation.add_not_acceptable_responses",
-]
-
-# Metrics and request ids. The request id first, so every later line of a request carries it;
-# the Prometheus pair around everything else, so the latency covers the whole stack.
-MIDDLEWARE = [
-    "classifier.ops.request_ids.RequestIdMiddleware",
-    "django_prometheus.middleware.PrometheusBeforeMiddleware",
-    *MIDDLEWARE,
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
-]
-# The same backends wrapped by django-prometheus: queries, errors and failed connections counted.
-DATABASES["default"]["ENGINE"] = {
-    "django.db.backends.postgresql": "django_prometheus.db.backends.postgresql",
-    "django.db.backends.sqlite3": "django_prometheus.db.backends.sqlite3",
-}.get(DATABASES["default"]["ENGINE"], DATABASES["default"]["ENGINE"])
-# /metrics answers loopback callers (unless behind a proxy) and bearers of this token; 404 otherwise.
-METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
-METRICS_ALLOW_LOOPBACK = env.bool("METRICS_ALLOW_LOOPBACK", default=True)
-# Prometheus scrapes over plain HTTP from inside the network, like the health probes.
-SECURE_REDIRECT_EXEMPT = [*SECURE_REDIRECT_EXEMPT, r"^metrics$"]
-
-# Logs: plain or JSON lines, each with the request id.
-LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
-if LOG_FORMAT not in ("plain", "json"):
-    raise ImproperlyConfigured(f"LOG_FORMAT must be 'plain' or 'json', not {LOG_FORMAT!r}.")
-# One "request" event per request; on by default with JSON logs, where it replaces
-# gunicorn's access line (galaxysite/gunicorn.py).
-LOG_REQUESTS = env.bool("LOG_REQUESTS", default=LOG_FORMAT == "json")
-LOGGING["filters"] = {"request_id": {"()": "classifier.ops.request_ids.RequestIdFilter"}}
-LOGGING["formatters"] = {
-    "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
-    "json": {
-        "()": "pythonjsonlogger.json.JsonFormatter",
-        "fmt": "%(asctime)s %(levelname)s %(name)s %(request_id)s %(message)s",
-        "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
-    },
-}
-LOGGING["handlers"]["console"].update({"formatter": LOG_FORMAT, "filters": ["request_id"]})
-if LOG_FORMAT == "json":
-    # Python warnings become log records (JSON lines) instead of bare text on stderr.
-    logging.captureWarnings(True)
-
-# Model roll-out: the folder of model versions that `manage.py models` works on.
-MODEL_REPOSITORY = Path(env.str("MODEL_REPOSITORY", default=str(MODEL_PATH.parent)))
-
-# Backups (django-dbbackup): `manage.py dbbackup` and `mediabackup` write here, `dbrestore` and
-# `mediarestore` read the newest from here. PostgreSQL needs pg_dump and pg_restore.
-BACKUP_DIR = Path(env.str("DJANGO_BACKUP_DIR", default=str(BASE_DIR / "backups")))
-# Backups hold every record and the API tokens: files 0600 in a 0700 folder (classifier/ops/backups.py).
-STORAGES["dbbackup"] = {
-    "BACKEND": "classifier.ops.backups.PrivateFileSystemStorage",
-    "OPTIONS": {"location": str(BACKUP_DIR)},
-}
-DBBACKUP_SEND_EMAIL = False
-# `dbbackup --encrypt` / `mediabackup --encrypt` encrypt to this GPG key (a fingerprint or an
-# e-mail in the keyring of GNUPGHOME); `dbrestore --decrypt` needs the private key.
-DBBACKUP_GPG_RECIPIENT = env.str("DJANGO_BACKUP_GPG_RECIPIENT", default="") or None
-# Trust the recipient's key without it being signed in the keyring (a key imported for backups only).
-DBBACKUP_GPG_ALWAYS_TRUST = env.bool("DJANGO_BACKUP_GPG_ALWAYS_TRUST", default=False)
-
-# Secret key rotation: the previous key(s) keep sessions and signed links valid until they expire.
-SECRET_KEY_FALLBACKS = env.list("DJANGO_SECRET_KEY_FALLBACKS", default=[])
-# --- end of operations (issue 12) -------------------------------------------------------------------
