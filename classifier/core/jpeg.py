@@ -5,11 +5,11 @@ decode at a reduced scale, so a single-scan (baseline) JPEG costs only its reduc
 A JPEG stored in several scans (progressive, or sequential with one scan per component)
 does not: libjpeg keeps every DCT coefficient of the whole image at full resolution until
 the last scan arrives, 128 bytes per 8x8 block of each component whatever the output scale,
-and each scan is a pass over that buffer. A flat 40-megapixel progressive JPEG of a few
-hundred kB needs about 120-240 MB, and thousands of scans take a minute of CPU (issue 21).
+and each scan is a pass over that buffer: a small progressive file can need hundreds of
+megabytes, and thousands of scans minutes of CPU.
 This module walks the marker segments (linear in the file's length, the entropy-coded data
 skipped with one regular-expression search per scan) and reports the frame and the scans,
-so the decode budget (classifier.core.inference) can count the coefficient buffer, and a file
+so the decode budget (classifier.core.decode) can count the coefficient buffer, and a file
 with too many scans is refused before libjpeg sees it.
 """
 
@@ -40,9 +40,9 @@ _SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 
 _PROGRESSIVE_SOF = frozenset({0xC2, 0xC6, 0xCA, 0xCE})
 # The DCT processes libjpeg decodes and Pillow's draft mode can scale: baseline, extended
 # sequential and progressive, Huffman or arithmetic coded, 8 bits a sample. libjpeg-turbo 3
-# also decodes lossless JPEG (SOF3, SOF11), but ignores the draft's scale there, and Pillow
-# then wrote full-width rows into its scaled buffer: a heap overflow that aborted the process
-# ("double free or corruption") from a 2 MB upload. Hierarchical ones it cannot decode.
+# also decodes lossless JPEG (SOF3, SOF11), but ignores the draft's scale there, so Pillow
+# would write full-width rows into its scaled buffer: a heap overflow that aborts the worker.
+# Hierarchical ones it cannot decode.
 _DCT_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC9, 0xCA})
 _PRECISION = 8
 # In entropy-coded data 0xFF is followed by 0x00 (a stuffed byte) or a restart marker;
@@ -153,7 +153,7 @@ def _segments(data: bytes, max_segments: int) -> Iterator[tuple[int, int, int]]:
         if length < 2 or end > len(data):
             # libjpeg skips such a segment after the last scan and decodes the picture, but
             # the metadata stripper cannot rewrite the file and would re-encode it at full
-            # size (+176 MB for a 626 kB, 40-megapixel JPEG that the draft decode let through).
+            # size, far beyond the memory the draft decode was allowed.
             raise ImageDecodeError(
                 gettext_noop("the image could not be decoded: %(detail)s"),
                 detail=f"the JPEG marker segment at byte {pos} has a bad length ({length})",

@@ -180,7 +180,7 @@ _WORKING_MODE = {
 # The reduced premultiplied image goes back to straight alpha for _to_rgb.
 _STRAIGHT_ALPHA = {"RGBa": "RGBA", "La": "LA"}
 _BAND_BYTES = 1024 * 1024
-# Up to this many pixels the full-size conversions cost little (8 MB for a 16-bit image).
+# Up to this many pixels the full-size conversions cost little memory, even for 16 bits.
 _EXACT_PATH_PIXELS = 1024 * 1024
 _TRANSPOSE = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFilter
 
 from classifier.core.exceptions import ModelUnavailableError
 from classifier.core.galaxy10 import NUM_CLASSES
@@ -101,8 +101,6 @@ def model_list(*, root: Path) -> list[ModelEntry]:
 
 def _synthetic_galaxy() -> bytes:
     """A bright, blurred ellipse on black: an image any Galaxy10 model must be able to take."""
-    from PIL import ImageDraw, ImageFilter
-
     image = Image.new("RGB", (160, 160))
     ImageDraw.Draw(image).ellipse((50, 60, 110, 100), fill=(230, 210, 190))
     buffer = io.BytesIO()
