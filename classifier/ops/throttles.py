@@ -63,21 +63,23 @@ def retry_after(request: HttpRequest, throttle: BaseThrottle) -> int | None:
 
 def throttled(
     request: HttpRequest,
-    scope: str,
+    scope: str | BaseThrottle,
     *,
     ident: str | None = None,
-    throttle: BaseThrottle | None = None,
     message: str | None = None,
     page: Callable[[str], HttpResponse] | None = None,
 ) -> HttpResponse | None:
-    """A 429 response with Retry-After if ``request`` is over its ``scope``'s rate (or
-    ``throttle``'s), else None (and the request is counted). ``message`` is a %(seconds)s
-    template; ``page`` renders it for a browser, which otherwise reads it as plain text."""
-    seconds = retry_after(request, throttle or ScopedThrottle(scope, ident=ident))
+    """A 429 response with Retry-After if ``request`` is over its ``scope``'s rate (a
+    ScopedThrottle's, or the throttle given), else None (and the request is counted).
+    ``message`` is a %(seconds)s template; ``page`` renders it for a browser, which
+    otherwise reads it as plain text."""
+    throttle = ScopedThrottle(scope, ident=ident) if isinstance(scope, str) else scope
+    seconds = retry_after(request, throttle)
     if seconds is None:
         return None
     text = (message or _("Too many requests. Try again in %(seconds)s seconds.")) % {"seconds": seconds}
-    return refusal(request, 429, text, retry_after=seconds, page=page and (lambda: page(text)))
+    render_page = None if page is None else lambda: page(text)
+    return refusal(request, 429, text, retry_after=seconds, page=render_page)
 
 
 def upload_throttled(request: HttpRequest, page: Callable[[str], HttpResponse]) -> HttpResponse | None:
@@ -85,8 +87,7 @@ def upload_throttled(request: HttpRequest, page: Callable[[str], HttpResponse]) 
     same key, so the pages and the API together allow one rate per client."""
     return throttled(
         request,
-        AnonRateThrottle.scope,
-        throttle=AnonRateThrottle(),
+        AnonRateThrottle(),
         message=_("Too many uploads from your address. Try again in %(seconds)s seconds."),
         page=page,
     )
