@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from classifier.core.formats import RASTER_SUFFIXES
 from classifier.core.galaxy10 import CLASS_NAMES, NUM_CLASSES
 from ml import decals_folds, labels, votes
 from ml.config import Config, ConfigLike
@@ -31,7 +32,6 @@ MAX_GROUPS = 3
 # Sources scored on their own, never joined into the pooled (SDSS-voted) validation:
 # GZ DECaLS votes are the target-domain validation set (ml/decals_validation.py).
 NOT_POOLED = frozenset({"gz_decals_votes"})
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"}
 
 
 @dataclass(frozen=True)
@@ -289,7 +289,7 @@ def load_folder(root: Path, crop_fraction: float) -> SourceSet:
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         cls = _parse_label(folder.name)
         for file in sorted(folder.rglob("*")):
-            if file.suffix.lower() in IMAGE_SUFFIXES:
+            if file.suffix.lower() in RASTER_SUFFIXES:
                 images.append(str(file))
                 label.append(cls)
     return hard_source(f"folder:{root.name}", images, images.copy(), np.array(label), crop_fraction)

@@ -25,6 +25,7 @@ from django.conf import settings
 from PIL import Image, ImageDraw, ImageFilter
 
 from classifier.core.exceptions import ModelUnavailableError
+from classifier.core.formats import RASTER_SUFFIXES
 from classifier.core.galaxy10 import NUM_CLASSES
 from classifier.core.inference import GalaxyClassifier
 from classifier.core.manifest import ManifestError, ModelManifest
@@ -32,7 +33,6 @@ from classifier.core.preprocessing import ImageDecodeError
 from classifier.predictions.inference import decode_limits, get_classifier
 
 CURRENT_LINK = "current"
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".tif", ".tiff", ".bmp"}
 
 
 @dataclass(frozen=True)
@@ -180,7 +180,7 @@ def _compare_with_served(candidate: GalaxyClassifier, images: list[Path], report
 
 
 def images_in(folder: Path, *, limit: int) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in RASTER_SUFFIXES)[:limit]
 
 
 def model_activate(*, root: Path, version_dir: Path) -> Path:

@@ -15,15 +15,11 @@ from django.conf import settings
 from django.core.files import File
 
 from classifier.core.exceptions import ImageValidationError
+from classifier.core.formats import IMAGE_SUFFIXES
 from classifier.models import Prediction
 from classifier.predictions.filenames import sanitise_filename, sanitise_relative_name
 from classifier.predictions.inference import ClassificationResult, GalaxyClassifier, get_classifier
 from classifier.predictions.services import AcceptedUpload, check_source, predictions_record, validate_uploads
-
-# Inside folders only image files are picked up; a file named explicitly is always tried.
-IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".png", ".gif", ".webp", ".tif", ".tiff", ".bmp", ".fits", ".fit", ".fts"}
-)
 
 
 @dataclass(frozen=True)
@@ -59,6 +55,7 @@ def collect_input_files(paths: Sequence[str]) -> tuple[list[InputFile], list[str
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
+            # Inside folders only image files are picked up; a file named explicitly is always tried.
             found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
             files.extend(InputFile(p, sanitise_relative_name(p.relative_to(path).as_posix())) for p in found)
         elif path.is_file():
