@@ -20,7 +20,6 @@ import dataclasses
 import io
 import json
 import logging
-import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -31,11 +30,12 @@ import numpy as np
 from PIL import Image
 
 from classifier.core import ood
-from classifier.core.inference import GalaxyClassifier, PreparedImage
+from classifier.core.decode import PreparedImage
+from classifier.core.inference import GalaxyClassifier
 from classifier.core.manifest import ModelManifest, OodSection
 from classifier.core.preprocessing import ImageSource, PreprocessConfig, preprocess
 from ml import sources as src
-from ml.config import DEFAULT_CONFIG, load_config
+from ml.config import DEFAULT_CONFIG, Config, load_config
 from ml.ood_negatives import NEGATIVES
 from ml.ood_stats import (
     FEATURES,
@@ -80,7 +80,7 @@ class GalaxyView:
 
 
 def galaxy_splits(
-    config: dict[str, Any], data_root: Path, serving_crop: float, galaxy10_h5: Path | None = None
+    config: Config, data_root: Path, serving_crop: float, galaxy10_h5: Path | None = None
 ) -> dict[str, list[GalaxyView]]:
     """{split: views}: the training sources split exactly as the model's training split them.
 
@@ -88,8 +88,8 @@ def galaxy_splits(
     Galaxy10 DECaLS cutout at the serving crop, ml/config.toml) and with the serving crop
     applied to the file as it is (a survey cutout uploaded as it comes).
     """
-    # The sources exactly as training loads them (ml.train imports torch: only when fitting).
-    from ml.train import collect_sources
+    # The sources exactly as training loads them (ml.dataset imports torch: only when fitting).
+    from ml.dataset import collect_sources
 
     found = collect_sources(config, data_root, galaxy10_h5)
     splits: dict[str, list[GalaxyView]] = {"train": [], "val": [], "test": []}
@@ -161,23 +161,20 @@ def _sample(images: list[src.ImageRef], count: int, rng: np.random.Generator) ->
 # --- fit and metrics ------------------------------------------------------------------------
 
 
-def _model_config(manifest: ModelManifest, config_path: Path) -> dict[str, Any]:
+def _model_config(manifest: ModelManifest, config_path: Path) -> Config:
     """The training configuration the packaged model was trained with (its splits), else config.toml."""
     training = manifest.training.config if manifest.training is not None else None
-    return training if training else load_config(config_path)
+    return Config.from_dict(training) if training else load_config(config_path)
 
 
 def _classifier(models_dir: Path, manifest: ModelManifest, threads: int) -> GalaxyClassifier:
     """The serving classifier for the packaged model, without any earlier gate (whose
     features this code may no longer know)."""
-    with tempfile.TemporaryDirectory() as folder:
-        stripped = Path(folder) / MANIFEST_FILE
-        manifest.without_ood().write(stripped)
-        return GalaxyClassifier.from_files(
-            model_path=models_dir / (manifest.model_file or MODEL_FILE),
-            manifest_path=stripped,
-            num_threads=threads,
-        )
+    return GalaxyClassifier(
+        manifest=manifest.without_ood(),
+        model_path=models_dir / (manifest.model_file or MODEL_FILE),
+        num_threads=threads,
+    )
 
 
 def negative_sets(classifier: GalaxyClassifier, pre: PreprocessConfig) -> list[FeatureSet]:

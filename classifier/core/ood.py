@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -174,18 +174,6 @@ class GateParameters(Protocol):
     def version(self) -> str | None: ...
 
 
-_PARAMETERS = ("features", "mean", "inverse_covariance", "threshold", "version")
-
-
-@dataclass(frozen=True)
-class _Parameters:
-    features: Sequence[str]
-    mean: Sequence[float]
-    inverse_covariance: Sequence[Sequence[float]]
-    threshold: float
-    version: str | None
-
-
 @dataclass(frozen=True)
 class OodGate:
     """The fitted gate: squared Mahalanobis distance above ``threshold`` means out of distribution."""
@@ -209,17 +197,6 @@ class OodGate:
             threshold=float(section.threshold),
             version=section.version or "",
         )
-
-    @classmethod
-    def from_manifest(cls, data: Mapping[str, Any] | None) -> OodGate | None:
-        """The gate from the ``ood`` object of ``ModelManifest.as_dict()``, which the schema has
-        checked; callers that hold the ModelManifest use ``from_section(manifest.ood)``."""
-        if data is None:
-            return None
-        try:
-            return cls.from_section(_Parameters(**{key: data.get(key) for key in _PARAMETERS}))
-        except (AttributeError, TypeError, ValueError) as exc:
-            raise ValueError(f'"ood" is malformed: {exc}') from exc
 
     def distance(self, features: Mapping[str, float]) -> float:
         delta = np.array([features[name] for name in self.features], dtype=np.float64) - self.mean

@@ -21,6 +21,7 @@ from django.urls import reverse
 from PIL import Image, ImageDraw, ImageFilter
 
 from classifier.core.exceptions import ModelUnavailableError
+from classifier.core.manifest import ModelManifest
 from classifier.core.ood import FEATURE_NAMES, OodGate, features
 from classifier.core.preprocessing import PreprocessConfig
 from classifier.models import OUT_OF_DISTRIBUTION_WARNING, Prediction
@@ -174,8 +175,20 @@ def test_malformed_gate_makes_the_model_unavailable(model_copy, change):
         inference.get_classifier()
 
 
-def test_gate_from_manifest_none():
-    assert OodGate.from_manifest(None) is None
+def test_no_section_means_no_gate():
+    assert OodGate.from_section(None) is None
+
+
+def test_the_gate_is_built_from_the_manifests_checked_section():
+    manifest = ModelManifest.read(Path(settings.MODEL_MANIFEST))
+
+    gate = OodGate.from_section(manifest.ood)
+
+    assert gate.features == manifest.ood.features
+    assert gate.threshold == manifest.ood.threshold
+    assert gate.version == manifest.ood.version
+    np.testing.assert_array_equal(gate.mean, manifest.ood.mean)
+    assert gate.inverse_covariance.shape == (len(gate.features),) * 2
 
 
 # --- audit log, API, pages, exports -----------------------------------------------------------
