@@ -10,7 +10,6 @@ decoded size is then counted against two limits: the most one image may need
 from __future__ import annotations
 
 import io
-import logging
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -32,8 +31,6 @@ from classifier.core.preprocessing import (
     open_image,
     preprocess_image,
 )
-
-logger = logging.getLogger(__name__)
 
 # Pillow inflates a PNG's zTXt and iTXt chunks as it opens the file, by default up to a size
 # far outside the decode budget. Nothing reads them (the stored copy drops them,
@@ -256,13 +253,6 @@ def _prepare_fits(data: bytes, config: PreprocessConfig, limits: DecodeLimits) -
     with _fits_reserved(layout, limits):
         rgb = fits.read_rgb(data, layout)
         tensor = preprocess_image(Image.fromarray(rgb, "RGB"), config)
-    if layout.band_count == 1:
-        # Not a refusal: a grey cutout still gets a class, but a less trustworthy one (docs/fits.md).
-        logger.warning(
-            "classified a single-band FITS image (%sx%s) in grey: the model was trained on colour",
-            layout.width,
-            layout.height,
-        )
     return PreparedImage(
         tensor=tensor,
         width=layout.width,

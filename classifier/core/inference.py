@@ -149,7 +149,15 @@ class GalaxyClassifier:
         limits = self._limits()
         if max_pixels is not None:
             limits = replace(limits, max_pixels=max_pixels)
-        return prepare_image(source, self.manifest.preprocessing, limits)
+        prepared = prepare_image(source, self.manifest.preprocessing, limits)
+        if prepared.single_band:
+            # Not a refusal: a grey cutout still gets a class, but a less trustworthy one (docs/fits.md).
+            logger.warning(
+                "classified a single-band FITS image (%sx%s) in grey: the model was trained on colour",
+                prepared.width,
+                prepared.height,
+            )
+        return prepared
 
     def classify(self, source: ImageSource) -> ClassificationResult:
         return self.classify_prepared([self.prepare(source)])[0]

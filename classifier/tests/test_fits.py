@@ -245,7 +245,7 @@ def test_preview_of_a_non_fits_prediction_is_404(client, image_bytes):
 
 def test_single_band_is_classified_with_a_logged_warning(anonymous_client, caplog):
     data = fits_bytes(astropy_fits.PrimaryHDU(galaxy_cube()[1]))
-    with caplog.at_level("WARNING", logger="classifier.core.decode"):
+    with caplog.at_level("WARNING", logger="classifier.core.inference"):
         response = anonymous_client.post(
             reverse("api:prediction-list"),
             {"image": [SimpleUploadedFile("grey.fits", data)]},
