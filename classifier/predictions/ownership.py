@@ -29,6 +29,9 @@ OWN_PREDICTIONS_SESSION_KEY = "classifier_own_predictions"
 # ones fall out first, which keeps the session cookie/row small.
 MAX_REMEMBERED_PREDICTIONS = 500
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+# The predictions of no job. One marked as a job's but with no job (it cannot happen: the job's
+# deletion cascades) stays hidden rather than falling back to the shared log.
+OUTSIDE_JOBS = Q(job__isnull=True) & ~Q(source=Prediction.Source.JOB)
 
 
 def _is_logged_in(user: Any) -> bool:
@@ -62,9 +65,7 @@ def logged_in_reader_filter(user: Any) -> Q:
     jobs they may see (their own; staff see every job)."""
     if _is_staff(user):
         return Q()
-    # A prediction marked as a job's but with no job (it cannot happen: the job's deletion
-    # cascades) stays hidden rather than falling back to the shared log.
-    return (Q(job__isnull=True) & ~Q(source=Prediction.Source.JOB)) | Q(job__user=user)
+    return OUTSIDE_JOBS | Q(job__user=user)
 
 
 def visible_predictions(*, user: Any, session: Mapping[str, Any] | None) -> QuerySet[Prediction]:
@@ -72,7 +73,7 @@ def visible_predictions(*, user: Any, session: Mapping[str, Any] | None) -> Quer
     if _is_logged_in(user):
         return Prediction.objects.filter(logged_in_reader_filter(user))
     # Jobs need a login, so an anonymous session never uploaded a job's prediction.
-    return anonymous_owned(session).filter(job__isnull=True).exclude(source=Prediction.Source.JOB)
+    return anonymous_owned(session).filter(OUTSIDE_JOBS)
 
 
 def may_look_up(*, pk: int, user: Any, session: Mapping[str, Any] | None) -> bool:
@@ -94,6 +95,7 @@ def anonymous_owned(session: Mapping[str, Any] | None) -> QuerySet[Prediction]:
 
 
 def _in_a_job(prediction: Prediction) -> bool:
+    # OUTSIDE_JOBS, for a row already loaded.
     return prediction.job_id is not None or prediction.source == Prediction.Source.JOB
 
 
