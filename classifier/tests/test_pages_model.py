@@ -226,15 +226,18 @@ def test_evaluation_sets_are_read_from_the_manifest_with_their_intervals():
         assert gz2.label == "gz2, test split"
 
 
-def test_the_context_is_the_same_from_the_typed_manifest_or_its_dict(tmp_path):
+def test_the_context_is_read_from_the_typed_manifest(tmp_path):
     manifest = ModelManifest.from_dict(shipped_manifest())
 
-    typed = model_page_context(manifest=manifest, model_dir=tmp_path)
-    from_dict = model_page_context(manifest=manifest.as_dict(), model_dir=tmp_path)
+    context = model_page_context(manifest=manifest, model_dir=tmp_path)
 
-    assert typed == from_dict
-    assert typed["main_set"].key == "galaxy10_decals_dev"
-    assert [c.name for c in typed["export_candidates"]] == ["int8", "float16"]
+    assert context["main_set"].key == "galaxy10_decals_dev"
+    assert context["input_size"] == manifest.preprocessing.size
+    assert [c.name for c in context["export_candidates"]] == ["int8", "float16"]
+    assert [c.shipped for c in context["export_candidates"]] == [True, False]
+    assert [s.name for s in context["data_sources"]] == [s.name for s in manifest.provenance.sources]
+    assert context["epochs"] == len(manifest.training.history)
+    assert context["model_card"] == ""
 
 
 def test_a_manifest_without_metrics_or_training_still_renders(client, model_copy):

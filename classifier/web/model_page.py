@@ -240,10 +240,8 @@ def parse_timestamp(value: str | None) -> datetime | None:
 # --- the page ----------------------------------------------------------------------------------
 
 
-def model_page_context(*, manifest: ModelManifest | Mapping[str, Any], model_dir: Path) -> dict[str, Any]:
-    """The page's context from the served manifest (a dict is read through the schema)."""
-    if not isinstance(manifest, ModelManifest):
-        manifest = ModelManifest.from_dict(dict(manifest))
+def model_page_context(*, manifest: ModelManifest, model_dir: Path) -> dict[str, Any]:
+    """The page's context from the served model's manifest and the folder it was shipped in."""
     sets = evaluation_sets(manifest.metrics)
     training, provenance = manifest.training, manifest.provenance
     history = training.history if training is not None else None
