@@ -36,7 +36,6 @@ from classifier.core.manifest_sections import (
     count,
     mapping_of,
     named,
-    parse_preprocessing,
     section,
     text,
     to_json,
@@ -86,6 +85,22 @@ def _sha256(value: Any, where: str) -> str:
     return value
 
 
+def _preprocessing(value: Any, where: str) -> PreprocessConfig:
+    if not isinstance(value, dict):
+        raise ManifestError(f"{named(where)} is not a JSON object")
+    try:
+        config = PreprocessConfig.from_manifest(value)
+    except (TypeError, ValueError) as exc:
+        raise ManifestError(f"{named(where)} is invalid: {exc}") from exc
+    if not isinstance(config.size, int) or isinstance(config.size, bool) or config.size <= 0:
+        raise ManifestError(f"{named(where)} size {config.size!r} is not a positive integer")
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (config.mean, config.std)):
+        raise ManifestError(f"{named(where)} mean and std are not numbers")
+    if config.std == 0:
+        raise ManifestError(f"{named(where)} std is 0")
+    return config
+
+
 def _classes(value: Any, where: str) -> tuple[ManifestClass, ...]:
     if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
         raise ManifestError("the manifest's classes are not a list of objects")
@@ -119,7 +134,7 @@ class ModelManifest(Section):
     created_at: Annotated[str | None, text] = None
     architecture: Annotated[str | None, text] = None
     classes: Annotated[tuple[ManifestClass, ...], _classes]
-    preprocessing: Annotated[PreprocessConfig, parse_preprocessing]
+    preprocessing: Annotated[PreprocessConfig, _preprocessing]
     input: Annotated[InputSection | None, section(InputSection)] = None
     output: Annotated[OutputSection, section(OutputSection)]
     quantization: Annotated[str | None, text] = None

@@ -380,19 +380,3 @@ class OodSection(Section):
                 f"{named(where)} has {n} features but a mean of {len(self.mean)} values and an "
                 f"inverse covariance of {len(self.inverse_covariance)} rows: both need {n}"
             )
-
-
-def parse_preprocessing(value: Any, where: str) -> PreprocessConfig:
-    if not isinstance(value, dict):
-        raise ManifestError(f"{named(where)} is not a JSON object")
-    try:
-        config = PreprocessConfig.from_manifest(value)
-    except (TypeError, ValueError) as exc:
-        raise ManifestError(f"{named(where)} is invalid: {exc}") from exc
-    if not isinstance(config.size, int) or isinstance(config.size, bool) or config.size <= 0:
-        raise ManifestError(f"{named(where)} size {config.size!r} is not a positive integer")
-    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (config.mean, config.std)):
-        raise ManifestError(f"{named(where)} mean and std are not numbers")
-    if config.std == 0:
-        raise ManifestError(f"{named(where)} std is 0")
-    return config
