@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from django.core.cache import cache
 from django.core.signals import setting_changed
+from django.utils import translation
 from rest_framework.test import APIClient
 
 from classifier.tests.utils import GALAXY_DATA_DIR, make_image_bytes
@@ -44,6 +45,14 @@ def media_root(settings, tmp_path: Path) -> Path:
     root.mkdir()
     settings.MEDIA_ROOT = root
     return root
+
+
+@pytest.fixture(autouse=True)
+def _back_to_english() -> Iterator[None]:
+    # LocaleMiddleware leaves the last request's language active in this thread: the next
+    # test must not run in Spanish.
+    yield
+    translation.deactivate()
 
 
 @pytest.fixture(autouse=True)

@@ -12,13 +12,6 @@ from classifier.tests.factories import PredictionFactory
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def _back_to_english():
-    # LocaleMiddleware leaves the last request's language active in this thread.
-    yield
-    translation.deactivate()
-
-
 def boom(request):
     msg = "a bug"
     raise RuntimeError(msg)

@@ -47,14 +47,6 @@ IGNORED = ["ml", "bench", "notebooks", "docs", ".venv", ".venv-tflite"]
 NOT_SOURCES = [".git", "locale", "media", "staticfiles", "var", "node_modules", "__pycache__", "*.sqlite3"]
 
 
-@pytest.fixture(autouse=True)
-def _back_to_english():
-    # LocaleMiddleware leaves the last request's language active in this thread;
-    # later tests must not run in Spanish.
-    yield
-    translation.deactivate()
-
-
 # --- the catalog -------------------------------------------------------------------------------
 
 

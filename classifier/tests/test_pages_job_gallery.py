@@ -7,7 +7,6 @@ import re
 
 import pytest
 from django.urls import reverse
-from django.utils import translation
 
 from classifier.jobs import services as job_services
 from classifier.jobs import views as job_views
@@ -18,12 +17,6 @@ from classifier.tests.jobs_support import distinct_images, make_zip, run_chunks_
 pytestmark = pytest.mark.django_db
 
 ITEM = re.compile(r'<li class="grid-card[^"]*" data-prediction-id="(\d+)" data-class-index="(\d+)">')
-
-
-@pytest.fixture(autouse=True)
-def _back_to_english():
-    yield
-    translation.deactivate()
 
 
 @pytest.fixture

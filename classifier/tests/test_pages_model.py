@@ -32,13 +32,6 @@ pytestmark = pytest.mark.django_db
 MODEL_URL = reverse("classifier:model")
 
 
-@pytest.fixture(autouse=True)
-def _back_to_english():
-    # LocaleMiddleware leaves the last request's language active in this thread.
-    yield
-    translation.deactivate()
-
-
 def shipped_manifest() -> dict:
     return json.loads(Path(django_settings.MODEL_MANIFEST).read_text(encoding="utf-8"))
 

@@ -20,12 +20,6 @@ MOMENT = datetime(2026, 1, 15, 21, 5, 30, tzinfo=UTC)
 TIME_ELEMENT = re.compile(r'<time datetime="([^"]+)">([^<]+)</time>')
 
 
-@pytest.fixture(autouse=True)
-def _back_to_english():
-    yield
-    translation.deactivate()
-
-
 def test_a_moment_is_shown_in_the_sites_time_zone_with_its_name(settings):
     settings.TIME_ZONE = "Europe/Madrid"
 

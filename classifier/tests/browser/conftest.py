@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from django.contrib.auth import get_user_model
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
@@ -67,6 +68,15 @@ def context(browser) -> Iterator[object]:
 @pytest.fixture
 def page(context) -> object:
     return context.new_page()
+
+
+@pytest.fixture
+def curator():
+    """Staff: reads the history, the browsable API and every admin page, may delete records in
+    the admin, and sees every header link (Admin too), the widest header there is."""
+    return get_user_model().objects.create_user(
+        username="curator", password="ngc-224-curator", is_staff=True, is_superuser=True
+    )
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ import io
 import re
 
 import pytest
-from django.contrib.auth import get_user_model
 from PIL import Image
 from playwright.sync_api import expect
 
@@ -42,14 +41,6 @@ def galaxy_png(seed: int) -> bytes:
     buffer = io.BytesIO()
     Image.merge("RGB", (image, image, image)).save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-@pytest.fixture
-def curator():
-    """Staff: reads the history, the browsable API and every admin page."""
-    return get_user_model().objects.create_user(
-        username="curator", password="ngc-224-curator", is_staff=True, is_superuser=True
-    )
 
 
 class PolicyWatch:

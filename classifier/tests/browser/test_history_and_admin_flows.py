@@ -26,14 +26,6 @@ def reader():
     return get_user_model().objects.create_user(username="astronomer", password="m31-andromeda-9")
 
 
-@pytest.fixture
-def curator():
-    """Staff: may also delete records in the admin."""
-    return get_user_model().objects.create_user(
-        username="curator", password="ngc-224-curator", is_staff=True, is_superuser=True
-    )
-
-
 def test_anonymous_visitor_is_refused_the_history(live_server, page):
     PredictionFactory(original_filename="secret.png")
 

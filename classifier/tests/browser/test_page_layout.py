@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.contrib.auth import get_user_model
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect
 
@@ -24,14 +23,6 @@ PNG_1PX = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
     "1f15c4890000000d49444154789c6360f8cfc0f01f0005fe02fea7d6a8e20000000049454e44ae426082"
 )
-
-
-@pytest.fixture
-def curator():
-    # Staff see every header link (Admin too): the widest header there is.
-    return get_user_model().objects.create_user(
-        username="curator", password="ngc-224-curator", is_staff=True, is_superuser=True
-    )
 
 
 def set_language(page, live_server, code):
