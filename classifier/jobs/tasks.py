@@ -19,7 +19,9 @@ from django.db import DatabaseError
 
 from classifier.core.exceptions import ModelUnavailableError, StorageUnavailableError
 from classifier.jobs import services as job_services
+from classifier.predictions.inference import get_classifier
 from galaxysite.celery import app
+from galaxysite.memory import limit_malloc
 
 logger = logging.getLogger(__name__)
 
@@ -58,9 +60,6 @@ class ChunkTask(Task):
 @worker_process_init.connect
 def _load_model(**kwargs: Any) -> None:
     # In each pool process after the fork: a TFLite interpreter must not cross a fork.
-    from classifier.predictions.inference import get_classifier
-    from galaxysite.memory import limit_malloc
-
     limit_malloc()
     try:
         get_classifier()
