@@ -23,8 +23,15 @@ from tqdm import tqdm
 
 from ml.augment import augmented_views, normalise
 from ml.calibration import calibrate, choose_prior
-from ml.config import Config, add_data_arguments, load_config, parse_override
-from ml.dataset import batch_tensors, collect_sources, epoch_plan, prepare_splits, serving_preprocess_config
+from ml.config import Config, TrainSettings, add_data_arguments, load_config, parse_override
+from ml.dataset import (
+    Split,
+    batch_tensors,
+    collect_sources,
+    epoch_plan,
+    prepare_splits,
+    serving_preprocess_config,
+)
 from ml.losses import class_weights, loss_terms, make_vote_head, target_domain_terms, vote_terms
 from ml.model import backbone_parameters, build_model, freeze_early_layers, head_parameters
 from ml.provenance import git_commit, provenance
@@ -38,6 +45,89 @@ def save_best(out: Path, model: torch.nn.Module, vote_head: VoteHead | None) -> 
     torch.save(model.state_dict(), out / "best.pt")
     if vote_head is not None:
         torch.save(vote_head.state_dict(), out / "vote_head.pt")
+
+
+def _optimiser(
+    model: torch.nn.Module, vote_head: VoteHead | None, settings: TrainSettings
+) -> torch.optim.AdamW:
+    """AdamW with the head's learning rate for the classifier head (and the vote head), the
+    backbone's for the unfrozen blocks."""
+    head = head_parameters(model) + ([] if vote_head is None else list(vote_head.parameters()))
+    return torch.optim.AdamW(
+        [
+            {"params": head, "lr": settings.lr_head},
+            {"params": backbone_parameters(model), "lr": settings.lr_backbone},
+        ],
+        weight_decay=settings.weight_decay,
+    )
+
+
+def _schedule(
+    optimiser: torch.optim.Optimizer, total_steps: int, warmup_fraction: float
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up, then a cosine decay that reaches zero at ``total_steps``."""
+    warmup = max(1, int(total_steps * warmup_fraction))
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimiser,
+        lambda step: (
+            min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, step / total_steps)))
+        ),
+    )
+
+
+def _total_steps(train_splits: list[Split], config: Config) -> int:
+    settings = config.train
+    steps_per_epoch = math.ceil(
+        len(epoch_plan(train_splits, config, np.random.default_rng(0))) / settings.batch_size
+    )
+    total = steps_per_epoch * settings.epochs
+    # A step budget (0: none) shortens the whole schedule, for runs that must end by a deadline.
+    return min(total, settings.max_steps) if settings.max_steps else total
+
+
+def _batch_loss(
+    model: torch.nn.Module,
+    batch: dict[str, torch.Tensor],
+    config: Config,
+    generator: torch.Generator,
+    weights: torch.Tensor,
+    vote_head: VoteHead | None,
+) -> torch.Tensor:
+    """The mean training loss of one batch of augmented views."""
+    pre = serving_preprocess_config(config)
+    settings = config.train
+    bridge = None if config.augment.bridge_target_domain else ~batch["target_domain"]
+    views = augmented_views(batch["pixels"], batch["zoom"], pre.size, config.augment, generator, bridge)
+    pairs = batch["consistency"]
+    if pairs.any():
+        # Second views of the unlabelled DECaLS rows share the forward pass, and so
+        # the batch-norm statistics, with the first.
+        second = augmented_views(
+            batch["pixels"][pairs],
+            batch["zoom"][pairs],
+            pre.size,
+            config.augment,
+            generator,
+            torch.zeros(int(pairs.sum()), dtype=torch.bool),
+        )
+        views = torch.cat([views, second])
+    logits = model(normalise(views, pre))
+    first = logits[: len(pairs)]
+    per_sample = loss_terms(first, batch, weights, settings.group_loss_weight, settings.agreement_power)
+    per_sample = vote_terms(per_sample, vote_head, batch, settings.votes_likelihood_weight)
+    return target_domain_terms(per_sample, first, logits[len(pairs) :], batch, settings).mean()
+
+
+def _validation_record(model: torch.nn.Module, val: list[Split], config: Config) -> dict[str, Any]:
+    """Each validation split's metrics and the pooled SDSS validation, as an epoch records them."""
+    pre = serving_preprocess_config(config)
+    logits = [split_logits(model, split, pre) for split in val]
+    record = {
+        f"val/{split.source.name}": split_metrics(out, split.source)
+        for split, out in zip(val, logits, strict=True)
+    }
+    record["val/pooled"] = pooled_validation(logits, val)
+    return record
 
 
 def train(
@@ -59,7 +149,6 @@ def train(
     torch.set_num_threads(settings.num_threads)
     rng = np.random.default_rng(seed)
     generator = torch.Generator().manual_seed(seed)
-    pre = serving_preprocess_config(config)
 
     sources = collect_sources(config, data_root, galaxy10_h5, folders, manifests)
     if limit:
@@ -72,35 +161,14 @@ def train(
     log.info("class weights %s", weights.numpy().round(3).tolist())
     model = build_model(config.image_size)
     frozen = freeze_early_layers(model, settings.frozen_blocks)
-    likelihood_weight = settings.votes_likelihood_weight
-    vote_head = make_vote_head(model, splits["train"], likelihood_weight)
-    head = head_parameters(model) + ([] if vote_head is None else list(vote_head.parameters()))
-    optimiser = torch.optim.AdamW(
-        [
-            {"params": head, "lr": settings.lr_head},
-            {"params": backbone_parameters(model), "lr": settings.lr_backbone},
-        ],
-        weight_decay=settings.weight_decay,
-    )
-    steps_per_epoch = math.ceil(
-        len(epoch_plan(splits["train"], config, np.random.default_rng(0))) / settings.batch_size
-    )
-    total_steps = steps_per_epoch * settings.epochs
-    # A step budget (0: none) shortens the whole schedule, for runs that must end by a deadline.
-    if settings.max_steps:
-        total_steps = min(total_steps, settings.max_steps)
-    warmup = max(1, int(total_steps * settings.warmup_fraction))
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimiser,
-        lambda step: (
-            min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, step / total_steps)))
-        ),
-    )
+    vote_head = make_vote_head(model, splits["train"], settings.votes_likelihood_weight)
+    optimiser = _optimiser(model, vote_head, settings)
+    total_steps = _total_steps(splits["train"], config)
+    schedule = _schedule(optimiser, total_steps, settings.warmup_fraction)
 
     history: list[dict[str, Any]] = []
     best_score, best_epoch = -math.inf, 0
     steps_done = 0
-    bridge_target_domain = config.augment.bridge_target_domain
     select_on = settings.select_on
     started = time.time()
     for epoch in range(1, settings.epochs + 1):
@@ -112,30 +180,7 @@ def train(
         bar = tqdm(range(0, len(plan), settings.batch_size), desc=f"epoch {epoch}", mininterval=10)
         for step, start in enumerate(bar, 1):
             batch = batch_tensors(splits["train"], plan[start : start + settings.batch_size])
-            bridge = None if bridge_target_domain else ~batch["target_domain"]
-            views = augmented_views(
-                batch["pixels"], batch["zoom"], pre.size, config.augment, generator, bridge
-            )
-            pairs = batch["consistency"]
-            if pairs.any():
-                # Second views of the unlabelled DECaLS rows share the forward pass, and so
-                # the batch-norm statistics, with the first.
-                second = augmented_views(
-                    batch["pixels"][pairs],
-                    batch["zoom"][pairs],
-                    pre.size,
-                    config.augment,
-                    generator,
-                    torch.zeros(int(pairs.sum()), dtype=torch.bool),
-                )
-                views = torch.cat([views, second])
-            logits = model(normalise(views, pre))
-            first = logits[: len(pairs)]
-            per_sample = loss_terms(
-                first, batch, weights, settings.group_loss_weight, settings.agreement_power
-            )
-            per_sample = vote_terms(per_sample, vote_head, batch, likelihood_weight)
-            loss = target_domain_terms(per_sample, first, logits[len(pairs) :], batch, settings).mean()
+            loss = _batch_loss(model, batch, config, generator, weights, vote_head)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
@@ -149,11 +194,8 @@ def train(
             "epoch": epoch,
             "train_loss": running / max(1, step),
             "seconds": round(time.time() - started),
+            **_validation_record(model, splits["val"], config),
         }
-        val_logits = [split_logits(model, split, pre) for split in splits["val"]]
-        for split, logits_ in zip(splits["val"], val_logits, strict=True):
-            record[f"val/{split.source.name}"] = split_metrics(logits_, split.source)
-        record["val/pooled"] = pooled_validation(val_logits, splits["val"])
         history.append(record)
         log.info(json.dumps(record))
         # A checkpoint per epoch: a run stopped early still leaves its latest weights.
