@@ -3,7 +3,7 @@
     python -m ml.decals_validation --data-root ../shared/data --model ml/models
     python -m ml.decals_validation --model ml/models --model ml/runs/votes --all-folds
 
-SDSS validation did not predict accuracy on DECaLS (issue 18), so models are chosen here:
+SDSS validation does not predict accuracy on DECaLS (docs/ablations.md), so models are chosen here:
 
 * **folds**: the well-voted galaxies of ``gz_decals_votes`` in seeded, stratified folds
   (ml/decals_folds.py); the folds listed in ``validation_folds`` are the validation set, which

@@ -14,7 +14,7 @@ GROUP_MATRIX[np.arange(NUM_CLASSES), GROUP_OF_CLASS] = 1.0
 # Galaxy10 DECaLS class sizes: the served prior and the weights of the Galaxy10-frequency metrics.
 GALAXY10_COUNTS = np.array([1081, 1853, 2645, 2027, 334, 2043, 1829, 2628, 1423, 1873], float)
 # A vote-labelled galaxy is scored against its top class only where Galaxy10 classes hold at
-# least this share of its votes (v2 labels: armless face-on disks fall below it).
+# least this share of its votes (with labels.read_spiral, armless face-on disks fall below it).
 MIN_COVERAGE = 0.5
 
 

@@ -1,4 +1,4 @@
-"""One training run per change of issue 10, each with one switch changed, at equal compute:
+"""One training run per protocol change, each with one switch changed, at equal compute:
 a fix set back to its v1 value, or an option left off in the committed configuration turned on.
 
     python -m ml.experiments.ablate --epochs 4 --out ml/runs/ablations            # every variant
@@ -56,7 +56,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
         "(teacher) added: galamo's 4-group distribution, weight 0.25, on the GZ DECaLS training images",
         {"train.teacher_weight": 0.25},
     ),
-    # Issue 18: the GZ DECaLS votes outside the DECaLS validation folds (ml/decals_folds.py).
+    # The GZ DECaLS votes outside the DECaLS validation folds (ml/decals_folds.py).
     "votes": (
         (
             "(votes) added: GZ DECaLS vote-implied targets and the Dirichlet-multinomial vote head; "
