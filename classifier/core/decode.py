@@ -21,6 +21,7 @@ from PIL import Image, PngImagePlugin
 
 from classifier.core import fits, jpeg
 from classifier.core.exceptions import Count
+from classifier.core.fits_header import Headers
 from classifier.core.i18n import gettext_noop
 from classifier.core.preprocessing import (
     ImageDecodeError,
@@ -81,6 +82,8 @@ class PreparedImage:
     sky_centre: tuple[float, float] | None = None
     # A FITS cube without BAND keywords, read as g, r, z.
     bands_assumed: bool = False
+    # A FITS file's headers as validation walked them, for the stored copy's keyword stripper.
+    fits_headers: Headers | None = None
 
 
 class DecodeBudget:
@@ -261,6 +264,7 @@ def _prepare_fits(data: bytes, config: PreprocessConfig, limits: DecodeLimits) -
         single_band=layout.band_count == 1,
         bands_assumed=layout.bands_assumed,
         sky_centre=fits.sky_centre(layout),
+        fits_headers=layout.headers,
     )
 
 

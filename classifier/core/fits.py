@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from classifier.core.exceptions import Count
-from classifier.core.fits_header import CARD, Hdu, HeaderError, walk
+from classifier.core.fits_header import CARD, Hdu, HeaderError, Headers, read_headers
 from classifier.core.preprocessing import ImageDecodeError
 
 # Every FITS file starts with this card (FITS standard 4.0, section 4.4.1.1).
@@ -48,7 +48,9 @@ _WORKING_PLANES = 7
 class FitsLayout:
     """What the headers say about the first image HDU, read before its data."""
 
-    # The image HDU's header as the walk checked it; its WCS is read from it too.
+    # Every header of the file, walked once, and the image HDU's among them, whose WCS
+    # gives the sky centre.
+    headers: Headers
     hdu: Hdu
     bands: tuple[str, ...]
     # A cube whose header names no bands (no BAND0-2): its planes were taken as g, r, z.
@@ -119,11 +121,11 @@ def _band_names(hdu: Hdu) -> tuple[str, ...]:
     return names if all(names) else ()
 
 
-def _image_hdu(data: bytes) -> Hdu:
+def _image_hdu(headers: Headers) -> Hdu:
     """The first HDU holding an image; tables and empty HDUs before it are stepped over."""
     saw_table = False
     try:
-        for hdu in walk(data):
+        for hdu in headers.hdus:
             if hdu.is_compressed_image:
                 raise ImageDecodeError(
                     "tile-compressed FITS images (%(method)s) are not accepted: "
@@ -141,6 +143,9 @@ def _image_hdu(data: bytes) -> Hdu:
                 return hdu
     except HeaderError as exc:
         raise _unreadable(exc) from exc
+    if headers.error is not None:
+        # The walk stopped at a broken header before any image.
+        raise _unreadable(headers.error) from headers.error
     if saw_table:
         raise ImageDecodeError("the FITS file holds a table, not an image")
     raise ImageDecodeError("the FITS file holds no image")
@@ -154,11 +159,11 @@ def inspect(data: bytes, *, max_pixels: int) -> FitsLayout:
     length (docs/fits.md).
     """
     # The walk refuses a file whose first card is not SIMPLE = T.
-    hdu = _image_hdu(data)
-    layout = FitsLayout(hdu=hdu, bands=(GREY_BAND,))
+    headers = read_headers(data)
+    layout = FitsLayout(headers=headers, hdu=_image_hdu(headers), bands=(GREY_BAND,))
     _check_layout(layout, max_pixels=max_pixels)
     if len(layout.shape) == 3:
-        named = _band_names(hdu)
+        named = _band_names(layout.hdu)
         layout = dataclasses.replace(layout, bands=named or CUBE_BANDS, bands_assumed=not named)
         _check_bands(layout)
     return layout

@@ -166,3 +166,23 @@ def walk(data: bytes) -> Iterator[Hdu]:
         yield hdu
         pos = hdu.end
         index += 1
+
+
+@dataclass(frozen=True)
+class Headers:
+    """Every HDU the walk reached, in order, and the error that stopped it before the end of
+    the file (None when it reached the end, or a tile-compressed image, which ends the walk).
+    Read once per upload: the image is found in it, and the stored copy is written from it."""
+
+    hdus: tuple[Hdu, ...]
+    error: HeaderError | None = None
+
+
+def read_headers(data: bytes) -> Headers:
+    hdus: list[Hdu] = []
+    try:
+        for hdu in walk(data):
+            hdus.append(hdu)
+    except HeaderError as exc:
+        return Headers(tuple(hdus), exc)
+    return Headers(tuple(hdus))

@@ -300,7 +300,8 @@ def _fits_centre(upload: AcceptedUpload) -> SkyProvenance | None:
 
 def _stored_bytes(upload: AcceptedUpload) -> Callable[[], bytes]:
     # Read (and stripped of metadata) only if the file is not stored yet.
-    return lambda: strip_metadata(upload.data, upload.prepared.image_format)
+    prepared = upload.prepared
+    return lambda: strip_metadata(upload.data, prepared.image_format, fits_headers=prepared.fits_headers)
 
 
 def prediction_delete(*, prediction: Prediction) -> None:

@@ -15,9 +15,10 @@ from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from classifier.core import fits
+from classifier.core import fits_header
 from classifier.core.decode import DecodeLimits, prepare_image
 from classifier.core.manifest import ModelManifest
+from classifier.core.metadata import strip_metadata
 from classifier.models import Prediction
 
 pytestmark = pytest.mark.django_db
@@ -127,18 +128,22 @@ def test_the_result_page_shows_a_fits_files_position(client, user):
     assert 'href="https://www.legacysurvey.org/viewer?ra=150.100000&amp;dec=2.200000&amp;zoom=15"' in page
 
 
-def test_the_headers_are_walked_once_per_image(monkeypatch):
-    # The layout keeps the image HDU's header: the sky centre reads its WCS from there.
+def test_the_headers_are_walked_once_per_upload(monkeypatch):
+    # Validation walks them; the sky centre reads the image HDU's WCS from that walk, and the
+    # stored copy's keyword stripper is given it.
     walks = []
-    walk = fits.walk
+    walk = fits_header.walk
 
     def counting_walk(data):
         walks.append(len(data))
         return walk(data)
 
-    monkeypatch.setattr(fits, "walk", counting_walk)
-    data = fits_file(tan(("RA---TAN", "DEC--TAN"), (150.0, 2.0), ((SIZE + 1) / 2, (SIZE + 1) / 2)))
+    monkeypatch.setattr(fits_header, "walk", counting_walk)
+    wcs = tan(("RA---TAN", "DEC--TAN"), (150.0, 2.0), ((SIZE + 1) / 2, (SIZE + 1) / 2))
+    data = fits_file({**wcs, "OBSERVER": "Jane Doe"})
     config = ModelManifest.read(Path(settings.MODEL_MANIFEST)).preprocessing
     prepared = prepare_image(data, config, DecodeLimits())
+    stored = strip_metadata(data, "FITS", fits_headers=prepared.fits_headers)
     assert prepared.sky_centre == pytest.approx((150.0, 2.0), abs=1e-6)
+    assert b"Jane Doe" not in stored
     assert walks == [len(data)]

@@ -20,6 +20,7 @@ import logging
 import struct
 from collections.abc import Callable
 
+from classifier.core.fits_header import Headers
 from classifier.core.metadata.fits import strip_private_keywords
 from classifier.core.metadata.gif import strip_gif
 from classifier.core.metadata.jpeg import strip_jpeg
@@ -39,12 +40,13 @@ _REWRITERS: dict[str, Callable[[bytes], bytes]] = {
 }
 
 
-def strip_metadata(data: bytes, image_format: str) -> bytes:
+def strip_metadata(data: bytes, image_format: str, *, fits_headers: Headers | None = None) -> bytes:
     """A copy of ``data`` (an image in Pillow's ``image_format``) without EXIF, XMP, IPTC,
-    comments and text chunks; its pixels decode identically and its orientation is kept."""
+    comments and text chunks; its pixels decode identically and its orientation is kept.
+    ``fits_headers``: a FITS upload's headers as its validation walked them (PreparedImage)."""
     if image_format == "FITS":
         # Header keywords that name a person or a place go; the data units stay byte for byte.
-        return strip_private_keywords(data)
+        return strip_private_keywords(data, fits_headers)
     rewrite = _REWRITERS.get(image_format)
     if rewrite is None:
         # BMP has no metadata blocks; anything else was refused before it got here.

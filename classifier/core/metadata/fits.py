@@ -3,7 +3,7 @@ units are copied byte for byte (docs/fits.md)."""
 
 from __future__ import annotations
 
-from classifier.core.fits_header import BLOCK, CARD, HeaderError, walk
+from classifier.core.fits_header import BLOCK, CARD, Headers, read_headers
 
 # Who observed or owns the data, and where the instrument stood (to a backyard's precision,
 # for an amateur's camera). The astrometry (WCS), times, instrument and survey stay.
@@ -42,32 +42,30 @@ def _kept_cards(cards: tuple[str, ...]) -> list[str]:
     return kept
 
 
-def strip_private_keywords(data: bytes) -> bytes:
+def strip_private_keywords(data: bytes, headers: Headers | None = None) -> bytes:
     """A copy of a FITS file without the keywords that name a person or a place
     (PRIVATE_KEYWORDS, PRIVATE_PREFIXES), its data units copied byte for byte.
 
     A header that loses a card loses its CHECKSUM too (it would no longer match); DATASUM,
     which covers the data only, stays true. Anything after the last HDU that can be read
     (a damaged extension, trailing bytes) is left out: its keywords cannot be checked.
+    ``headers`` are the file's, when the upload's validation has walked them already.
     """
     parts: list[bytes] = []
     changed = False
     end = 0
-    try:
-        for hdu in walk(data):
-            if hdu.is_compressed_image:
-                break  # refused on upload; nothing to keep after it
-            kept = _kept_cards(hdu.cards)
-            if len(kept) != len(hdu.cards):
-                changed = True
-                kept = [card for card in kept if card[:8].rstrip().upper() != "CHECKSUM"]
-            header = "".join(kept) + "END".ljust(CARD)
-            header = header.ljust(-(-len(header) // BLOCK) * BLOCK)
-            parts.append(header.encode("latin-1"))
-            parts.append(data[hdu.data_start : min(hdu.end, len(data))])
-            end = hdu.end
-    except HeaderError:
-        pass
+    for hdu in (headers or read_headers(data)).hdus:
+        if hdu.is_compressed_image:
+            break  # refused on upload; nothing to keep after it
+        kept = _kept_cards(hdu.cards)
+        if len(kept) != len(hdu.cards):
+            changed = True
+            kept = [card for card in kept if card[:8].rstrip().upper() != "CHECKSUM"]
+        header = "".join(kept) + "END".ljust(CARD)
+        header = header.ljust(-(-len(header) // BLOCK) * BLOCK)
+        parts.append(header.encode("latin-1"))
+        parts.append(data[hdu.data_start : min(hdu.end, len(data))])
+        end = hdu.end
     if not changed and end >= len(data):
         return data
     return b"".join(parts)
