@@ -135,6 +135,25 @@ class ImageValidationError(ClassifierError):
         return {"detail": self.detail, "errors": self.errors}
 
 
+class ImageDecodeError(ClassifierError, ValueError):
+    """The bytes are not an image that can be used; str() is the English explanation.
+
+    ``template`` is that explanation with %(name)s fields and ``params`` fills them, so a
+    page can show it in the reader's language (classifier/predictions/upload_messages.py) while the
+    API and the command line report the English text. The services report it as a FileRefusal
+    of the upload, whose code REFUSAL_CODES gives.
+    """
+
+    code = "undecodable"
+    status = 400
+    detail = "the image was refused"
+
+    def __init__(self, template: str, **params: object) -> None:
+        self.template = template
+        self.params = params
+        super().__init__(fill_template(template, params))
+
+
 class ModelUnavailableError(ClassifierError):
     """The model cannot be served: missing, corrupt, or not matching its manifest."""
 

@@ -18,7 +18,7 @@ from typing import IO, Any
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
-from classifier.core.exceptions import fill_template
+from classifier.core.exceptions import ImageDecodeError
 
 ImageSource = bytes | str | os.PathLike[str] | IO[bytes]
 
@@ -28,20 +28,6 @@ _RESAMPLE = {
     "bicubic": Image.Resampling.BICUBIC,
     "lanczos": Image.Resampling.LANCZOS,
 }
-
-
-class ImageDecodeError(ValueError):
-    """The bytes are not an image that can be used; str() is the English explanation.
-
-    ``template`` is that explanation with %(name)s fields and ``params`` fills them, so a
-    page can show it in the reader's language (classifier/predictions/upload_messages.py) while the
-    API and the command line report the English text.
-    """
-
-    def __init__(self, template: str, **params: object) -> None:
-        self.template = template
-        self.params = params
-        super().__init__(fill_template(template, params))
 
 
 @dataclass(frozen=True)
