@@ -78,7 +78,7 @@ RULES: list[tuple[int, str, str]] = [
     (
         4,
         "view + services (other)",
-        r"classifier/api/views\.py|classifier/services\.py|rest_framework/views\.py|rest_framework/permissions\.py|classifier/",
+        r"classifier/api/predictions\.py|classifier/predictions/services\.py|rest_framework/views\.py|rest_framework/permissions\.py|classifier/",
     ),
     (4, "URL resolving, handler", r"django/urls/|_get_response \(django/core/handlers/base\.py"),
     (3, "DRF (other)", r"rest_framework/"),
