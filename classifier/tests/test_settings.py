@@ -1,8 +1,10 @@
 """Production settings: safe defaults, and `check --deploy` is clean."""
 
+import ast
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -61,3 +63,48 @@ def test_database_from_url(url, engine):
     code = "from django.conf import settings; print(settings.DATABASES['default']['ENGINE'])"
     result = manage("shell", "-c", code, env=env)
     assert result.stdout.strip().splitlines()[-1] == engine, result.stderr
+
+
+def _is_setting(node: ast.expr) -> bool:
+    return isinstance(node, ast.Name) and node.id.isupper() and not node.id.startswith("_")
+
+
+def settings_written(statements: list[ast.stmt]) -> Counter[str]:
+    """How often these statements write each setting; an amendment (``X += ...``,
+    ``X[...] = ...``, ``X.update(...)``) counts as a second write. The branches of one ``if``
+    are alternatives, not repeats."""
+    written: Counter[str] = Counter()
+    for statement in statements:
+        if isinstance(statement, ast.If):
+            branches = [settings_written(statement.body), settings_written(statement.orelse)]
+            written.update(
+                {name: max(branch[name] for branch in branches) for name in set().union(*branches)}
+            )
+            continue
+        for node in ast.walk(statement):
+            if isinstance(node, ast.Assign | ast.AnnAssign):
+                for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                    if _is_setting(target):
+                        written[target.id] += 1
+                    elif isinstance(target, ast.Subscript | ast.Attribute) and _is_setting(target.value):
+                        written[target.value.id] += 2
+            elif isinstance(node, ast.AugAssign) and _is_setting(node.target):
+                written[node.target.id] += 2
+            elif (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and _is_setting(node.func.value)
+            ):
+                written[node.func.value.id] += 2 * (
+                    node.func.attr in ("update", "append", "extend", "setdefault")
+                )
+    return written
+
+
+def test_each_setting_is_written_once_in_the_settings_package():
+    # What a setting is can be read in one place: no module amends another's, or its own.
+    written: Counter[str] = Counter()
+    for module in sorted((ROOT / "galaxysite" / "settings").glob("*.py")):
+        written.update(settings_written(ast.parse(module.read_text(encoding="utf-8")).body))
+    assert {name: count for name, count in written.items() if count > 1} == {}
+    assert {"INSTALLED_APPS", "MIDDLEWARE", "LOGGING", "REST_FRAMEWORK", "DATABASES"} <= written.keys()

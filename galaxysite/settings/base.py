@@ -22,27 +22,28 @@ if ENV_FILE.is_file():
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 
-SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
+_GIVEN_KEY = env.str("DJANGO_SECRET_KEY", default="")
 _NEW_KEY_HINT = 'generate one with: python -c "import secrets; print(secrets.token_urlsafe(50))"'
 # Values copied from examples and tutorials: a site signed with one of them can be forged.
 _PLACEHOLDER_KEYS = {"change-me", "changeme", "change-me-too", "secret", "secret-key", "your-secret-key"}
-if not SECRET_KEY:
+if not _GIVEN_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
             f"DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off; {_NEW_KEY_HINT}."
         )
-    SECRET_KEY = "django-insecure-debug-only-key-never-use-in-production"  # noqa: S105
 elif not DEBUG:
-    if SECRET_KEY.strip().lower() in _PLACEHOLDER_KEYS or SECRET_KEY.startswith("django-insecure-"):
+    if _GIVEN_KEY.strip().lower() in _PLACEHOLDER_KEYS or _GIVEN_KEY.startswith("django-insecure-"):
         raise ImproperlyConfigured(
-            f"DJANGO_SECRET_KEY is a placeholder ({SECRET_KEY[:20]!r}), not a secret; {_NEW_KEY_HINT}."
+            f"DJANGO_SECRET_KEY is a placeholder ({_GIVEN_KEY[:20]!r}), not a secret; {_NEW_KEY_HINT}."
         )
     # Django's own deployment check (security.W009) asks for this much, and only warns.
-    if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:
+    if len(_GIVEN_KEY) < 50 or len(set(_GIVEN_KEY)) < 5:
         raise ImproperlyConfigured(
-            f"DJANGO_SECRET_KEY is too short or too simple ({len(SECRET_KEY)} characters, "
-            f"{len(set(SECRET_KEY))} different): use at least 50 random characters; {_NEW_KEY_HINT}."
+            f"DJANGO_SECRET_KEY is too short or too simple ({len(_GIVEN_KEY)} characters, "
+            f"{len(set(_GIVEN_KEY))} different): use at least 50 random characters; {_NEW_KEY_HINT}."
         )
+# DEBUG without a key gets one marked insecure, which the checks above refuse with DEBUG off.
+SECRET_KEY = _GIVEN_KEY or "django-insecure-debug-only-key-never-use-in-production"
 
 # Secret key rotation: the previous key(s) keep sessions and signed links valid until they expire.
 SECRET_KEY_FALLBACKS = env.list("DJANGO_SECRET_KEY_FALLBACKS", default=[])
