@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop
 
 from classifier.core.galaxy10 import CLASS_NAMES, NUM_CLASSES
+from classifier.core.positions import viewer_url
 
 # Shown on the result page (translated there) and sent in the API's "warnings" (in English).
 OUT_OF_DISTRIBUTION_WARNING = gettext_noop(
@@ -160,8 +161,6 @@ class Prediction(models.Model):
         """The Legacy Surveys viewer at this prediction's position, or "" without one."""
         if self.ra is None or self.dec is None:
             return ""
-        from classifier.predictions.cutouts import viewer_url
-
         return viewer_url(self.ra, self.dec)
 
     @property

@@ -16,9 +16,9 @@ from typing import IO, Any
 
 from django.conf import settings
 
-from classifier.core.exceptions import JobInputError
+from classifier.core.exceptions import JobInputError, PositionError
+from classifier.core.positions import parse_position
 from classifier.jobs.members import MemberInput, clean_path, path_parts
-from classifier.predictions.cutouts import PositionError, parse_position
 
 CATALOGUE_SUFFIX = ".csv"
 CATALOGUE_FILE_COLUMN = "file"

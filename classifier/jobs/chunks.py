@@ -19,12 +19,17 @@ from django.conf import settings
 from django.core.files import File
 from django.db import DatabaseError, connection, transaction
 
-from classifier.core.exceptions import ImageValidationError, ModelUnavailableError
+from classifier.core.exceptions import (
+    CutoutUnavailableError,
+    ImageValidationError,
+    ModelUnavailableError,
+    NoImagingError,
+    PositionError,
+)
 from classifier.jobs.catalogues import position_columns
 from classifier.jobs.staging import delete_staged, read_staged
 from classifier.jobs.states import lock_job, mark_running, refresh_progress
 from classifier.models import Job, JobMember, Prediction
-from classifier.predictions import cutouts
 from classifier.predictions.inference import get_classifier
 from classifier.predictions.services import (
     AcceptedUpload,
@@ -172,7 +177,7 @@ def _fetch_cutouts(
     def fetch(member: JobMember) -> tuple[AcceptedUpload, SkyProvenance] | str:
         try:
             return accept_cutout(ra=member.catalogue.get(ra_column), dec=member.catalogue.get(dec_column))
-        except (cutouts.PositionError, cutouts.NoImagingError, cutouts.CutoutUnavailableError) as exc:
+        except (PositionError, NoImagingError, CutoutUnavailableError) as exc:
             return exc.reason
         finally:
             connection.close()  # a thread's own connection, opened by the cache or validation

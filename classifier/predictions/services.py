@@ -20,8 +20,16 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import QuerySet
 from django.utils.translation import gettext_noop
 
-from classifier.core.exceptions import Count, FileRefusal, ImageValidationError, StorageUnavailableError
+from classifier.core.exceptions import (
+    Count,
+    CutoutUnavailableError,
+    FileRefusal,
+    ImageValidationError,
+    NoImagingError,
+    StorageUnavailableError,
+)
 from classifier.core.metadata import strip_metadata
+from classifier.core.positions import parse_position
 from classifier.core.preprocessing import ImageDecodeError
 from classifier.models import JobMember, Prediction, prediction_image_path
 from classifier.ops import metrics
@@ -178,20 +186,20 @@ def prediction_create_validated(
 def accept_cutout(*, ra: object, dec: object) -> tuple[AcceptedUpload, SkyProvenance]:
     """Fetch and validate the cutout at a position, as an upload would be validated.
 
-    Raises cutouts.PositionError for coordinates that are not a position, NoImagingError
+    Raises PositionError for coordinates that are not a position, NoImagingError
     where the survey has no imaging (a 404 or a blank cutout), and CutoutUnavailableError
     when the service fails or sends something that is not an image.
     """
-    position = cutouts.parse_position(ra, dec)
+    position = parse_position(ra, dec)
     cutout = cutouts.fetch_cutout(position)
     name = f"ra{position.ra:.6f}_dec{position.dec:+.6f}.jpg"
     try:
         [accepted] = validate_uploads([File(io.BytesIO(cutout.data), name=name)])
     except ImageValidationError as exc:
         reason = "; ".join(error["error"] for error in exc.errors)
-        raise cutouts.CutoutUnavailableError(f"the cutout service sent an unusable image: {reason}") from exc
+        raise CutoutUnavailableError(f"the cutout service sent an unusable image: {reason}") from exc
     if cutouts.is_blank(cutout.data):
-        raise cutouts.NoImagingError(
+        raise NoImagingError(
             f"the survey has no imaging at this position (the cutout is blank: at least "
             f"{cutouts.BLANK_FRACTION:.0%} of its pixels are one colour)",
             url=cutout.url,

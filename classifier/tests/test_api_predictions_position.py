@@ -9,6 +9,7 @@ import threading
 import pytest
 from django.urls import reverse
 
+from classifier.core.positions import Position
 from classifier.models import Prediction
 from classifier.predictions import cutouts
 from classifier.tests.cutout_server import CATALOGUE
@@ -202,7 +203,7 @@ def test_fetches_in_flight_are_limited_per_process(cutout_server, settings):
 
     def fetch(index: int) -> None:
         try:
-            cutouts.fetch_cutout(cutouts.Position(ra=20.0 + index, dec=1.0))
+            cutouts.fetch_cutout(Position(ra=20.0 + index, dec=1.0))
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 

@@ -291,12 +291,12 @@ def test_an_anonymous_list_of_thousands_of_sexagesimal_positions_is_refused_unre
     # Before: every line went through astropy's SkyCoord (0.6-1.4 ms each) and only then was
     # the anonymous sender told to log in: 200,000 lines of "1h 2" (1 MB) held the thread for
     # about two minutes. Now the count is refused first.
+    from classifier.core import positions
     from classifier.models import Job
-    from classifier.predictions import cutouts
     from classifier.web.forms import MAX_TYPED_POSITIONS
 
     calls = []
-    original = cutouts.parse_sky_position
+    original = positions.parse_sky_position
 
     def counting(text: str):
         calls.append(text)

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
 from classifier.core.exceptions import PositionError
-from classifier.predictions.cutouts import Position, parse_sky_position
+from classifier.core.positions import Position, parse_sky_position
 from classifier.predictions.upload_fields import MultipleFileInput, MultipleImageField
 
 

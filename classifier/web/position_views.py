@@ -18,13 +18,13 @@ from classifier.core.exceptions import (
     NoImagingError,
     StorageUnavailableError,
 )
+from classifier.core.positions import Position
 from classifier.jobs.submissions import submission_from_positions
 from classifier.jobs.views import job_submit_response
 from classifier.models import Prediction
 from classifier.ops import throttles
 from classifier.ops.client_ip import request_client_ip
 from classifier.ops.responses import service_unavailable
-from classifier.predictions import cutouts
 from classifier.predictions.ownership import remember_own_predictions
 from classifier.predictions.services import prediction_create_from_position
 from classifier.web.forms import PositionForm
@@ -55,9 +55,7 @@ class PositionClassifyView(View):
             return self._classify_one(request, form, entries[0][1])
         return self._submit_job(request, form, entries)
 
-    def _classify_one(
-        self, request: HttpRequest, form: PositionForm, position: cutouts.Position
-    ) -> HttpResponse:
+    def _classify_one(self, request: HttpRequest, form: PositionForm, position: Position) -> HttpResponse:
         try:
             prediction = prediction_create_from_position(
                 ra=position.ra,
