@@ -3,7 +3,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from classifier.ops import model_registry
+from classifier.predictions import model_registry
 
 
 class Command(BaseCommand):
