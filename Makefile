@@ -97,6 +97,7 @@ chromium:
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 test: $(VENV)/.dev-installed $(TFLITE_VENV)/.installed chromium lint
 	DJANGO_SETTINGS_MODULE=galaxysite.test_settings $(MANAGE) spectacular --validate --fail-on-warn --file /dev/null
