@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image, PngImagePlugin
 
 from classifier.core import fits, jpeg
-from classifier.core.exceptions import Count
+from classifier.core.exceptions import GroupedNumber
 from classifier.core.fits_header import Headers
 from classifier.core.i18n import gettext_noop
 from classifier.core.preprocessing import (
@@ -142,7 +142,7 @@ def inspect_header(data: bytes, *, max_pixels: int) -> tuple[int, int, str]:
             orientation = exif_orientation(header)
     except Image.DecompressionBombError as exc:
         raise ImageDecodeError(
-            gettext_noop("the image has too many pixels (limit %(limit)s)"), limit=Count(max_pixels)
+            gettext_noop("the image has too many pixels (limit %(limit)s)"), limit=GroupedNumber(max_pixels)
         ) from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageDecodeError(gettext_noop("not a recognised image format")) from exc
@@ -164,7 +164,7 @@ def inspect_header(data: bytes, *, max_pixels: int) -> tuple[int, int, str]:
             gettext_noop("the image is %(width)sx%(height)s pixels, more than the limit of %(limit)s pixels"),
             width=width,
             height=height,
-            limit=Count(max_pixels),
+            limit=GroupedNumber(max_pixels),
         )
     if orientation in _ORIENTATIONS_SWAPPING_AXES:
         width, height = height, width
@@ -224,7 +224,8 @@ def prepare_image(source: ImageSource, config: PreprocessConfig, limits: DecodeL
             tensor = preprocess_image(image, config)
     except Image.DecompressionBombError as exc:
         raise ImageDecodeError(
-            gettext_noop("the image has too many pixels (limit %(limit)s)"), limit=Count(limits.max_pixels)
+            gettext_noop("the image has too many pixels (limit %(limit)s)"),
+            limit=GroupedNumber(limits.max_pixels),
         ) from exc
     return PreparedImage(tensor=tensor, width=width, height=height, image_format=image_format)
 

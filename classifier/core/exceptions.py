@@ -19,7 +19,7 @@ class FileError(TypedDict):
     error: str
 
 
-class Count(int):
+class GroupedNumber(int):
     """A number that a message shows with thousands separators ("10,000,000"); the upload
     page writes it in the reader's locale instead (classifier/predictions/upload_messages.py)."""
 

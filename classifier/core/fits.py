@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from classifier.core.exceptions import Count
+from classifier.core.exceptions import GroupedNumber
 from classifier.core.fits_header import CARD, Hdu, HeaderError, Headers, read_headers
 from classifier.core.preprocessing import ImageDecodeError
 
@@ -186,7 +186,7 @@ def _check_layout(layout: FitsLayout, *, max_pixels: int) -> None:
             "the image is %(width)sx%(height)s pixels, more than the limit of %(limit)s pixels",
             width=str(shape[-1])[:20],
             height=str(shape[-2])[:20],
-            limit=Count(max_pixels),
+            limit=GroupedNumber(max_pixels),
         )
 
 

@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from classifier.core.exceptions import Count
+from classifier.core.exceptions import GroupedNumber
 from classifier.core.i18n import gettext_noop
 from classifier.core.preprocessing import ImageDecodeError
 
@@ -166,7 +166,8 @@ def _segments(data: bytes, max_segments: int) -> Iterator[tuple[int, int, int]]:
             end = found.start()
         pos = end
     raise ImageDecodeError(
-        gettext_noop("the JPEG image has more than %(limit)s marker segments"), limit=Count(max_segments)
+        gettext_noop("the JPEG image has more than %(limit)s marker segments"),
+        limit=GroupedNumber(max_segments),
     )
 
 
@@ -190,7 +191,8 @@ def inspect(data: bytes, *, max_scans: int = MAX_SCANS, max_segments: int = MAX_
             scans += 1
             if scans > max_scans:
                 raise ImageDecodeError(
-                    gettext_noop("the JPEG image has more than %(limit)s scans"), limit=Count(max_scans)
+                    gettext_noop("the JPEG image has more than %(limit)s scans"),
+                    limit=GroupedNumber(max_scans),
                 )
             if scans == 1 and end > start:
                 first_scan_components = data[start]

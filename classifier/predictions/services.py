@@ -21,9 +21,9 @@ from django.db.models import QuerySet
 from django.utils.translation import gettext_noop
 
 from classifier.core.exceptions import (
-    Count,
     CutoutUnavailableError,
     FileRefusal,
+    GroupedNumber,
     ImageValidationError,
     NoImagingError,
     StorageUnavailableError,
@@ -110,7 +110,7 @@ def validate_uploads(uploads: Sequence[File]) -> list[AcceptedUpload]:
                 FileRefusal(
                     filename,
                     gettext_noop("the file is larger than the limit of %(limit)s bytes"),
-                    {"limit": Count(max_bytes)},
+                    {"limit": GroupedNumber(max_bytes)},
                 )
             )
             continue

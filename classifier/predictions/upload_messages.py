@@ -13,7 +13,7 @@ from __future__ import annotations
 from django.utils.formats import number_format
 from django.utils.translation import gettext, gettext_noop
 
-from classifier.core.exceptions import Count, FileRefusal, fill_template
+from classifier.core.exceptions import FileRefusal, GroupedNumber, fill_template
 
 PREPROCESSING_TEMPLATES = (
     gettext_noop("not a recognised image format"),
@@ -41,7 +41,7 @@ def translate_refusal(refusal: FileRefusal) -> str:
     """The refusal in the active language (English when the catalog lacks it), its
     counts written with the language's own separators."""
     params = {
-        name: number_format(int(value), force_grouping=True) if isinstance(value, Count) else value
+        name: number_format(int(value), force_grouping=True) if isinstance(value, GroupedNumber) else value
         for name, value in refusal.params.items()
     }
     return fill_template(gettext(refusal.template), params)
