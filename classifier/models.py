@@ -11,6 +11,8 @@ from django.utils.translation import gettext_noop
 
 from classifier.core.galaxy10 import CLASS_NAMES, NUM_CLASSES
 from classifier.core.positions import viewer_url
+from classifier.templatetags.classifier_tags import percent
+from classifier.templatetags.galaxy10_i18n import galaxy_class_name
 
 # Shown on the result page (translated there) and sent in the API's "warnings" (in English).
 OUT_OF_DISTRIBUTION_WARNING = gettext_noop(
@@ -135,9 +137,6 @@ class Prediction(models.Model):
 
     def __str__(self) -> str:
         # Shown by the admin (titles, breadcrumbs, delete confirmations) in the reader's language.
-        from classifier.templatetags.classifier_tags import percent
-        from classifier.templatetags.galaxy10_i18n import galaxy_class_name
-
         name = galaxy_class_name(self.class_name)
         return f"#{self.pk} {self.original_filename}: {name} ({percent(self.confidence)})"
 

@@ -61,7 +61,7 @@ def post_worker_init(worker: Any) -> None:
         worker.log.warning("model not loaded at worker start: %s", exc.reason)
 
 
-# --- Operations (issue 12): metrics summed over the workers, JSON logs ---------------------------
+# --- Operations: metrics summed over the workers, JSON logs ---------------------------
 # prometheus_client's multiprocess mode: each worker writes its samples to files in
 # PROMETHEUS_MULTIPROC_DIR and /metrics sums them, whichever worker answers the scrape. The
 # variable must be set before a worker imports prometheus_client, so it is set here, in the
