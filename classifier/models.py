@@ -79,6 +79,16 @@ class Prediction(models.Model):
         default=False,
         help_text=_("A FITS cube whose header names no bands: its planes were read as g, r, z."),
     )
+    # Null for predictions made before the model answered like Galaxy Zoo; every reader copes.
+    galaxy_zoo = models.JSONField(
+        _("Galaxy Zoo answers"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "The four Galaxy10 group probabilities and, when the model predicts them, the "
+            "Galaxy Zoo vote fractions of each question's answers."
+        ),
+    )
     ood_score = models.FloatField(
         _("out-of-distribution score"),
         null=True,
