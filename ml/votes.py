@@ -25,35 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
+from classifier.core.galaxy_zoo import ANSWER_SLICES, NUM_ANSWERS, QUESTIONS
 from ml import labels
 
-# Question -> answers, in the column order of labels.csv. The vote head has one output
-# per answer, in this order (``ANSWER_SLICES``).
-QUESTIONS: dict[str, tuple[str, ...]] = {
-    "smooth-or-featured": ("smooth", "featured-or-disk", "artifact"),
-    "disk-edge-on": ("yes", "no"),
-    "has-spiral-arms": ("yes", "no"),
-    "bar": ("strong", "weak", "no"),
-    "bulge-size": ("dominant", "large", "moderate", "small", "none"),
-    "how-rounded": ("round", "in-between", "cigar-shaped"),
-    "edge-on-bulge": ("boxy", "none", "rounded"),
-    "spiral-winding": ("tight", "medium", "loose"),
-    "spiral-arm-count": ("1", "2", "3", "4", "more-than-4", "cant-tell"),
-    "merging": ("none", "minor-disturbance", "major-disturbance", "merger"),
-}
 ANSWER_COLUMNS: tuple[str, ...] = tuple(f"{q}_{a}" for q, answers in QUESTIONS.items() for a in answers)
-NUM_ANSWERS = len(ANSWER_COLUMNS)
-
-
-def _slices() -> dict[str, slice]:
-    out, start = {}, 0
-    for question, answers in QUESTIONS.items():
-        out[question] = slice(start, start + len(answers))
-        start += len(answers)
-    return out
-
-
-ANSWER_SLICES: dict[str, slice] = _slices()
 
 
 @dataclass(frozen=True)

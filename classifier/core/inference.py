@@ -15,12 +15,14 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from classifier.core.decode import DecodeLimits, PreparedImage, prepare_image
 from classifier.core.exceptions import ModelUnavailableError
 from classifier.core.galaxy10 import CLASS_NAMES, NUM_CLASSES
+from classifier.core.galaxy_zoo import galaxy_zoo_answer
 from classifier.core.interpreters import InterpreterPool, interpreter_class
 from classifier.core.manifest import ManifestError, ModelManifest
 from classifier.core.ood import OodGate
@@ -51,6 +53,9 @@ class ClassificationResult:
     single_band: bool = False
     # A FITS cube whose header names no bands: its planes were read as g, r, z (docs/fits.md).
     bands_assumed: bool = False
+    # The answer in Galaxy Zoo's terms (classifier.core.galaxy_zoo.galaxy_zoo_answer): the four
+    # groups' probabilities, and the main questions' vote fractions when the model predicts them.
+    galaxy_zoo: dict[str, Any] | None = None
 
 
 def _read_model(path: Path) -> bytes:
@@ -204,4 +209,5 @@ class GalaxyClassifier:
             ood_score=None if ood_score is None else round(ood_score, 3),
             single_band=image.single_band,
             bands_assumed=image.bands_assumed,
+            galaxy_zoo=galaxy_zoo_answer(row),
         )
