@@ -15,7 +15,7 @@ MANAGE := $(BIN)/python manage.py
 GUNICORN_WORKERS ?= 2
 GUNICORN_THREADS ?= 4
 
-.PHONY: run worker test lint migrate env chromium clean model ood docker-check lock
+.PHONY: run worker test lint migrate env chromium clean model model-galaxy10 ood docker-check lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,14 @@ $(TFLITE_VENV)/.installed: requirements-tflite-runtime.txt
 DATA_ROOT ?= ../shared/data
 model: $(VENV)/.dev-installed
 	$(BIN)/python -m ml.pipeline --data-root $(DATA_ROOT) --run ml/runs/shipped
+
+# Train on the real Galaxy10 DECaLS file (README, "Train on your own Galaxy10_DECals.h5"): the
+# same pipeline as `make model`, its output kept apart from the shipped model until validated.
+GALAXY10_RUN ?= ml/runs/galaxy10-h5
+model-galaxy10: $(VENV)/.dev-installed
+	@test -f "$(H5)" || { echo "usage: make model-galaxy10 H5=/path/to/Galaxy10_DECals.h5" >&2; exit 2; }
+	$(BIN)/python -m ml.pipeline --galaxy10-h5 "$(H5)" --data-root $(DATA_ROOT) --run $(GALAXY10_RUN) \
+		--models-dir $(GALAXY10_RUN)/models --static-dir $(GALAXY10_RUN)/static
 
 # Refit only the out-of-distribution gate of the packaged model (docs/ood.md), e.g. after
 # replacing ml/models/galaxy10.tflite; `make model` already does this.
