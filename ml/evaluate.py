@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from classifier.core.galaxy10 import NUM_CLASSES
+from classifier.core.galaxy_zoo import NUM_ANSWERS
 from ml import sources as src
 from ml.cache import source_inputs
 from ml.config import Config
@@ -28,7 +30,12 @@ DEV_SET = "galaxy10_decals_dev"
 
 
 class TFLiteModel:
-    """A plain interpreter for evaluation (ai-edge-litert, else tflite-runtime)."""
+    """A plain interpreter for evaluation (ai-edge-litert, else tflite-runtime).
+
+    Calling it gives the 10 probabilities; ``votes`` the vote fractions of a model exported
+    with a vote head (``has_votes``). The two outputs are told apart by their width, since the
+    file does not keep the graph's order; a model of another project has its first output read.
+    """
 
     def __init__(self, path: Path, num_threads: int = 2) -> None:
         try:
@@ -38,15 +45,34 @@ class TFLiteModel:
         self.interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
         self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]["index"]
-        self.output = self.interpreter.get_output_details()[0]["index"]
+        details = self.interpreter.get_output_details()
+        by_width = {int(d["shape"][-1]): d["index"] for d in details}
+        self.output = by_width.get(NUM_CLASSES, details[0]["index"])
+        self.vote_output = by_width.get(NUM_ANSWERS) if len(details) == 2 else None
 
-    def __call__(self, images: np.ndarray) -> np.ndarray:
-        out = []
+    @property
+    def has_votes(self) -> bool:
+        return self.vote_output is not None
+
+    def predict(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """The probabilities (N, 10) and the vote fractions (N, NUM_ANSWERS), None without them."""
+        probs, fractions = [], []
         for image in images:
             self.interpreter.set_tensor(self.input, image[None].astype(np.float32))
             self.interpreter.invoke()
-            out.append(self.interpreter.get_tensor(self.output)[0])
-        return np.array(out)
+            probs.append(self.interpreter.get_tensor(self.output)[0])
+            if self.vote_output is not None:
+                fractions.append(self.interpreter.get_tensor(self.vote_output)[0])
+        return np.array(probs), np.array(fractions) if self.vote_output is not None else None
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        return self.predict(images)[0]
+
+    def votes(self, images: np.ndarray) -> np.ndarray:
+        fractions = self.predict(images)[1]
+        if fractions is None:
+            raise ValueError("the model has no vote-fraction output")
+        return fractions
 
 
 def source_report(probs: np.ndarray, source: src.SourceSet) -> dict[str, Any]:

@@ -12,6 +12,15 @@ converter then writes:
 * ``float16``: float16 weights, float32 compute, the accuracy reference.
 
 The input has a fixed batch of 1; callers may resize it for batches.
+
+A run trained with a vote head (ml/vote_loss.py) gets a second output, ``vote_fractions``: the
+expected share of volunteers choosing each Galaxy Zoo answer within its question (the Dirichlet
+mean of the head's concentrations), read off the same pooled features as the classifier. It has
+``NUM_ANSWERS`` values against the probabilities' 10, and the TFLite file does not keep the
+outputs in the order the graph returns them, so readers tell them apart by their width
+(ml/evaluate.py, classifier/core/interpreters.py). In the int8 export the per-question
+normalisation stays float (``FLOAT_OPS``; the converter's quantisation debugger leaves listed
+operations unquantised); everything before it is int8 as in a model without the head.
 """
 
 from __future__ import annotations
@@ -22,6 +31,14 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from classifier.core.galaxy_zoo import ANSWER_SLICES
+from ml.vote_loss import ALPHA_MIN, ALPHA_RANGE, VoteHead
+
+VOTE_FRACTIONS = "vote_fractions"
+# The int8 export keeps the vote fractions' normalisation float: tflite-runtime 2.14 has no int8
+# division, and int8 question totals would leave each question's fractions a step off 1.
+FLOAT_OPS = ("SUM", "DIV", "CONCATENATION")
 
 TensorFn = Callable[[Any], Any]
 Representative = Callable[[], Iterator[list[np.ndarray]]]
@@ -39,8 +56,11 @@ def _folded(conv: torch.nn.Conv2d, bn: torch.nn.BatchNorm2d) -> tuple[np.ndarray
     return kernel.astype(np.float32), bias.astype(np.float32)
 
 
-def inference_function(model: torch.nn.Module, temperature: float) -> Callable:
-    """A TensorFlow function (NHWC image -> probabilities) equal to ``model`` in eval mode.
+def inference_function(
+    model: torch.nn.Module, temperature: float, vote_head: VoteHead | None = None
+) -> Callable:
+    """A TensorFlow function (NHWC image -> probabilities) equal to ``model`` in eval mode; with
+    ``vote_head``, (probabilities, vote fractions) equal to ml.vote_loss.expected_fractions.
 
     Built from constants rather than Keras layers: the converter then sees no
     variables, and batch norm is folded exactly as TFLite would fold it.
@@ -80,17 +100,35 @@ def inference_function(model: torch.nn.Module, temperature: float) -> Callable:
     dense_w = tf.constant(model._fc.weight.detach().numpy().T / temperature)
     dense_b = tf.constant(model._fc.bias.detach().numpy() / temperature)
 
-    def probabilities(image: Any) -> Any:
+    def features(image: Any) -> Any:
         x = stem(image)
         for stages, residual in blocks:
             y = x
             for stage in stages:
                 y = stage(y)
             x = x + y if residual else y
-        x = tf.reduce_mean(head(x), axis=[1, 2])
-        return tf.nn.softmax(tf.matmul(x, dense_w) + dense_b, name="probabilities")
+        return tf.reduce_mean(head(x), axis=[1, 2])
 
-    return probabilities
+    def probabilities(image: Any) -> Any:
+        return tf.nn.softmax(tf.matmul(features(image), dense_w) + dense_b, name="probabilities")
+
+    if vote_head is None:
+        return probabilities
+    vote_head.eval()
+    vote_w = tf.constant(vote_head.linear.weight.detach().numpy().T)
+    vote_b = tf.constant(vote_head.linear.bias.detach().numpy())
+
+    def probabilities_and_votes(image: Any) -> tuple[Any, Any]:
+        x = features(image)
+        probs = tf.nn.softmax(tf.matmul(x, dense_w) + dense_b, name="probabilities")
+        alpha = ALPHA_MIN + ALPHA_RANGE * tf.sigmoid(tf.matmul(x, vote_w) + vote_b)
+        means = [
+            alpha[:, part] / tf.reduce_sum(alpha[:, part], axis=1, keepdims=True)
+            for part in ANSWER_SLICES.values()
+        ]
+        return probs, tf.concat(means, axis=1, name=VOTE_FRACTIONS)
+
+    return probabilities_and_votes
 
 
 def convert(
@@ -99,18 +137,31 @@ def convert(
     temperature: float,
     quantization: str,
     representative: Callable[[], Iterator[list[np.ndarray]]] | None = None,
+    vote_head: VoteHead | None = None,
 ) -> bytes:
     import tensorflow as tf
 
     holder = tf.Module()
     holder.serve = tf.function(
-        inference_function(model, temperature),
+        inference_function(model, temperature, vote_head),
         input_signature=[tf.TensorSpec([1, image_size, image_size, 3], tf.float32, "image")],
     )
     converter = tf.lite.TFLiteConverter.from_concrete_functions(
         [holder.serve.get_concrete_function()], holder
     )
-    return _configure(converter, quantization, representative).convert()
+    converter = _configure(converter, quantization, representative)
+    if vote_head is None or quantization != "int8":
+        return converter.convert()
+    converter.target_spec.supported_ops = [
+        tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+        tf.lite.OpsSet.TFLITE_BUILTINS,
+    ]
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter,
+        debug_dataset=representative,
+        debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(FLOAT_OPS)),
+    )
+    return debugger.get_nondebug_quantized_model()
 
 
 def _configure(converter: Any, quantization: str, representative: Representative | None) -> Any:
@@ -137,8 +188,10 @@ def export(
     out: Path,
     quantization: str,
     representative_inputs: np.ndarray | None = None,
+    vote_head: VoteHead | None = None,
 ) -> Path:
-    """Write ``out`` and return it. ``representative_inputs``: preprocessed NHWC float32."""
+    """Write ``out`` and return it. ``representative_inputs``: preprocessed NHWC float32;
+    ``vote_head``: the run's, for the second output."""
 
     def representative() -> Iterator[list[np.ndarray]]:
         for row in representative_inputs:
@@ -150,7 +203,18 @@ def export(
         temperature,
         quantization,
         representative if representative_inputs is not None else None,
+        vote_head,
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(data)
     return out
+
+
+def load_vote_head(run_dir: Path, model: torch.nn.Module) -> VoteHead | None:
+    """The run's vote head (``vote_head.pt``, saved with the best weights), or None."""
+    path = run_dir / "vote_head.pt"
+    if not path.exists():
+        return None
+    head = VoteHead(model._fc.in_features)
+    head.load_state_dict(torch.load(path))
+    return head.eval()

@@ -22,7 +22,7 @@ import numpy as np
 from classifier.core.decode import DecodeLimits, PreparedImage, prepare_image
 from classifier.core.exceptions import ModelUnavailableError
 from classifier.core.galaxy10 import CLASS_NAMES, NUM_CLASSES
-from classifier.core.galaxy_zoo import galaxy_zoo_answer
+from classifier.core.galaxy_zoo import QUESTIONS, galaxy_zoo_answer
 from classifier.core.interpreters import InterpreterPool, interpreter_class
 from classifier.core.manifest import ManifestError, ModelManifest
 from classifier.core.ood import OodGate
@@ -101,11 +101,14 @@ class GalaxyClassifier:
         self._record_inference = record_inference
         self._interpreter_class, self.backend_name = interpreter_class(backend)
         size = manifest.preprocessing.size
+        # The vote fractions are read only where the manifest says what they answer.
+        self._questions = None if manifest.galaxy_zoo is None else manifest.galaxy_zoo.questions
         self._pool = InterpreterPool(
             self._interpreter_class,
             model_bytes,
             input_shape=(size, size, 3),
             outputs=NUM_CLASSES,
+            votes=None if manifest.galaxy_zoo is None else manifest.galaxy_zoo.answers,
             num_threads=num_threads,
         )
         logger.info("loaded model %s (%s) with %s", self.model_version, self.model_path, self.backend_name)
@@ -175,20 +178,23 @@ class GalaxyClassifier:
         for start in range(0, len(images), MAX_BATCH_SIZE):
             chunk = images[start : start + MAX_BATCH_SIZE]
             batch = np.stack([image.tensor for image in chunk]).astype(np.float32, copy=False)
-            probabilities, elapsed_ms = self._run(batch)
+            probabilities, fractions, elapsed_ms = self._run(batch)
             per_image_ms = elapsed_ms / len(chunk)
             if self._record_inference is not None:
                 self._record_inference(per_image_ms / 1000.0, len(chunk))
+            votes = [None] * len(chunk) if fractions is None else list(fractions)
             results.extend(
-                self._result(row, image, per_image_ms)
-                for row, image in zip(probabilities, chunk, strict=True)
+                self._result(row, vote_row, image, per_image_ms)
+                for row, vote_row, image in zip(probabilities, votes, chunk, strict=True)
             )
         return results
 
-    def _run(self, batch: np.ndarray) -> tuple[np.ndarray, float]:
+    def _run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, float]:
         return self._pool.run(batch)
 
-    def _result(self, row: np.ndarray, image: PreparedImage, inference_ms: float) -> ClassificationResult:
+    def _result(
+        self, row: np.ndarray, fractions: np.ndarray | None, image: PreparedImage, inference_ms: float
+    ) -> ClassificationResult:
         # The model outputs probabilities (classifier.core.manifest.OUTPUT_KINDS). Renormalised in
         # float64 so the stored probabilities sum to 1 exactly enough to audit.
         row = np.clip(row, 0.0, None)
@@ -209,5 +215,5 @@ class GalaxyClassifier:
             ood_score=None if ood_score is None else round(ood_score, 3),
             single_band=image.single_band,
             bands_assumed=image.bands_assumed,
-            galaxy_zoo=galaxy_zoo_answer(row),
+            galaxy_zoo=galaxy_zoo_answer(row, fractions, self._questions or QUESTIONS),
         )

@@ -5,6 +5,10 @@ runs on an interpreter checked out of the pool's idle queue, which acts as the l
 invoke(), so concurrent requests in a threaded worker never see each other's tensors. A web
 worker holds one interpreter (its requests take turns); `manage.py classify` asks for one per
 core and runs them side by side.
+
+A model may have a second output, the Galaxy Zoo vote fractions (ml/export.py). A TFLite file
+does not keep its outputs in the order the graph returned them, so they are told apart by
+their width (``output_indices``).
 """
 
 from __future__ import annotations
@@ -49,6 +53,23 @@ def interpreter_class(preference: str) -> tuple[type, str]:
     return Interpreter, BACKEND_TFLITE_RUNTIME
 
 
+def output_indices(
+    details: list[dict[str, Any]], *, outputs: int, votes: int | None
+) -> tuple[int, int | None]:
+    """The tensor indices of the ``outputs`` probabilities and of the ``votes`` vote fractions
+    among an interpreter's output details (None when ``votes`` is None); a model may carry vote
+    fractions that the caller does not read. Raises ValueError naming the shapes."""
+    shapes = [list(d["shape"]) for d in details]
+    by_width = {
+        int(d["shape"][-1]): d["index"] for d in details if len(d["shape"]) == 2 and d["shape"][0] == 1
+    }
+    if len(details) > 2 or len(by_width) != len(details) or outputs not in by_width:
+        raise ValueError(f"model outputs are {shapes}, expected [1, {outputs}]")
+    if votes is not None and votes not in by_width:
+        raise ValueError(f"model outputs are {shapes}, expected [1, {outputs}] and [1, {votes}]")
+    return by_width[outputs], None if votes is None else by_width[votes]
+
+
 @dataclass
 class _Slot:
     """One TFLite interpreter and the batch size its tensors are allocated for."""
@@ -61,7 +82,8 @@ class InterpreterPool:
     """Interpreters of one model, each used by one thread at a time.
 
     Every interpreter is checked against the expected input shape (a batch of one) and
-    number of outputs as it is built; raises ModelUnavailableError.
+    number of outputs (and of vote fractions, when ``votes`` is given) as it is built; raises
+    ModelUnavailableError.
     """
 
     def __init__(
@@ -71,12 +93,14 @@ class InterpreterPool:
         *,
         input_shape: tuple[int, ...],
         outputs: int,
+        votes: int | None = None,
         num_threads: int = 1,
     ) -> None:
         self._interpreter = interpreter
         self._model_content = model_content
         self._input_shape = [1, *input_shape]
         self._outputs = outputs
+        self._votes = votes
         self._num_threads = num_threads
         # Interpreters not in use. Taking one out is the lock around its invoke(): a call
         # waits here until one is free, and no two threads ever hold the same one.
@@ -93,18 +117,18 @@ class InterpreterPool:
         except (ValueError, RuntimeError) as exc:
             raise ModelUnavailableError(f"the TFLite model could not be loaded: {exc}") from exc
         input_details = interpreter.get_input_details()[0]
-        output_details = interpreter.get_output_details()[0]
         if list(input_details["shape"]) != self._input_shape or input_details["dtype"] != np.float32:
             raise ModelUnavailableError(
                 f"model input is {list(input_details['shape'])} {input_details['dtype'].__name__}, "
                 f"expected {self._input_shape} float32"
             )
-        if list(output_details["shape"]) != [1, self._outputs]:
-            raise ModelUnavailableError(
-                f"model output is {list(output_details['shape'])}, expected [1, {self._outputs}]"
+        try:
+            self._output_index, self._votes_index = output_indices(
+                interpreter.get_output_details(), outputs=self._outputs, votes=self._votes
             )
+        except ValueError as exc:
+            raise ModelUnavailableError(str(exc)) from exc
         self._input_index = input_details["index"]
-        self._output_index = output_details["index"]
         self._idle.put(_Slot(interpreter))
         self.count += 1
 
@@ -114,9 +138,10 @@ class InterpreterPool:
             while self.count < count:
                 self._add()
 
-    def run(self, batch: np.ndarray) -> tuple[np.ndarray, float]:
-        """The model's float64 output for ``batch`` and the milliseconds invoke() took,
-        on the first idle interpreter (waiting for one when all are busy)."""
+    def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, float]:
+        """The model's float64 output for ``batch``, its vote fractions (None unless the pool
+        reads them) and the milliseconds invoke() took, on the first idle interpreter (waiting
+        for one when all are busy)."""
         slot = self._idle.get()
         try:
             started = time.perf_counter()
@@ -128,7 +153,10 @@ class InterpreterPool:
             interpreter.set_tensor(self._input_index, batch)
             interpreter.invoke()
             output = np.array(interpreter.get_tensor(self._output_index), dtype=np.float64)
+            votes = None
+            if self._votes_index is not None:
+                votes = np.array(interpreter.get_tensor(self._votes_index), dtype=np.float64)
             elapsed_ms = (time.perf_counter() - started) * 1000.0
         finally:
             self._idle.put(slot)
-        return output, elapsed_ms
+        return output, votes, elapsed_ms

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from classifier.core.galaxy10 import CLASS_NAMES, GALAXY10_CLASSES
+from classifier.core.galaxy_zoo import MAIN_QUESTIONS, QUESTIONS
 from classifier.core.manifest_sections import (
     OUTPUT_KINDS,
     OUTPUT_PROBABILITIES,
@@ -46,6 +47,7 @@ __all__ = [
     "FORMAT_VERSION",
     "OUTPUT_KINDS",
     "OUTPUT_PROBABILITIES",
+    "GalaxyZooSection",
     "ManifestClass",
     "ManifestError",
     "ModelManifest",
@@ -123,6 +125,39 @@ def _classes(value: Any, where: str) -> tuple[ManifestClass, ...]:
     return tuple(classes)
 
 
+def _questions(value: Any, where: str) -> dict[str, tuple[str, ...]]:
+    if not isinstance(value, dict) or not value:
+        raise ManifestError(f"{named(where)} is not a JSON object of questions")
+    questions = {}
+    for question, answers in value.items():
+        at = f"{where}.{question}"
+        if question not in QUESTIONS:
+            raise ManifestError(f"{named(at)} is not a Galaxy Zoo DECaLS question this app knows")
+        if not isinstance(answers, list) or sorted(answers) != sorted(QUESTIONS[question]):
+            raise ManifestError(
+                f"{named(at)} are not the answers {', '.join(QUESTIONS[question])}, each once"
+            )
+        questions[question] = tuple(answers)
+    missing = [q for q in MAIN_QUESTIONS if q not in questions]
+    if missing:
+        raise ManifestError(f"{named(where)} lacks {', '.join(missing)}")
+    return questions
+
+
+@dataclass(frozen=True, kw_only=True)
+class GalaxyZooSection(Section):
+    """The model's second output (ml/export.py): the expected vote fraction of every answer
+    within its question, the questions and their answers in the output's order."""
+
+    output: Annotated[str | None, text] = None
+    questions: Annotated[dict[str, tuple[str, ...]], _questions]
+
+    @property
+    def answers(self) -> int:
+        """How many values the output has."""
+        return sum(len(answers) for answers in self.questions.values())
+
+
 @dataclass(frozen=True, kw_only=True)
 class ModelManifest(Section):
     """A validated manifest: every section typed, unknown top-level keys in ``extra``."""
@@ -144,6 +179,8 @@ class ModelManifest(Section):
     provenance: Annotated[ProvenanceSection | None, section(ProvenanceSection)] = None
     training: Annotated[TrainingSection | None, section(TrainingSection)] = None
     ood: Annotated[OodSection | None, section(OodSection)] = None
+    # Present when the model has the vote-fraction output.
+    galaxy_zoo: Annotated[GalaxyZooSection | None, section(GalaxyZooSection)] = None
 
     @classmethod
     def create(

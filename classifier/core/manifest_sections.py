@@ -244,6 +244,16 @@ class Reliability(Section):
 
 
 @dataclass(frozen=True, kw_only=True)
+class QuestionError(Section):
+    """Mean absolute error of one Galaxy Zoo question's predicted vote fractions against the
+    volunteers', over ``n`` galaxies: per answer, and ``mae`` their mean."""
+
+    n: Annotated[int, count]
+    mae: Annotated[float, number]
+    answers: Annotated[dict[str, float], mapping_of(number)]
+
+
+@dataclass(frozen=True, kw_only=True)
 class EvaluationMetrics(Section):
     """One evaluation set's measurements; a set reports those its labels allow."""
 
@@ -263,6 +273,8 @@ class EvaluationMetrics(Section):
     reliability: Annotated[Reliability | None, section(Reliability)] = None
     soft_cross_entropy: Annotated[float | None, number] = None
     group_abs_error: Annotated[float | None, number] = None
+    # Question -> its vote-fraction error, for a model with the vote output (ml/decals_validation.py).
+    vote_fraction_mae: Annotated[dict[str, QuestionError] | None, mapping_of(section(QuestionError))] = None
 
     @property
     def size(self) -> int | None:

@@ -7,12 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from django.conf import settings as django_settings
 
 from classifier.core.decode import DecodeLimits
 from classifier.core.exceptions import ModelUnavailableError
 from classifier.core.inference import GalaxyClassifier
+from classifier.core.interpreters import output_indices
 from classifier.core.manifest import ModelManifest
 from classifier.core.preprocessing import ImageDecodeError
 from classifier.tests.utils import make_image_bytes
@@ -130,3 +132,21 @@ def test_a_manifest_for_another_file_is_refused(manifest, tmp_path):
     data["sha256"] = "0" * 64
     with pytest.raises(ModelUnavailableError, match="sha256"):
         GalaxyClassifier(manifest=ModelManifest.from_dict(data), model_path=Path(django_settings.MODEL_PATH))
+
+
+def _output(index, width):
+    return {"index": index, "shape": np.array([1, width])}
+
+
+def test_outputs_are_told_apart_by_their_width_whatever_their_order():
+    votes_first = [_output(7, 34), _output(3, 10)]
+    assert output_indices(votes_first, outputs=10, votes=34) == (3, 7)
+    # A model with the vote output served by a manifest that does not declare it.
+    assert output_indices(votes_first, outputs=10, votes=None) == (3, None)
+    assert output_indices([_output(3, 10)], outputs=10, votes=None) == (3, None)
+    with pytest.raises(ValueError, match=r"expected \[1, 10\] and \[1, 34\]"):
+        output_indices([_output(3, 10)], outputs=10, votes=34)
+    with pytest.raises(ValueError, match=r"expected \[1, 10\]"):
+        output_indices([_output(3, 9)], outputs=10, votes=None)
+    with pytest.raises(ValueError, match="expected"):
+        output_indices([_output(3, 10), _output(4, 10)], outputs=10, votes=None)

@@ -12,8 +12,15 @@ import pytest
 
 from classifier.core.exceptions import ModelUnavailableError
 from classifier.core.galaxy10 import CLASS_NAMES
+from classifier.core.galaxy_zoo import NUM_ANSWERS, QUESTIONS
 from classifier.core.inference import GalaxyClassifier
-from classifier.core.manifest import FORMAT_VERSION, ManifestError, ModelManifest, OodSection
+from classifier.core.manifest import (
+    FORMAT_VERSION,
+    GalaxyZooSection,
+    ManifestError,
+    ModelManifest,
+    OodSection,
+)
 from classifier.core.preprocessing import PreprocessConfig
 
 SHIPPED = Path(__file__).resolve().parents[2] / "ml" / "models" / "galaxy10.json"
@@ -263,4 +270,85 @@ def test_serving_refuses_a_manifest_that_declares_logits(model_copy):
     data["output"]["kind"] = "logits"
     manifest_path.write_text(json.dumps(data))
     with pytest.raises(ModelUnavailableError, match="output kind is 'logits'"):
+        GalaxyClassifier.from_files(model_path=model_path, manifest_path=manifest_path)
+
+
+# ---- the vote-fraction output (classifier.core.galaxy_zoo) ------------------------------------
+
+
+def with_galaxy_zoo(shipped: dict, questions: dict | None = None) -> dict:
+    questions = {q: list(a) for q, a in QUESTIONS.items()} if questions is None else questions
+    return {**shipped, "galaxy_zoo": {"output": "vote_fractions", "questions": questions}}
+
+
+def test_the_shipped_manifest_declares_no_vote_output(shipped):
+    assert "galaxy_zoo" not in shipped
+    assert ModelManifest.read(SHIPPED).galaxy_zoo is None
+
+
+def test_the_galaxy_zoo_section_is_typed_and_written_back_as_read(shipped, tmp_path):
+    data = with_galaxy_zoo(shipped)
+    manifest = ModelManifest.from_dict(data)
+    assert isinstance(manifest.galaxy_zoo, GalaxyZooSection)
+    assert manifest.galaxy_zoo.questions == QUESTIONS
+    assert manifest.galaxy_zoo.answers == NUM_ANSWERS
+    assert manifest.as_dict() == data
+    path = tmp_path / "galaxy10.json"
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    ModelManifest.read(path).write(tmp_path / "again.json")
+    assert (tmp_path / "again.json").read_bytes() == path.read_bytes()
+
+
+def test_the_answers_may_come_in_another_order(shipped):
+    questions = {q: list(a) for q, a in QUESTIONS.items()}
+    questions["bar"] = ["no", "weak", "strong"]
+    assert ModelManifest.from_dict(with_galaxy_zoo(shipped, questions)).galaxy_zoo.questions["bar"] == (
+        "no",
+        "weak",
+        "strong",
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda q: q.update({"colour": ["red", "blue"]}), "galaxy_zoo.questions.colour is not a Galaxy Zoo"),
+        (lambda q: q.update({"bar": ["strong", "no"]}), "galaxy_zoo.questions.bar are not the answers"),
+        (
+            lambda q: q.update({"bar": ["strong", "strong", "no"]}),
+            "galaxy_zoo.questions.bar are not the answers",
+        ),
+        (lambda q: q.pop("merging"), "galaxy_zoo.questions lacks merging"),
+        (lambda q: q.clear(), "galaxy_zoo.questions is not a JSON object of questions"),
+    ],
+)
+def test_a_malformed_galaxy_zoo_section_is_refused(shipped, change, message):
+    questions = {q: list(a) for q, a in QUESTIONS.items()}
+    change(questions)
+    assert message in refusal(with_galaxy_zoo(shipped, questions))
+
+
+def test_vote_fraction_errors_are_typed_in_the_metrics(shipped):
+    errors = {
+        "smooth-or-featured": {"n": 40, "mae": 0.1, "answers": {"smooth": 0.12, "featured-or-disk": 0.1}}
+    }
+    data = {
+        **shipped,
+        "metrics": {**shipped["metrics"], "decals_validation": {"n": 40, "vote_fraction_mae": errors}},
+    }
+    manifest = ModelManifest.from_dict(data)
+    error = manifest.metrics.sets["decals_validation"].vote_fraction_mae["smooth-or-featured"]
+    assert (error.n, error.mae, error.answers["smooth"]) == (40, 0.1, 0.12)
+    assert manifest.as_dict() == data
+    errors["smooth-or-featured"]["mae"] = "small"
+    assert (
+        "decals_validation.vote_fraction_mae.smooth-or-featured.mae 'small' is not a finite number"
+        in refusal(data)
+    )
+
+
+def test_serving_refuses_a_declared_vote_output_the_model_lacks(model_copy):
+    model_path, manifest_path = model_copy
+    manifest_path.write_text(json.dumps(with_galaxy_zoo(json.loads(manifest_path.read_text()))))
+    with pytest.raises(ModelUnavailableError, match=rf"expected \[1, 10\] and \[1, {NUM_ANSWERS}\]"):
         GalaxyClassifier.from_files(model_path=model_path, manifest_path=manifest_path)

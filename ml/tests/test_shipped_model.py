@@ -122,7 +122,8 @@ def test_tflite_runtime_loads_the_shipped_model_and_agrees(tmp_path, classifier)
         interpreter = Interpreter(model_path={str(MODEL)!r}, num_threads=1)
         interpreter.allocate_tensors()
         source = interpreter.get_input_details()[0]["index"]
-        target = interpreter.get_output_details()[0]["index"]
+        # The probabilities are the 10-wide output (a model with the vote head has a second).
+        target = next(d["index"] for d in interpreter.get_output_details() if d["shape"][-1] == 10)
         outputs = []
         for row in np.load({str(tmp_path / "inputs.npy")!r}):
             interpreter.set_tensor(source, row[None])
