@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from classifier.core.galaxy10 import CLASS_NAMES
+from classifier.core.galaxy_zoo import GROUP_KEYS, MAIN_QUESTIONS, QUESTIONS
 from classifier.models import CLASS_CHOICES, Prediction
 from classifier.predictions.exports import round_probability
 
@@ -18,6 +21,53 @@ class ProbabilityField(serializers.FloatField):
 
     def to_representation(self, value: float) -> float:
         return round_probability(value)
+
+
+def _fraction() -> dict[str, Any]:
+    # A new dict per property, so that nothing editing one property's schema edits them all.
+    return {"type": "number", "minimum": 0, "maximum": 1}
+
+
+# A prediction's galaxy_zoo (classifier.core.galaxy_zoo.galaxy_zoo_answer), described key by key.
+GALAXY_ZOO_SCHEMA = {
+    "type": "object",
+    "nullable": True,
+    "description": (
+        "The answer in Galaxy Zoo's terms: `groups`, the summed probability of each Galaxy10 group's "
+        "classes; `questions`, the predicted fraction of Galaxy Zoo volunteers giving each answer of "
+        "the main questions of its decision tree (null when the model predicts no vote fractions). "
+        "Null for predictions made before the model gave it."
+    ),
+    "properties": {
+        "groups": {
+            "type": "object",
+            "description": "Probability of each Galaxy10 group (the sum of its classes' probabilities).",
+            "properties": {key: _fraction() for key in GROUP_KEYS},
+            "required": list(GROUP_KEYS),
+        },
+        "questions": {
+            "type": "object",
+            "nullable": True,
+            "description": "Predicted vote fraction of each answer, by question (each sums to 1).",
+            "properties": {
+                question: {
+                    "type": "object",
+                    "properties": {answer: _fraction() for answer in QUESTIONS[question]},
+                }
+                for question in MAIN_QUESTIONS
+            },
+        },
+    },
+    "required": ["groups", "questions"],
+}
+
+
+@extend_schema_field(GALAXY_ZOO_SCHEMA)
+class GalaxyZooField(serializers.JSONField):
+    """A prediction's galaxy_zoo as stored: the core rounded it as every probability is given."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(read_only=True, allow_null=True, **kwargs)
 
 
 RA_HELP = "Right ascension in degrees (ICRS), 0 <= ra < 360; with `dec`, instead of images."
@@ -104,6 +154,7 @@ class PredictionOutputSerializer(serializers.Serializer):
     viewer_url = serializers.CharField(
         read_only=True, help_text="The Legacy Surveys viewer at the position; empty without one."
     )
+    galaxy_zoo = GalaxyZooField()
 
     @extend_schema_field(
         {

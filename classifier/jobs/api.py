@@ -20,7 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from classifier.api.serializers import ErrorOutputSerializer
+from classifier.api.serializers import ErrorOutputSerializer, GalaxyZooField
 from classifier.core.exceptions import JobInputError
 from classifier.core.galaxy10 import CLASS_NAMES
 from classifier.jobs import selectors as job_selectors
@@ -126,6 +126,7 @@ class JobResultSerializer(serializers.Serializer):
     prediction_id = serializers.IntegerField(allow_null=True)
     cutout_url = serializers.CharField(help_text="Where the member's cutout was fetched; empty for files.")
     catalogue = serializers.DictField(child=serializers.CharField())
+    galaxy_zoo = GalaxyZooField()
 
 
 class JobApi(APIView):

@@ -12,9 +12,11 @@ from django.utils import timezone
 from classifier.core.galaxy10 import CLASS_NAMES
 from classifier.models import Job, JobMember, Prediction
 from classifier.predictions.exports import (
+    GALAXY_ZOO_COLUMNS,
     RESULT_COLUMNS,
     SafeCsvWriter,
     check_cells,
+    galaxy_zoo_cells,
     probability_cell,
     round_probability,
 )
@@ -114,6 +116,7 @@ def job_results(job: Job) -> Iterator[dict[str, Any]]:
             "prediction_id": None,
             "cutout_url": "",
             "catalogue": {column: member.catalogue.get(column, "") for column in job.catalogue_columns},
+            "galaxy_zoo": None,
         }
         if prediction is not None:
             record.update(
@@ -129,6 +132,7 @@ def job_results(job: Job) -> Iterator[dict[str, Any]]:
                 single_band=prediction.single_band,
                 prediction_id=prediction.pk,
                 cutout_url=prediction.cutout_url,
+                galaxy_zoo=prediction.galaxy_zoo,
             )
         yield record
 
@@ -136,10 +140,23 @@ def job_results(job: Job) -> Iterator[dict[str, Any]]:
 def job_results_columns(job: Job) -> list[str]:
     """The columns of every tabular export of the results (CSV, VOTable): classify's columns,
     status and error, then the catalogue's; for a catalogue of positions, the catalogue's
-    columns first (the astronomer's table, extended), then the answers and the cutout URL."""
+    columns first (the astronomer's table, extended), then the answers and the cutout URL.
+    The Galaxy Zoo answers come last in both, so the columns before them keep their places."""
     if job.by_position:
-        return [*job.catalogue_columns, *RESULT_COLUMNS, *STATUS_COLUMNS, *POSITION_COLUMNS]
-    return [*RESULT_COLUMNS, *STATUS_COLUMNS, *job.catalogue_columns]
+        return [
+            *job.catalogue_columns,
+            *RESULT_COLUMNS,
+            *STATUS_COLUMNS,
+            *POSITION_COLUMNS,
+            *GALAXY_ZOO_COLUMNS,
+        ]
+    return [*RESULT_COLUMNS, *STATUS_COLUMNS, *job.catalogue_columns, *GALAXY_ZOO_COLUMNS]
+
+
+def _catalogue_span(job: Job) -> tuple[int, int]:
+    """Where the catalogue's columns lie in job_results_columns: [start, stop)."""
+    start = 0 if job.by_position else len(RESULT_COLUMNS) + len(STATUS_COLUMNS)
+    return start, start + len(job.catalogue_columns)
 
 
 def job_results_rows(job: Job) -> Iterator[list[object]]:
@@ -157,7 +174,8 @@ def job_results_rows(job: Job) -> Iterator[list[object]]:
             record["status"],
             record["error"],
         ]
-        yield [*catalogue, *answers, record["cutout_url"]] if job.by_position else [*answers, *catalogue]
+        row = [*catalogue, *answers, record["cutout_url"]] if job.by_position else [*answers, *catalogue]
+        yield [*row, *galaxy_zoo_cells(record["galaxy_zoo"])]
 
 
 class _Echo:
@@ -178,12 +196,12 @@ def job_results_csv(job: Job) -> Iterator[str]:
 
 def job_results_votable(job: Job, stream: BinaryIO) -> None:
     """The results as a VOTable, with the CSV's columns, their units and UCDs, written to ``stream``."""
-    columns = job_results_columns(job)
+    catalogue_from, catalogue_to = _catalogue_span(job)
     votable = votable_from_rows(
-        columns,
+        job_results_columns(job),
         job_results_rows(job),
-        catalogue_from=0 if job.by_position else len(columns) - len(job.catalogue_columns),
-        catalogue_to=len(job.catalogue_columns) if job.by_position else None,
+        catalogue_from=catalogue_from,
+        catalogue_to=catalogue_to,
         name=f"job_{job.pk}_results",
         description=f"Galaxy10 DECaLS classes of the files of job {job.pk} ({job.name}).",
         infos=[

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol, TextIO
 
 from django.http import HttpResponse
 
 from classifier.core.galaxy10 import CLASS_NAMES
+from classifier.core.galaxy_zoo import GROUP_KEYS, MAIN_QUESTIONS, QUESTIONS
 from classifier.models import Prediction
 
 # Probabilities as every answer gives them: the int8 model's steps (0.8622047244094488) carry
@@ -39,6 +40,26 @@ POSITION_COLUMNS = ("ra", "dec", "cutout_url")
 
 RESULT_COLUMNS = ("path", "prediction", "class_index", "confidence", *CLASS_NAMES, *CHECK_COLUMNS)
 
+
+# The answer in Galaxy Zoo's terms (a prediction's galaxy_zoo), last in every export so that
+# the columns before them keep their places: group_<group> is the summed probability of a
+# Galaxy10 group's classes; gz_<question>_<answer> the predicted fraction of volunteers giving
+# that answer (names as Galaxy Zoo DECaLS writes them: hyphens inside, so the first "_" after
+# the question ends it). Empty when the prediction has none, or its model predicts no votes.
+def group_column(key: str) -> str:
+    return f"group_{key}"
+
+
+def answer_column(question: str, answer: str) -> str:
+    return f"gz_{question}_{answer}"
+
+
+GROUP_COLUMNS = tuple(group_column(key) for key in GROUP_KEYS)
+QUESTION_COLUMNS = tuple(
+    answer_column(question, answer) for question in MAIN_QUESTIONS for answer in QUESTIONS[question]
+)
+GALAXY_ZOO_COLUMNS = (*GROUP_COLUMNS, *QUESTION_COLUMNS)
+
 CSV_COLUMNS = (
     "id",
     "created_at",
@@ -55,6 +76,7 @@ CSV_COLUMNS = (
     "source",
     *CHECK_COLUMNS,
     *POSITION_COLUMNS,
+    *GALAXY_ZOO_COLUMNS,
 )
 
 # A formula character at the start of a cell, or at the start of what a spreadsheet
@@ -118,6 +140,7 @@ def prediction_csv_row(prediction: Prediction) -> list[object]:
         prediction.source,
         *check_cells(prediction.in_distribution, prediction.ood_score, prediction.single_band),
         *position_cells(prediction),
+        *galaxy_zoo_cells(prediction.galaxy_zoo),
     ]
 
 
@@ -128,6 +151,21 @@ def position_cells(prediction: Prediction) -> list[object]:
         "" if prediction.dec is None else f"{prediction.dec:.6f}",
         prediction.cutout_url,
     ]
+
+
+def galaxy_zoo_cells(galaxy_zoo: Mapping[str, Any] | None) -> list[str]:
+    """The GALAXY_ZOO_COLUMNS cells of a prediction's galaxy_zoo; empty where it has no value."""
+    groups = (galaxy_zoo or {}).get("groups") or {}
+    questions = (galaxy_zoo or {}).get("questions") or {}
+    cells = [_optional_probability(groups.get(key)) for key in GROUP_KEYS]
+    for question in MAIN_QUESTIONS:
+        answers = questions.get(question) or {}
+        cells.extend(_optional_probability(answers.get(answer)) for answer in QUESTIONS[question])
+    return cells
+
+
+def _optional_probability(value: float | None) -> str:
+    return "" if value is None else probability_cell(value)
 
 
 def check_cells(in_distribution: bool | None, ood_score: float | None, single_band: bool | None) -> list[str]:

@@ -268,6 +268,7 @@ def predictions_record(
                     ood_score=result.ood_score,
                     single_band=result.single_band,
                     bands_assumed=result.bands_assumed,
+                    galaxy_zoo=result.galaxy_zoo,
                     source=source,
                     user=user,
                     client_ip=client_ip,

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
-from classifier.core.galaxy10 import CLASS_NAMES
-from classifier.predictions.exports import PROBABILITY_DECIMALS
+from classifier.core.galaxy10 import CLASS_NAMES, GROUPS
+from classifier.core.galaxy_zoo import GROUP_KEYS, MAIN_QUESTIONS, QUESTIONS
+from classifier.predictions.exports import PROBABILITY_DECIMALS, answer_column, group_column
 
 if TYPE_CHECKING:
     from astropy.io.votable.tree import VOTableFile
@@ -61,6 +62,22 @@ RESULT_VO_COLUMNS: dict[str, VOColumn] = {
     "status": VOColumn("unicodeChar", ucd="meta.code.status", description="classified, failed or pending."),
     "error": VOColumn("unicodeChar", ucd="meta.note", description="Why the file could not be classified."),
     "cutout_url": VOColumn("unicodeChar", ucd="meta.ref.url", description="Where the image was fetched."),
+    **{
+        group_column(key): replace(
+            _PROBABILITY, description=f"Probability of the Galaxy10 group {group} (the sum of its classes)."
+        )
+        for key, group in zip(GROUP_KEYS, GROUPS, strict=True)
+    },
+    **{
+        answer_column(question, answer): replace(
+            _PROBABILITY,
+            description=(
+                f"Predicted fraction of Galaxy Zoo volunteers answering {answer} to the question {question}."
+            ),
+        )
+        for question in MAIN_QUESTIONS
+        for answer in QUESTIONS[question]
+    },
 }
 
 # Columns named by a submitter's catalogue, recognised by name (case-insensitive). RA and Dec

@@ -39,6 +39,7 @@ RESPONSE_KEYS = {
     "dec",
     "cutout_url",
     "viewer_url",
+    "galaxy_zoo",
 }
 
 

@@ -20,6 +20,7 @@ from classifier.core.galaxy10 import CLASS_NAMES
 from classifier.management.commands import classify
 from classifier.models import Prediction
 from classifier.predictions import batch, filenames
+from classifier.predictions.exports import GALAXY_ZOO_COLUMNS
 from classifier.predictions.inference import get_classifier
 from classifier.tests.utils import make_image_bytes
 
@@ -55,6 +56,7 @@ def test_csv_to_stdout_for_a_folder_recursively(image_folder):
         "in_distribution",
         "ood_score",
         "single_band",
+        *GALAXY_ZOO_COLUMNS,
     ]
     assert [r["path"] for r in rows] == [
         str(image_folder / "a.png"),
@@ -85,6 +87,7 @@ def test_json_to_output_file(image_folder, tmp_path):
         "in_distribution",
         "ood_score",
         "single_band",
+        "galaxy_zoo",
     }
     assert list(item["probabilities"]) == list(CLASS_NAMES)
     expected = get_classifier().classify(image_folder / "a.png")

@@ -23,6 +23,7 @@ from classifier.core.galaxy10 import CLASS_NAMES
 from classifier.jobs import services as job_services
 from classifier.jobs.submissions import submission_from_uploads
 from classifier.models import Job
+from classifier.predictions.exports import GALAXY_ZOO_COLUMNS
 from classifier.predictions.votable import VOTABLE_CONTENT_TYPE
 from classifier.tests.jobs_support import distinct_images, make_zip, run_chunks_inline, zip_upload
 
@@ -40,6 +41,7 @@ RESULT_FIELDS = {
     "single_band": ("boolean", None, "meta.code"),
     "status": ("unicodeChar", None, "meta.code.status"),
     "error": ("unicodeChar", None, "meta.note"),
+    **dict.fromkeys(GALAXY_ZOO_COLUMNS, PROBABILITY),
 }
 
 
@@ -223,10 +225,12 @@ def test_catalogue_columns_by_name_and_by_content(user, user_client, django_capt
     assert row["ra_deg"] == 150.1
     assert row["RAJ2000"] == "10:00:24"
     assert row["status (2)"] == "mine"
-    # The same cells as the CSV's, in the same order, whatever the names.
+    # The same cells as the CSV's, in the same order, whatever the names (the Galaxy Zoo
+    # answers come after the catalogue's columns).
     header, cells = _csv_rows(user_client, job)
-    assert header[-7:] == ["ra_deg", "DEC_DEG", "RAJ2000", "status", "objid", "objid", "hms"]
-    assert [str(row[position]) for position in range(len(header) - 7, len(header))] == cells[-7:]
+    end = len(header) - len(GALAXY_ZOO_COLUMNS)
+    assert header[end - 7 : end] == ["ra_deg", "DEC_DEG", "RAJ2000", "status", "objid", "objid", "hms"]
+    assert [str(row[position]) for position in range(end - 7, end)] == cells[end - 7 : end]
 
 
 def test_only_the_owner_and_staff_read_it(catalogue_job, other_user, anonymous_client, staff_client):

@@ -17,7 +17,7 @@ from django.urls import reverse
 from classifier.jobs import services as job_services
 from classifier.jobs.submissions import submission_from_uploads
 from classifier.models import Job, JobMember, Prediction
-from classifier.predictions.exports import RESULT_COLUMNS
+from classifier.predictions.exports import GALAXY_ZOO_COLUMNS, RESULT_COLUMNS
 from classifier.tests.jobs_support import run_chunks_inline, wait_until_ended
 from classifier.tests.workers import Worker
 
@@ -85,7 +85,17 @@ def test_a_catalogue_of_positions_is_a_job(user_client, cutout_server):
     assert len(fetched) <= 6
 
     header, *rows = results_table(user_client, job)
-    assert header == ["id", "RA", "dec", "z", *RESULT_COLUMNS, "status", "error", "cutout_url"]
+    assert header == [
+        "id",
+        "RA",
+        "dec",
+        "z",
+        *RESULT_COLUMNS,
+        "status",
+        "error",
+        "cutout_url",
+        *GALAXY_ZOO_COLUMNS,
+    ]
     assert [row[0] for row in rows] == ["G1", "G2", "NOIMG", "BLANK", "BAD", "G3"]
     g1 = dict(zip(header, rows[0], strict=True))
     assert (g1["RA"], g1["z"], g1["path"], g1["status"]) == ("150.1", "0.05", "row 1", "classified")

@@ -12,7 +12,7 @@ import pytest
 from django.urls import reverse
 
 from classifier.models import Job, Prediction
-from classifier.predictions.exports import CSV_COLUMNS
+from classifier.predictions.exports import CSV_COLUMNS, GALAXY_ZOO_COLUMNS
 from classifier.tests.jobs_support import run_chunks_inline
 from classifier.tests.utils import media_files
 
@@ -125,6 +125,8 @@ def test_history_export_has_the_position_columns(client, staff, cutout_server):
     rows = list(csv.reader(io.StringIO(client.get(reverse("classifier:history-csv")).content.decode())))
 
     assert tuple(rows[0]) == CSV_COLUMNS
-    assert CSV_COLUMNS[-3:] == ("ra", "dec", "cutout_url")
-    assert rows[1][-3:-1] == ["150.100000", "2.200000"]
-    assert rows[1][-1].startswith(cutout_server.base)
+    # The position columns, then the Galaxy Zoo answers (last in every export).
+    end = len(CSV_COLUMNS) - len(GALAXY_ZOO_COLUMNS)
+    assert CSV_COLUMNS[end - 3 : end] == ("ra", "dec", "cutout_url")
+    assert rows[1][end - 3 : end - 1] == ["150.100000", "2.200000"]
+    assert rows[1][end - 1].startswith(cutout_server.base)

@@ -15,9 +15,11 @@ from classifier.jobs.archives import read_zip
 from classifier.jobs.members import MemberInput
 from classifier.predictions import batch
 from classifier.predictions.exports import (
+    GALAXY_ZOO_COLUMNS,
     RESULT_COLUMNS,
     SafeCsvWriter,
     check_cells,
+    galaxy_zoo_cells,
     probability_cell,
     round_probability,
 )
@@ -196,6 +198,8 @@ class Command(BaseCommand):
         }
         if outcome.prediction is not None:
             row["id"] = outcome.prediction.pk
+        # Last, as in the CSV: a reader of the keys before it sees them where they were.
+        row["galaxy_zoo"] = result.galaxy_zoo
         return row
 
     def _write(self, rows, *, output_format, output, verbosity):
@@ -207,7 +211,7 @@ class Command(BaseCommand):
             else:
                 # File names may come from anyone: quoted and formula-guarded like every export.
                 writer = SafeCsvWriter(stream)
-                writer.writerow(RESULT_COLUMNS)
+                writer.writerow((*RESULT_COLUMNS, *GALAXY_ZOO_COLUMNS))
                 for row in rows:
                     writer.writerow(
                         [
@@ -217,6 +221,7 @@ class Command(BaseCommand):
                             probability_cell(row["confidence"]),
                             *(probability_cell(row["probabilities"][name]) for name in CLASS_NAMES),
                             *check_cells(row["in_distribution"], row["ood_score"], row["single_band"]),
+                            *galaxy_zoo_cells(row["galaxy_zoo"]),
                         ]
                     )
         finally:
