@@ -9,6 +9,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils import formats, timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -18,7 +19,8 @@ from classifier.models import Job, Prediction
 from classifier.predictions import services
 from classifier.predictions.exports import predictions_csv_response
 from classifier.templatetags.classifier_tags import percent
-from classifier.templatetags.galaxy10_i18n import galaxy_class_name
+from classifier.templatetags.galaxy10_i18n import galaxy_class_name, galaxy_group
+from classifier.templatetags.galaxy_zoo import galaxy_zoo_answer_rows, galaxy_zoo_groups
 
 
 def created_column(value: datetime) -> str:
@@ -93,6 +95,7 @@ class PredictionAdmin(admin.ModelAdmin):
         "galaxy_class",
         "confidence_percent",
         "probability_list",
+        "galaxy_zoo_table",
         "in_distribution",
         "ood_score",
         "model_version",
@@ -140,6 +143,23 @@ class PredictionAdmin(admin.ModelAdmin):
                     (galaxy_class_name(name), f"{p:.3f}")
                     for name, p in zip(CLASS_NAMES, obj.probabilities, strict=True)
                 ),
+            ),
+        )
+
+    @admin.display(description=Prediction._meta.get_field("galaxy_zoo").verbose_name)
+    def galaxy_zoo_table(self, obj: Prediction) -> str:
+        # The groups, then every answer's predicted vote fraction, three decimals like the classes.
+        groups = [
+            (capfirst(galaxy_group(row["name"])), "", row["probability"])
+            for row in galaxy_zoo_groups(obj.galaxy_zoo)
+        ]
+        rows = [*groups, *galaxy_zoo_answer_rows(obj.galaxy_zoo)]
+        if not rows:
+            return "-"
+        return format_html(
+            '<table class="galaxy-zoo-table"><tbody>{}</tbody></table>',
+            format_html_join(
+                "", "<tr><th>{}</th><td>{}</td><td>{}</td></tr>", ((a, b, f"{p:.3f}") for a, b, p in rows)
             ),
         )
 
