@@ -17,7 +17,9 @@ Scores for one model (its 10 Galaxy10 probabilities, through the serving preproc
 (a) agreement of its top class with the class the votes imply (``ml.votes.vote_targets``,
 argmax, where Galaxy10 covers at least ``MIN_COVERAGE`` of the votes), top-1 and 4-group;
 (b) the mean absolute error of its smooth fraction (the summed probability of the three smooth
-classes) against the volunteers' smooth fraction; (c) accuracy on the exact members.
+classes) against the volunteers' smooth fraction; (c) accuracy on the exact members; (d) for a
+model with vote fractions (a run's vote head, or a TFLite file's vote output), the mean absolute
+error of every answer's fraction (``ml.votes.fraction_errors``).
 The 30 dev images never enter it.
 """
 
@@ -47,6 +49,8 @@ from ml.metrics import GROUP_MATRIX, MIN_COVERAGE, confusion_matrix
 from ml.model import build_model
 from ml.vote_loss import VoteHead, expected_fractions, vote_nll
 
+# Below this many answers to a question, the volunteers' own fraction is too noisy to score.
+FRACTION_MIN_VOTES = 20
 MEMBERS_CSV = Path("galaxy10_decals_coords") / "members_on_disk.csv"
 Predictor = Callable[[np.ndarray], np.ndarray]
 
@@ -171,6 +175,8 @@ class LoadedModel:
     sdss_pooled: dict[str, Any] | None  # val/pooled as recorded, when the model carries it
     # A run's vote head (vote_head.pt): inputs -> raw outputs (N, votes.NUM_ANSWERS), or None.
     predict_votes: Predictor | None = None
+    # Inputs -> expected vote fractions (N, votes.NUM_ANSWERS): the vote head's, or a TFLite output.
+    predict_fractions: Predictor | None = None
 
 
 def load_model(path: Path, run_config: Config | None = None) -> LoadedModel:
@@ -184,11 +190,13 @@ def load_model(path: Path, run_config: Config | None = None) -> LoadedModel:
         return _torch_model(path, "best.pt", {"config": run_config.as_dict()})
     tflite = path / "galaxy10.tflite" if path.is_dir() else path
     manifest = json.loads(tflite.with_suffix(".json").read_text())
+    model = TFLiteModel(tflite)
     return LoadedModel(
         f"{tflite} ({manifest.get('model_version', '?')})",
-        TFLiteModel(tflite),
+        model,
         Config.from_dict(manifest["training"]["config"]),
         manifest.get("metrics", {}).get("val/pooled"),
+        predict_fractions=model.votes if model.has_votes else None,
     )
 
 
@@ -211,7 +219,7 @@ def _torch_model(run_dir: Path, weights: str = "model.pt", run: dict[str, Any] |
         logits = torch.cat([model(batch) for batch in _batches(inputs)])
         return torch.softmax(logits / temperature, dim=1).numpy()
 
-    predict_votes = None
+    predict_votes = predict_fractions = None
     if (run_dir / "vote_head.pt").exists():
         head = VoteHead(model._fc.in_features)
         head.load_state_dict(torch.load(run_dir / "vote_head.pt"))
@@ -227,7 +235,12 @@ def _torch_model(run_dir: Path, weights: str = "model.pt", run: dict[str, Any] |
                 outputs.append(head())
             return torch.cat(outputs).numpy()
 
-    return LoadedModel(f"{run_dir}/{weights} (PyTorch)", predict, config, None, predict_votes)
+        def predict_fractions(inputs: np.ndarray) -> np.ndarray:
+            return expected_fractions(torch.from_numpy(predict_votes(inputs))).numpy()
+
+    return LoadedModel(
+        f"{run_dir}/{weights} (PyTorch)", predict, config, None, predict_votes, predict_fractions
+    )
 
 
 def vote_head_scores(outputs: np.ndarray, counts: np.ndarray) -> dict[str, Any]:
@@ -265,6 +278,9 @@ def score_model(
         )
         if model.predict_votes is not None:
             results[name]["vote_head"] = vote_head_scores(model.predict_votes(inputs), counts)
+        if model.predict_fractions is not None:
+            fractions = model.predict_fractions(inputs)
+            results[name]["vote_fraction_mae"] = votes.fraction_errors(fractions, counts, FRACTION_MIN_VOTES)
     inputs, label = member_inputs(data_root, model.config)
     results["members"] = member_scores(model.predict(inputs), label)
     return results
@@ -373,6 +389,8 @@ def main() -> None:
                 f"{result['model']} vote head on the validation folds: vote NLL {_mae(head['vote_nll'])}, "
                 f"smooth-fraction MAE {_mae(head['smooth_mae'])}"
             )
+        for question, error in (result["validation folds"].get("vote_fraction_mae") or {}).items():
+            print(f"{result['model']} {question} vote-fraction MAE {error['mae']:.3f}, n={error['n']}")
     if args.json:
         args.json.write_text(json.dumps({"vote_rule": rule, "results": results}, indent=2))
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from classifier.core.galaxy10 import CLASS_NAMES
+from ml.decals_validation import FRACTION_MIN_VOTES
 from ml.evaluate import DEV_SET
 
 
@@ -250,7 +251,7 @@ def write_model_card(
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, values in metrics.items():
-        if isinstance(values, dict) and name != "export_check":
+        if isinstance(values, dict) and name != "export_check" and not _only_vote_fractions(values):
             lines.append(_row(name, values))
     if dev:
         lines += [
@@ -266,6 +267,7 @@ def write_model_card(
             f"![confusion matrix]({figures['confusion_matrix']})",
             f"![reliability diagram]({figures['reliability']})",
         ]
+    lines += _vote_fraction_section(manifest)
     check = metrics.get("export_check", {})
     lines += [
         "",
@@ -318,3 +320,41 @@ def _framing_limit(manifest: dict[str, Any]) -> list[str]:
         f"  pictures were flagged (AUROC {report.get('auroc', float('nan')):.3f}). It judges the light's",
         "  geometry only, so a centred bright object on a dark background passes it.",
     ]
+
+
+def _only_vote_fractions(values: dict[str, Any]) -> bool:
+    """A metrics entry with the vote-fraction errors alone, no classification set."""
+    return "vote_fraction_mae" in values and "n" not in values and "images" not in values
+
+
+def _vote_fraction_section(manifest: dict[str, Any]) -> list[str]:
+    """The vote-fraction errors of every metrics entry that carries them (ml/decals_validation.py)."""
+    lines: list[str] = []
+    for name, values in manifest["metrics"].items():
+        errors = values.get("vote_fraction_mae") if isinstance(values, dict) else None
+        if not errors:
+            continue
+        lines += [
+            "",
+            f"## Galaxy Zoo vote fractions ({name})",
+            "",
+            "Each prediction carries the expected share of Galaxy Zoo DECaLS volunteers choosing each",
+            "answer of the main questions. Mean absolute error of those fractions against the",
+            "volunteers' on the held-out DECaLS validation folds, for each question over the galaxies",
+            f"where at least {FRACTION_MIN_VOTES} volunteers answered it.",
+            "",
+        ]
+        smooth = errors.get("smooth-or-featured")
+        if smooth:
+            lines += [
+                (
+                    f"Smooth or featured: mean absolute error {smooth['mae']:.3f} over {smooth['n']} "
+                    f"galaxies (the smooth fraction's {smooth['answers']['smooth']:.3f})."
+                ),
+                "",
+            ]
+        lines += ["| question | galaxies | MAE | MAE per answer |", "|---|---|---|---|"]
+        for question, error in errors.items():
+            answers = ", ".join(f"{answer} {mae:.3f}" for answer, mae in error["answers"].items())
+            lines.append(f"| {question} | {error['n']} | {error['mae']:.3f} | {answers} |")
+    return lines

@@ -23,12 +23,17 @@ import numpy as np
 import torch
 
 from classifier.core.galaxy10 import CLASS_NAMES
+from classifier.core.galaxy_zoo import QUESTIONS
 from classifier.core.manifest import ModelManifest
 from ml import sources as src
+from ml import votes
 from ml.cache import source_inputs
 from ml.calibration import calibrate
 from ml.config import Config, add_data_arguments, load_config, parse_override
 from ml.dataset import collect_sources, prepare_splits, serving_preprocess_config
+from ml.decals_folds import VOTES_DIR
+from ml.decals_folds import load as load_folds
+from ml.decals_validation import FRACTION_MIN_VOTES, model_inputs
 from ml.evaluate import (
     DEV_SET,
     TFLiteModel,
@@ -38,7 +43,7 @@ from ml.evaluate import (
     plot_confusion,
     plot_reliability,
 )
-from ml.export import export
+from ml.export import VOTE_FRACTIONS, export, load_vote_head
 from ml.model import build_model
 from ml.model_card import write_model_card
 from ml.ood import NoGalaxiesError
@@ -52,6 +57,8 @@ FIGURES = {"confusion_matrix": "model/confusion_matrix.png", "reliability": "mod
 MODEL_NAME = "galaxy10"
 # int8 ships when it stays this close to float16 on every validation set.
 INT8_TOLERANCE = 0.02
+# The metrics entry of the vote-fraction errors on the DECaLS validation folds.
+VOTE_FRACTIONS_SET = "decals_validation"
 
 log = logging.getLogger("ml.pipeline")
 
@@ -88,6 +95,17 @@ def headline(results: dict[str, Any], split: str = "val") -> dict[str, float]:
     }
 
 
+def vote_fraction_errors(tflite: TFLiteModel, data_root: Path, config: Config) -> dict[str, Any] | None:
+    """The file's vote-fraction errors on the DECaLS validation folds (ml/decals_validation.py),
+    when it has the vote output and the vote table is on disk."""
+    if not tflite.has_votes or not (data_root / VOTES_DIR / "labels.csv").is_file():
+        return None
+    validation = load_folds(data_root, config)
+    rows = np.flatnonzero(validation.validation)
+    fractions = tflite.votes(model_inputs(data_root, validation, rows, config))
+    return votes.fraction_errors(fractions, validation.table.counts[rows], FRACTION_MIN_VOTES)
+
+
 def sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -104,6 +122,7 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
     model = build_model(size, pretrained=False)
     model.load_state_dict(torch.load(args.run / "model.pt"))
     model.eval()
+    vote_head = load_vote_head(args.run, model)
     sources = collect_sources(config, args.data_root, args.galaxy10_h5)
     if args.skip_train:
         splits = prepare_splits(sources, config)
@@ -126,6 +145,7 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
             args.run / f"{MODEL_NAME}-{quantization}.tflite",
             quantization,
             calibration,
+            vote_head,
         )
         tflite = TFLiteModel(path)
         candidates[quantization] = {
@@ -152,6 +172,9 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
     shipped = candidates[chosen]
     if dev is not None:
         shipped["results"] = {**evaluate(TFLiteModel(shipped["path"]), [dev]), **shipped["results"]}
+    errors = vote_fraction_errors(TFLiteModel(shipped["path"]), args.data_root, config)
+    if errors:
+        shipped["results"][VOTE_FRACTIONS_SET] = {"vote_fraction_mae": errors}
 
     models_dir: Path = args.models_dir
     models_dir.mkdir(parents=True, exist_ok=True)
@@ -208,6 +231,7 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
             },
         },
         figures=FIGURES if dev_report else {},
+        **({"galaxy_zoo": {"output": VOTE_FRACTIONS, "questions": QUESTIONS}} if vote_head else {}),
         provenance={
             "sources": run["sources"],
             "splits": run["splits"],

@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -102,3 +103,26 @@ def smooth_fraction(counts: np.ndarray) -> np.ndarray:
     answers = counts[:, ANSWER_SLICES["smooth-or-featured"]][:, :2].astype(np.float64)
     total = answers.sum(axis=1)
     return np.divide(answers[:, 0], total, out=np.full(len(total), np.nan), where=total > 0)
+
+
+def fraction_errors(predicted: np.ndarray, counts: np.ndarray, min_votes: int) -> dict[str, dict[str, Any]]:
+    """Mean absolute error of predicted answer fractions (N, NUM_ANSWERS) against the volunteers',
+    per question over the galaxies where that question has at least ``min_votes`` listed votes
+    (fewer votes make the volunteers' own fraction too noisy to score against):
+    {question: {"n", "mae" (the mean over its answers), "answers": {answer: mae}}}; a question
+    no galaxy has enough votes for is left out."""
+    out: dict[str, dict[str, Any]] = {}
+    for question, part in ANSWER_SLICES.items():
+        answers = counts[:, part].astype(np.float64)
+        total = answers.sum(axis=1)
+        scored = total >= max(1, min_votes)
+        if not scored.any():
+            continue
+        volunteers = answers[scored] / total[scored, None]
+        error = np.abs(predicted[scored][:, part] - volunteers).mean(axis=0)
+        out[question] = {
+            "n": int(scored.sum()),
+            "mae": float(error.mean()),
+            "answers": {a: float(e) for a, e in zip(QUESTIONS[question], error, strict=True)},
+        }
+    return out

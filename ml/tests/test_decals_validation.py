@@ -305,6 +305,33 @@ def test_a_run_still_training_is_scored_from_best_pt_with_the_configuration_it_s
     assert probs.shape == (2, NUM_CLASSES)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
     assert loaded.predict_votes(inputs).shape == (2, votes.NUM_ANSWERS)
+    fractions = loaded.predict_fractions(inputs)
+    for part in votes.ANSWER_SLICES.values():
+        np.testing.assert_allclose(fractions[:, part].sum(axis=1), 1.0, rtol=1e-5)
     assert loaded.config.train.gz_decals_votes is True
     with pytest.raises(FileNotFoundError):
         dv.load_model(tmp_path)  # without the configuration it is not a model folder
+
+
+def test_fraction_errors_score_each_answer_where_enough_volunteers_answered():
+    counts = np.stack(
+        [
+            counts_row(smooth_or_featured__smooth=30, smooth_or_featured__featured_or_disk=10, bar__no=20),
+            counts_row(smooth_or_featured__smooth=5, smooth_or_featured__featured_or_disk=15, bar__strong=4),
+        ]
+    )
+    predicted = np.zeros((2, votes.NUM_ANSWERS))
+    for part in votes.ANSWER_SLICES.values():
+        predicted[:, part] = 1.0 / (part.stop - part.start)
+    sof = votes.ANSWER_SLICES["smooth-or-featured"]
+    predicted[:, sof] = [0.5, 0.5, 0.0]
+    errors = votes.fraction_errors(predicted, counts, min_votes=20)
+    smooth = errors["smooth-or-featured"]
+    assert smooth["n"] == 2
+    assert smooth["answers"]["smooth"] == pytest.approx((abs(0.5 - 0.75) + abs(0.5 - 0.25)) / 2)
+    assert smooth["answers"]["artifact"] == 0.0
+    assert smooth["mae"] == pytest.approx(np.mean(list(smooth["answers"].values())))
+    # The second galaxy's 4 bar votes are too few to score: the first galaxy's 20 alone count.
+    assert errors["bar"]["n"] == 1
+    assert errors["bar"]["answers"]["no"] == pytest.approx(2 / 3)
+    assert "merging" not in errors  # nobody answered it

@@ -1,5 +1,6 @@
 """A run trained with the vote head exports the vote fractions as a second TFLite output."""
 
+import argparse
 import hashlib
 import io
 import json
@@ -18,13 +19,16 @@ from classifier.core.galaxy_zoo import ANSWER_SLICES, MAIN_QUESTIONS, NUM_ANSWER
 from classifier.core.inference import GalaxyClassifier  # noqa: E402
 from classifier.core.manifest import ModelManifest  # noqa: E402
 from classifier.core.preprocessing import PreprocessConfig  # noqa: E402
-from ml.config import load_config  # noqa: E402
+from ml import cache, pipeline  # noqa: E402
+from ml.config import DEFAULT_CONFIG, load_config  # noqa: E402
 from ml.evaluate import TFLiteModel  # noqa: E402
 from ml.export import export, load_vote_head  # noqa: E402
 from ml.model import build_model  # noqa: E402
+from ml.pipeline import VOTE_FRACTIONS_SET, run_pipeline  # noqa: E402
 from ml.tests.test_shipped_model import tflite_runtime_python  # noqa: E402
 from ml.tests.test_train import tiny_galaxy10_h5  # noqa: E402
 from ml.tests.test_vote_loss import generated_votes_root  # noqa: E402
+from ml.train import train  # noqa: E402
 from ml.vote_loss import expected_fractions  # noqa: E402
 
 SIZE = 32
@@ -35,8 +39,6 @@ TOLERANCE = {"float16": (0.01, 0.002), "int8": (0.05, 0.01)}
 @pytest.fixture(scope="module")
 def vote_run(tmp_path_factory):
     """A tiny training run with the vote head, on generated Galaxy10 and vote-count images."""
-    from ml.train import train
-
     tmp_path = tmp_path_factory.mktemp("votes")
     with pytest.MonkeyPatch.context() as monkeypatch:
         tiny_galaxy10_h5(tmp_path, monkeypatch)
@@ -180,3 +182,34 @@ def test_tflite_runtime_serves_the_int8_vote_output(served, tmp_path):
     )
     assert run.returncode == 0, run.stderr
     check_answer(json.loads(run.stdout.splitlines()[-1]))
+
+
+@pytest.mark.slow
+def test_the_pipeline_packages_the_vote_output_and_reports_its_errors(vote_run, monkeypatch):
+    tmp_path, _, _ = vote_run
+    monkeypatch.setattr(cache, "CACHE_DIR", tmp_path / "cache")
+    # The gate has too few generated galaxies to fit here; test_pipeline fits it.
+    monkeypatch.setattr(pipeline, "fit_ood", lambda *args, **kwargs: None)
+    args = argparse.Namespace(
+        config=DEFAULT_CONFIG,
+        overrides={},
+        data_root=tmp_path / "data",
+        galaxy10_h5=tmp_path / "g10.h5",
+        run=tmp_path / "run",
+        models_dir=tmp_path / "models",
+        static_dir=tmp_path / "static",
+        skip_train=True,
+    )
+    packaged = run_pipeline(args)
+
+    manifest = ModelManifest.read(tmp_path / "models" / "galaxy10.json")
+    assert manifest.galaxy_zoo.questions == QUESTIONS
+    assert packaged["galaxy_zoo"]["output"] == "vote_fractions"
+    errors = manifest.metrics.sets[VOTE_FRACTIONS_SET].vote_fraction_mae
+    assert errors["smooth-or-featured"].n > 0
+    assert 0 <= errors["smooth-or-featured"].mae <= 1
+    card = (tmp_path / "models" / "MODEL_CARD.md").read_text()
+    assert f"## Galaxy Zoo vote fractions ({VOTE_FRACTIONS_SET})" in card
+    assert f"| smooth-or-featured | {errors['smooth-or-featured'].n} |" in card
+    served = GalaxyClassifier(manifest=manifest, model_path=tmp_path / "models" / "galaxy10.tflite")
+    check_answer(served.classify(make_image_bytes()).galaxy_zoo)
