@@ -221,11 +221,11 @@ class JobAdmin(admin.ModelAdmin):
     class Media:
         css = {"all": ["css/admin.css"]}
 
-    @admin.display(description=_("progress"))
     @admin.display(description=Job._meta.get_field("created_at").verbose_name, ordering="created_at")
     def created(self, obj: Job) -> str:
         return created_column(obj.created_at)
 
+    @admin.display(description=_("progress"))
     def progress(self, obj: Job) -> str:
         return f"{obj.finished_members}/{obj.total}"
 

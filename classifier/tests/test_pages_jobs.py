@@ -85,3 +85,12 @@ def test_admin_lists_jobs(admin_client, user):
     assert response.status_code == 200
     assert "survey.zip" in response.content.decode()
     assert admin_client.get(reverse("admin:classifier_job_change", args=[client_job.pk])).status_code == 200
+
+
+def test_admin_job_columns_are_named_for_what_they_show(admin_client, user):
+    Job.objects.create(name="survey.zip", user=user, total=3)
+    html = admin_client.get(reverse("admin:classifier_job_changelist")).content.decode()
+    headers = re.findall(r'column-(\w+)[^"]*">.*?<div class="text">(?:<a[^>]*>|<span>)([^<]+)<', html, re.S)
+    named = {column: label.strip().lower() for column, label in headers}
+    assert named["progress"] == "progress"
+    assert named["created"] == Job._meta.get_field("created_at").verbose_name.lower()
