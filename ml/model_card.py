@@ -284,6 +284,12 @@ def write_model_card(
             f"| {q} | {c['bytes']} | {c['max_abs_diff_vs_torch']:.4f} | {_pct(c.get('val_pooled_top1'))} |"
             for q, c in check.get("candidates", {}).items()
         ],
+        *[
+            f"Vote fractions of the {q} candidate: largest difference from PyTorch's "
+            f"{c['max_abs_vote_diff_vs_torch']:.4f}."
+            for q, c in check.get("candidates", {}).items()
+            if c.get("max_abs_vote_diff_vs_torch") is not None
+        ],
         "",
         *_quantisation_choice(manifest, check),
         "",

@@ -49,6 +49,7 @@ from ml.model_card import write_model_card
 from ml.ood import NoGalaxiesError
 from ml.ood import fit as fit_ood
 from ml.train import train
+from ml.vote_loss import VoteHead, expected_fractions
 
 MODELS_DIR = Path(__file__).with_name("models")
 # The figures are web assets: the model page shows them, so they live under the static root.
@@ -82,6 +83,22 @@ def torch_agreement(
         logits = model(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous())
         reference = torch.softmax(logits / temperature, dim=1).numpy()
     return float(np.abs(tflite(images) - reference).max())
+
+
+def vote_agreement(
+    model: torch.nn.Module, vote_head: VoteHead | None, tflite: TFLiteModel, images: np.ndarray
+) -> float | None:
+    """Largest difference between the file's vote fractions and PyTorch's (None without them)."""
+    if vote_head is None or not tflite.has_votes:
+        return None
+    handle = vote_head.attach(model._fc)
+    try:
+        with torch.no_grad():
+            model(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous())
+            reference = expected_fractions(vote_head()).numpy()
+    finally:
+        handle.remove()
+    return float(np.abs(tflite.votes(images) - reference).max())
 
 
 def headline(results: dict[str, Any], split: str = "val") -> dict[str, float]:
@@ -152,13 +169,14 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
             "path": path,
             "results": evaluate(tflite, sets),
             "max_abs_diff_vs_torch": torch_agreement(model, tflite, check_images, temperature),
+            "max_abs_vote_diff_vs_torch": vote_agreement(model, vote_head, tflite, check_images),
             "bytes": path.stat().st_size,
         }
         log.info(
             "%s: %s",
             quantization,
             json.dumps(
-                {k: v for k, v in candidates[quantization].items() if k in ("max_abs_diff_vs_torch", "bytes")}
+                {k: v for k, v in candidates[quantization].items() if k.startswith("max_abs") or k == "bytes"}
             ),
         )
 
@@ -219,6 +237,11 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
                     q: {
                         "bytes": c["bytes"],
                         "max_abs_diff_vs_torch": c["max_abs_diff_vs_torch"],
+                        **(
+                            {"max_abs_vote_diff_vs_torch": c["max_abs_vote_diff_vs_torch"]}
+                            if c["max_abs_vote_diff_vs_torch"] is not None
+                            else {}
+                        ),
                         "val_pooled_top1": c["results"].get("val/pooled", {}).get("top1"),
                         "accuracy": headline(c["results"]),
                     }

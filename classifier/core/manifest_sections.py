@@ -286,6 +286,7 @@ class EvaluationMetrics(Section):
 class ExportCandidate(Section):
     bytes: Annotated[int | None, count] = None
     max_abs_diff_vs_torch: Annotated[float | None, number] = None
+    max_abs_vote_diff_vs_torch: Annotated[float | None, number] = None
     val_pooled_top1: Annotated[float | None, share] = None
     dev_top1: Annotated[float | None, share] = None
     accuracy: Annotated[dict[str, float] | None, mapping_of(share)] = None

@@ -208,7 +208,10 @@ def test_the_pipeline_packages_the_vote_output_and_reports_its_errors(vote_run, 
     errors = manifest.metrics.sets[VOTE_FRACTIONS_SET].vote_fraction_mae
     assert errors["smooth-or-featured"].n > 0
     assert 0 <= errors["smooth-or-featured"].mae <= 1
+    for candidate in manifest.metrics.export_check.candidates.values():
+        assert 0 <= candidate.max_abs_vote_diff_vs_torch < TOLERANCE["int8"][0]
     card = (tmp_path / "models" / "MODEL_CARD.md").read_text()
+    assert "Vote fractions of the int8 candidate: largest difference from PyTorch's" in card
     assert f"## Galaxy Zoo vote fractions ({VOTE_FRACTIONS_SET})" in card
     assert f"| smooth-or-featured | {errors['smooth-or-featured'].n} |" in card
     served = GalaxyClassifier(manifest=manifest, model_path=tmp_path / "models" / "galaxy10.tflite")
