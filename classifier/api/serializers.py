@@ -10,7 +10,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from classifier.core.galaxy10 import CLASS_NAMES
-from classifier.core.galaxy_zoo import GROUP_KEYS, MAIN_QUESTIONS, QUESTIONS
+from classifier.core.galaxy_zoo import GROUP_KEYS, MAIN_QUESTIONS, QUESTIONS, in_canonical_order
 from classifier.models import CLASS_CHOICES, Prediction
 from classifier.predictions.exports import round_probability
 
@@ -68,6 +68,9 @@ class GalaxyZooField(serializers.JSONField):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(read_only=True, allow_null=True, **kwargs)
+
+    def to_representation(self, value: Any) -> Any:
+        return super().to_representation(in_canonical_order(value))
 
 
 RA_HELP = "Right ascension in degrees (ICRS), 0 <= ra < 360; with `dec`, instead of images."

@@ -111,3 +111,27 @@ def galaxy_zoo_answer(
         "groups": group_probabilities(probabilities),
         "questions": None if fractions is None else question_fractions(fractions, questions),
     }
+
+
+def in_canonical_order(galaxy_zoo: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A stored ``galaxy_zoo`` with its groups and questions in the order the model gives them.
+
+    PostgreSQL's jsonb keeps keys in its own order (shorter keys first); readers of the API
+    and the JSON exports get the groups and the questions in GROUP_KEYS and QUESTIONS order."""
+    if galaxy_zoo is None:
+        return None
+    groups = galaxy_zoo.get("groups") or {}
+    questions = galaxy_zoo.get("questions")
+    ordered_questions = None
+    if questions is not None:
+        ordered_questions = {
+            question: {
+                answer: questions[question][answer] for answer in answers if answer in questions[question]
+            }
+            for question, answers in QUESTIONS.items()
+            if question in questions
+        }
+    return {
+        "groups": {key: groups[key] for key in GROUP_KEYS if key in groups},
+        "questions": ordered_questions,
+    }

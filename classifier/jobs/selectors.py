@@ -10,6 +10,7 @@ from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from classifier.core.galaxy10 import CLASS_NAMES
+from classifier.core.galaxy_zoo import in_canonical_order
 from classifier.models import Job, JobMember, Prediction
 from classifier.predictions.exports import (
     GALAXY_ZOO_COLUMNS,
@@ -132,7 +133,7 @@ def job_results(job: Job) -> Iterator[dict[str, Any]]:
                 single_band=prediction.single_band,
                 prediction_id=prediction.pk,
                 cutout_url=prediction.cutout_url,
-                galaxy_zoo=prediction.galaxy_zoo,
+                galaxy_zoo=in_canonical_order(prediction.galaxy_zoo),
             )
         yield record
 
