@@ -253,6 +253,7 @@ def write_model_card(
     for name, values in metrics.items():
         if isinstance(values, dict) and name != "export_check" and not _only_vote_fractions(values):
             lines.append(_row(name, values))
+    lines += _validation_disagreement(metrics, training["train"].get("select_on"))
     if dev:
         lines += [
             "",
@@ -325,6 +326,28 @@ def _framing_limit(manifest: dict[str, Any]) -> list[str]:
         ),
         f"  pictures were flagged (AUROC {report.get('auroc', float('nan')):.3f}). It judges the light's",
         "  geometry only, so a centred bright object on a dark background passes it.",
+    ]
+
+
+def _validation_disagreement(metrics: dict[str, Any], selected_on: str | None) -> list[str]:
+    """How far pooled SDSS validation is from the GZ DECaLS validation folds, for this file."""
+    sdss, decals = metrics.get("val/pooled", {}), metrics.get("val/gz_decals_votes", {})
+    if "top1" not in sdss or "top1" not in decals:
+        return []
+    gap = 100 * (sdss["top1"] - decals["top1"])
+    rule = {"decals": "the GZ DECaLS folds", "sdss_pooled": "pooled SDSS validation"}.get(
+        selected_on or "", ""
+    )
+    return [
+        "",
+        (
+            f"**SDSS and DECaLS validation disagree.** Pooled SDSS validation gives this file "
+            f"{_pct(sdss['top1'])} top-1 (n={sdss.get('n')}); agreement with the vote-implied class on "
+            f"the GZ DECaLS validation folds is {_pct(decals['top1'])} (n={decals.get('n')}), "
+            f"{abs(gap):.1f} points {'lower' if gap > 0 else 'higher'}. DECaLS is the survey users upload, "
+            "so models are compared there (`python -m ml.decals_validation`)"
+            + (f"; this file's epoch was chosen on {rule}." if rule else ".")
+        ),
     ]
 
 
