@@ -137,7 +137,7 @@ def main() -> None:
         type=Path,
         help="write the results here as JSON; ml/models/peer.json goes into the model card",
     )
-    parser.add_argument("--static-dir", type=Path, default=Path(__file__).resolve().parents[1] / "static")
+    parser.add_argument("--static-dir", type=Path, default=Path(__file__).resolve().parents[2] / "static")
     args = parser.parse_args()
     config = load_config(args.config)
     with tempfile.TemporaryDirectory() as work:
