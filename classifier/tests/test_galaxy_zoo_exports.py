@@ -44,6 +44,20 @@ def _assert_groups_are_the_class_sums(galaxy_zoo: dict, probabilities: list[floa
         assert galaxy_zoo["groups"][key] == pytest.approx(expected, abs=3e-4)
 
 
+def _assert_questions_answered(galaxy_zoo: dict) -> None:
+    # The shipped model has the vote output: every main question, its answers summing to 1.
+    assert set(galaxy_zoo["questions"]) == set(MAIN_QUESTIONS)
+    for question, answers in galaxy_zoo["questions"].items():
+        assert set(answers) == set(QUESTIONS[question])
+        assert sum(answers.values()) == pytest.approx(1.0, abs=2e-3)
+
+
+def _assert_question_cells_filled(row: dict) -> None:
+    for question in MAIN_QUESTIONS:
+        cells = [float(row[f"gz_{question}_{answer}"]) for answer in QUESTIONS[question]]
+        assert sum(cells) == pytest.approx(1.0, abs=2e-3)
+
+
 def test_the_column_names_are_documented_and_last():
     assert GROUP_COLUMNS == (
         "group_disturbed_or_merging",
@@ -86,8 +100,7 @@ def test_every_new_prediction_stores_it_through_the_service(user_client):
     assert response.status_code == 201, response.content
     [item] = response.json()["predictions"]
     stored = Prediction.objects.get(pk=item["id"])
-    # The shipped model has no vote output: groups only.
-    assert stored.galaxy_zoo["questions"] is None
+    _assert_questions_answered(stored.galaxy_zoo)
     _assert_groups_are_the_class_sums(stored.galaxy_zoo, stored.probabilities)
     assert list(item)[-1] == "galaxy_zoo"
     assert item["galaxy_zoo"] == stored.galaxy_zoo
@@ -159,7 +172,7 @@ def test_job_results_csv_ends_with_the_columns(finished_job, user_client):
     g0 = by_path["g0.png"]
     stored = Prediction.objects.get(job=finished_job, job_member__path="g0.png")
     assert [g0[c] for c in GROUP_COLUMNS] == [f"{stored.galaxy_zoo['groups'][k]:.4f}" for k in GROUP_KEYS]
-    assert {g0[c] for c in QUESTION_COLUMNS} == {""}
+    _assert_question_cells_filled(g0)
     assert by_path["g1.png"]["gz_bar_strong"] == "0.6000"
     assert {by_path["bad.txt"][c] for c in GALAXY_ZOO_COLUMNS} == {""}
 
@@ -168,7 +181,7 @@ def test_job_results_json_ends_with_the_object(finished_job, user_client):
     response = user_client.get(reverse("api:job-results-json", args=[finished_job.pk]))
     records = {record["path"]: record for record in json.loads(_stream(response))}
     assert list(records["g0.png"])[-1] == "galaxy_zoo"
-    assert records["g0.png"]["galaxy_zoo"]["questions"] is None
+    _assert_questions_answered(records["g0.png"]["galaxy_zoo"])
     _assert_groups_are_the_class_sums(
         records["g0.png"]["galaxy_zoo"],
         Prediction.objects.get(pk=records["g0.png"]["prediction_id"]).probabilities,
@@ -195,7 +208,8 @@ def test_job_results_votable_describes_the_columns(finished_job, user_client):
     rows = {str(path): index for index, path in enumerate(data["path"])}
     assert data["gz_bar_strong"][rows["g1.png"]] == pytest.approx(0.6)
     assert data["group_smooth"][rows["g0.png"]] >= 0
-    assert bool(data["gz_bar_strong"].mask[rows["g0.png"]])  # null, not zero
+    assert 0 <= data["gz_bar_strong"][rows["g0.png"]] <= 1
+    assert bool(data["gz_bar_strong"].mask[rows["bad.txt"]])  # null, not zero
 
 
 def test_classify_command_csv_and_json(tmp_path):
@@ -207,7 +221,7 @@ def test_classify_command_csv_and_json(tmp_path):
     assert list(row)[-len(GALAXY_ZOO_COLUMNS) :] == list(GALAXY_ZOO_COLUMNS)
     groups = [float(row[c]) for c in GROUP_COLUMNS]
     assert sum(groups) == pytest.approx(1.0, abs=1e-3)
-    assert {row[c] for c in QUESTION_COLUMNS} == {""}
+    _assert_question_cells_filled(row)
 
     out = io.StringIO()
     call_command("classify", str(image), "--format", "json", "--save", stdout=out, stderr=io.StringIO())

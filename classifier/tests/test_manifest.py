@@ -22,6 +22,7 @@ from classifier.core.manifest import (
     OodSection,
 )
 from classifier.core.preprocessing import PreprocessConfig
+from classifier.tests.utils import make_image_bytes
 
 SHIPPED = Path(__file__).resolve().parents[2] / "ml" / "models" / "galaxy10.json"
 REQUIRED = ("format_version", "model_version", "sha256", "classes", "preprocessing", "output")
@@ -197,8 +198,8 @@ def test_malformed_sections_are_refused_with_the_key_and_the_reason(shipped, cha
     [
         (lambda ood: ood.update(features=["no_such_feature"]), "ood.features[0] 'no_such_feature' is not a"),
         (lambda ood: ood.update(features=[]), "ood names no features"),
-        (lambda ood: ood.update(mean=ood["mean"][:-1]), "a mean of 3 values"),
-        (lambda ood: ood["inverse_covariance"].pop(), "inverse covariance of 3 rows"),
+        (lambda ood: ood.update(mean=ood["mean"][:-1]), lambda n: f"a mean of {n - 1} values"),
+        (lambda ood: ood["inverse_covariance"].pop(), lambda n: f"inverse covariance of {n - 1} rows"),
         (lambda ood: ood.update(threshold="high"), "ood.threshold 'high' is not a finite number"),
         (lambda ood: ood.update(threshold=float("nan")), "ood.threshold nan is not a finite number"),
         (lambda ood: ood.pop("inverse_covariance"), "ood lacks inverse_covariance"),
@@ -206,6 +207,8 @@ def test_malformed_sections_are_refused_with_the_key_and_the_reason(shipped, cha
     ],
 )
 def test_a_malformed_gate_is_refused_with_the_reason(shipped, change, message):
+    if callable(message):
+        message = message(len(shipped["ood"]["features"]))
     change(shipped["ood"])
     assert message in refusal(shipped)
 
@@ -281,9 +284,9 @@ def with_galaxy_zoo(shipped: dict, questions: dict | None = None) -> dict:
     return {**shipped, "galaxy_zoo": {"output": "vote_fractions", "questions": questions}}
 
 
-def test_the_shipped_manifest_declares_no_vote_output(shipped):
-    assert "galaxy_zoo" not in shipped
-    assert ModelManifest.read(SHIPPED).galaxy_zoo is None
+def test_the_shipped_manifest_declares_its_vote_output(shipped):
+    assert shipped["galaxy_zoo"]["questions"] == {q: list(a) for q, a in QUESTIONS.items()}
+    assert ModelManifest.read(SHIPPED).galaxy_zoo.answers == NUM_ANSWERS
 
 
 def test_the_galaxy_zoo_section_is_typed_and_written_back_as_read(shipped, tmp_path):
@@ -347,8 +350,18 @@ def test_vote_fraction_errors_are_typed_in_the_metrics(shipped):
     )
 
 
-def test_serving_refuses_a_declared_vote_output_the_model_lacks(model_copy):
+def test_serving_reads_no_questions_when_the_manifest_leaves_the_vote_output_out(model_copy):
+    # A file with vote fractions served under a manifest without the section: the class
+    # probabilities as before, no questions (the serving side of a declared-but-missing output
+    # is tested on a single-output export in ml/tests/test_export_votes.py).
     model_path, manifest_path = model_copy
-    manifest_path.write_text(json.dumps(with_galaxy_zoo(json.loads(manifest_path.read_text()))))
-    with pytest.raises(ModelUnavailableError, match=rf"expected \[1, 10\] and \[1, {NUM_ANSWERS}\]"):
-        GalaxyClassifier.from_files(model_path=model_path, manifest_path=manifest_path)
+    declared = GalaxyClassifier.from_files(model_path=model_path, manifest_path=manifest_path)
+    data = json.loads(manifest_path.read_text())
+    data.pop("galaxy_zoo")
+    manifest_path.write_text(json.dumps(data))
+    plain = GalaxyClassifier.from_files(model_path=model_path, manifest_path=manifest_path)
+    image = make_image_bytes()
+    with_votes, without = declared.classify(image), plain.classify(image)
+    assert with_votes.galaxy_zoo["questions"] is not None
+    assert without.galaxy_zoo == {"groups": with_votes.galaxy_zoo["groups"], "questions": None}
+    assert without.probabilities == with_votes.probabilities

@@ -56,8 +56,19 @@ def test_the_training_seed_defaults_to_the_top_level_seed():
 
 def test_an_older_models_configuration_reads_with_the_settings_it_predates():
     stored = json.loads(SHIPPED_MANIFEST.read_text())["training"]["config"]
+    # As a manifest written before the votes source and the DECaLS selection stored it.
+    for key in (
+        "gz_decals_votes",
+        "votes_soft_weight",
+        "votes_full_weight",
+        "votes_likelihood_weight",
+        "select_on",
+    ):
+        stored["train"].pop(key, None)
+    stored["crops"].pop("gz_decals_votes", None)
     config = Config.from_dict(stored)
     assert config.train.gz_decals_votes is False
+    assert config.train.select_on == "sdss_pooled"
     assert config.train.teacher_weight == 0.0
     # Without a crop of its own, the votes source uses the partial cutouts' (the same rendering).
     assert config.crops.gz_decals_votes is None

@@ -15,6 +15,7 @@ from PIL import Image
 torch = pytest.importorskip("torch")
 pytest.importorskip("tensorflow")
 
+from classifier.core.exceptions import ModelUnavailableError  # noqa: E402
 from classifier.core.galaxy_zoo import ANSWER_SLICES, MAIN_QUESTIONS, NUM_ANSWERS, QUESTIONS  # noqa: E402
 from classifier.core.inference import GalaxyClassifier  # noqa: E402
 from classifier.core.manifest import ModelManifest  # noqa: E402
@@ -102,6 +103,9 @@ def test_an_export_without_the_head_has_one_output(vote_run):
     tflite = TFLiteModel(path)
     assert not tflite.has_votes
     assert len(tflite.interpreter.get_output_details()) == 1
+    # Serving refuses a manifest that declares a vote output the file does not have.
+    with pytest.raises(ModelUnavailableError, match=rf"expected \[1, 10\] and \[1, {NUM_ANSWERS}\]"):
+        GalaxyClassifier(manifest=manifest_for(path, galaxy_zoo=True), model_path=path)
 
 
 def make_image_bytes(size=(80, 60), color=(120, 140, 200)) -> bytes:
