@@ -33,7 +33,7 @@ from ml.train import train
 
 # name -> (what it sets back, overrides). The reference is the committed configuration.
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
-    "reference": ("v2 protocol as committed", {}),
+    "reference": ("the committed configuration (v2 protocol, GZ DECaLS votes, DECaLS selection)", {}),
     "no-t04": (
         "(1) t04 not read: armless disks split between the spiral classes",
         {"labels.read_spiral": False},
@@ -56,30 +56,24 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
         "(teacher) added: galamo's 4-group distribution, weight 0.25, on the GZ DECaLS training images",
         {"train.teacher_weight": 0.25},
     ),
-    # The GZ DECaLS votes outside the DECaLS validation folds (ml/decals_folds.py).
-    "votes": (
-        (
-            "(votes) added: GZ DECaLS vote-implied targets and the Dirichlet-multinomial vote head; "
-            "epoch chosen on DECaLS validation"
-        ),
-        {"train.gz_decals_votes": True, "train.select_on": "decals"},
+    # The committed configuration learns from the GZ DECaLS votes outside the DECaLS validation
+    # folds (ml/decals_folds.py) and keeps the epoch with the best DECaLS validation: each of
+    # these takes one of those elements away.
+    "no-votes": (
+        "(votes) taken out: no GZ DECaLS vote counts, epoch chosen on pooled SDSS validation",
+        {"train.gz_decals_votes": False, "train.select_on": "sdss_pooled"},
     ),
-    "votes-likelihood-only": (
-        "(vote likelihood) GZ DECaLS votes through the vote head only, no 10-class targets",
-        {"train.gz_decals_votes": True, "train.select_on": "decals", "train.votes_soft_weight": 0.0},
+    "no-vote-likelihood": (
+        "(vote likelihood) taken out: the votes' 10-class targets only, no vote head",
+        {"train.votes_likelihood_weight": 0.0},
     ),
-    "votes-soft-only": (
-        "(votes source) GZ DECaLS vote-implied 10-class targets only, no vote head",
-        {"train.gz_decals_votes": True, "train.select_on": "decals", "train.votes_likelihood_weight": 0.0},
+    "no-vote-targets": (
+        "(votes source) taken out: the votes through the vote head only, no 10-class targets",
+        {"train.votes_soft_weight": 0.0},
     ),
-    "decals-selection": (
-        "(DECaLS selection) epoch chosen on DECaLS validation; the votes images train with no target",
-        {
-            "train.gz_decals_votes": True,
-            "train.select_on": "decals",
-            "train.votes_soft_weight": 0.0,
-            "train.votes_likelihood_weight": 0.0,
-        },
+    "sdss-selection": (
+        "(DECaLS selection) taken out: the epoch chosen on pooled SDSS validation",
+        {"train.select_on": "sdss_pooled"},
     ),
 }
 
