@@ -190,8 +190,8 @@ def test_votes_source_holds_out_validation_folds_and_members(tmp_path):
 
 def test_collect_sources_adds_the_votes_only_when_switched_on(tmp_path):
     generated_votes_root(tmp_path)
-    off = collect_sources(load_config(), tmp_path)
-    on = collect_sources(load_config(overrides={"train.gz_decals_votes": True}), tmp_path)
+    off = collect_sources(load_config(overrides={"train.gz_decals_votes": False}), tmp_path)
+    on = collect_sources(load_config(), tmp_path)  # on in the committed configuration
     assert [s.name for s in off] == []
     assert [s.name for s in on] == ["gz_decals_votes"]
 
