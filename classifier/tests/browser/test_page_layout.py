@@ -375,8 +375,9 @@ def test_the_model_page_shows_its_metrics_once(live_server, page, screen):
     assert "Intended use" in card_headings
     expect(page.locator("#card-sections-left-out")).to_be_visible()
     height = page.evaluate("document.documentElement.scrollHeight")
-    # 8,700 px at 1280 and 18,600 at 390 before (issue 20); the metrics are now shown once.
-    assert height < (7_000 if width == 1280 else 11_000), height
+    # 8,700 px at 1280 and 18,600 at 390 when the card repeated the page's metrics; shown once,
+    # the page is well under that even with the card's table of vote-fraction errors.
+    assert height < (7_800 if width == 1280 else 11_000), height
 
 
 def luminance(css_colour: str, over: tuple[float, float, float]) -> float:
