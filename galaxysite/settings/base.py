@@ -126,15 +126,6 @@ if _DATABASE["ENGINE"] == "django.db.backends.postgresql":
     _DATABASE.setdefault("OPTIONS", {}).setdefault(
         "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5)
     )
-if _DATABASE["ENGINE"] == "django.db.backends.sqlite3":
-    # Write-ahead log: a commit appends to the log instead of journalling and syncing the
-    # database file (the embedded default's largest cost per upload, docs/benchmarks.md), and
-    # readers no longer block the writer. synchronous=NORMAL syncs at checkpoints: a killed
-    # process loses nothing; an OS crash or power cut may undo the last commits (PostgreSQL is
-    # the production database).
-    _DATABASE.setdefault("OPTIONS", {}).setdefault(
-        "init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-    )
 # The same backends wrapped by django-prometheus: queries, errors and failed connections counted.
 _DATABASE["ENGINE"] = {
     "django.db.backends.postgresql": "django_prometheus.db.backends.postgresql",
