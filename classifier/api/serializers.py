@@ -9,10 +9,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from classifier.core.galaxy10 import CLASS_NAMES
+from classifier.core.galaxy10 import CLASS_NAMES, round_probability
 from classifier.core.galaxy_zoo import GROUP_KEYS, MAIN_QUESTIONS, QUESTIONS, in_canonical_order
 from classifier.models import CLASS_CHOICES, Prediction
-from classifier.predictions.exports import round_probability
 
 
 class ProbabilityField(serializers.FloatField):

@@ -136,3 +136,13 @@ CLASS_NAMES: tuple[str, ...] = tuple(c.name for c in GALAXY10_CLASSES)
 NUM_CLASSES = len(GALAXY10_CLASSES)
 GROUPS: tuple[str, ...] = (GROUP_DISTURBED, GROUP_SMOOTH, GROUP_FACE_ON_DISK, GROUP_EDGE_ON)
 GROUP_OF_CLASS: tuple[int, ...] = tuple(GROUPS.index(c.group) for c in GALAXY10_CLASSES)
+
+
+# Probabilities as every answer gives them (API, JSON, CSV, galaxy_zoo): an int8 model's steps
+# (0.8622047244094488) carry no more information than four decimals.
+PROBABILITY_DECIMALS = 4
+
+
+def round_probability(value: float) -> float:
+    """A probability as the API and the JSON exports give it."""
+    return round(float(value), PROBABILITY_DECIMALS)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from classifier.core.galaxy10 import GROUP_OF_CLASS, NUM_CLASSES
+from classifier.core.galaxy10 import GROUP_OF_CLASS, NUM_CLASSES, round_probability
 
 # Question -> answers, in the column order of the Galaxy Zoo DECaLS vote table. The vote
 # output has one value per answer, in this order (ANSWER_SLICES).
@@ -59,9 +59,6 @@ MAIN_QUESTIONS: tuple[str, ...] = (
 # The four Galaxy10 groups as JSON keys, in the order of classifier.core.galaxy10.GROUPS.
 GROUP_KEYS: tuple[str, ...] = ("disturbed_or_merging", "smooth", "face_on_disk", "edge_on_disk")
 
-# As every probability is given: an int8 model's steps carry no more than four decimals.
-DECIMALS = 4
-
 
 def group_probabilities(probabilities: Sequence[float] | np.ndarray) -> dict[str, float]:
     """The summed class probabilities of each Galaxy10 group, keyed by GROUP_KEYS."""
@@ -70,7 +67,7 @@ def group_probabilities(probabilities: Sequence[float] | np.ndarray) -> dict[str
         raise ValueError(f"expected {NUM_CLASSES} class probabilities, got shape {row.shape}")
     sums = np.zeros(len(GROUP_KEYS))
     np.add.at(sums, list(GROUP_OF_CLASS), row)
-    return {key: round(float(p), DECIMALS) for key, p in zip(GROUP_KEYS, sums, strict=True)}
+    return {key: round_probability(p) for key, p in zip(GROUP_KEYS, sums, strict=True)}
 
 
 def question_fractions(
@@ -95,7 +92,7 @@ def question_fractions(
         total = part.sum()
         part = part / total if total > 0 else np.full(len(part), 1.0 / len(part))
         out[question] = {
-            answer: round(float(f), DECIMALS) for answer, f in zip(questions[question], part, strict=True)
+            answer: round_probability(f) for answer, f in zip(questions[question], part, strict=True)
         }
     return out
 
@@ -113,11 +110,19 @@ def galaxy_zoo_answer(
     }
 
 
+# The order galaxy_zoo_answer writes questions in (MAIN_QUESTIONS), then any other question.
+_ANSWER_ORDER = tuple(
+    (question, QUESTIONS[question])
+    for question in (*MAIN_QUESTIONS, *(q for q in QUESTIONS if q not in MAIN_QUESTIONS))
+)
+
+
 def in_canonical_order(galaxy_zoo: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """A stored ``galaxy_zoo`` with its groups and questions in the order the model gives them.
 
     PostgreSQL's jsonb keeps keys in its own order (shorter keys first); readers of the API
-    and the JSON exports get the groups and the questions in GROUP_KEYS and QUESTIONS order."""
+    and the JSON exports get them as galaxy_zoo_answer builds them: groups in GROUP_KEYS order,
+    questions in MAIN_QUESTIONS order, each question's answers in QUESTIONS order."""
     if galaxy_zoo is None:
         return None
     groups = galaxy_zoo.get("groups") or {}
@@ -128,7 +133,7 @@ def in_canonical_order(galaxy_zoo: Mapping[str, Any] | None) -> dict[str, Any] |
             question: {
                 answer: questions[question][answer] for answer in answers if answer in questions[question]
             }
-            for question, answers in QUESTIONS.items()
+            for question, answers in _ANSWER_ORDER
             if question in questions
         }
     return {

@@ -9,7 +9,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Count, QuerySet
 from django.utils import timezone
 
-from classifier.core.galaxy10 import CLASS_NAMES
+from classifier.core.galaxy10 import CLASS_NAMES, round_probability
 from classifier.core.galaxy_zoo import in_canonical_order
 from classifier.models import Job, JobMember, Prediction
 from classifier.predictions.exports import (
@@ -19,7 +19,6 @@ from classifier.predictions.exports import (
     check_cells,
     galaxy_zoo_cells,
     probability_cell,
-    round_probability,
 )
 from classifier.predictions.filters import JobGalleryFilter
 from classifier.predictions.votable import vo_column, votable_from_rows, write_votable

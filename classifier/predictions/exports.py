@@ -11,18 +11,9 @@ from typing import Any, Protocol, TextIO
 
 from django.http import HttpResponse
 
-from classifier.core.galaxy10 import CLASS_NAMES
+from classifier.core.galaxy10 import CLASS_NAMES, PROBABILITY_DECIMALS
 from classifier.core.galaxy_zoo import GROUP_KEYS, MAIN_QUESTIONS, QUESTIONS
 from classifier.models import Prediction
-
-# Probabilities as every answer gives them: the int8 model's steps (0.8622047244094488) carry
-# no more information than four decimals.
-PROBABILITY_DECIMALS = 4
-
-
-def round_probability(value: float) -> float:
-    """A probability as the API and the JSON exports give it."""
-    return round(float(value), PROBABILITY_DECIMALS)
 
 
 def probability_cell(value: float) -> str:

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
-from classifier.core.galaxy10 import CLASS_NAMES, GROUPS
+from classifier.core.galaxy10 import CLASS_NAMES, GROUPS, PROBABILITY_DECIMALS
 from classifier.core.galaxy_zoo import GROUP_KEYS, MAIN_QUESTIONS, QUESTIONS
-from classifier.predictions.exports import PROBABILITY_DECIMALS, answer_column, group_column
+from classifier.predictions.exports import answer_column, group_column
 
 if TYPE_CHECKING:
     from astropy.io.votable.tree import VOTableFile

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from classifier.core.exceptions import ClassifierError, JobInputError, MemberUnreadableError
-from classifier.core.galaxy10 import CLASS_NAMES
+from classifier.core.galaxy10 import CLASS_NAMES, round_probability
 from classifier.jobs.archives import read_zip
 from classifier.jobs.members import MemberInput
 from classifier.predictions import batch
@@ -21,7 +21,6 @@ from classifier.predictions.exports import (
     check_cells,
     galaxy_zoo_cells,
     probability_cell,
-    round_probability,
 )
 from classifier.predictions.inference import get_classifier
 
