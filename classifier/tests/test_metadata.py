@@ -414,3 +414,14 @@ def test_damaged_files_that_pass_validation_are_stripped_and_look_the_same(data)
             assert after[:2] == before[:2]  # a re-encoded JPEG keeps its size, not every pixel
         else:
             assert after == before
+
+
+def test_a_webp_whose_header_does_not_announce_its_exif_is_not_turned_by_the_copy():
+    # Found by the property test above: with the VP8X EXIF flag cleared, Pillow ignores the
+    # orientation-6 EXIF chunk, so the stored copy must not carry it either.
+    original = bytearray(DAMAGED["WEBP"])
+    assert original[12:16] == b"VP8X"
+    original[20] &= ~0x08
+    before = decodes_like_validation(bytes(original))
+    assert before is not None
+    assert decodes_like_validation(strip_metadata(bytes(original), "WEBP")) == before

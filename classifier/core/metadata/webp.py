@@ -37,6 +37,10 @@ def strip_webp(data: bytes) -> bytes:
     if not chunks:
         raise ContainerError("no image chunk")
     if chunks[0][0] == b"VP8X":
+        # Decoders read an EXIF chunk only when VP8X announces it: an unannounced orientation
+        # does not turn the original, so the copy must not announce one either.
+        if not chunks[0][1][0] & _VP8X_EXIF_FLAG:
+            orientation = None
         flags = chunks[0][1][0] & ~(_VP8X_EXIF_FLAG | _VP8X_XMP_FLAG)
         if orientation:
             flags |= _VP8X_EXIF_FLAG
