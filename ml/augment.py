@@ -5,11 +5,17 @@ flip/rot90 symmetries plus a small rotation. The photometric part bridges SDSS
 (shallow, black sky, blurrier) towards DECaLS (deeper, grey noisy sky, many
 faint neighbours): sky level, noise, injected faint point sources, colour and
 saturation changes, blur and resolution loss.
+
+The rendering part works on the other rows, the DECaLS ones: Galaxy Zoo DECaLS cutouts are
+greyer, darker-skied and zoomed to the galaxy, Galaxy10's are more colourful on a brighter sky at
+a fixed pixel scale (ml/renderings.py measures both). A share of those rows gets its saturation,
+sky level and scale moved by up to the measured differences, either way, so one model reads both.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -60,6 +66,39 @@ def _views(
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
+class Rendering(NamedTuple):
+    """Per row: whether the rendering augmentation chose it, and its scale, saturation factor
+    and sky offset (1, 1 and 0 where not chosen)."""
+
+    chosen: torch.Tensor
+    scale: torch.Tensor
+    saturation: torch.Tensor
+    sky: torch.Tensor
+
+
+def _rendering(params: AugmentSettings, candidates: torch.Tensor, generator: torch.Generator) -> Rendering:
+    """The rendering augmentation of ``candidates`` (bool, N), each with rendering_probability."""
+    n = len(candidates)
+    if params.rendering_probability <= 0:
+        # No draws at all: with the augmentation off, the generator's stream, and so every other
+        # augmentation of a seeded run, stays what it was before the augmentation existed.
+        return Rendering(torch.zeros(n, dtype=torch.bool), torch.ones(n), torch.ones(n), torch.zeros(n))
+
+    def symmetric() -> torch.Tensor:
+        return 2 * torch.rand(n, generator=generator) - 1
+
+    chosen = (torch.rand(n, generator=generator) < params.rendering_probability) & candidates
+    scale = torch.exp(math.log(params.rendering_scale) * symmetric())
+    saturation = torch.exp(math.log(params.rendering_saturation) * symmetric())
+    sky = params.rendering_sky * symmetric()
+    return Rendering(
+        chosen,
+        torch.where(chosen, scale, 1.0),
+        torch.where(chosen, saturation, 1.0),
+        torch.where(chosen, sky, 0.0),
+    )
+
+
 def centre_views(pixels: torch.Tensor, zoom: torch.Tensor, size: int) -> torch.Tensor:
     n = len(pixels)
     return _views(pixels, zoom, size, torch.zeros(n), torch.ones(n), torch.ones(n), torch.zeros(n, 2))
@@ -74,7 +113,8 @@ def augmented_views(
     bridge: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Augmented float NCHW views; ``bridge`` (bool, N) marks rows that get the SDSS-to-DECaLS
-    photometric changes (all rows when None)."""
+    photometric changes (all rows when None). The other rows, DECaLS imaging, may get the
+    rendering augmentation instead (``rendering_probability``; none when ``bridge`` is None)."""
     n = len(pixels)
     bridged = torch.ones(n, dtype=torch.bool) if bridge is None else bridge.bool()
 
@@ -93,6 +133,8 @@ def augmented_views(
     flip = torch.where(chosen(0.5), -1.0, 1.0)
     jitter = math.log(params.scale_jitter)
     scale = torch.exp(uniform(-jitter, jitter))
+    rendering = _rendering(params, ~bridged, generator)
+    scale = torch.where(rendering.chosen, rendering.scale, scale)
     shift = uniform(-params.translate, params.translate, n, 2)
     images = _views(pixels, zoom, size, angle, flip, scale, shift)
 
@@ -110,7 +152,8 @@ def augmented_views(
     brightness = torch.exp(uniform(-params.brightness, params.brightness)).view(n, 1, 1, 1)
     images = images * gains * brightness
     grey = images.mean(dim=1, keepdim=True)
-    saturation = torch.where(bridged, uniform(*params.saturation), 1.0).view(n, 1, 1, 1)
+    saturation = torch.where(bridged, uniform(*params.saturation), 1.0) * rendering.saturation
+    saturation = saturation.view(n, 1, 1, 1)
     images = grey + saturation * (images - grey)
 
     neighbours = bridging(params.neighbour_probability)
@@ -128,7 +171,7 @@ def augmented_views(
         images[neighbours] = images[neighbours] + psf * tint
 
     sky = bridging(params.sky_probability).float() * uniform(0.0, params.sky_level)
-    images = images + sky.view(n, 1, 1, 1)
+    images = images + (sky + rendering.sky).view(n, 1, 1, 1)
     sigma = (uniform(0.0, params.noise_sigma) * bridged).view(n, 1, 1, 1)
     images = images + sigma * torch.randn(images.shape, generator=generator)
     return images.clamp(0.0, 1.0)

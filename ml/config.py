@@ -120,6 +120,11 @@ class AugmentSettings:
     max_neighbours: int
     noise_sigma: float
     bridge_target_domain: bool = True
+    # The rendering augmentation of DECaLS rows (ml/augment.py); probability 0 leaves it out.
+    rendering_probability: float = 0.0
+    rendering_saturation: float = 1.8
+    rendering_sky: float = 0.06
+    rendering_scale: float = 1.35
 
 
 @dataclass(frozen=True)
