@@ -12,6 +12,9 @@ read, so measuring the dev images' rendering chooses nothing):
   meets the sky) as a fraction of the image side: the framing.
 
     python -m ml.renderings --data-root ../shared/data [--per-source 300] [--json out.json]
+
+``to_galaxy10_rendering`` maps a GZ DECaLS cutout to Galaxy10's rendering by these numbers, so a
+model can be scored on the same galaxies in both renderings.
 """
 
 from __future__ import annotations
@@ -21,9 +24,13 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
+import torch
 from PIL import Image
+
+from ml.augment import rerender
 
 # Source name -> image folder under the data root, and the rendering it stands for.
 SOURCES: dict[str, tuple[str, str]] = {
@@ -38,6 +45,14 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 ANALYSIS_SIDE = 128  # every image is compared at one size, so the extent is a fraction of the side
 BORDER = 8  # pixels of each edge (at ANALYSIS_SIDE) that sample the sky
 SIGMA_FROM_MAD = 1.4826
+ImageArray = TypeVar("ImageArray", torch.Tensor, np.ndarray)
+
+# The measured renderings (this module on 300 images per source; docs/ablations.md, "Colour and
+# framing of each source"): galaxy10_decals_dev for Galaxy10, gz_decals_votes for GZ DECaLS.
+GALAXY10_SATURATION = 0.228
+GALAXY10_SKY = 0.128
+GZ_DECALS_SATURATION = 0.139
+GZ_DECALS_SKY = 0.068
 
 
 @dataclass(frozen=True)
@@ -103,6 +118,20 @@ def _half_light_radius(signal: np.ndarray, sky_sigma: float) -> float:
     if light[-1] <= 0:
         return 0.0
     return float(np.searchsorted(light, light[-1] / 2) + 0.5)
+
+
+def to_galaxy10_rendering(images: ImageArray, channel_axis: int = -3) -> ImageArray:
+    """GZ DECaLS-rendered images (float in [0, 1]) in Galaxy10's rendering: every pixel's HSV
+    saturation times GALAXY10_SATURATION / GZ_DECALS_SATURATION (1.64) and its luminance lifted
+    by GALAXY10_SKY - GZ_DECALS_SKY (0.06), the statistics this module measures. Channels on
+    ``channel_axis``: -3 (the default) for CHW or NCHW tensors, -1 for HWC or NHWC arrays; the
+    result has the input's type and layout. The framing is left alone: the median half-light
+    radii (0.082 and 0.090 of the side) are close; Galaxy10's differ in spread, not in scale."""
+    planar = torch.as_tensor(images, dtype=torch.float32).movedim(channel_axis, -3)
+    batch = planar.reshape(-1, *planar.shape[-3:])
+    mapped = rerender(batch, GALAXY10_SATURATION / GZ_DECALS_SATURATION, GALAXY10_SKY - GZ_DECALS_SKY)
+    out = mapped.reshape(planar.shape).movedim(-3, channel_axis)
+    return out if isinstance(images, torch.Tensor) else out.numpy().astype(images.dtype, copy=False)
 
 
 def summarise(source: str, rendering: str, stats: Sequence[ImageStats]) -> SourceStats:

@@ -62,16 +62,40 @@ def run(params, pixels, bridge, seed=0):
     )
 
 
+def hsv_saturation(images):
+    high, low = images.amax(dim=1), images.amin(dim=1)
+    return (high - low) / high
+
+
+def test_rerender_moves_hsv_saturation_and_luminance_by_exactly_the_amounts_asked():
+    # Pale colours, so that neither the saturation nor any channel reaches the clamp.
+    images = 0.3 + 0.2 * torch.rand(4, 3, 6, 6, generator=torch.Generator().manual_seed(1))
+    out = augment.rerender(images, 1.5, 0.05)
+    torch.testing.assert_close(out.mean(dim=1), images.mean(dim=1) + 0.05)
+    torch.testing.assert_close(hsv_saturation(out), (1.5 * hsv_saturation(images)).clamp(max=1.0))
+    # The hue: the channels keep their order and relative place between the largest and smallest.
+    position = (images.amax(dim=1, keepdim=True) - images) / (
+        images.amax(dim=1, keepdim=True) - images.amin(dim=1, keepdim=True)
+    )
+    new_position = (out.amax(dim=1, keepdim=True) - out) / (
+        out.amax(dim=1, keepdim=True) - out.amin(dim=1, keepdim=True)
+    )
+    torch.testing.assert_close(new_position, position, atol=1e-4, rtol=0)
+    grey = torch.full((1, 3, 2, 2), 0.3)
+    torch.testing.assert_close(augment.rerender(grey, 1.8, -0.1), torch.full_like(grey, 0.2))
+
+
 def test_decals_rows_get_their_saturation_scaled_within_the_bounds_and_bridged_rows_do_not():
     n = 200
     bridge = torch.arange(n) % 2 == 0
     params = quiet(rendering_probability=0.5, rendering_sky=0.0, rendering_saturation=1.8)
-    views = run(params, flat(n, (150, 100, 75)), bridge)
-    grey = views.mean(dim=1, keepdim=True)
-    original = torch.tensor([150, 100, 75]) / 255.0
-    chroma = (original - original.mean()).norm()
-    factor = (views - grey)[:, :, 4, 4].norm(dim=1) / chroma
+    pixels = flat(n, (150, 100, 75))
+    views = run(params, pixels, bridge)
+    original = hsv_saturation(pixels.permute(0, 3, 1, 2).float() / 255)[:, 4, 4]
+    factor = hsv_saturation(views)[:, 4, 4] / original
     torch.testing.assert_close(factor[bridge], torch.ones(n // 2), atol=1e-4, rtol=0)
+    # The luminance stays where there is no sky offset.
+    torch.testing.assert_close(views.mean(dim=1)[:, 4, 4], torch.full((n,), 325 / 765), atol=1e-4, rtol=0)
     decals = factor[~bridge]
     assert decals.min() >= 1 / 1.8 - 1e-4
     assert decals.max() <= 1.8 + 1e-4

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from ml import renderings
@@ -43,3 +44,34 @@ def test_sources_are_measured_from_the_folders_present(tmp_path):
     assert rows[0].images == 3
     assert rows[0].extent_iqr[0] <= rows[0].extent_median <= rows[0].extent_iqr[1]
     assert "gz_decals_votes" in renderings.markdown_table(rows)
+
+
+def measured(image01):
+    return renderings.image_stats((np.clip(image01, 0, 1) * 255).round().astype(np.uint8))
+
+
+@pytest.mark.parametrize("sigma", [8, 16])
+def test_a_gz_decals_like_galaxy_measures_like_galaxy10_once_mapped(sigma):
+    # Greyish galaxy on a dark sky: measured saturation and sky near GZ DECaLS's 0.139 and 0.068.
+    image = galaxy(side=128, sigma=sigma, colour=(1.0, 0.9, 0.85), sky=0.068, noise=0.01) / 255.0
+    before = measured(image)
+    assert before.saturation == pytest.approx(renderings.GZ_DECALS_SATURATION, abs=0.01)
+    assert before.sky_level == pytest.approx(renderings.GZ_DECALS_SKY, abs=0.005)
+    after = measured(renderings.to_galaxy10_rendering(image, channel_axis=-1))
+    assert after.saturation == pytest.approx(renderings.GALAXY10_SATURATION, abs=0.015)
+    assert after.sky_level == pytest.approx(renderings.GALAXY10_SKY, abs=0.005)
+    # The hue is kept (still redder than blue, only more so) and the framing is left alone.
+    assert after.red_over_blue > before.red_over_blue > 1
+    assert after.extent == pytest.approx(before.extent, rel=0.1)
+
+
+def test_the_mapping_is_the_same_on_nchw_tensors_and_nhwc_arrays():
+    hwc = np.stack([galaxy(side=32, sigma=s, seed=s) / 255.0 for s in (3, 5)]).astype(np.float32)
+    mapped = renderings.to_galaxy10_rendering(hwc, channel_axis=-1)
+    assert isinstance(mapped, np.ndarray)
+    assert mapped.shape == hwc.shape
+    assert mapped.dtype == np.float32
+    tensor = renderings.to_galaxy10_rendering(torch.from_numpy(hwc).permute(0, 3, 1, 2))
+    assert isinstance(tensor, torch.Tensor)
+    np.testing.assert_allclose(tensor.permute(0, 2, 3, 1).numpy(), mapped, atol=1e-6)
+    assert not np.allclose(mapped, hwc, atol=0.01)
