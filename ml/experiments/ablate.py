@@ -11,8 +11,14 @@ labels is judged against the same answers as the others. The score is PyTorch's,
 that training selected (best pooled validation top-1), before the served prior and the
 calibration: what the change does to what the network learns. The served prior is compared
 post hoc by ``python -m ml.experiments.compare --prior-samples``. The GZ DECaLS validation group error is
-reported beside it: the one labelled signal from the served survey. The 30 dev images are never
-scored.
+reported beside it: the one labelled signal from the served survey, once as GZ DECaLS renders it
+and once re-rendered as Galaxy10 does (``ml.renderings.to_galaxy10_rendering``), since users
+upload both. The 30 dev images are never scored.
+
+    python -m ml.experiments.ablate --out ml/runs/ablations --rescore   # finished variants, new scores
+
+``--rescore`` scores the saved ``best.pt`` of every variant that has an ablation.json again and
+rewrites its scores, so finished runs gain new columns without training; it trains nothing.
 """
 
 from __future__ import annotations
@@ -25,10 +31,13 @@ from typing import Any
 
 import torch
 
+from classifier.core.preprocessing import PreprocessConfig
+from ml.augment import centre_views, normalise
 from ml.config import Config, Labels, add_data_arguments, load_config
-from ml.dataset import collect_sources, prepare_splits, serving_preprocess_config
+from ml.dataset import Split, collect_sources, prepare_splits, serving_preprocess_config
 from ml.model import build_model
-from ml.scoring import pooled_validation, split_logits, split_metrics
+from ml.renderings import to_galaxy10_rendering
+from ml.scoring import pooled_validation, predict_logits, split_logits, split_metrics
 from ml.train import train
 
 # name -> (what it sets back, overrides). The reference is the committed configuration.
@@ -75,7 +84,27 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
         "(DECaLS selection) taken out: the epoch chosen on pooled SDSS validation",
         {"train.select_on": "sdss_pooled"},
     ),
+    "rendering": (
+        (
+            "(rendering) added: colour, sky and scale augmentation between the GZ DECaLS and Galaxy10 "
+            "renderings on DECaLS images"
+        ),
+        {"augment.rendering_probability": 0.5},
+    ),
 }
+
+
+@torch.no_grad()
+def galaxy10_rendering_logits(model: torch.nn.Module, split: Split, pre: PreprocessConfig) -> torch.Tensor:
+    """``split_logits`` of the split's images re-rendered as Galaxy10 renders them, before the
+    serving normalisation."""
+    outputs = []
+    for start in range(0, len(split.source), 128):
+        pixels = torch.from_numpy(split.pixels[start : start + 128])
+        zoom = torch.full((len(pixels),), split.zoom)
+        views = to_galaxy10_rendering(centre_views(pixels, zoom, pre.size))
+        outputs.append(predict_logits(model, normalise(views, pre)))
+    return torch.cat(outputs)
 
 
 def score(config: Config, reference_labels: Labels, weights: Path, data_root: Path) -> dict[str, Any]:
@@ -98,13 +127,37 @@ def score(config: Config, reference_labels: Labels, weights: Path, data_root: Pa
             scores["gz_decals_group_error"] = metrics.get("group_abs_error")
         if split.source.name == "gz_decals_votes":
             scores["decals_votes_top1"] = split_metrics(split_logits_, split.source).get("top1")
+            rendered = galaxy10_rendering_logits(model, split, pre)
+            scores["decals_votes_top1_galaxy10_rendering"] = split_metrics(rendered, split.source).get("top1")
     return scores
+
+
+def variant_config(name: str, args: argparse.Namespace) -> Config:
+    _, overrides = VARIANTS[name]
+    threads = {"train.num_threads": args.threads} if args.threads else {}
+    return load_config(args.config, {**overrides, "train.epochs": args.epochs, **threads})
+
+
+def rescore(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    """A finished variant's ablation.json with its scores recomputed from its best.pt."""
+    out = args.out / name
+    result = json.loads((out / "ablation.json").read_text())
+    run = out / "run.json"
+    # The configuration it trained with, as recorded; a run from before run.json, as it would be now.
+    config = (
+        Config.from_dict(json.loads(run.read_text())["config"])
+        if run.is_file()
+        else variant_config(name, args)
+    )
+    reference_labels = load_config(args.config).labels
+    result["val_pooled_v2_labels"] = score(config, reference_labels, out / "best.pt", args.data_root)
+    (out / "ablation.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
 
 
 def run_variant(name: str, args: argparse.Namespace) -> dict[str, Any]:
     reason, overrides = VARIANTS[name]
-    threads = {"train.num_threads": args.threads} if args.threads else {}
-    config = load_config(args.config, {**overrides, "train.epochs": args.epochs, **threads})
+    config = variant_config(name, args)
     reference_labels = load_config(args.config).labels
     out = args.out / name
     run = train(config, out, args.data_root)
@@ -125,9 +178,10 @@ def table(results: dict[str, dict[str, Any]]) -> str:
     lines = [
         (
             "| variant | change against the reference | n | top-1 | vs reference | class-balanced "
-            "| Galaxy10-weighted | 4-group | GZ DECaLS group error | DECaLS votes top-1 |"
+            "| Galaxy10-weighted | 4-group | GZ DECaLS group error | DECaLS votes top-1 "
+            "| DECaLS votes top-1, Galaxy10 rendering |"
         ),
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, result in results.items():
         m = result["val_pooled_v2_labels"]
@@ -138,7 +192,8 @@ def table(results: dict[str, dict[str, Any]]) -> str:
             f"| {name} | {result['change']} | {m['n']} | {100 * m['top1']:.1f}% | {delta} "
             f"| {100 * m['balanced_accuracy']:.1f}% | {100 * m['galaxy10_weighted_accuracy']:.1f}% "
             f"| {100 * m['group4']:.1f}% | {_error(m.get('gz_decals_group_error'))} "
-            f"| {_error(m.get('decals_votes_top1'))} |"
+            f"| {_error(m.get('decals_votes_top1'))} "
+            f"| {_error(m.get('decals_votes_top1_galaxy10_rendering'))} |"
         )
     return "\n".join(lines)
 
@@ -156,12 +211,20 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("ml/runs/ablations"))
     parser.add_argument("--only", action="append", choices=sorted(VARIANTS), help="run only these variants")
     parser.add_argument("--threads", type=int, help="torch threads per run (default: train.num_threads)")
+    parser.add_argument(
+        "--rescore", action="store_true", help="score finished variants again from best.pt; train none"
+    )
     args = parser.parse_args()
     results = {}
     for name in args.only or VARIANTS:
         done = args.out / name / "ablation.json"
-        # A finished variant is read back, so a stopped sweep resumes where it stopped.
-        results[name] = json.loads(done.read_text()) if done.is_file() else run_variant(name, args)
+        if args.rescore:
+            if not done.is_file():
+                continue
+            results[name] = rescore(name, args)
+        else:
+            # A finished variant is read back, so a stopped sweep resumes where it stopped.
+            results[name] = json.loads(done.read_text()) if done.is_file() else run_variant(name, args)
         print(table(results), flush=True)
     (args.out / "ablations.md").write_text(table(results) + "\n")
 
