@@ -7,9 +7,13 @@ machine).
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
-from typing import Any
+from shutil import copyfileobj
+from tempfile import NamedTemporaryFile
+from typing import IO, Any
 
+from dbbackup.db.sqlite import SqliteBackupConnector
 from django.core.files.storage import FileSystemStorage
 
 BACKUP_FILE_MODE = 0o600
@@ -32,3 +36,25 @@ class PrivateFileSystemStorage(FileSystemStorage):
         folder.mkdir(mode=BACKUP_FOLDER_MODE, parents=True, exist_ok=True)
         folder.chmod(BACKUP_FOLDER_MODE)
         return super()._save(name, content)
+
+
+class SqliteOnlineConnector(SqliteBackupConnector):
+    """django-dbbackup's SQLite connector with a restore through SQLite's online backup API.
+
+    The stock restore writes the dump over the database file. In write-ahead-log mode
+    (galaxysite/settings/base.py) that leaves the ``-wal`` and ``-shm`` files of every open
+    connection describing another database, and the next query fails with "disk I/O error".
+    Copying page by page into the live connection lets SQLite itself replace the content,
+    log included, and any other connection sees the restored database at its next read.
+    """
+
+    def restore_dump(self, dump: IO[bytes]) -> None:
+        with NamedTemporaryFile(suffix=".sqlite3") as copy:
+            copyfileobj(dump, copy)
+            copy.flush()
+            self.connection.ensure_connection()
+            source = sqlite3.connect(copy.name)
+            try:
+                source.backup(self.connection.connection)
+            finally:
+                source.close()

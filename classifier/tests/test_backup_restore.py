@@ -7,6 +7,7 @@ says so (CI), where dbbackup drives pg_dump and pg_restore.
 from __future__ import annotations
 
 import shutil
+import sqlite3
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -79,3 +80,30 @@ def test_backup_reset_restore_gives_back_identical_records_and_files(media_root,
     # The restored log works: the id sequence goes on after the restored rows.
     [new] = upload(make_image_bytes(color=(5, 6, 7)), "new.png")
     assert new.pk > max(row["id"] for row in before[0])
+
+
+@pytest.mark.skipif(
+    connection.vendor != "sqlite", reason="SQLite's write-ahead log; this run uses another database"
+)
+def test_sqlite_restore_keeps_the_write_ahead_log_of_open_connections_in_step(media_root, backup_dir):
+    """A connection that was open during the restore (another worker's) reads the restored rows.
+
+    Writing the dump over the database file, as django-dbbackup's stock SQLite connector does,
+    leaves such a connection's log describing the old file: "disk I/O error" on its next query.
+    """
+    upload(make_image_bytes(color=(20, 30, 40)), "kept.png")
+    call_command("dbbackup", "--quiet")
+    other = sqlite3.connect(connection.settings_dict["NAME"])
+    try:
+        assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        upload(make_image_bytes(color=(50, 60, 70)), "after-the-backup.png")
+        assert other.execute("SELECT COUNT(*) FROM classifier_prediction").fetchone()[0] == 2
+
+        call_command("dbrestore", "--noinput", "--quiet")
+
+        assert other.execute("SELECT original_filename FROM classifier_prediction").fetchall() == [
+            ("kept.png",)
+        ]
+        assert connection.cursor().execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        other.close()

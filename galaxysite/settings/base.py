@@ -126,6 +126,16 @@ if _DATABASE["ENGINE"] == "django.db.backends.postgresql":
     _DATABASE.setdefault("OPTIONS", {}).setdefault(
         "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5)
     )
+if _DATABASE["ENGINE"] == "django.db.backends.sqlite3":
+    # Write-ahead log: a commit appends to the log instead of journalling and syncing the
+    # database file, the embedded default's largest cost per upload (docs/benchmarks.md, issue
+    # 22), and readers no longer block the writer. synchronous=NORMAL syncs at checkpoints: a
+    # killed process loses nothing; an OS crash or power cut may undo the last commits
+    # (PostgreSQL is the production database). Restores go through the online backup API
+    # (classifier/ops/backups.py), never over the file, so the log stays in step.
+    _DATABASE.setdefault("OPTIONS", {}).setdefault(
+        "init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+    )
 # The same backends wrapped by django-prometheus: queries, errors and failed connections counted.
 _DATABASE["ENGINE"] = {
     "django.db.backends.postgresql": "django_prometheus.db.backends.postgresql",

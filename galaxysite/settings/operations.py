@@ -46,6 +46,11 @@ MODEL_REPOSITORY = Path(env.str("MODEL_REPOSITORY", default=str(MODEL_PATH.paren
 
 # Backups (django-dbbackup) go to BACKUP_DIR (base.py); PostgreSQL needs pg_dump and pg_restore.
 DBBACKUP_SEND_EMAIL = False
+# SQLite restores write into the live database through SQLite's backup API instead of over its
+# file, which would leave the write-ahead log of open connections out of step with it.
+DBBACKUP_CONNECTOR_MAPPING = {
+    "django_prometheus.db.backends.sqlite3": "classifier.ops.backups.SqliteOnlineConnector",
+}
 # `dbbackup --encrypt` / `mediabackup --encrypt` encrypt to this GPG key (a fingerprint or an
 # e-mail in the keyring of GNUPGHOME); `dbrestore --decrypt` needs the private key.
 DBBACKUP_GPG_RECIPIENT = env.str("DJANGO_BACKUP_GPG_RECIPIENT", default="") or None
