@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,16 +41,18 @@ from ml.cache import source_inputs
 from ml.config import DEFAULT_CONFIG, Config, load_config, parse_override
 from ml.dataset import collect_sources, serving_preprocess_config
 from ml.decals_folds import VOTES_DIR, DecalsValidation, load
-from ml.evaluate import TFLiteModel, evaluation_sets, joins_pool, pooled_report
+from ml.decals_models import LoadedModel, load_model
+from ml.evaluate import evaluation_sets, joins_pool, pooled_report
 from ml.labels import SMOOTH
 from ml.metrics import GROUP_MATRIX, MIN_COVERAGE, confusion_matrix
-from ml.model import build_model
-from ml.vote_loss import VoteHead, expected_fractions, vote_nll
+from ml.renderings import to_galaxy10_inputs
+from ml.vote_loss import expected_fractions, vote_nll
 
 # Below this many answers to a question, the volunteers' own fraction is too noisy to score.
 FRACTION_MIN_VOTES = 20
 MEMBERS_CSV = Path("galaxy10_decals_coords") / "members_on_disk.csv"
-Predictor = Callable[[np.ndarray], np.ndarray]
+# How the GZ DECaLS cutouts are shown to a model: as they are, or as Galaxy10 renders them.
+RENDERINGS = ("gz_decals", "galaxy10")
 
 
 def vote_rule_agreement(validation: DecalsValidation) -> dict[str, Any]:
@@ -144,17 +144,26 @@ def paired_difference(
 # ---- models and their inputs ----------------------------------------------------------------
 
 
-def _inputs(name: str, images: list[str], soft: np.ndarray, config: Config) -> np.ndarray:
-    """Model inputs of GZ DECaLS cutouts through the serving preprocessing, at the GZ DECaLS crop."""
+def _inputs(
+    name: str, images: list[str], soft: np.ndarray, config: Config, rendering: str = "gz_decals"
+) -> np.ndarray:
+    """Model inputs of GZ DECaLS cutouts through the serving preprocessing, at the GZ DECaLS crop,
+    in the ``rendering`` asked (ml.renderings.to_galaxy10_rendering for "galaxy10")."""
     source = src.soft_source(name, images, list(images), soft, config.crops.decals_votes)
-    return source_inputs(source, serving_preprocess_config(config))
+    pre = serving_preprocess_config(config)
+    inputs = source_inputs(source, pre)
+    return to_galaxy10_inputs(inputs, pre.mean, pre.std) if rendering == "galaxy10" else inputs
 
 
 def model_inputs(
-    data_root: Path, validation: DecalsValidation, rows: np.ndarray, config: Config
+    data_root: Path,
+    validation: DecalsValidation,
+    rows: np.ndarray,
+    config: Config,
+    rendering: str = "gz_decals",
 ) -> np.ndarray:
     images = [str(data_root / VOTES_DIR / validation.table.files[i]) for i in rows]
-    return _inputs("gz_decals_votes", images, validation.soft[rows], config)
+    return _inputs("gz_decals_votes", images, validation.soft[rows], config, rendering)
 
 
 def read_members(data_root: Path) -> tuple[list[str], np.ndarray]:
@@ -162,85 +171,11 @@ def read_members(data_root: Path) -> tuple[list[str], np.ndarray]:
     return [str(data_root / r["file"]) for r in rows], np.array([int(r["label_index"]) for r in rows])
 
 
-def member_inputs(data_root: Path, config: Config) -> tuple[np.ndarray, np.ndarray]:
+def member_inputs(
+    data_root: Path, config: Config, rendering: str = "gz_decals"
+) -> tuple[np.ndarray, np.ndarray]:
     images, label = read_members(data_root)
-    return _inputs("galaxy10_members", images, np.eye(NUM_CLASSES)[label], config), label
-
-
-@dataclass
-class LoadedModel:
-    name: str
-    predict: Predictor
-    config: Config
-    sdss_pooled: dict[str, Any] | None  # val/pooled as recorded, when the model carries it
-    # A run's vote head (vote_head.pt): inputs -> raw outputs (N, votes.NUM_ANSWERS), or None.
-    predict_votes: Predictor | None = None
-    # Inputs -> expected vote fractions (N, votes.NUM_ANSWERS): the vote head's, or a TFLite output.
-    predict_fractions: Predictor | None = None
-
-
-def load_model(path: Path, run_config: Config | None = None) -> LoadedModel:
-    """A packaged model folder (galaxy10.tflite + galaxy10.json), a .tflite file beside its
-    manifest, or a training run folder (model.pt + run.json, scored in PyTorch). A run still
-    training has only best.pt: it is scored with ``run_config`` (the configuration it was
-    started with) and no temperature, which moves no top class."""
-    if path.is_dir() and (path / "run.json").exists() and not (path / "galaxy10.tflite").exists():
-        return _torch_model(path)
-    if path.is_dir() and (path / "best.pt").exists() and run_config is not None:
-        return _torch_model(path, "best.pt", {"config": run_config.as_dict()})
-    tflite = path / "galaxy10.tflite" if path.is_dir() else path
-    manifest = json.loads(tflite.with_suffix(".json").read_text())
-    model = TFLiteModel(tflite)
-    return LoadedModel(
-        f"{tflite} ({manifest.get('model_version', '?')})",
-        model,
-        Config.from_dict(manifest["training"]["config"]),
-        manifest.get("metrics", {}).get("val/pooled"),
-        predict_fractions=model.votes if model.has_votes else None,
-    )
-
-
-def _batches(inputs: np.ndarray, size: int = 64) -> Iterator[torch.Tensor]:
-    """NHWC model inputs as NCHW tensors, ``size`` images at a time."""
-    batch = torch.from_numpy(inputs).permute(0, 3, 1, 2).contiguous()
-    return (batch[i : i + size] for i in range(0, len(batch), size))
-
-
-def _torch_model(run_dir: Path, weights: str = "model.pt", run: dict[str, Any] | None = None) -> LoadedModel:
-    run = run or json.loads((run_dir / "run.json").read_text())
-    config = Config.from_dict(run["config"])
-    model = build_model(config.image_size, pretrained=False)
-    model.load_state_dict(torch.load(run_dir / weights))
-    model.eval()
-    temperature = float(run.get("temperature", 1.0))
-
-    @torch.no_grad()
-    def predict(inputs: np.ndarray) -> np.ndarray:
-        logits = torch.cat([model(batch) for batch in _batches(inputs)])
-        return torch.softmax(logits / temperature, dim=1).numpy()
-
-    predict_votes = predict_fractions = None
-    if (run_dir / "vote_head.pt").exists():
-        head = VoteHead(model._fc.in_features)
-        head.load_state_dict(torch.load(run_dir / "vote_head.pt"))
-        head.attach(model._fc)
-        head.eval()
-
-        @torch.no_grad()
-        def predict_votes(inputs: np.ndarray) -> np.ndarray:
-            outputs = []
-            for batch in _batches(inputs):
-                # The head reads the features this forward pass leaves on the classifier's layer.
-                model(batch)
-                outputs.append(head())
-            return torch.cat(outputs).numpy()
-
-        def predict_fractions(inputs: np.ndarray) -> np.ndarray:
-            return expected_fractions(torch.from_numpy(predict_votes(inputs))).numpy()
-
-    return LoadedModel(
-        f"{run_dir}/{weights} (PyTorch)", predict, config, None, predict_votes, predict_fractions
-    )
+    return _inputs("galaxy10_members", images, np.eye(NUM_CLASSES)[label], config, rendering), label
 
 
 def vote_head_scores(outputs: np.ndarray, counts: np.ndarray) -> dict[str, Any]:
@@ -262,16 +197,22 @@ def sdss_pooled(model: LoadedModel, data_root: Path) -> dict[str, Any]:
 
 
 def score_model(
-    model: LoadedModel, data_root: Path, validation: DecalsValidation, *, all_folds: bool = False
+    model: LoadedModel,
+    data_root: Path,
+    validation: DecalsValidation,
+    *,
+    all_folds: bool = False,
+    rendering: str = "gz_decals",
 ) -> dict[str, Any]:
-    """The DECaLS validation scores of one model (validation folds; with ``all_folds`` every fold too)."""
-    results: dict[str, Any] = {"model": model.name}
+    """The DECaLS validation scores of one model (validation folds; with ``all_folds`` every fold
+    too), its GZ DECaLS images (folds and members) shown in ``rendering``."""
+    results: dict[str, Any] = {"model": model.name, "rendering": rendering}
     parts = {"validation folds": validation.validation}
     if all_folds:
         parts["all folds"] = validation.fold >= 0
     for name, mask in parts.items():
         rows = np.flatnonzero(mask)
-        inputs = model_inputs(data_root, validation, rows, model.config)
+        inputs = model_inputs(data_root, validation, rows, model.config, rendering)
         counts = validation.table.counts[rows]
         results[name] = fold_scores(
             model.predict(inputs), validation.soft[rows], validation.coverage[rows], counts
@@ -281,7 +222,7 @@ def score_model(
         if model.predict_fractions is not None:
             fractions = model.predict_fractions(inputs)
             results[name]["vote_fraction_mae"] = votes.fraction_errors(fractions, counts, FRACTION_MIN_VOTES)
-    inputs, label = member_inputs(data_root, model.config)
+    inputs, label = member_inputs(data_root, model.config, rendering)
     results["members"] = member_scores(model.predict(inputs), label)
     return results
 
@@ -318,8 +259,11 @@ def table(results: list[dict[str, Any]]) -> str:
             if part not in result:
                 continue
             scores = result[part]
+            shown = (
+                part if result.get("rendering", "gz_decals") == "gz_decals" else f"{part}, Galaxy10 rendering"
+            )
             lines.append(
-                f"| {result['model']} | {part} | {_pct(scores['top1'])} | {_pct(scores['group4'])} | "
+                f"| {result['model']} | {shown} | {_pct(scores['top1'])} | {_pct(scores['group4'])} | "
                 f"{_mae(scores['smooth_mae'])} | {_pct(result['members']['top1'])} | "
                 f"{_pct(result['members']['group4'])} | {sdss} |"
             )
@@ -339,6 +283,12 @@ def main() -> None:
         "--all-folds", action="store_true", help="also score every fold (trained-on folds for runs)"
     )
     parser.add_argument("--json", type=Path, help="write the full results here")
+    parser.add_argument(
+        "--rendering",
+        choices=RENDERINGS,
+        default="gz_decals",
+        help="the GZ DECaLS images as they are, or re-rendered as Galaxy10 renders them",
+    )
     parser.add_argument(
         "--crop",
         type=float,
@@ -372,7 +322,9 @@ def main() -> None:
     print(f"folds (>= {config.decals_validation.min_votes} votes): sizes {sizes}; validation {held} galaxies")
     results = []
     for model in models:
-        result = score_model(model, args.data_root, validation, all_folds=args.all_folds)
+        result = score_model(
+            model, args.data_root, validation, all_folds=args.all_folds, rendering=args.rendering
+        )
         result["sdss_pooled"] = model.sdss_pooled or sdss_pooled(model, args.data_root)
         results.append(result)
     base = results[0]["validation folds"]["correct"]
@@ -381,6 +333,7 @@ def main() -> None:
         print(
             f"{result['model']} minus {results[0]['model']}: {json.dumps(result['top1_difference_vs_first'])}"
         )
+    print(f"rendering of the GZ DECaLS images: {args.rendering}")
     print(table(results))
     for result in results:
         head = result["validation folds"].get("vote_head")
@@ -392,7 +345,8 @@ def main() -> None:
         for question, error in (result["validation folds"].get("vote_fraction_mae") or {}).items():
             print(f"{result['model']} {question} vote-fraction MAE {error['mae']:.3f}, n={error['n']}")
     if args.json:
-        args.json.write_text(json.dumps({"vote_rule": rule, "results": results}, indent=2))
+        output = {"vote_rule": rule, "rendering": args.rendering, "results": results}
+        args.json.write_text(json.dumps(output, indent=2))
 
 
 if __name__ == "__main__":

@@ -134,6 +134,14 @@ def to_galaxy10_rendering(images: ImageArray, channel_axis: int = -3) -> ImageAr
     return out if isinstance(images, torch.Tensor) else out.numpy().astype(images.dtype, copy=False)
 
 
+def to_galaxy10_inputs(inputs: np.ndarray, mean: float, std: float) -> np.ndarray:
+    """Serving model inputs (NHWC, ``(pixel - mean) / std`` of 0-255 pixels) of GZ DECaLS cutouts,
+    re-rendered as Galaxy10 renders them: the mapping works on [0, 1] images, before normalising."""
+    images = (inputs.astype(np.float32) * std + mean) / 255.0
+    mapped = to_galaxy10_rendering(images, channel_axis=-1)
+    return ((mapped * 255.0 - mean) / std).astype(inputs.dtype)
+
+
 def summarise(source: str, rendering: str, stats: Sequence[ImageStats]) -> SourceStats:
     """Medians over a source's images (the extent with its interquartile range)."""
     if not stats:

@@ -5,12 +5,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from classifier.core.galaxy10 import NUM_CLASSES
 from ml import decals_folds as folds
 from ml import decals_validation as dv
 from ml import votes
 from ml.config import load_config
+from ml.dataset import serving_preprocess_config
+from ml.renderings import to_galaxy10_rendering
 
 
 def counts_row(**answers: int) -> np.ndarray:
@@ -335,3 +338,40 @@ def test_fraction_errors_score_each_answer_where_enough_volunteers_answered():
     assert errors["bar"]["n"] == 1
     assert errors["bar"]["answers"]["no"] == pytest.approx(2 / 3)
     assert "merging" not in errors  # nobody answered it
+
+
+# ---- renderings --------------------------------------------------------------------------------
+
+
+def test_galaxy10_rendering_re_renders_the_inputs_before_the_serving_normalisation(tmp_path):
+    paths = []
+    for index, colour in enumerate([(100, 100, 100), (160, 110, 80)]):
+        paths.append(str(tmp_path / f"{index}.png"))
+        Image.new("RGB", (64, 64), colour).save(paths[-1])
+    config = load_config()
+    pre = serving_preprocess_config(config)
+    soft = np.eye(NUM_CLASSES)[[2, 3]]
+    plain = dv._inputs("gz_decals_votes", paths, soft, config)
+    rendered = dv._inputs("gz_decals_votes", paths, soft, config, "galaxy10")
+    assert rendered.shape == plain.shape
+    assert rendered.dtype == plain.dtype
+    pixels = plain * pre.std + pre.mean
+    new_pixels = rendered * pre.std + pre.mean
+    # The grey image: 0.06 brighter in [0, 1], that is about 15 grey levels.
+    np.testing.assert_allclose(new_pixels[0] - pixels[0], 0.06 * 255, atol=1e-3)
+    expected = to_galaxy10_rendering(pixels / 255.0, channel_axis=-1) * 255
+    np.testing.assert_allclose(new_pixels, expected, atol=1e-3)
+
+
+def test_the_table_says_when_the_galaxy10_rendering_was_scored():
+    rate = {"n": 10, "value": 0.5, "interval95": [0.2, 0.8]}
+    mae = {"n": 10, "value": 0.1, "interval95": [0.05, 0.15]}
+    fold = {"top1": rate, "group4": rate, "smooth_mae": mae}
+    members = {"top1": rate, "group4": rate}
+    results = [
+        {"model": "m", "rendering": rendering, "validation folds": fold, "members": members}
+        for rendering in dv.RENDERINGS
+    ]
+    lines = dv.table(results).splitlines()
+    assert "| m | validation folds |" in lines[2]
+    assert "| m | validation folds, Galaxy10 rendering |" in lines[3]
