@@ -27,13 +27,16 @@ from pathlib import Path
 # frame gives that frame's (priority, stage).
 RULES: list[tuple[int, str, str]] = [
     # What the upload is for.
-    (9, "decode + inference", r"classifier/preprocessing\.py|classifier/inference\.py|ai_edge_litert|tflite"),
-    (9, "metadata stripping", r"classifier/metadata\.py|classifier/fits\.py"),
+    (9, "decode + inference", r"classifier/(core/)?preprocessing\.py|classifier/(core/)?inference\.py|classifier/core/interpreters\.py|classifier/core/decode\.py|classifier/core/jpeg\.py|ai_edge_litert|tflite"),
+    (9, "metadata stripping", r"classifier/(core/)?metadata(\.py|/)|classifier/(core/)?fits\.py"),
+    # The answer beside the class: out-of-distribution features and the Galaxy Zoo fractions.
+    (9, "out-of-distribution gate", r"classifier/(core/)?ood\.py"),
+    (9, "Galaxy Zoo answer", r"classifier/core/galaxy_zoo\.py"),
     (9, "hashing", r"hashlib|\bsha256\b"),
     # Below the ORM: the file lock is an SQL statement, counted as SQL.
-    (5, "storage (exists check, file write)", r"django/core/files/|classifier/storage"),
+    (5, "storage (exists check, file write)", r"django/core/files/|classifier/(predictions/)?storage"),
     # Defences and bookkeeping around it.
-    (9, "throttle", r"rest_framework/throttling\.py|classifier/throttles\.py"),
+    (9, "throttle", r"rest_framework/throttling\.py|classifier/(ops/)?throttles\.py|classifier/ops/cache\.py"),
     (9, "authentication (DRF, auth)", r"rest_framework/authentication\.py|django/contrib/auth/|authtoken"),
     (9, "sessions", r"django/contrib/sessions/"),
     (9, "messages", r"django/contrib/messages/"),
@@ -59,7 +62,7 @@ RULES: list[tuple[int, str, str]] = [
     (
         7,
         "upload validation (header check, other)",
-        r"(validate_uploads|_validate|_read_upload|sanitise_filename) \(classifier/|inspect_header|classifier/validation",
+        r"(validate_uploads|_validate|_read_upload|sanitise_filename) \(classifier/|inspect_header|classifier/validation|classifier/predictions/(filenames|upload_fields)\.py",
     ),
     # The database, wherever the frames above did not claim it.
     (6, "ORM + SQL (audit row, transaction, lock)", r"django/db/|psycopg|sqlite3|django_prometheus/db/"),
@@ -72,7 +75,7 @@ RULES: list[tuple[int, str, str]] = [
     (5, "middleware: CSP", r"^(?![\w.]*__call__ ).*csp/"),
     (5, "middleware: permissions policy", r"^(?![\w.]*__call__ ).*django_permissions_policy"),
     (5, "middleware: whitenoise", r"^(?![\w.]*__call__ ).*whitenoise/"),
-    (5, "middleware: request size limit, db unavailable", r"^(?![\w.]*__call__ ).*classifier/middleware\.py"),
+    (5, "middleware: request size limit, db unavailable", r"^(?![\w.]*__call__ ).*classifier/(ops/)?middleware\.py"),
     (5, "middleware: request id", r"^(?![\w.]*__call__ ).*classifier/ops/request_ids\.py"),
     # The view and Django's dispatch around it.
     (
