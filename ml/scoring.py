@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -30,12 +31,22 @@ def predict_logits(model: torch.nn.Module, images: torch.Tensor, batch_size: int
 
 
 @torch.no_grad()
-def split_logits(model: torch.nn.Module, split: Split, pre: PreprocessConfig) -> torch.Tensor:
+def split_logits(
+    model: torch.nn.Module,
+    split: Split,
+    pre: PreprocessConfig,
+    rendering: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """Logits of the split's centred views; ``rendering`` maps the [0, 1] views before the
+    serving normalisation (e.g. ml.renderings.to_galaxy10_rendering)."""
     outputs = []
     for start in range(0, len(split.source), 128):
         pixels = torch.from_numpy(split.pixels[start : start + 128])
         zoom = torch.full((len(pixels),), split.zoom)
-        outputs.append(predict_logits(model, normalise(centre_views(pixels, zoom, pre.size), pre)))
+        views = centre_views(pixels, zoom, pre.size)
+        if rendering is not None:
+            views = rendering(views)
+        outputs.append(predict_logits(model, normalise(views, pre)))
     return torch.cat(outputs) if outputs else torch.zeros(0, NUM_CLASSES)
 
 

@@ -31,13 +31,11 @@ from typing import Any
 
 import torch
 
-from classifier.core.preprocessing import PreprocessConfig
-from ml.augment import centre_views, normalise
 from ml.config import Config, Labels, add_data_arguments, load_config
-from ml.dataset import Split, collect_sources, prepare_splits, serving_preprocess_config
+from ml.dataset import collect_sources, prepare_splits, serving_preprocess_config
 from ml.model import build_model
 from ml.renderings import to_galaxy10_rendering
-from ml.scoring import pooled_validation, predict_logits, split_logits, split_metrics
+from ml.scoring import pooled_validation, split_logits, split_metrics
 from ml.train import train
 
 # name -> (what it sets back, overrides). The reference is the committed configuration.
@@ -95,18 +93,6 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
 
 
 @torch.no_grad()
-def galaxy10_rendering_logits(model: torch.nn.Module, split: Split, pre: PreprocessConfig) -> torch.Tensor:
-    """``split_logits`` of the split's images re-rendered as Galaxy10 renders them, before the
-    serving normalisation."""
-    outputs = []
-    for start in range(0, len(split.source), 128):
-        pixels = torch.from_numpy(split.pixels[start : start + 128])
-        zoom = torch.full((len(pixels),), split.zoom)
-        views = to_galaxy10_rendering(centre_views(pixels, zoom, pre.size))
-        outputs.append(predict_logits(model, normalise(views, pre)))
-    return torch.cat(outputs)
-
-
 def score(config: Config, reference_labels: Labels, weights: Path, data_root: Path) -> dict[str, Any]:
     """Pooled validation of ``weights`` (trained with ``config``) under the reference label rule,
     and agreement with the vote-implied class on the GZ DECaLS validation folds."""
@@ -127,7 +113,7 @@ def score(config: Config, reference_labels: Labels, weights: Path, data_root: Pa
             scores["gz_decals_group_error"] = metrics.get("group_abs_error")
         if split.source.name == "gz_decals_votes":
             scores["decals_votes_top1"] = split_metrics(split_logits_, split.source).get("top1")
-            rendered = galaxy10_rendering_logits(model, split, pre)
+            rendered = split_logits(model, split, pre, to_galaxy10_rendering)
             scores["decals_votes_top1_galaxy10_rendering"] = split_metrics(rendered, split.source).get("top1")
     return scores
 

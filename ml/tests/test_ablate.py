@@ -12,6 +12,7 @@ from ml.config import DEFAULT_CONFIG, load_config
 from ml.dataset import Split, serving_preprocess_config
 from ml.experiments import ablate
 from ml.experiments.ablate import VARIANTS
+from ml.renderings import to_galaxy10_rendering
 from ml.scoring import split_logits
 
 
@@ -44,14 +45,14 @@ class Recorder(torch.nn.Module):
         return images.mean(dim=(1, 2, 3)).unsqueeze(1).expand(-1, NUM_CLASSES)
 
 
-def test_the_galaxy10_rendering_is_applied_to_the_images_before_the_serving_normalisation():
+def test_split_logits_renders_the_images_before_the_serving_normalisation():
     n = 130  # more than one batch of 128
     pixels = np.full((n, 40, 40, 3), 100, dtype=np.uint8)
     split = Split(source=range(n), pixels=pixels, zoom=0.8)
     pre = serving_preprocess_config(load_config())
     plain, rendered = Recorder(), Recorder()
     split_logits(plain, split, pre)
-    logits = ablate.galaxy10_rendering_logits(rendered, split, pre)
+    logits = split_logits(rendered, split, pre, to_galaxy10_rendering)
     assert logits.shape == (n, NUM_CLASSES)
     before = torch.cat(plain.inputs) * pre.std + pre.mean
     after = torch.cat(rendered.inputs) * pre.std + pre.mean
