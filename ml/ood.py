@@ -6,9 +6,9 @@
 Every image goes through what serving does with it: classifier.core.preprocessing with the
 manifest's parameters (the serving crop, whatever the source), then the packaged TFLite model
 through classifier.core.inference's GalaxyClassifier, then classifier.core.ood's features. The
-Gaussian is fitted on training-split galaxies, the threshold on the validation splits (each
-source flags at most ``TARGET_FLAG_RATE`` of its galaxies), and the test splits, the dev
-images and the synthetic negatives are reported only: nothing is chosen on them. The fitted
+Gaussian (or with --mixture one per survey family) is fitted on training-split galaxies, the threshold on the
+validation splits (each source flags at most ``TARGET_FLAG_RATE`` of its galaxies), and the
+test splits, dev images and synthetic negatives are reported only: nothing is chosen on them. The fitted
 gate is written into the manifest through classifier.core.manifest (ModelManifest.with_ood),
 every other key untouched.
 """
@@ -40,16 +40,19 @@ from ml.ood_negatives import NEGATIVES
 from ml.ood_stats import (
     FEATURES,
     SURVEY_SHIFT_LIMIT,
+    Component,
     FeatureSet,
     feature_separation,
-    fit_gaussian,
+    fit_components,
     format_table,
-    mahalanobis,
     metrics_table,
+    mixture_score,
     survey_shift,
 )
 
+# One Gaussian; a mixture of one Gaussian per survey family has its own version.
 VERSION = "gaussian-mahalanobis-1"
+MIXTURE_VERSION = "gaussian-mixture-mahalanobis-2"
 # The packaged model's files in --models-dir (ml/pipeline.py writes them).
 MANIFEST_FILE = "galaxy10.json"
 MODEL_FILE = "galaxy10.tflite"
@@ -194,9 +197,14 @@ def fit(
     config_path: Path = DEFAULT_CONFIG,
     train_per_source: int = TRAIN_PER_SOURCE,
     threads: int = 2,
+    mixture: bool = False,
 ) -> dict[str, Any]:
     """Fit the gate of the model packaged in ``models_dir``, write it into its manifest
-    (every other key untouched), print the metrics table and return it."""
+    (every other key untouched), print the metrics table and return it.
+
+    With ``mixture`` the gate has one Gaussian per survey family of the training galaxies
+    (ml.ood_stats.fit_components); by default, or with one family, one Gaussian. The mixture is
+    off by default: measured on the 5 December model it flagged fewer negatives (docs/ood.md)."""
     started = time.perf_counter()
     manifest_path = models_dir / MANIFEST_FILE
     manifest = ModelManifest.read(manifest_path)
@@ -230,10 +238,12 @@ def fit(
         and abs(shifts[name]) < SURVEY_SHIFT_LIMIT
         and separation[name] >= MIN_FEATURE_AUROC
     ]
-    mean, inverse = fit_gaussian(train[:, selected])
+    components = fit_components(
+        {name: values[:, selected] for name, values in train_views.items()}, mixture=mixture
+    )
 
     def score(values: np.ndarray) -> np.ndarray:
-        return mahalanobis(values[:, selected], mean, inverse)
+        return mixture_score(values[:, selected], components)
 
     # Each validation source and framing flags at most TARGET_FLAG_RATE, so no one survey carries the flags.
     threshold = max(float(np.quantile(score(s.values), 1 - TARGET_FLAG_RATE)) for s in val)
@@ -241,23 +251,43 @@ def fit(
     report["feature_auroc_val"] = {name: round(value, 4) for name, value in separation.items()}
     report["survey_shift_train"] = {name: round(value, 3) for name, value in shifts.items()}
     report["fitted_on"] = {"train_galaxies": len(train), "per_source_and_framing_cap": train_per_source}
+    report["components"] = {c.name: {"train_galaxies": c.train_galaxies} for c in components}
     # Read through the schema, as serving will read it: a gate serving would refuse is not written.
-    gate = OodSection.parse(
-        {
-            "version": VERSION,
-            "features": [FEATURES[i] for i in selected],
-            "mean": [float(x) for x in mean],
-            "inverse_covariance": [[float(x) for x in row] for row in inverse],
-            "threshold": threshold,
-            "score": "squared Mahalanobis distance; above the threshold = out of distribution",
-            "metrics": report,
-        },
-        "ood",
-    )
+    gate = OodSection.parse(_gate_json([FEATURES[i] for i in selected], components, threshold, report), "ood")
     manifest.with_ood(gate).write(manifest_path)
     print(format_table(report))
     print(f"fitted in {time.perf_counter() - started:.0f} s; wrote {manifest_path}")
     return report
+
+
+def _gate_json(
+    features: list[str], components: list[Component], threshold: float, report: dict[str, Any]
+) -> dict[str, Any]:
+    """The manifest's "ood" object; a single Gaussian is written exactly as before the mixture
+    (no "components"), and a mixture keeps its first component in mean/inverse_covariance for
+    readers that predate it."""
+
+    def gaussian(component: Component) -> dict[str, Any]:
+        return {
+            "mean": [float(x) for x in component.mean],
+            "inverse_covariance": [[float(x) for x in row] for row in component.inverse],
+        }
+
+    mixture = len(components) > 1
+    return {
+        "version": MIXTURE_VERSION if mixture else VERSION,
+        "features": features,
+        **gaussian(components[0]),
+        **({"components": [{"name": c.name, **gaussian(c)} for c in components]} if mixture else {}),
+        "threshold": threshold,
+        "score": (
+            "squared Mahalanobis distance to the nearest component"
+            if mixture
+            else "squared Mahalanobis distance"
+        )
+        + "; above the threshold = out of distribution",
+        "metrics": report,
+    }
 
 
 # --- galamo's gate --------------------------------------------------------------------------
@@ -338,6 +368,9 @@ def main() -> None:
         )
     commands.choices["fit"].add_argument("--train-per-source", type=int, default=TRAIN_PER_SOURCE)
     commands.choices["fit"].add_argument("--threads", type=int, default=2)
+    commands.choices["fit"].add_argument(
+        "--mixture", action="store_true", help="one Gaussian per survey family (docs/ood.md), not one"
+    )
     commands.choices["galamo"].add_argument(
         "--package", type=Path, required=True, help="the unpacked galamo/ folder"
     )
@@ -351,6 +384,7 @@ def main() -> None:
             config_path=args.config,
             train_per_source=args.train_per_source,
             threads=args.threads,
+            mixture=args.mixture,
         )
     else:
         report = run_galamo(args)

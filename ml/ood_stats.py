@@ -1,5 +1,6 @@
-"""The out-of-distribution gate's statistics (docs/ood.md): the robust Gaussian fit, the
-survey shift and separation of each feature, AUROC, and the metrics table of a fitted gate."""
+"""The out-of-distribution gate's statistics (docs/ood.md): the robust Gaussian fit, one per
+survey family for a mixture, the survey shift and separation of each feature, AUROC, and the
+metrics table of a fitted gate."""
 
 from __future__ import annotations
 
@@ -14,8 +15,14 @@ from classifier.core import ood
 
 # Every feature classifier.core.ood computes is measured and reported.
 FEATURES = ood.FEATURE_NAMES
-# The DECaLS source among the training sources; the others are SDSS.
-DECALS_SOURCES = ("gz_decals_partial", "galaxy10_h5")
+# Survey families of the training sources (ml.dataset.collect_sources names them): a source
+# whose name starts with one of these is DECaLS imaging, in either rendering (GZ DECaLS:
+# gz_decals_partial, gz_decals_votes; Galaxy10 DECaLS: galaxy10_h5); every other one is SDSS.
+DECALS_PREFIXES = ("gz_decals", "galaxy10")
+FAMILIES = ("sdss", "decals")
+# A family gets its own Gaussian only with this many training galaxies (a mean and a covariance
+# over a handful of features); with fewer, the gate is one Gaussian over every family.
+MIN_COMPONENT_GALAXIES = 200
 # A feature whose mean differs between the training surveys' galaxies (SDSS and DECaLS) by
 # this many pooled standard deviations or more is dropped: it measures the survey's sky,
 # stretch or noise, and a cutout from another survey or pipeline would be flagged for it
@@ -25,6 +32,16 @@ SURVEY_SHIFT_LIMIT = 1.0
 # bright stars, mislabelled frames) so they do not inflate the covariance.
 TRIM_FRACTION = 0.025
 TRIM_ROUNDS = 3
+
+
+@dataclass(frozen=True)
+class Component:
+    """One fitted Gaussian of the gate, over the selected features."""
+
+    name: str
+    mean: np.ndarray
+    inverse: np.ndarray
+    train_galaxies: int
 
 
 @dataclass
@@ -50,10 +67,35 @@ def fit_gaussian(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, inverse
 
 
+def family(view: str) -> str:
+    """The survey family ("sdss" or "decals") of a view named "split/source@crop"."""
+    source = view.split("/", 1)[-1].split("@", 1)[0]
+    return "decals" if source.startswith(DECALS_PREFIXES) else "sdss"
+
+
+def fit_components(views: dict[str, np.ndarray], *, mixture: bool = True) -> list[Component]:
+    """One Gaussian per survey family of the training views ({name: (n, features)}), in
+    FAMILIES order; one Gaussian ("all") over every view when ``mixture`` is off, when only one
+    family is present or when one has fewer than MIN_COMPONENT_GALAXIES galaxies."""
+    grouped = {
+        name: np.concatenate(found)
+        for name in FAMILIES
+        if (found := [values for view, values in views.items() if family(view) == name])
+    }
+    if not mixture or len(grouped) < 2 or min(map(len, grouped.values())) < MIN_COMPONENT_GALAXIES:
+        grouped = {"all": np.concatenate(list(views.values()))}
+    return [Component(name, *fit_gaussian(values), len(values)) for name, values in grouped.items()]
+
+
+def mixture_score(values: np.ndarray, components: list[Component]) -> np.ndarray:
+    """Squared Mahalanobis distance of each row to the nearest component."""
+    return np.min([mahalanobis(values, c.mean, c.inverse) for c in components], axis=0)
+
+
 def survey_shift(views: dict[str, np.ndarray]) -> dict[str, float]:
     """Per feature, (mean of DECaLS galaxies - mean of SDSS galaxies) / pooled standard deviation."""
-    decals = [v for name, v in views.items() if any(f"/{s}@" in name for s in DECALS_SOURCES)]
-    sdss = [v for name, v in views.items() if not any(f"/{s}@" in name for s in DECALS_SOURCES)]
+    decals = [v for name, v in views.items() if family(name) == "decals"]
+    sdss = [v for name, v in views.items() if family(name) == "sdss"]
     if not decals or not sdss:
         # One survey only: nothing tells the survey's imaging from the galaxies; keep every feature.
         return dict.fromkeys(FEATURES, 0.0)
@@ -133,6 +175,10 @@ def format_table(report: dict[str, Any]) -> str:
         f"test galaxies flagged {report['test_galaxies_flagged']:.1%}; negatives flagged "
         f"{report['negatives_flagged']:.1%}; AUROC (all negatives vs test galaxies) {report['auroc']:.3f}"
     )
+    if "components" in report:
+        lines.append("components (training galaxies): " + ", ".join(
+            f"{name} ({row['train_galaxies']})" for name, row in report["components"].items()
+        ))  # fmt: skip
     if "survey_shift_train" in report:
         lines.append("survey shift, DECaLS vs SDSS training galaxies, in pooled SDs (|shift| >= "
                      f"{SURVEY_SHIFT_LIMIT} dropped): " + ", ".join(

@@ -23,13 +23,13 @@ from typing import Annotated, Any
 
 from classifier.core.galaxy10 import CLASS_NAMES, GALAXY10_CLASSES
 from classifier.core.galaxy_zoo import MAIN_QUESTIONS, QUESTIONS
+from classifier.core.manifest_ood import OodSection
 from classifier.core.manifest_sections import (
     OUTPUT_KINDS,
     OUTPUT_PROBABILITIES,
     InputSection,
     ManifestError,
     MetricsSection,
-    OodSection,
     OutputSection,
     ProvenanceSection,
     Section,

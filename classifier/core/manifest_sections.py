@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Self
 
 from classifier.core.galaxy10 import NUM_CLASSES
-from classifier.core.ood import FEATURE_NAMES
 from classifier.core.preprocessing import PreprocessConfig
 
 # The exported graph ends in the temperature-scaled softmax (ml/export.py), so the model's
@@ -359,37 +358,3 @@ class TrainingSection(Section):
     prior: Annotated[dict[str, Any] | None, free_form] = None
     train_seconds: Annotated[float | None, number] = None
     history: Annotated[tuple[dict[str, Any], ...] | None, list_of(free_form)] = None
-
-
-def feature_name(value: Any, where: str) -> str:
-    if value not in FEATURE_NAMES:
-        raise ManifestError(f"{named(where)} {value!r} is not a feature classifier.core.ood computes")
-    return value
-
-
-@dataclass(frozen=True, kw_only=True)
-class OodSection(Section):
-    """The fitted out-of-distribution gate (classifier.core.ood.OodGate, docs/ood.md)."""
-
-    version: Annotated[str | None, text] = None
-    features: Annotated[tuple[str, ...], list_of(feature_name)]
-    mean: Annotated[tuple[float, ...], list_of(number)]
-    inverse_covariance: Annotated[tuple[tuple[float, ...], ...], list_of(list_of(number))]
-    threshold: Annotated[float, number]
-    score: Annotated[str | None, text] = None
-    # The fit's report (flag rates, AUROC per set), for people.
-    metrics: Annotated[dict[str, Any] | None, free_form] = None
-
-    def validate(self, where: str) -> None:
-        n = len(self.features)
-        if n == 0:
-            raise ManifestError(f"{named(where)} names no features")
-        if (
-            len(self.mean) != n
-            or any(len(row) != n for row in self.inverse_covariance)
-            or (len(self.inverse_covariance) != n)
-        ):
-            raise ManifestError(
-                f"{named(where)} has {n} features but a mean of {len(self.mean)} values and an "
-                f"inverse covariance of {len(self.inverse_covariance)} rows: both need {n}"
-            )

@@ -1,8 +1,9 @@
 """Does an input look like the galaxy cutouts the model was trained on? (docs/ood.md)
 
-The gate is a Gaussian density over a few features of the image as the model sees it
-(the preprocessed tensor) and of the model's served probabilities. Its parameters
-(feature names, mean, inverse covariance, threshold) are fitted on training galaxies by
+The gate is a Gaussian density, or a mixture of one Gaussian per survey family, over a few
+features of the image as the model sees it (the preprocessed tensor) and of the model's served
+probabilities; the score is the squared Mahalanobis distance to the nearest Gaussian. Its
+parameters (feature names, means, inverse covariances, threshold) are fitted on training galaxies by
 ``python -m ml.ood fit`` and travel in the model manifest's top-level "ood" object, so a
 replaced model is always judged with the parameters fitted for it.
 
@@ -159,6 +160,17 @@ def features(
     return {name: _FEATURES[name](image) for name in names}
 
 
+class ComponentParameters(Protocol):
+    """One Gaussian of a mixture gate, as the manifest's ``ood.components`` lists it."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def mean(self) -> Sequence[float]: ...
+    @property
+    def inverse_covariance(self) -> Sequence[Sequence[float]]: ...
+
+
 class GateParameters(Protocol):
     """What a fitted gate is read from: the manifest's ``ood`` section (OodSection)."""
 
@@ -169,6 +181,8 @@ class GateParameters(Protocol):
     @property
     def inverse_covariance(self) -> Sequence[Sequence[float]]: ...
     @property
+    def components(self) -> Sequence[ComponentParameters] | None: ...
+    @property
     def threshold(self) -> float: ...
     @property
     def version(self) -> str | None: ...
@@ -176,13 +190,17 @@ class GateParameters(Protocol):
 
 @dataclass(frozen=True)
 class OodGate:
-    """The fitted gate: squared Mahalanobis distance above ``threshold`` means out of distribution."""
+    """The fitted gate: the smallest squared Mahalanobis distance to one of its Gaussians
+    (one per survey family for a mixture gate, else one) above ``threshold`` means out of
+    distribution."""
 
     features: tuple[str, ...]
-    mean: np.ndarray
-    inverse_covariance: np.ndarray
+    # One (n,) mean and (n, n) inverse covariance per component; a single-Gaussian gate has one.
+    means: tuple[np.ndarray, ...]
+    inverse_covariances: tuple[np.ndarray, ...]
     threshold: float
     version: str
+    names: tuple[str, ...] = ()
 
     @classmethod
     def from_section(cls, section: GateParameters | None) -> OodGate | None:
@@ -190,21 +208,48 @@ class OodGate:
         the model has none. The manifest schema has checked the names and shapes."""
         if section is None:
             return None
+        # A manifest without "components" (every gate before the mixture) is its one Gaussian.
+        components = section.components
+        gaussians = (
+            [(c.mean, c.inverse_covariance) for c in components]
+            if components
+            else [(section.mean, section.inverse_covariance)]
+        )
         return cls(
             features=tuple(section.features),
-            mean=np.asarray(section.mean, dtype=np.float64),
-            inverse_covariance=np.asarray(section.inverse_covariance, dtype=np.float64),
+            means=tuple(np.asarray(mean, dtype=np.float64) for mean, _ in gaussians),
+            inverse_covariances=tuple(np.asarray(inverse, dtype=np.float64) for _, inverse in gaussians),
             threshold=float(section.threshold),
             version=section.version or "",
+            names=tuple(c.name for c in components) if components else ("",),
         )
 
+    @property
+    def mean(self) -> np.ndarray:
+        """Component 0's mean: the whole gate's for a single Gaussian."""
+        return self.means[0]
+
+    @property
+    def inverse_covariance(self) -> np.ndarray:
+        return self.inverse_covariances[0]
+
+    def distances(self, features: Mapping[str, float]) -> list[float]:
+        """The squared Mahalanobis distance to each component, in the components' order."""
+        values = np.array([features[name] for name in self.features], dtype=np.float64)
+        # One small (n,) @ (n, n) @ (n,) product per component: the features are computed once.
+        return [
+            float((values - mean) @ inverse @ (values - mean))
+            for mean, inverse in zip(self.means, self.inverse_covariances, strict=True)
+        ]
+
     def distance(self, features: Mapping[str, float]) -> float:
-        delta = np.array([features[name] for name in self.features], dtype=np.float64) - self.mean
-        return float(delta @ self.inverse_covariance @ delta)
+        """The score: the distance to the nearest component."""
+        return min(self.distances(features))
 
     def judge(
         self, tensor: np.ndarray, probabilities: np.ndarray, config: PreprocessConfig
     ) -> tuple[bool, float]:
-        """(in distribution, score) for one model input; the score is the squared Mahalanobis distance."""
+        """(in distribution, score) for one model input; the score is the squared Mahalanobis
+        distance to the nearest component."""
         score = self.distance(features(tensor, probabilities, config, self.features))
         return score <= self.threshold, score

@@ -21,7 +21,7 @@ from django.urls import reverse
 from PIL import Image, ImageDraw, ImageFilter
 
 from classifier.core.exceptions import ModelUnavailableError
-from classifier.core.manifest import ModelManifest
+from classifier.core.manifest import ManifestError, ModelManifest, OodSection
 from classifier.core.ood import FEATURE_NAMES, OodGate, features
 from classifier.core.preprocessing import PreprocessConfig
 from classifier.models import OUT_OF_DISTRIBUTION_WARNING, Prediction
@@ -189,6 +189,130 @@ def test_the_gate_is_built_from_the_manifests_checked_section():
     assert gate.version == manifest.ood.version
     np.testing.assert_array_equal(gate.mean, manifest.ood.mean)
     assert gate.inverse_covariance.shape == (len(gate.features),) * 2
+    components = manifest.ood.components or ()
+    assert len(gate.means) == max(1, len(components))
+    assert gate.names == (tuple(c.name for c in components) if components else ("",))
+
+
+# --- the mixture gate: scoring and the manifest's shape --------------------------------------
+
+# A gate as every manifest wrote it before the mixture (the 5 December model's, without its metrics).
+SINGLE_GAUSSIAN = {
+    "version": "gaussian-mahalanobis-1",
+    "features": ["sky_spread", "centre_contrast", "concentration", "aperture_fraction", "centroid_offset"],
+    "mean": [-4.097317769344977, 0.3551490502738243, 0.35826176899501977, 0.8064888599739043, 0.0371290578],
+    "inverse_covariance": [
+        [10.933705580298312, -29.039499167492103, 8.44959520649063, 44.38918501323078, 37.76740876047074],
+        [-29.03949916749211, 246.74275043743305, 94.16561766247507, -242.19705932896883, -115.73056886399738],
+        [8.449595206490635, 94.16561766247506, 276.844080967502, -31.081697250951667, 219.46494318428566],
+        [44.389185013230765, -242.19705932896875, -31.08169725095168, 519.3483951973369, 584.6763708162198],
+        [37.76740876047072, -115.73056886399732, 219.46494318428557, 584.6763708162198, 1580.7451343333491],
+    ],
+    "threshold": 93.97119629111454,
+    "score": "squared Mahalanobis distance; above the threshold = out of distribution",
+}
+
+
+def two_gaussians(**changes) -> dict:
+    """A mixture gate over two features: unit Gaussians at (0, 0) ("sdss") and (10, 0) ("decals")."""
+    sdss = {"name": "sdss", "mean": [0.0, 0.0], "inverse_covariance": [[1.0, 0.0], [0.0, 1.0]]}
+    decals = {"name": "decals", "mean": [10.0, 0.0], "inverse_covariance": [[1.0, 0.0], [0.0, 1.0]]}
+    gate = {
+        "version": "gaussian-mixture-mahalanobis-2",
+        "features": ["concentration", "centre_contrast"],
+        "mean": sdss["mean"],
+        "inverse_covariance": sdss["inverse_covariance"],
+        "components": [sdss, decals],
+        "threshold": 9.0,
+    }
+    return {**gate, **changes}
+
+
+def test_the_score_is_the_distance_to_the_nearest_component():
+    gate = OodGate.from_section(OodSection.parse(two_gaussians(), "ood"))
+    near_decals = {"concentration": 10.5, "centre_contrast": 1.0}
+    between = {"concentration": 5.0, "centre_contrast": 0.0}
+
+    assert gate.names == ("sdss", "decals")
+    assert gate.distances(near_decals) == pytest.approx([10.5**2 + 1.0, 0.5**2 + 1.0])
+    assert gate.distance(near_decals) == pytest.approx(1.25)
+    # Halfway, 5 standard deviations from both: out, though one Gaussian over both would call it central.
+    assert gate.distance(between) == pytest.approx(25.0)
+    assert gate.distance(between) > gate.threshold
+    assert gate.distance({"concentration": -0.5, "centre_contrast": 0.5}) == pytest.approx(0.5)
+
+
+def test_judge_scores_the_model_input_against_the_nearest_component():
+    config = PreprocessConfig(size=64)
+    tensor = np.full((64, 64, 3), (10 - config.mean) / config.std, np.float32)
+    tensor[24:40, 24:40] = (200 - config.mean) / config.std
+    values = features(tensor, np.full(10, 0.1), config, ("concentration", "centre_contrast"))
+    at_the_image = {"name": "decals", "mean": [values["concentration"], values["centre_contrast"]],
+                    "inverse_covariance": [[1.0, 0.0], [0.0, 1.0]]}  # fmt: skip
+    sdss = two_gaussians()["components"][0]
+    gate = OodGate.from_section(OodSection.parse(two_gaussians(components=[sdss, at_the_image]), "ood"))
+
+    in_distribution, score = gate.judge(tensor, np.full(10, 0.1), config)
+
+    assert in_distribution is True
+    assert score == pytest.approx(0.0)
+
+
+def test_a_single_gaussian_manifest_loads_and_scores_as_before_the_mixture():
+    section = OodSection.parse(json.loads(json.dumps(SINGLE_GAUSSIAN)), "ood")
+    gate = OodGate.from_section(section)
+    mean = np.array(SINGLE_GAUSSIAN["mean"])
+    inverse = np.array(SINGLE_GAUSSIAN["inverse_covariance"])
+    rng = np.random.default_rng(0)
+
+    assert section.components is None
+    assert section.to_dict() == SINGLE_GAUSSIAN, "written back without a components key"
+    assert len(gate.means) == 1
+    assert gate.names == ("",)
+    for row in mean + rng.normal(0, 0.3, (20, len(mean))):
+        # The score as the single-Gaussian gate computed it, bit for bit.
+        delta = row - mean
+        assert gate.distance(dict(zip(SINGLE_GAUSSIAN["features"], row, strict=True))) == float(
+            delta @ inverse @ delta
+        )
+
+
+def test_a_mixture_gate_is_written_back_as_read():
+    section = OodSection.parse(two_gaussians(), "ood")
+    assert section.to_dict() == two_gaussians()
+    assert [c.name for c in section.components] == ["sdss", "decals"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda gate: gate["components"][1].update(mean=[10.0]),
+            "ood.components[1] has 2 features but a mean of 1 values",
+        ),
+        (
+            lambda gate: gate["components"][1]["inverse_covariance"][0].append(0.0),
+            "ood.components[1] has 2 features",
+        ),
+        (
+            lambda gate: gate["components"][0]["inverse_covariance"].pop(),
+            "ood.components[0] has 2 features but a mean of 2 values and an inverse covariance of 1 rows",
+        ),
+        (lambda gate: gate["components"][1].pop("name"), "ood.components[1] lacks name"),
+        (lambda gate: gate["components"][1].update(mean=[1.0, "x"]), "ood.components[1].mean[1] 'x' is not"),
+        (lambda gate: gate.update(components={"sdss": {}}), "ood.components is not a list"),
+        (
+            lambda gate: gate.update(mean=[1.0, 0.0]),
+            "ood mean and inverse_covariance are not its components[0]'s",
+        ),
+    ],
+)
+def test_a_malformed_mixture_is_refused_with_the_reason(change, message):
+    gate = json.loads(json.dumps(two_gaussians()))
+    change(gate)
+    with pytest.raises(ManifestError) as refused:
+        OodSection.parse(gate, "ood")
+    assert message in str(refused.value)
 
 
 # --- audit log, API, pages, exports -----------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("skimage")
 
-from classifier.core.manifest import ModelManifest
+from classifier.core.manifest import ModelManifest, OodSection
 from classifier.core.ood import OodGate
 from ml import ood, ood_negatives, ood_stats
 from ml.tests.test_sources import write_h5
@@ -46,6 +46,88 @@ def test_survey_shift_is_in_pooled_standard_deviations():
     assert abs(shifts[ood_stats.FEATURES[1]]) < 0.1
 
 
+@pytest.mark.parametrize(
+    ("view", "family"),
+    [
+        ("train/gz1@0.4", "sdss"),
+        ("train/gz2_hart@0.6", "sdss"),
+        ("val/gz2_kaggle@0.7", "sdss"),
+        ("train/gz_decals_partial@0.85", "decals"),
+        ("train/gz_decals_votes@0.7", "decals"),
+        ("test/galaxy10_h5@0.7", "decals"),
+    ],
+)
+def test_views_are_grouped_by_survey(view, family):
+    assert ood_stats.family(view) == family
+
+
+def two_surveys(rng: np.random.Generator, n: int = 1000) -> dict[str, np.ndarray]:
+    return {
+        "train/gz1@0.4": rng.normal([0.0, 0.0], 1.0, size=(n, 2)),
+        "train/gz_decals_votes@0.7": rng.normal([8.0, 0.0], 1.0, size=(n, 2)),
+    }
+
+
+def test_one_component_per_survey_and_the_score_is_the_nearest():
+    views = two_surveys(np.random.default_rng(2))
+    components = ood_stats.fit_components(views)
+
+    assert [(c.name, c.train_galaxies) for c in components] == [("sdss", 1000), ("decals", 1000)]
+    np.testing.assert_allclose(components[1].mean, [8.0, 0.0], atol=0.15)
+    scores = ood_stats.mixture_score(np.array([[8.0, 0.0], [4.0, 0.0], [0.0, 0.0]]), components)
+    assert scores[0] < 1
+    assert scores[2] < 1
+    # Between the surveys, 4 standard deviations from both: far, where one Gaussian would be central.
+    assert scores[1] > 12
+    single = ood_stats.fit_components(views, mixture=False)
+    assert [c.name for c in single] == ["all"]
+    assert ood_stats.mixture_score(np.array([[4.0, 0.0]]), single)[0] < 2
+
+
+def test_a_survey_with_few_galaxies_gets_no_component_of_its_own():
+    rng = np.random.default_rng(3)
+    views = two_surveys(rng)
+    views["train/gz_decals_votes@0.7"] = views["train/gz_decals_votes@0.7"][
+        : ood_stats.MIN_COMPONENT_GALAXIES - 1
+    ]
+    assert [c.name for c in ood_stats.fit_components(views)] == ["all"]
+    assert [c.name for c in ood_stats.fit_components({"train/gz1@0.4": views["train/gz1@0.4"]})] == ["all"]
+
+
+def test_a_fitted_mixture_serves_the_scores_it_was_fitted_with():
+    rng = np.random.default_rng(4)
+    components = ood_stats.fit_components(two_surveys(rng))
+    names = ["concentration", "centroid_offset"]
+    report = {"negatives_flagged": 0.5}
+
+    gate_json = ood._gate_json(names, components, 9.0, report)
+    section = OodSection.parse(json.loads(json.dumps(gate_json)), "ood")
+    gate = OodGate.from_section(section)
+
+    assert gate_json["version"] == ood.MIXTURE_VERSION
+    assert gate.names == ("sdss", "decals")
+    np.testing.assert_array_equal(section.mean, components[0].mean)
+    rows = rng.normal([4.0, 0.0], 4.0, size=(50, 2))
+    served = [gate.distance(dict(zip(names, row, strict=True))) for row in rows]
+    np.testing.assert_allclose(served, ood_stats.mixture_score(rows, components), rtol=1e-9)
+
+
+def test_a_single_gaussian_is_written_as_before_the_mixture():
+    components = ood_stats.fit_components(two_surveys(np.random.default_rng(5)), mixture=False)
+    gate_json = ood._gate_json(["concentration", "centroid_offset"], components, 9.0, {})
+    assert gate_json["version"] == ood.VERSION
+    assert "components" not in gate_json
+    assert list(gate_json) == [
+        "version",
+        "features",
+        "mean",
+        "inverse_covariance",
+        "threshold",
+        "score",
+        "metrics",
+    ]
+
+
 @pytest.mark.parametrize("name", ood_negatives.NEGATIVES)
 def test_negatives_are_decodable_uploads(name):
     from PIL import Image
@@ -77,7 +159,7 @@ def test_fit_writes_a_gate_that_serving_loads(tmp_path):
     original = json.loads((MODELS_DIR / "galaxy10.json").read_text())
     (models / "galaxy10.json").write_text(json.dumps({k: v for k, v in original.items() if k != "ood"}))
 
-    report = ood.fit(models, tmp_path / "no-shared-data", galaxy10_h5=h5, train_per_source=64)
+    report = ood.fit(models, tmp_path / "no-shared-data", galaxy10_h5=h5, train_per_source=64, mixture=True)
 
     written = json.loads((models / "galaxy10.json").read_text())
     assert {k: v for k, v in written.items() if k != "ood"} == {
@@ -85,7 +167,11 @@ def test_fit_writes_a_gate_that_serving_loads(tmp_path):
     }
     gate = OodGate.from_section(ModelManifest.read(models / "galaxy10.json").ood)
     assert gate is not None
+    # One survey family (the Galaxy10 h5 alone): one Gaussian even when a mixture is asked for,
+    # written as before the mixture.
     assert written["ood"]["version"] == ood.VERSION
+    assert "components" not in written["ood"]
+    assert report["components"] == {"all": {"train_galaxies": report["fitted_on"]["train_galaxies"]}}
     assert set(gate.features).isdisjoint(ood.COLOUR_FEATURES)
     assert report["sets"]["blank"]["flagged"] == 1.0
     assert report["auroc"] > 0.9
