@@ -91,12 +91,19 @@ def run_load(
     *,
     client: str = "raw",
     cpu_groups: dict[str, Callable[[], list[int]]] | None = None,
+    encoded: list[bytes] | None = None,
+    expect: int = 201,
 ) -> dict:
+    """``requests`` uploads of ``bodies`` from ``concurrency`` keep-alive clients; or, with
+    ``encoded`` (whole raw requests), those requests sent as they are, answered ``expect``."""
     latencies: list[float] = []
     failures: list[str] = []
     lock = threading.Lock()
     counter = iter(range(requests))
-    encoded = [server.RawClient.encode(body, content_type) for body, content_type in bodies]
+    if encoded is None:
+        encoded = [server.RawClient.encode(body, content_type) for body, content_type in bodies]
+    else:
+        client = "raw"
 
     def worker(seed: int) -> None:
         connection = server.RawClient(port) if client == "raw" else server.Client(port)
@@ -105,7 +112,7 @@ def run_load(
             with lock:
                 if next(counter, None) is None:
                     break
-            pick = rng.randrange(len(bodies))
+            pick = rng.randrange(len(encoded))
             t0 = time.perf_counter()
             try:
                 if isinstance(connection, server.RawClient):
@@ -116,7 +123,7 @@ def run_load(
                 status, payload = 0, str(exc).encode()
             elapsed = (time.perf_counter() - t0) * 1000
             with lock:
-                if status == 201:
+                if status == expect:
                     latencies.append(elapsed)
                 else:
                     failures.append(f"{status}: {payload[:200]!r}")

@@ -43,6 +43,7 @@ from end_to_end import run_load
 BENCH = Path(__file__).resolve().parent
 CLIENTS = 4
 WARM_UP_ROUNDS = 8
+FLOOR_REQUEST = b"GET /api/health/live/ HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n\r\n"
 
 
 @dataclass
@@ -143,6 +144,19 @@ def measure(
                 load = run_load(app.port, bodies, CLIENTS, args.uploads, cpu_groups=groups)
                 for spy in spies:
                     spy.wait()
+                # The stack's floor: the same clients and workers answering a request that does
+                # nothing (no body, no throttle, no database, no model): gunicorn, the middleware,
+                # DRF's dispatch and a JSON render. What an upload costs beyond decode + model
+                # cannot go below it without changing the stack.
+                floor = run_load(
+                    app.port,
+                    [],
+                    CLIENTS,
+                    args.uploads,
+                    cpu_groups={"workers": app.worker_pids},
+                    encoded=[FLOOR_REQUEST],
+                    expect=200,
+                )
             result = {
                 "subject": subject.label,
                 "database": database,
@@ -152,6 +166,7 @@ def measure(
                 "requests_per_s": load["requests_per_s"],
                 "p50_ms": load["latency_ms"].get("p50"),
                 "cpu_ms_per_upload": load["cpu_ms_per_request"],
+                "floor_cpu_ms_per_request": floor["cpu_ms_per_request"]["workers"],
             }
             if profile_seconds:
                 stages.use_rules(stages.hashing_rules(subject.app_dir))
@@ -163,7 +178,7 @@ def measure(
     result["ratio"] = worker / result["plain"]["cpu_ms_per_image"]
     common.say(
         f"  worker {worker:.2f} ms/upload, plain {result['plain']['cpu_ms_per_image']:.2f} ms/image, "
-        f"ratio {result['ratio']:.2f}, PostgreSQL "
+        f"ratio {result['ratio']:.2f}, floor {result['floor_cpu_ms_per_request']:.2f} ms/request, PostgreSQL "
         f"{result['cpu_ms_per_upload'].get('PostgreSQL backends', float('nan')):.2f} ms/upload, "
         f"{result['requests_per_s']:.0f} req/s, failed {result['failed']}"
     )
@@ -255,6 +270,7 @@ def main() -> None:
                 f"{run['cpu_ms_per_upload']['workers']:.2f}",
                 f"{run['plain']['cpu_ms_per_image']:.2f}",
                 f"**{run['ratio']:.2f}x**",
+                f"{run['floor_cpu_ms_per_request']:.2f}" if "floor_cpu_ms_per_request" in run else "-",
                 (
                     f"{run['cpu_ms_per_upload']['PostgreSQL backends']:.2f}"
                     if "PostgreSQL backends" in run["cpu_ms_per_upload"]
@@ -298,6 +314,7 @@ def main() -> None:
                 "worker CPU ms / upload",
                 "plain program CPU ms / image",
                 "ratio",
+                "floor: worker CPU ms / GET /api/health/live/",
                 "PostgreSQL backend CPU ms / upload",
                 "req/s",
                 "p50 ms",
