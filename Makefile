@@ -4,6 +4,7 @@
 # make env   - create .env from .env.example with generated secrets, or fill those it lacks
 # make test  - install the dev tools (and Chromium if missing), lint, validate the API schema, run pytest
 # make model - rebuild ml/models/ (train, export, evaluate, package) from ../shared/data
+# make notebooks - execute notebooks/*.ipynb in place, outputs kept (DATA_ROOT, default ../shared/data)
 # make docker-check - build the image, run the compose stack on a private dockerd, check it (root)
 # make lock  - regenerate requirements.lock (every runtime package, with hashes) from requirements.txt
 
@@ -15,7 +16,7 @@ MANAGE := $(BIN)/python manage.py
 GUNICORN_WORKERS ?= 2
 GUNICORN_THREADS ?= 4
 
-.PHONY: run worker test lint migrate env chromium clean model model-galaxy10 ood docker-check lock
+.PHONY: run worker test lint migrate env chromium clean model model-galaxy10 ood notebooks docker-check lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +54,14 @@ model-galaxy10: $(VENV)/.dev-installed
 # replacing ml/models/galaxy10.tflite; `make model` already does this.
 ood: $(VENV)/.dev-installed
 	$(BIN)/python -m ml.ood fit --models-dir ml/models --data-root $(DATA_ROOT)
+	$(BIN)/python -m ml.pipeline --card-only --models-dir ml/models
+
+# The notebooks read the packaged model (ml/models/) and the data; they train nothing. Executed
+# in place with nbclient's `jupyter execute`, from the notebooks' own folder (they move to the
+# repository root themselves); a cell that raises stops the run and fails the target.
+NOTEBOOKS ?= notebooks/01-data-and-labels.ipynb notebooks/02-train-and-evaluate.ipynb
+notebooks: $(VENV)/.dev-installed
+	DATA_ROOT="$(abspath $(DATA_ROOT))" $(BIN)/jupyter execute --inplace --timeout=1800 $(NOTEBOOKS)
 
 # A local, production-like configuration: .env.example's (DEBUG off, plain HTTP because
 # gunicorn listens on loopback only: put TLS in front of it before exposing it anywhere), with
