@@ -278,10 +278,13 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
     except NoGalaxiesError as exc:
         # The manifest stays valid: serving reports in_distribution as unknown (docs/ood.md).
         log.warning("no out-of-distribution gate fitted: %s", exc)
-    packaged = json.loads(manifest_path.read_text())
-    write_model_card(
-        packaged, models_dir / "MODEL_CARD.md", args.static_dir, peer_results(models_dir, packaged)
-    )
+    return write_card(models_dir, args.static_dir)
+
+
+def write_card(models_dir: Path, static_dir: Path) -> dict[str, Any]:
+    """MODEL_CARD.md from the packaged manifest in ``models_dir``; returns that manifest."""
+    packaged = json.loads((models_dir / f"{MODEL_NAME}.json").read_text())
+    write_model_card(packaged, models_dir / "MODEL_CARD.md", static_dir, peer_results(models_dir, packaged))
     return packaged
 
 
@@ -314,9 +317,17 @@ def main() -> None:
         help="override a config.toml value, e.g. --set train.epochs=2 (TOML syntax for the value)",
     )
     parser.add_argument("--skip-train", action="store_true", help="package an existing run")
+    parser.add_argument(
+        "--card-only",
+        action="store_true",
+        help="only rewrite MODEL_CARD.md from the packaged manifest (after `make ood` refits the gate)",
+    )
     args = parser.parse_args()
     args.overrides = dict(args.overrides)
     logging.basicConfig(level=logging.INFO)
+    if args.card_only:
+        write_card(args.models_dir, args.static_dir)
+        return
     manifest = run_pipeline(args)
     print(json.dumps({"model_version": manifest["model_version"], "quantization": manifest["quantization"]}))
 

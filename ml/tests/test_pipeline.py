@@ -2,6 +2,7 @@
 
 import argparse
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ pytest.importorskip("tensorflow")
 from classifier.core.manifest import ModelManifest
 from ml import cache
 from ml.config import DEFAULT_CONFIG
-from ml.pipeline import parse_override, run_pipeline
+from ml.pipeline import parse_override, run_pipeline, write_card
 from ml.tests.test_sources import write_h5
 
 
@@ -77,3 +78,21 @@ def test_overrides_parse_toml_values():
     assert parse_override("split.fractions=[0.7, 0.15, 0.15]") == ("split.fractions", [0.7, 0.15, 0.15])
     with pytest.raises(argparse.ArgumentTypeError):
         parse_override("epochs")
+
+
+def test_card_only_rewrites_the_model_card_from_the_packaged_manifest(tmp_path):
+    """`make ood` refits the gate in the manifest; `--card-only` brings the card in step with it."""
+    shipped = Path(__file__).resolve().parents[1] / "models"
+    models = tmp_path / "models"
+    models.mkdir()
+    manifest = json.loads((shipped / "galaxy10.json").read_text())
+    manifest["ood"]["metrics"]["negatives_flagged"] = 0.987  # as a refit would change it
+    (models / "galaxy10.json").write_text(json.dumps(manifest))
+    (models / "MODEL_CARD.md").write_text("stale\n")
+
+    written = write_card(models, tmp_path / "static")
+
+    card = (models / "MODEL_CARD.md").read_text()
+    assert written["model_version"] == manifest["model_version"]
+    assert manifest["model_version"] in card
+    assert "98.7% of generated non-galaxy" in card
