@@ -27,7 +27,11 @@ from pathlib import Path
 # frame gives that frame's (priority, stage).
 RULES: list[tuple[int, str, str]] = [
     # What the upload is for.
-    (9, "decode + inference", r"classifier/(core/)?preprocessing\.py|classifier/(core/)?inference\.py|classifier/core/interpreters\.py|classifier/core/decode\.py|classifier/core/jpeg\.py|ai_edge_litert|tflite"),
+    (
+        9,
+        "decode + inference",
+        r"classifier/(core/)?preprocessing\.py|classifier/(core/)?inference\.py|classifier/core/interpreters\.py|classifier/core/decode\.py|classifier/core/jpeg\.py|ai_edge_litert|tflite",
+    ),
     (9, "metadata stripping", r"classifier/(core/)?metadata(\.py|/)|classifier/(core/)?fits\.py"),
     # The answer beside the class: out-of-distribution features and the Galaxy Zoo fractions.
     (9, "out-of-distribution gate", r"classifier/(core/)?ood\.py"),
@@ -36,7 +40,11 @@ RULES: list[tuple[int, str, str]] = [
     # Below the ORM: the file lock is an SQL statement, counted as SQL.
     (5, "storage (exists check, file write)", r"django/core/files/|classifier/(predictions/)?storage"),
     # Defences and bookkeeping around it.
-    (9, "throttle", r"rest_framework/throttling\.py|classifier/(ops/)?throttles\.py|classifier/ops/cache\.py"),
+    (
+        9,
+        "throttle",
+        r"rest_framework/throttling\.py|classifier/(ops/)?throttles\.py|classifier/ops/cache\.py",
+    ),
     (9, "authentication (DRF, auth)", r"rest_framework/authentication\.py|django/contrib/auth/|authtoken"),
     (9, "sessions", r"django/contrib/sessions/"),
     (9, "messages", r"django/contrib/messages/"),
@@ -75,7 +83,11 @@ RULES: list[tuple[int, str, str]] = [
     (5, "middleware: CSP", r"^(?![\w.]*__call__ ).*csp/"),
     (5, "middleware: permissions policy", r"^(?![\w.]*__call__ ).*django_permissions_policy"),
     (5, "middleware: whitenoise", r"^(?![\w.]*__call__ ).*whitenoise/"),
-    (5, "middleware: request size limit, db unavailable", r"^(?![\w.]*__call__ ).*classifier/(ops/)?middleware\.py"),
+    (
+        5,
+        "middleware: request size limit, db unavailable",
+        r"^(?![\w.]*__call__ ).*classifier/(ops/)?middleware\.py",
+    ),
     (5, "middleware: request id", r"^(?![\w.]*__call__ ).*classifier/ops/request_ids\.py"),
     # The view and Django's dispatch around it.
     (
