@@ -206,10 +206,12 @@ class RawClient:
         return sock
 
     @staticmethod
-    def encode(body: bytes, content_type: str) -> bytes:
+    def encode(body: bytes, content_type: str, forwarded_for: str | None = None) -> bytes:
+        # forwarded_for: the client address a trusted proxy would report (DJANGO_BEHIND_PROXY).
+        forwarded = f"X-Forwarded-For: {forwarded_for}\r\n" if forwarded_for else ""
         head = (
             f"POST {PREDICT_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n"
-            f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
+            f"{forwarded}Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
         ).encode()
         return head + body
 

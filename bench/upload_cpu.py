@@ -117,6 +117,15 @@ def measure(
             context = _NullContext(f"sqlite:///{tmp}/db.sqlite3")
         with context as db_url:
             extra = {"CACHE_URL": args.cache_url} if args.cache_url and subject.label == "today" else {}
+            encoded = None
+            if args.anon_clients > 1:
+                # Many anonymous clients behind one trusted proxy, each with its own throttle
+                # history, instead of one client whose history holds every upload of the minute.
+                extra["DJANGO_BEHIND_PROXY"] = "true"
+                encoded = [
+                    server.RawClient.encode(body, content_type, f"203.0.113.{index % args.anon_clients + 1}")
+                    for index, (body, content_type) in enumerate(bodies)
+                ]
             env = server.app_env(
                 database_url=db_url, model=subject.model, media=Path(tmp) / "media", extra=extra
             )
@@ -141,7 +150,7 @@ def measure(
                         common.py_spy(pid, raw, profile_seconds, rate=250)
                         for pid, raw in zip(app.worker_pids(), raws, strict=True)
                     ]
-                load = run_load(app.port, bodies, CLIENTS, args.uploads, cpu_groups=groups)
+                load = run_load(app.port, bodies, CLIENTS, args.uploads, cpu_groups=groups, encoded=encoded)
                 for spy in spies:
                     spy.wait()
                 # The stack's floor: the same clients and workers answering a request that does
@@ -218,6 +227,13 @@ def main() -> None:
     parser.add_argument("--profile-seconds", type=int, default=10)
     parser.add_argument(
         "--app-label", default="before", help="the BENCH_APP_DIR checkout's name in the table"
+    )
+    parser.add_argument(
+        "--anon-clients",
+        type=int,
+        default=1,
+        help="spread the uploads over this many anonymous client addresses (X-Forwarded-For behind a "
+        "trusted proxy), each with its own throttle history; default 1: one client",
     )
     parser.add_argument(
         "--cache-url",
@@ -302,7 +318,8 @@ def main() -> None:
             "clients, "
             f"{args.uploads} one-image uploads per measurement, {repeats} measurement(s) per checkout and "
             f"database, interleaved. Checkouts: {labels}. "
-            f"CACHE_URL of this tree: {args.cache_url or 'the app default'}. {common.run_notes(args)}"
+            f"CACHE_URL of this tree: {args.cache_url or 'the app default'}. "
+            f"Anonymous clients: {args.anon_clients}. {common.run_notes(args)}"
         ),
         *(["CPU contention at start: " + "; ".join(busy)] if busy else []),
         *(["Measurements that failed: " + "; ".join(failed)] if failed else []),
