@@ -19,7 +19,10 @@ argmax, where Galaxy10 covers at least ``MIN_COVERAGE`` of the votes), top-1 and
 (b) the mean absolute error of its smooth fraction (the summed probability of the three smooth
 classes) against the volunteers' smooth fraction; (c) accuracy on the exact members; (d) for a
 model with vote fractions (a run's vote head, or a TFLite file's vote output), the mean absolute
-error of every answer's fraction (``ml.votes.fraction_errors``).
+error of every answer's fraction (``ml.votes.fraction_errors``), and (a) and (c) again for the
+Galaxy10 probabilities its vote fractions imply through the decision tree (``ml.tree_classes``:
+rows "tree") and for the mean of those and the head's (rows "blend"), with the paired difference
+from the head on the same galaxies.
 The 30 dev images never enter it.
 """
 
@@ -46,6 +49,7 @@ from ml.evaluate import evaluation_sets, joins_pool, pooled_report
 from ml.labels import SMOOTH
 from ml.metrics import GROUP_MATRIX, MIN_COVERAGE, confusion_matrix
 from ml.renderings import to_galaxy10_inputs
+from ml.tree_classes import blend, coverage_summary, tree_probabilities
 from ml.vote_loss import expected_fractions, vote_nll
 
 # Below this many answers to a question, the volunteers' own fraction is too noisy to score.
@@ -203,10 +207,15 @@ def score_model(
     *,
     all_folds: bool = False,
     rendering: str = "gz_decals",
+    read_spiral: bool = True,
 ) -> dict[str, Any]:
     """The DECaLS validation scores of one model (validation folds; with ``all_folds`` every fold
-    too), its GZ DECaLS images (folds and members) shown in ``rendering``."""
+    too), its GZ DECaLS images (folds and members) shown in ``rendering``. A model with vote
+    fractions is scored a second and third time, as ``results["tree"]`` and ``results["blend"]``
+    (same layout, plus the paired top-1 difference from the head), through the decision tree with
+    ``read_spiral`` (the rule of the folds' vote-implied classes)."""
     results: dict[str, Any] = {"model": model.name, "rendering": rendering}
+    derived: dict[str, dict[str, Any]] = {"tree": {}, "blend": {}}
     parts = {"validation folds": validation.validation}
     if all_folds:
         parts["all folds"] = validation.fold >= 0
@@ -214,16 +223,32 @@ def score_model(
         rows = np.flatnonzero(mask)
         inputs = model_inputs(data_root, validation, rows, model.config, rendering)
         counts = validation.table.counts[rows]
-        results[name] = fold_scores(
-            model.predict(inputs), validation.soft[rows], validation.coverage[rows], counts
-        )
+        scored = (validation.soft[rows], validation.coverage[rows], counts)
+        probs = model.predict(inputs)
+        results[name] = fold_scores(probs, *scored)
         if model.predict_votes is not None:
             results[name]["vote_head"] = vote_head_scores(model.predict_votes(inputs), counts)
         if model.predict_fractions is not None:
             fractions = model.predict_fractions(inputs)
             results[name]["vote_fraction_mae"] = votes.fraction_errors(fractions, counts, FRACTION_MIN_VOTES)
+            tree, coverage = tree_probabilities(fractions, read_spiral=read_spiral)
+            for kind, variant in (("tree", tree), ("blend", blend(probs, tree))):
+                derived[kind][name] = fold_scores(variant, *scored)
+                derived[kind][name]["top1_minus_head"] = paired_difference(
+                    results[name]["correct"], derived[kind][name]["correct"]
+                )
+            derived["tree"][name]["tree_coverage"] = coverage_summary(coverage)
     inputs, label = member_inputs(data_root, model.config, rendering)
-    results["members"] = member_scores(model.predict(inputs), label)
+    probs = model.predict(inputs)
+    results["members"] = member_scores(probs, label)
+    if model.predict_fractions is not None:
+        tree = tree_probabilities(model.predict_fractions(inputs), read_spiral=read_spiral)[0]
+        for kind, variant in (("tree", tree), ("blend", blend(probs, tree))):
+            derived[kind]["members"] = member_scores(variant, label)
+            derived[kind]["members"]["top1_minus_head"] = paired_difference(
+                probs.argmax(axis=1) == label, variant.argmax(axis=1) == label
+            )
+            results[kind] = {"model": f"{model.name} [{kind}]", "rendering": rendering, **derived[kind]}
     return results
 
 
@@ -247,7 +272,9 @@ def table(results: list[dict[str, Any]]) -> str:
         ),
         "|---|---|---|---|---|---|---|---|",
     ]
-    for result in results:
+    # A model's tree and blend rows follow its own; they have no SDSS score of their own.
+    rows = [r for result in results for r in (result, result.get("tree"), result.get("blend")) if r]
+    for result in rows:
         pooled = result.get("sdss_pooled") or {}
         sdss = (
             f"{100 * pooled['top1']:.1f}% ({100 * pooled['top1_interval95'][0]:.0f}-"
@@ -323,7 +350,12 @@ def main() -> None:
     results = []
     for model in models:
         result = score_model(
-            model, args.data_root, validation, all_folds=args.all_folds, rendering=args.rendering
+            model,
+            args.data_root,
+            validation,
+            all_folds=args.all_folds,
+            rendering=args.rendering,
+            read_spiral=config.labels.read_spiral,
         )
         result["sdss_pooled"] = model.sdss_pooled or sdss_pooled(model, args.data_root)
         results.append(result)
@@ -342,6 +374,14 @@ def main() -> None:
                 f"{result['model']} vote head on the validation folds: vote NLL {_mae(head['vote_nll'])}, "
                 f"smooth-fraction MAE {_mae(head['smooth_mae'])}"
             )
+        for kind in ("tree", "blend"):
+            for part, scores in result.get(kind, {}).items():
+                if isinstance(scores, dict) and "top1_minus_head" in scores:
+                    difference = json.dumps(scores["top1_minus_head"])
+                    print(f"{result['model']} {kind} minus head, {part} top-1: {difference}")
+        coverage = result.get("tree", {}).get("validation folds", {}).get("tree_coverage")
+        if coverage:
+            print(f"{result['model']} tree coverage on the validation folds: {json.dumps(coverage)}")
         for question, error in (result["validation folds"].get("vote_fraction_mae") or {}).items():
             print(f"{result['model']} {question} vote-fraction MAE {error['mae']:.3f}, n={error['n']}")
     if args.json:

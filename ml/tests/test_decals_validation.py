@@ -13,6 +13,7 @@ from ml import decals_validation as dv
 from ml import votes
 from ml.config import load_config
 from ml.dataset import serving_preprocess_config
+from ml.decals_models import LoadedModel
 from ml.renderings import to_galaxy10_rendering
 
 
@@ -24,6 +25,19 @@ def counts_row(**answers: int) -> np.ndarray:
         column = f"{question.replace('_', '-')}_{answer.replace('_', '-')}"
         row[votes.ANSWER_COLUMNS.index(column)] = value
     return row
+
+
+def as_fractions(counts: np.ndarray, *, even: bool = True) -> np.ndarray:
+    """Counts (N, NUM_ANSWERS) as a model predicts them: every question's answers summing to 1. A
+    question nobody answered is split evenly (a model hedges on branches it does not reach), or
+    with ``even=False`` left at zero, the exact proportions of the counts."""
+    counts = np.atleast_2d(counts).astype(np.float64)
+    fractions = np.zeros_like(counts)
+    for part in votes.ANSWER_SLICES.values():
+        total = counts[:, part].sum(axis=1, keepdims=True)
+        empty = np.full_like(counts[:, part], 1.0 / (part.stop - part.start) if even else 0.0)
+        fractions[:, part] = np.where(total > 0, counts[:, part] / np.where(total > 0, total, 1.0), empty)
+    return fractions
 
 
 def write_table(path: Path, rows: list[tuple[str, np.ndarray, int]]) -> Path:
@@ -375,3 +389,55 @@ def test_the_table_says_when_the_galaxy10_rendering_was_scored():
     lines = dv.table(results).splitlines()
     assert "| m | validation folds |" in lines[2]
     assert "| m | validation folds, Galaxy10 rendering |" in lines[3]
+
+
+# ---- Galaxy10 classes through the decision tree ------------------------------------------------
+
+
+def test_a_model_with_vote_fractions_is_also_scored_through_the_tree_and_as_a_blend(monkeypatch):
+    config = load_config()
+    table = generated_table(200, seed=3)
+    validation = folds.build(table, config)
+    implied = validation.soft.argmax(axis=1)
+    members = np.arange(12)
+    # The "images" are the volunteers' own fractions, so the tree must find every implied class.
+    monkeypatch.setattr(dv, "model_inputs", lambda _root, v, rows, *_: as_fractions(v.table.counts[rows]))
+    monkeypatch.setattr(
+        dv, "member_inputs", lambda *_: (as_fractions(table.counts[members]), implied[members])
+    )
+    round_smooth = np.eye(NUM_CLASSES)[2] * 0.9 + 0.01  # a head that always answers Round Smooth
+    model = LoadedModel(
+        "m",
+        lambda inputs: np.tile(round_smooth, (len(inputs), 1)),
+        config,
+        None,
+        predict_fractions=lambda inputs: inputs,
+    )
+    results = dv.score_model(model, Path("unused"), validation, read_spiral=config.labels.read_spiral)
+    head, tree, blend = results["validation folds"], results["tree"], results["blend"]
+    covered = validation.validation & (validation.coverage >= dv.MIN_COVERAGE)
+    head_top1 = float(np.mean(implied[covered] == 2))
+    assert head["top1"]["value"] == pytest.approx(head_top1)
+    assert tree["model"] == "m [tree]"
+    assert tree["validation folds"]["top1"]["n"] == head["top1"]["n"] == int(covered.sum())
+    assert tree["validation folds"]["top1"]["value"] == pytest.approx(1.0)
+    assert tree["validation folds"]["top1_minus_head"]["difference"] == pytest.approx(1.0 - head_top1)
+    assert tree["validation folds"]["tree_coverage"]["n"] == int(validation.validation.sum())
+    assert tree["members"]["top1"]["value"] == pytest.approx(1.0)
+    assert results["members"]["top1"]["value"] == pytest.approx(np.mean(implied[members] == 2))
+    # Where the head is right (class 2), the tree agrees, so the blend is right there too.
+    assert head_top1 <= blend["validation folds"]["top1"]["value"] <= 1.0
+    rows = dv.table([results]).splitlines()
+    assert [row.split(" | ")[0] for row in rows[2:]] == ["| m", "| m [tree]", "| m [blend]"]
+
+
+def test_a_model_without_vote_fractions_has_no_tree_rows(monkeypatch):
+    config = load_config()
+    validation = folds.build(generated_table(100, seed=4), config)
+    monkeypatch.setattr(dv, "model_inputs", lambda _root, _v, rows, *_: np.zeros((len(rows), 1)))
+    monkeypatch.setattr(dv, "member_inputs", lambda *_: (np.zeros((3, 1)), np.array([2, 6, 8])))
+    model = LoadedModel("m", lambda inputs: np.full((len(inputs), NUM_CLASSES), 0.1), config, None)
+    results = dv.score_model(model, Path("unused"), validation)
+    assert "tree" not in results
+    assert "blend" not in results
+    assert len(dv.table([results]).splitlines()) == 3
