@@ -67,77 +67,79 @@ def generated_table(n: int, seed: int) -> votes.VoteTable:
 # ---- the vote -> Galaxy10 rule on hand-written rows ------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("answers", "expected"),
-    [
-        ({"smooth_or_featured__smooth": 30, "how_rounded__round": 28, "merging__none": 30}, 2),
-        ({"smooth_or_featured__smooth": 30, "how_rounded__in_between": 25, "merging__none": 30}, 3),
-        ({"smooth_or_featured__smooth": 30, "how_rounded__cigar_shaped": 25, "merging__none": 30}, 4),
-        ({"smooth_or_featured__smooth": 5, "merging__merger": 30, "merging__none": 2}, 1),
-        (
-            {
-                "smooth_or_featured__featured_or_disk": 30,
-                "merging__major_disturbance": 25,
-                "merging__none": 5,
-            },
-            0,
-        ),
-        (
-            {
-                "smooth_or_featured__featured_or_disk": 30,
-                "disk_edge_on__yes": 28,
-                "edge_on_bulge__none": 25,
-                "merging__none": 30,
-            },
-            8,
-        ),
-        (
-            {
-                "smooth_or_featured__featured_or_disk": 30,
-                "disk_edge_on__yes": 28,
-                "edge_on_bulge__boxy": 10,
-                "edge_on_bulge__rounded": 15,
-                "merging__none": 30,
-            },
-            9,
-        ),
-        (
-            {
-                "smooth_or_featured__featured_or_disk": 30,
-                "disk_edge_on__no": 30,
-                "bar__strong": 12,
-                "bar__weak": 10,
-                "bar__no": 8,
-                "has_spiral_arms__yes": 30,
-                "merging__none": 30,
-            },
-            5,
-        ),
-        (
-            {
-                "smooth_or_featured__featured_or_disk": 30,
-                "disk_edge_on__no": 30,
-                "bar__no": 30,
-                "has_spiral_arms__yes": 30,
-                "spiral_winding__tight": 25,
-                "merging__none": 30,
-            },
-            6,
-        ),
-        (
-            {
-                "smooth_or_featured__featured_or_disk": 30,
-                "disk_edge_on__no": 30,
-                "bar__no": 30,
-                "has_spiral_arms__yes": 30,
-                "spiral_winding__medium": 15,
-                "spiral_winding__loose": 10,
-                "merging__none": 30,
-            },
-            7,
-        ),
-    ],
-)
+# Vote rows whose answers name one branch of the tree, and the Galaxy10 class of that branch
+# (also read by ml/tests/test_tree_classes.py, for the tree on predicted fractions).
+BRANCH_EXAMPLES: list[tuple[dict[str, int], int]] = [
+    ({"smooth_or_featured__smooth": 30, "how_rounded__round": 28, "merging__none": 30}, 2),
+    ({"smooth_or_featured__smooth": 30, "how_rounded__in_between": 25, "merging__none": 30}, 3),
+    ({"smooth_or_featured__smooth": 30, "how_rounded__cigar_shaped": 25, "merging__none": 30}, 4),
+    ({"smooth_or_featured__smooth": 5, "merging__merger": 30, "merging__none": 2}, 1),
+    (
+        {
+            "smooth_or_featured__featured_or_disk": 30,
+            "merging__major_disturbance": 25,
+            "merging__none": 5,
+        },
+        0,
+    ),
+    (
+        {
+            "smooth_or_featured__featured_or_disk": 30,
+            "disk_edge_on__yes": 28,
+            "edge_on_bulge__none": 25,
+            "merging__none": 30,
+        },
+        8,
+    ),
+    (
+        {
+            "smooth_or_featured__featured_or_disk": 30,
+            "disk_edge_on__yes": 28,
+            "edge_on_bulge__boxy": 10,
+            "edge_on_bulge__rounded": 15,
+            "merging__none": 30,
+        },
+        9,
+    ),
+    (
+        {
+            "smooth_or_featured__featured_or_disk": 30,
+            "disk_edge_on__no": 30,
+            "bar__strong": 12,
+            "bar__weak": 10,
+            "bar__no": 8,
+            "has_spiral_arms__yes": 30,
+            "merging__none": 30,
+        },
+        5,
+    ),
+    (
+        {
+            "smooth_or_featured__featured_or_disk": 30,
+            "disk_edge_on__no": 30,
+            "bar__no": 30,
+            "has_spiral_arms__yes": 30,
+            "spiral_winding__tight": 25,
+            "merging__none": 30,
+        },
+        6,
+    ),
+    (
+        {
+            "smooth_or_featured__featured_or_disk": 30,
+            "disk_edge_on__no": 30,
+            "bar__no": 30,
+            "has_spiral_arms__yes": 30,
+            "spiral_winding__medium": 15,
+            "spiral_winding__loose": 10,
+            "merging__none": 30,
+        },
+        7,
+    ),
+]
+
+
+@pytest.mark.parametrize(("answers", "expected"), BRANCH_EXAMPLES)
 def test_votes_imply_the_galaxy10_class_of_their_branch(answers, expected):
     soft, coverage = votes.vote_targets(counts_row(**answers)[None])
     assert soft.argmax() == expected

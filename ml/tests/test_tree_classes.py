@@ -6,7 +6,7 @@ import pytest
 from classifier.core.galaxy10 import NUM_CLASSES
 from ml import votes
 from ml.metrics import MIN_COVERAGE
-from ml.tests.test_decals_validation import as_fractions, counts_row
+from ml.tests.test_decals_validation import BRANCH_EXAMPLES, as_fractions, counts_row
 from ml.tree_classes import blend, coverage_summary, tree_probabilities
 
 FEATURED_FACE_ON = {
@@ -16,35 +16,7 @@ FEATURED_FACE_ON = {
 }
 
 
-@pytest.mark.parametrize(
-    ("answers", "expected"),
-    [
-        ({"smooth_or_featured__smooth": 30, "how_rounded__round": 28, "merging__none": 30}, 2),
-        ({"smooth_or_featured__smooth": 30, "how_rounded__cigar_shaped": 27, "merging__none": 30}, 4),
-        ({"smooth_or_featured__smooth": 5, "merging__merger": 30, "merging__none": 2}, 1),
-        (
-            {
-                "smooth_or_featured__featured_or_disk": 30,
-                "disk_edge_on__yes": 28,
-                "edge_on_bulge__none": 25,
-                "merging__none": 30,
-            },
-            8,
-        ),
-        (
-            {
-                "smooth_or_featured__featured_or_disk": 30,
-                "disk_edge_on__yes": 28,
-                "edge_on_bulge__rounded": 25,
-                "merging__none": 30,
-            },
-            9,
-        ),
-        ({**FEATURED_FACE_ON, "bar__strong": 20, "bar__no": 5, "has_spiral_arms__yes": 30}, 5),
-        ({**FEATURED_FACE_ON, "bar__no": 30, "has_spiral_arms__yes": 30, "spiral_winding__tight": 25}, 6),
-        ({**FEATURED_FACE_ON, "bar__no": 30, "has_spiral_arms__yes": 30, "spiral_winding__loose": 25}, 7),
-    ],
-)
+@pytest.mark.parametrize(("answers", "expected"), BRANCH_EXAMPLES)
 def test_fractions_that_name_a_branch_give_its_galaxy10_class(answers, expected):
     probs, coverage = tree_probabilities(as_fractions(counts_row(**answers)))
     assert probs.shape == (1, NUM_CLASSES)
