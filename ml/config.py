@@ -84,6 +84,7 @@ class TrainSettings:
     target_domain_sources: tuple[str, ...] = ()
     max_steps: int = 0
     gz_decals_votes: bool = False
+    gz2_votes: bool = False
     votes_soft_weight: float = 0.0
     votes_full_weight: int = 20
     votes_likelihood_weight: float = 0.0

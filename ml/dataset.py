@@ -67,7 +67,11 @@ def collect_sources(
     read_spiral = config.labels.read_spiral
     found: list[src.SourceSet] = []
     loaders = [
-        ("gz2_votes_sdss", partial(src.load_gz2_hart, read_spiral=read_spiral), crops.gz2_hart),
+        (
+            "gz2_votes_sdss",
+            partial(src.load_gz2_hart, read_spiral=read_spiral, with_votes=config.train.gz2_votes),
+            crops.gz2_hart,
+        ),
         ("kaggle_gz_votes_sdss", partial(src.load_gz2_kaggle, read_spiral=read_spiral), crops.gz2_kaggle),
         ("gz1_sdss", src.load_gz1, crops.gz1),
         ("gz_decals_partial", src.load_gz_decals_partial, crops.gz_decals_partial),

@@ -59,7 +59,8 @@ class SourceSet:
     # The class (or coarse group, offset by NUM_CLASSES) a stratified split keeps balanced.
     strata: np.ndarray
     notes: dict[str, object] = field(default_factory=dict)
-    # Galaxy Zoo DECaLS answer counts (N, ml.votes.NUM_ANSWERS) for the vote likelihood, or None.
+    # Answer counts in the GZ DECaLS layout (N, ml.votes.NUM_ANSWERS) for the vote likelihood, or
+    # None: GZ DECaLS's own, or GZ2's on the questions it shares (ml.votes.hart_counts).
     votes: np.ndarray | None = None
     # A split fixed by the source itself (0 train, 1 validation, 2 test), or None: stratified.
     fixed_split: np.ndarray | None = None
@@ -171,12 +172,21 @@ def vote_source(
     return source
 
 
-def load_gz2_hart(root: Path, crop_fraction: float, *, read_spiral: bool = False) -> SourceSet:
+def load_gz2_hart(
+    root: Path, crop_fraction: float, *, read_spiral: bool = False, with_votes: bool = False
+) -> SourceSet:
+    """GZ2 votes, Hart et al. 2016 columns: soft targets from the debiased fractions; with
+    ``with_votes`` (``train.gz2_votes``) also the answer counts of the questions GZ DECaLS shares,
+    reconstructed from the volunteers' own fractions (``ml.votes.hart_counts``), for the vote head."""
     rows = _read_csv(root / "votes.csv")
     wanted = [c + "_debiased" for names in labels.HART_COLUMNS.values() for c in names]
     tasks = labels.hart_tasks(_columns(rows, wanted))
     images = [str(root / "images" / r["file"]) for r in rows]
-    return vote_source("gz2_hart", images, [r["file"] for r in rows], tasks, crop_fraction, read_spiral)
+    source = vote_source("gz2_hart", images, [r["file"] for r in rows], tasks, crop_fraction, read_spiral)
+    if with_votes:
+        source.votes = votes.hart_counts(rows).astype(np.float32)
+        source.notes["votes"] = int(source.votes.sum())
+    return source
 
 
 def load_gz2_kaggle(root: Path, crop_fraction: float, *, read_spiral: bool = False) -> SourceSet:

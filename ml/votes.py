@@ -15,6 +15,11 @@ targets too:
   (class 0). A *minor* disturbance counts as an odd feature that keeps the galaxy in the
   regular tree (GZ2's "other"): Galaxy10 Disturbed galaxies are clearly disturbed, and a
   slightly lopsided spiral stays a spiral.
+
+The reverse direction, GZ2 answers as DECaLS counts (``hart_counts``), serves the vote head:
+GZ2 asks seven of the DECaLS questions with the same answers (``HART_SHARED``; GZ2's t09
+lists them in another order). The other three (bar, bulge-size, merging) are asked
+differently and stay at zero counts, which the Dirichlet-multinomial scores as no evidence.
 """
 
 from __future__ import annotations
@@ -126,3 +131,101 @@ def fraction_errors(predicted: np.ndarray, counts: np.ndarray, min_votes: int) -
             "answers": {a: float(e) for a, e in zip(QUESTIONS[question], error, strict=True)},
         }
     return out
+
+
+# The questions GZ2 (Hart et al. 2016 columns) shares with GZ DECaLS, answer for answer: the
+# task prefix and its answers in the DECaLS answer order of QUESTIONS.
+HART_SHARED: dict[str, tuple[str, tuple[str, ...]]] = {
+    "smooth-or-featured": (
+        "t01_smooth_or_features",
+        ("a01_smooth", "a02_features_or_disk", "a03_star_or_artifact"),
+    ),
+    "disk-edge-on": ("t02_edgeon", ("a04_yes", "a05_no")),
+    "has-spiral-arms": ("t04_spiral", ("a08_spiral", "a09_no_spiral")),
+    "how-rounded": ("t07_rounded", ("a16_completely_round", "a17_in_between", "a18_cigar_shaped")),
+    "edge-on-bulge": ("t09_bulge_shape", ("a26_boxy", "a27_no_bulge", "a25_rounded")),
+    "spiral-winding": ("t10_arms_winding", ("a28_tight", "a29_medium", "a30_loose")),
+    "spiral-arm-count": (
+        "t11_arms_number",
+        ("a31_1", "a32_2", "a33_3", "a34_4", "a36_more_than_4", "a37_cant_tell"),
+    ),
+}
+# Who reaches each shared question in GZ2's tree: every volunteer (None), or those who gave
+# (question, answer). t04 follows t03 (bar), whose every answer leads on to it.
+HART_REACHED_BY: dict[str, tuple[str, str] | None] = {
+    "smooth-or-featured": None,
+    "disk-edge-on": ("smooth-or-featured", "featured-or-disk"),
+    "has-spiral-arms": ("disk-edge-on", "no"),
+    "how-rounded": ("smooth-or-featured", "smooth"),
+    "edge-on-bulge": ("disk-edge-on", "yes"),
+    "spiral-winding": ("has-spiral-arms", "yes"),
+    "spiral-arm-count": ("has-spiral-arms", "yes"),
+}
+
+
+def hart_counts(rows: list[dict[str, str]]) -> np.ndarray:
+    """Answer counts (N, NUM_ANSWERS) in ``ANSWER_COLUMNS`` order from Hart et al. 2016 rows,
+    for the questions of ``HART_SHARED``; every other question gets zero counts.
+
+    Where a row has every ``<answer>_count`` column of a question, those are its counts.
+    Otherwise they are reconstructed, an approximation: the volunteers who reached the
+    question, times its answer fractions, rounded to whole votes by largest remainder (so
+    the answers add up to the number who reached it). ``total_classifications`` reach
+    smooth-or-featured; a later question is reached by the reconstructed count of the answer
+    leading to it (``HART_REACHED_BY``). The fractions are the raw ``_fraction`` columns where
+    the row has them (one missing answer of a question is the remainder), else the
+    consistency-weighted ``_weighted_fraction`` (Willett et al. 2013), which downweights
+    unreliable volunteers and so differs slightly from the raw share; ``_debiased`` is never
+    used, being a correction towards a redshift-free population rather than what the
+    volunteers said. The shared SDSS table has raw fractions for t01 only (smooth and
+    features-or-disk). Checked there: the same derivation over all eleven tasks gives each
+    galaxy's ``total_votes`` to 0.5 votes in the mean (of about 150; 4 at the 99th
+    percentile), yet the counts remain an estimate of whole votes, not the votes themselves.
+    """
+    n = len(rows)
+    counts = np.zeros((n, NUM_ANSWERS), dtype=np.int64)
+    if not n:
+        return counts
+    header = set(rows[0])
+    for question, (task, answers) in HART_SHARED.items():
+        names = [f"{task}_{a}" for a in answers]
+        part = ANSWER_SLICES[question]
+        if all(f"{c}_count" in header for c in names):
+            counts[:, part] = [[round(float(r[f"{c}_count"] or 0)) for c in names] for r in rows]
+            continue
+        parent = HART_REACHED_BY[question]
+        if parent is None:
+            reached = np.array([round(float(r["total_classifications"] or 0)) for r in rows], dtype=np.int64)
+        else:
+            reached = counts[:, ANSWER_SLICES[parent[0]]][:, QUESTIONS[parent[0]].index(parent[1])]
+        counts[:, part] = _apportion(reached, _hart_fractions(rows, names, header))
+    return counts
+
+
+def _hart_fractions(rows: list[dict[str, str]], names: list[str], header: set[str]) -> np.ndarray:
+    """One question's answer fractions (N, answers), each row summing to 1 or, if empty, to 0."""
+    raw = [f"{c}_fraction" in header for c in names]
+    if sum(raw) >= len(names) - 1:
+        known = [i for i, has in enumerate(raw) if has]
+        values = np.zeros((len(rows), len(names)))
+        values[:, known] = [[float(r[f"{names[i]}_fraction"] or 0) for i in known] for r in rows]
+        if len(known) < len(names):
+            rest = raw.index(False)
+            values[:, rest] = np.clip(1.0 - values.sum(axis=1), 0.0, None)
+    else:
+        values = np.array([[float(r[f"{c}_weighted_fraction"] or 0) for c in names] for r in rows])
+    values = np.clip(values, 0.0, None)
+    total = values.sum(axis=1, keepdims=True)
+    return np.divide(values, total, out=np.zeros_like(values), where=total > 0)
+
+
+def _apportion(reached: np.ndarray, fractions: np.ndarray) -> np.ndarray:
+    """Whole counts that add up to ``reached`` (0 where a row's fractions are all 0), each as
+    close to ``reached * fraction`` as the total allows (largest remainder)."""
+    reached = np.where(fractions.sum(axis=1) > 0, reached, 0)
+    exact = reached[:, None] * fractions
+    counts = np.floor(exact + 1e-9)
+    short = np.clip(reached - counts.sum(axis=1), 0, fractions.shape[1])
+    order = np.argsort(-(exact - counts), axis=1, kind="stable")
+    rank = np.argsort(order, axis=1)
+    return (counts + (rank < short[:, None])).astype(np.int64)

@@ -74,6 +74,10 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
         "(vote likelihood) taken out: the votes' 10-class targets only, no vote head",
         {"train.votes_likelihood_weight": 0.0},
     ),
+    "gz2-votes": (
+        "(GZ2 votes) added: Galaxy Zoo 2 answer counts of the shared questions also train the vote head",
+        {"train.gz2_votes": True},
+    ),
     "no-vote-targets": (
         "(votes source) taken out: the votes through the vote head only, no 10-class targets",
         {"train.votes_soft_weight": 0.0},
