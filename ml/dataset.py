@@ -155,7 +155,9 @@ def prepare_splits(sources: list[src.SourceSet], config: Config) -> dict[str, li
             )
             if adapt:
                 subset.group_weights[:] = 0.0
-            if name == "train" and source.votes is not None:
+            # Only the GZ DECaLS targets are implied by these counts; GZ2's (train.gz2_votes) come
+            # from its debiased fractions and keep their weight.
+            if name == "train" and source.name == "gz_decals_votes" and source.votes is not None:
                 subset.soft_weight[:] = subset.soft_weight * vote_soft_weight(subset.votes, settings)
             taught = name == "train" and source.name == TEACHER_SOURCE and settings.teacher_weight > 0
             teacher = group_targets(Path(settings.teacher_file), subset) if taught else None
