@@ -95,8 +95,8 @@ def rerender(
 
 
 class Rendering(NamedTuple):
-    """Per row: whether the rendering augmentation chose it, and its scale, saturation factor
-    and sky offset (1, 1 and 0 where not chosen)."""
+    """Per row: whether the rendering augmentation chose it, and the scale, saturation factor
+    and sky offset it drew (read only where chosen)."""
 
     chosen: torch.Tensor
     scale: torch.Tensor
@@ -118,13 +118,7 @@ def _rendering(params: AugmentSettings, candidates: torch.Tensor, generator: tor
     chosen = (torch.rand(n, generator=generator) < params.rendering_probability) & candidates
     scale = torch.exp(math.log(params.rendering_scale) * symmetric())
     saturation = torch.exp(math.log(params.rendering_saturation) * symmetric())
-    sky = params.rendering_sky * symmetric()
-    return Rendering(
-        chosen,
-        torch.where(chosen, scale, 1.0),
-        torch.where(chosen, saturation, 1.0),
-        torch.where(chosen, sky, 0.0),
-    )
+    return Rendering(chosen, scale, saturation, params.rendering_sky * symmetric())
 
 
 def centre_views(pixels: torch.Tensor, zoom: torch.Tensor, size: int) -> torch.Tensor:
