@@ -129,15 +129,16 @@ def wait_for_quietly(predicate, *, timeout: float) -> bool:
 def test_worker_process_killed_mid_chunk_job_still_finishes(redis_broker, workers, user, small_chunks):
     worker = workers("w1", redis_broker)
     job = submit(user, 40, size=SLOW_IMAGE_SIZE)
-    killed = []
-    # A chunk takes about 0.3 s here, so a kill 0.1 s after one is recorded lands inside the
-    # next; on a loaded machine it may land between two, so the kill is repeated on a later
-    # chunk until one lands inside (Celery then reports WorkerLostError).
-    for chunk in range(1, 6):
-        wait_for(
-            lambda n=chunk: Job.objects.get(pk=job.pk).done >= 4 * n, timeout=JOB_TIMEOUT_S, what="a chunk"
+    killed, seen = [], []
+    # The kill goes in as soon as the worker holds a chunk it has not finished (a chunk
+    # takes about 0.3 s here), so it lands inside one and Celery reports WorkerLostError.
+    # On a loaded machine the chunk may still end first, so the kill is repeated on a
+    # later chunk until one lands inside.
+    for _ in range(5):
+        in_hand = wait_for(
+            lambda: _chunk_in_hand(worker, not_before=seen), timeout=JOB_TIMEOUT_S, what="a chunk in hand"
         )
-        time.sleep(0.1)
+        seen.append(in_hand)
         [pool_pid] = wait_for(worker.pool_pids, timeout=30, what="a pool process")
         os.kill(pool_pid, signal.SIGKILL)
         killed.append(pool_pid)
