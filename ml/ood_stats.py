@@ -62,7 +62,7 @@ def fit_gaussian(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # A little ridge keeps the inverse finite when two features move together.
         covariance += np.eye(len(mean)) * 1e-6 * np.trace(covariance) / len(mean)
         inverse = np.linalg.inv(covariance)
-        distances = mahalanobis(values, mean, inverse)
+        distances = ood.squared_mahalanobis(values, mean, inverse)
         kept = values[distances <= np.quantile(distances, 1 - TRIM_FRACTION)]
     return mean, inverse
 
@@ -89,7 +89,7 @@ def fit_components(views: dict[str, np.ndarray], *, mixture: bool = True) -> lis
 
 def mixture_score(values: np.ndarray, components: list[Component]) -> np.ndarray:
     """Squared Mahalanobis distance of each row to the nearest component."""
-    return np.min([mahalanobis(values, c.mean, c.inverse) for c in components], axis=0)
+    return np.min([ood.squared_mahalanobis(values, c.mean, c.inverse) for c in components], axis=0)
 
 
 def survey_shift(views: dict[str, np.ndarray]) -> dict[str, float]:
@@ -102,11 +102,6 @@ def survey_shift(views: dict[str, np.ndarray]) -> dict[str, float]:
     a, b = np.concatenate(decals), np.concatenate(sdss)
     pooled = np.sqrt((a.var(axis=0) + b.var(axis=0)) / 2) + 1e-12
     return dict(zip(FEATURES, ((a.mean(axis=0) - b.mean(axis=0)) / pooled).tolist(), strict=True))
-
-
-def mahalanobis(values: np.ndarray, mean: np.ndarray, inverse: np.ndarray) -> np.ndarray:
-    delta = values - mean
-    return np.einsum("ij,jk,ik->i", delta, inverse, delta)
 
 
 def auroc(positives: np.ndarray, negatives: np.ndarray) -> float:

@@ -172,6 +172,16 @@ def features(
     return {name: _FEATURES[name](image) for name in names}
 
 
+def squared_mahalanobis(values: np.ndarray, mean: np.ndarray, inverse: np.ndarray) -> np.ndarray:
+    """The squared Mahalanobis distance of each row of ``values`` (or of one vector) from
+    ``mean``; the one formula that fitting (ml/ood_stats.py) and serving score with."""
+    delta = values - mean
+    # Each form as it was before the two were one function, so stored scores reproduce bit for bit.
+    if delta.ndim == 1:
+        return delta @ inverse @ delta
+    return np.einsum("ij,jk,ik->i", delta, inverse, delta)
+
+
 class ComponentParameters(Protocol):
     """One Gaussian of a mixture gate, as the manifest's ``ood.components`` lists it."""
 
@@ -250,7 +260,7 @@ class OodGate:
         values = np.array([features[name] for name in self.features], dtype=np.float64)
         # One small (n,) @ (n, n) @ (n,) product per component: the features are computed once.
         return [
-            float((values - mean) @ inverse @ (values - mean))
+            float(squared_mahalanobis(values, mean, inverse))
             for mean, inverse in zip(self.means, self.inverse_covariances, strict=True)
         ]
 

@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("skimage")
 
 from classifier.core.manifest import ModelManifest, OodSection
-from classifier.core.ood import OodGate
+from classifier.core.ood import OodGate, squared_mahalanobis
 from ml import ood, ood_negatives, ood_stats
 from ml.tests.test_sources import write_h5
 
@@ -25,6 +25,21 @@ def test_auroc_counts_pairs_and_ties():
     assert ood_stats.auroc(np.array([1.0, 1.0]), np.array([1.0])) == 0.5
     # 3 of the 4 (positive, negative) pairs are ordered.
     assert ood_stats.auroc(np.array([0.0, 2.0]), np.array([1.0, 3.0])) == 0.75
+
+
+def test_fitting_and_serving_score_with_one_distance():
+    rng = np.random.default_rng(2)
+    covariance = np.array([[2.0, 0.3, 0.0], [0.3, 1.0, -0.2], [0.0, -0.2, 0.5]])
+    mean, inverse = np.array([1.0, -1.0, 0.5]), np.linalg.inv(covariance)
+    values = rng.normal(size=(5, 3))
+    # The definition, written out: delta' S^-1 delta, with S^-1 delta solved rather than multiplied.
+    expected = [float(d @ np.linalg.solve(covariance, d)) for d in values - mean]
+    np.testing.assert_allclose(squared_mahalanobis(values, mean, inverse), expected, rtol=1e-12)
+    gate = OodGate(
+        features=("a", "b", "c"), means=(mean,), inverse_covariances=(inverse,), threshold=1.0, version=""
+    )
+    for row, distance in zip(values, expected, strict=True):
+        assert gate.distance(dict(zip("abc", row, strict=True))) == pytest.approx(distance, rel=1e-12)
 
 
 def test_robust_fit_ignores_a_few_wild_points():
