@@ -13,7 +13,11 @@ pass, interleaved, `--repeats` times:
 3. run the plain program (bench/_plain_program.py: Pillow decode, centre crop, bilinear
    resize, normalise, one interpreter call; nothing from the app) on the same images with the
    same model, in its own process, and read its CPU per image;
-4. count the SQL statements of one upload through the same stack (bench/_sql_count.py:
+4. run the app's own classification path (bench/_app_path.py: the serving core's prepare +
+   classify_prepared, no Django, from as many threads as a worker has) on the same images;
+   with the floor (an empty request through the same workers) it is the least an upload can
+   cost a worker before its own web work: the bound column, as a ratio to the plain program;
+5. count the SQL statements of one upload through the same stack (bench/_sql_count.py:
    Django's test client + CaptureQueriesContext, same settings and database).
 
 The ratio worker CPU per upload / plain program CPU per image is taken within one
@@ -82,6 +86,28 @@ def plain_program(subject: Subject, images: Path, count: int, repeats: int) -> d
         text=True,
         check=True,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    return json.loads(result.stdout)
+
+
+def app_path(subject: Subject, images: Path, count: int, repeats: int) -> dict:
+    result = subprocess.run(  # noqa: S603
+        [
+            sys.executable,
+            str(BENCH / "_app_path.py"),
+            str(subject.app_dir),
+            str(subject.model),
+            str(common.manifest_for(subject.model)),
+            str(images),
+            str(count),
+            str(repeats),
+            str(server.Gunicorn.threads),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        cwd=subject.app_dir,
     )
     return json.loads(result.stdout)
 
@@ -183,11 +209,18 @@ def measure(
             else:
                 result["sql"] = sql_count(subject, env, images, 5)
     result["plain"] = plain_program(subject, images, 64, 2 if args.quick else 5)
+    result["app_path"] = app_path(subject, images, 64, 2 if args.quick else 5)
     worker = result["cpu_ms_per_upload"]["workers"]
-    result["ratio"] = worker / result["plain"]["cpu_ms_per_image"]
+    plain = result["plain"]["cpu_ms_per_image"]
+    result["ratio"] = worker / plain
+    if "cpu_ms_per_image" in result["app_path"]:
+        result["bound_ratio"] = (
+            result["floor_cpu_ms_per_request"] + result["app_path"]["cpu_ms_per_image"]
+        ) / plain
     common.say(
         f"  worker {worker:.2f} ms/upload, plain {result['plain']['cpu_ms_per_image']:.2f} ms/image, "
-        f"ratio {result['ratio']:.2f}, floor {result['floor_cpu_ms_per_request']:.2f} ms/request, PostgreSQL "
+        f"ratio {result['ratio']:.2f}, floor {result['floor_cpu_ms_per_request']:.2f} ms/request, "
+        f"bound {result.get('bound_ratio', float('nan')):.2f}, PostgreSQL "
         f"{result['cpu_ms_per_upload'].get('PostgreSQL backends', float('nan')):.2f} ms/upload, "
         f"{result['requests_per_s']:.0f} req/s, failed {result['failed']}"
     )
@@ -287,6 +320,8 @@ def main() -> None:
                 f"{run['plain']['cpu_ms_per_image']:.2f}",
                 f"**{run['ratio']:.2f}x**",
                 f"{run['floor_cpu_ms_per_request']:.2f}" if "floor_cpu_ms_per_request" in run else "-",
+                f"{run['app_path']['cpu_ms_per_image']:.2f}" if "bound_ratio" in run else "-",
+                f"{run['bound_ratio']:.2f}x" if "bound_ratio" in run else "-",
                 (
                     f"{run['cpu_ms_per_upload']['PostgreSQL backends']:.2f}"
                     if "PostgreSQL backends" in run["cpu_ms_per_upload"]
@@ -332,6 +367,8 @@ def main() -> None:
                 "plain program CPU ms / image",
                 "ratio",
                 "floor: worker CPU ms / GET /api/health/live/",
+                f"app path: CPU ms / image, {server.Gunicorn.threads} threads",
+                "bound: (floor + app path) / plain",
                 "PostgreSQL backend CPU ms / upload",
                 "req/s",
                 "p50 ms",
