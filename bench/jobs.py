@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -61,9 +62,14 @@ def distinct_jpegs(count: int, folder: Path) -> list[Path]:
 
 
 def link_folder(paths: list[Path], folder: Path) -> Path:
+    # Hard links, not symbolic ones: a job's submission skips symbolic links (an input folder
+    # must not reach files outside it), so a folder of them would be an empty job.
     folder.mkdir(parents=True)
     for path in paths:
-        (folder / path.name).symlink_to(path)
+        try:
+            (folder / path.name).hardlink_to(path)
+        except OSError:  # another file system
+            shutil.copyfile(path, folder / path.name)
     return folder
 
 
