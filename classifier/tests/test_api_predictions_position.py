@@ -55,6 +55,26 @@ def test_json_position_is_classified(user_client, cutout_server):
     assert (detail["ra"], detail["dec"], detail["cutout_url"]) == (10.5, -3.25, item["cutout_url"])
 
 
+@pytest.mark.parametrize(
+    ("ra", "dec", "recorded"),
+    [
+        # Found by schemathesis: valid, but 360.0 once rounded to the six decimals kept.
+        (359.9999996, 89.9999996, (0.0, 90.0)),
+        ("359.9999999", "-10.2500001", (0.0, -10.25)),
+        (359.999999, 0, (359.999999, 0.0)),
+    ],
+)
+def test_a_position_that_rounds_to_the_meridian_is_recorded_at_ra_0(
+    user_client, cutout_server, ra, dec, recorded
+):
+    response = user_client.post(URL, {"ra": ra, "dec": dec}, format="json")
+
+    assert response.status_code == 201, response.content
+    [item] = response.json()["predictions"]
+    assert (item["ra"], item["dec"]) == recorded
+    assert (Prediction.objects.get().ra, Prediction.objects.get().dec) == recorded
+
+
 def test_a_real_gz_decals_position_gets_that_galaxys_image(anonymous_client, cutout_server):
     if not CATALOGUE.available:
         pytest.skip("../shared/data/gz_decals_votes is absent: the stand-in serves generated galaxies")
