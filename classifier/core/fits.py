@@ -24,8 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from classifier.core.exceptions import GroupedNumber
+from classifier.core.exceptions import GroupedNumber, PositionError
 from classifier.core.fits_header import CARD, Hdu, HeaderError, Headers, read_headers
+from classifier.core.positions import parse_position
 from classifier.core.preprocessing import ImageDecodeError
 
 # Every FITS file starts with this card (FITS standard 4.0, section 4.4.1.1).
@@ -335,6 +336,9 @@ def sky_centre(layout: FitsLayout) -> tuple[float, float] | None:
             ra, dec = float(centre.ra.deg) % 360.0, float(centre.dec.deg)
         except Exception:  # noqa: BLE001 - astropy raises many kinds on a hostile header
             return None
-    if not (math.isfinite(ra) and math.isfinite(dec) and -90.0 <= dec <= 90.0):
+    try:
+        # The same checks, rounding and wrap at ra = 360 as a position typed or sent.
+        position = parse_position(ra, dec)
+    except PositionError:
         return None
-    return round(ra, 6) % 360.0, round(dec, 6)
+    return position.ra, position.dec

@@ -49,8 +49,8 @@ def parse_position(ra: Any, dec: Any) -> Position:
         raise PositionError(f"ra must be in [0, 360) degrees, got {ra_deg:g}")
     if not -90 <= dec_deg <= 90:
         raise PositionError(f"dec must be in [-90, 90] degrees, got {dec_deg:g}")
-    # An ra just under 360 rounds to 360.0, the same meridian as 0 (as fits.sky_centre wraps it):
-    # without the wrap the row's check constraint (0 <= ra < 360) refused it as a 503.
+    # An ra just under 360 rounds to 360.0, the same meridian as 0: without the wrap the row's
+    # check constraint (0 <= ra < 360) refused it as a 503.
     return Position(round(ra_deg, COORDINATE_DECIMALS) % 360.0, round(dec_deg, COORDINATE_DECIMALS))
 
 

@@ -85,6 +85,15 @@ def test_the_centre_is_not_the_reference_pixel(anonymous_client):
     assert prediction.dec == pytest.approx(31.5 * PIXEL_DEG, abs=1e-6)
 
 
+def test_a_centre_that_rounds_to_ra_360_is_recorded_at_ra_0(anonymous_client):
+    # The same rounding and wrap as a position sent to the API (classifier.core.positions).
+    prediction = upload(
+        anonymous_client, fits_file(tan(("RA---TAN", "DEC--TAN"), (359.9999999, 2.2), (32.5, 32.5)))
+    )
+
+    assert (prediction.ra, prediction.dec) == (0.0, pytest.approx(2.2, abs=1e-6))
+
+
 def test_a_galactic_wcs_is_converted_to_icrs(anonymous_client):
     prediction = upload(
         anonymous_client, fits_file(tan(("GLON-TAN", "GLAT-TAN"), (120.0, 30.0), (32.5, 32.5)))
