@@ -71,45 +71,37 @@ def backend_pids(database: str) -> list[int]:
     return [row[0] for row in rows]
 
 
-def plain_program(subject: Subject, images: Path, count: int, repeats: int) -> dict:
+def run_program(script: str, *args: object, cwd: Path | None = None) -> dict:
+    """A bench program's JSON answer, run in its own process (its CPU is its own), one thread."""
     result = subprocess.run(  # noqa: S603
-        [
-            sys.executable,
-            str(BENCH / "_plain_program.py"),
-            str(subject.model),
-            str(common.manifest_for(subject.model)),
-            str(images),
-            str(count),
-            str(repeats),
-        ],
+        [sys.executable, str(BENCH / script), *(str(arg) for arg in args)],
         capture_output=True,
         text=True,
         check=True,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
+        cwd=cwd,
     )
     return json.loads(result.stdout)
+
+
+def plain_program(subject: Subject, images: Path, count: int, repeats: int) -> dict:
+    return run_program(
+        "_plain_program.py", subject.model, common.manifest_for(subject.model), images, count, repeats
+    )
 
 
 def app_path(subject: Subject, images: Path, count: int, repeats: int) -> dict:
-    result = subprocess.run(  # noqa: S603
-        [
-            sys.executable,
-            str(BENCH / "_app_path.py"),
-            str(subject.app_dir),
-            str(subject.model),
-            str(common.manifest_for(subject.model)),
-            str(images),
-            str(count),
-            str(repeats),
-            str(server.Gunicorn.threads),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    return run_program(
+        "_app_path.py",
+        subject.app_dir,
+        subject.model,
+        common.manifest_for(subject.model),
+        images,
+        count,
+        repeats,
+        server.Gunicorn.threads,
         cwd=subject.app_dir,
     )
-    return json.loads(result.stdout)
 
 
 def sql_count(subject: Subject, env: dict[str, str], images: Path, uploads: int) -> dict:
