@@ -49,7 +49,7 @@ from ml.evaluate import evaluation_sets, joins_pool, pooled_report
 from ml.labels import SMOOTH
 from ml.metrics import GROUP_MATRIX, MIN_COVERAGE, confusion_matrix
 from ml.renderings import to_galaxy10_inputs
-from ml.tree_classes import blend, coverage_summary, tree_probabilities
+from ml.tree_classes import coverage_summary, derived_probabilities
 from ml.vote_loss import expected_fractions, vote_nll
 
 # Below this many answers to a question, the volunteers' own fraction is too noisy to score.
@@ -231,8 +231,8 @@ def score_model(
         if model.predict_fractions is not None:
             fractions = model.predict_fractions(inputs)
             results[name]["vote_fraction_mae"] = votes.fraction_errors(fractions, counts, FRACTION_MIN_VOTES)
-            tree, coverage = tree_probabilities(fractions, read_spiral=read_spiral)
-            for kind, variant in (("tree", tree), ("blend", blend(probs, tree))):
+            variants, coverage = derived_probabilities(probs, fractions, read_spiral=read_spiral)
+            for kind, variant in variants.items():
                 derived[kind][name] = fold_scores(variant, *scored)
                 derived[kind][name]["top1_minus_head"] = paired_difference(
                     results[name]["correct"], derived[kind][name]["correct"]
@@ -242,8 +242,8 @@ def score_model(
     probs = model.predict(inputs)
     results["members"] = member_scores(probs, label)
     if model.predict_fractions is not None:
-        tree = tree_probabilities(model.predict_fractions(inputs), read_spiral=read_spiral)[0]
-        for kind, variant in (("tree", tree), ("blend", blend(probs, tree))):
+        variants, _ = derived_probabilities(probs, model.predict_fractions(inputs), read_spiral=read_spiral)
+        for kind, variant in variants.items():
             derived[kind]["members"] = member_scores(variant, label)
             derived[kind]["members"]["top1_minus_head"] = paired_difference(
                 probs.argmax(axis=1) == label, variant.argmax(axis=1) == label

@@ -47,6 +47,15 @@ def blend(head: np.ndarray, tree: np.ndarray) -> np.ndarray:
     return (np.asarray(head, dtype=np.float64) + np.asarray(tree, dtype=np.float64)) / 2.0
 
 
+def derived_probabilities(
+    head: np.ndarray, fractions: np.ndarray, *, read_spiral: bool = True
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The two alternatives to the head's probabilities, ``{"tree": ..., "blend": ...}``, from the
+    same images' predicted vote fractions, and the tree's coverage."""
+    tree, coverage = tree_probabilities(fractions, read_spiral=read_spiral)
+    return {"tree": tree, "blend": blend(head, tree)}, coverage
+
+
 def coverage_summary(coverage: np.ndarray) -> dict[str, Any]:
     """How much of the predicted votes the ten classes cover: the mean, and how many galaxies fall
     below ``MIN_COVERAGE`` (the threshold under which a vote-implied class is not scored)."""
